@@ -1,0 +1,80 @@
+# Facemint: every developer and CI entry point. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PKGS := $(wildcard libs/*) $(wildcard services/*)
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup proto proto-check buf-lint models run test test-unit test-e2e lint typecheck check bench \
+        bench-inference bench-accuracy bench-tasks bench-library helm-lint manifests clean
+
+help: ## List every target with a line each
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock $(foreach p,$(PKGS),$(p)/pyproject.toml)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation $(foreach p,$(PKGS),-e $(p))
+	touch $@
+
+setup: $(STAMP) ## Create .venv with every pinned dependency and the workspace packages (editable)
+
+proto: $(STAMP) ## Regenerate Python code and .pyi stubs from protos/
+	PYTHON=$(PY) scripts/gen_proto.sh
+
+proto-check: proto buf-lint ## Regenerate protos and fail if the committed code differs; buf lint
+	git diff --exit-code -- libs/facemint-proto/src || (echo "generated proto code is stale: run make proto" && exit 1)
+	test -z "$$(git status --porcelain -- libs/facemint-proto/src)" || (echo "untracked generated files" && exit 1)
+
+buf-lint: $(STAMP) ## Lint the protos with buf
+	$(VENV)/bin/buf lint
+
+models: $(STAMP) ## Obtain, convert and verify every model into triton-models/ (cached)
+	$(PY) services/inference/tools/make_models.py --pack all --out triton-models
+
+run: setup models ## Start the whole platform on this machine (Ctrl-C stops it)
+	$(VENV)/bin/facemint up
+
+test: setup models ## Run every test (unit, integration with real servers, e2e)
+	$(PY) -m pytest -q
+
+test-unit: setup ## Run only the fast unit tests
+	$(PY) -m pytest -q -m "not integration and not e2e"
+
+test-e2e: setup models ## Run only the end-to-end tests of the whole platform
+	$(PY) -m pytest -q tests/e2e
+
+lint: setup ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup ## mypy over libs and services
+	$(VENV)/bin/mypy libs/facemint-core/src libs/facemint-local/src libs/facemint-sdk/src $(foreach s,$(wildcard services/*),$(s)/src)
+
+check: lint typecheck proto-check ## Everything CI checks besides the tests
+
+bench: bench-inference bench-accuracy bench-tasks bench-library ## Run every benchmark (writes bench/results/)
+
+bench-inference: setup models ## Inference speed: ms per frame / face, images/s (ONNX Runtime and Triton)
+	$(PY) -m bench.inference
+
+bench-accuracy: setup models ## Accuracy of both model packs on ../shared/data
+	$(PY) -m bench.accuracy
+
+bench-tasks: setup models ## End-to-end task latency through the local platform
+	$(PY) -m bench.tasks
+
+bench-library: setup ## Vector search latency/recall at 10k, 100k, 1M
+	$(PY) -m bench.library
+
+helm-lint: setup ## Lint and render the Helm chart, validate manifests
+	$(PY) -m deploy.validate
+
+manifests: setup ## Render deploy/k8s/ from the Helm chart
+	$(PY) -m deploy.render
+
+clean: ## Remove caches and local platform data (keeps .venv and models)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache var/

@@ -1,0 +1,237 @@
+"""NATS JetStream helpers: idempotent streams and consumers, de-duplicated publishing, a durable pull worker.
+
+The worker's handler decides each message's fate by returning normally (ack) or raising
+:class:`Retry` (nak with a delay), or :class:`Poison` (term: never redelivered). Any other exception is treated
+as a retry with exponential backoff, until ``max_deliver`` is reached, when the message is termed and
+``on_poison`` is called so that the owner can record the failure. Long work is kept alive with
+``in_progress()`` heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from facemint_core.settings import NatsSettings
+
+log = logging.getLogger(__name__)
+
+
+class Retry(Exception):
+    """Handler outcome: the message should be redelivered after ``delay`` seconds."""
+
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+class Poison(Exception):
+    """Handler outcome: the message can never succeed; terminate it."""
+
+
+async def connect(settings: NatsSettings, name: str) -> NatsClient:
+    """Connect to NATS, reconnecting forever in the background after a first successful connection."""
+    return await nats.connect(
+        settings.url,
+        name=f"facemint-{name}",
+        connect_timeout=settings.connect_timeout_seconds,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+    )
+
+
+async def ensure_stream(
+    js: JetStreamContext,
+    name: str,
+    subjects: list[str],
+    *,
+    work_queue: bool = False,
+    max_age_seconds: float = 7 * 24 * 3600,
+    duplicate_window_seconds: float = 3600,
+) -> None:
+    """Create the stream, or update it in place when it exists (safe to call from every replica)."""
+    config = StreamConfig(
+        name=name,
+        subjects=subjects,
+        retention=RetentionPolicy.WORK_QUEUE if work_queue else RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=max_age_seconds,
+        duplicate_window=duplicate_window_seconds,
+    )
+    try:
+        await js.stream_info(name)
+    except NotFoundError:
+        await js.add_stream(config)
+        return
+    await js.update_stream(config)
+
+
+async def ensure_pull_consumer(
+    js: JetStreamContext,
+    stream: str,
+    durable: str,
+    *,
+    filter_subject: str | None = None,
+    ack_wait_seconds: float = 30.0,
+    max_deliver: int = 5,
+    max_ack_pending: int = 64,
+) -> None:
+    """Create a durable pull consumer with explicit ack, or leave an existing one as it is."""
+    try:
+        await js.consumer_info(stream, durable)
+        return
+    except NotFoundError:
+        pass
+    await js.add_consumer(
+        stream,
+        ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            filter_subject=filter_subject,
+            ack_wait=ack_wait_seconds,
+            max_deliver=max_deliver,
+            max_ack_pending=max_ack_pending,
+        ),
+    )
+
+
+async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str) -> None:
+    """Publish with ``Nats-Msg-Id`` so that a retried publish within the duplicate window is stored once."""
+    await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
+
+
+Handler = Callable[[Msg], Awaitable[None]]
+
+
+def backoff_delay(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
+    """Exponential backoff for the n-th delivery (1-based)."""
+    return float(min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+class PullWorker:
+    """A durable pull-consumer loop running up to ``concurrency`` handlers at a time."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        stream: str,
+        durable: str,
+        handler: Handler,
+        *,
+        concurrency: int = 1,
+        ack_wait_seconds: float = 30.0,
+        max_deliver: int = 5,
+        on_poison: Callable[[Msg, str], Awaitable[None]] | None = None,
+        backoff_base_seconds: float = 1.0,
+    ) -> None:
+        self.js = js
+        self.stream = stream
+        self.durable = durable
+        self.handler = handler
+        self.concurrency = concurrency
+        self.ack_wait = ack_wait_seconds
+        self.max_deliver = max_deliver
+        self.on_poison = on_poison
+        self.backoff_base = backoff_base_seconds
+        self._stopping = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(concurrency)
+
+    def start(self) -> None:
+        """Start fetching in the background."""
+        self._loop_task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        sub = await self.js.pull_subscribe_bind(self.durable, self.stream)
+        while not self._stopping.is_set():
+            await self._slots.acquire()
+            if self._stopping.is_set():
+                self._slots.release()
+                break
+            try:
+                msgs = await sub.fetch(1, timeout=1.0)
+            except (NatsTimeoutError, asyncio.TimeoutError):
+                self._slots.release()
+                continue
+            except Exception:
+                self._slots.release()
+                log.exception("fetch failed", extra={"consumer": self.durable})
+                await asyncio.sleep(1.0)
+                continue
+            for msg in msgs:
+                task = asyncio.create_task(self._handle(msg))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+
+    async def _heartbeat(self, msg: Msg) -> None:
+        while True:
+            await asyncio.sleep(max(0.5, self.ack_wait / 3))
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _handle(self, msg: Msg) -> None:
+        beat = asyncio.create_task(self._heartbeat(msg))
+        delivered = msg.metadata.num_delivered or 1
+        try:
+            await self.handler(msg)
+        except Poison as exc:
+            await self._poison(msg, str(exc))
+        except Retry as exc:
+            if delivered >= self.max_deliver:
+                await self._poison(msg, f"gave up after {delivered} attempts: {exc}")
+            else:
+                await msg.nak(delay=exc.delay if exc.delay is not None else backoff_delay(delivered, self.backoff_base))
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await msg.nak()
+            raise
+        except Exception as exc:
+            log.exception("handler failed", extra={"consumer": self.durable, "delivery": delivered})
+            if delivered >= self.max_deliver:
+                await self._poison(msg, f"gave up after {delivered} attempts: {exc}")
+            else:
+                await msg.nak(delay=backoff_delay(delivered, self.backoff_base))
+        else:
+            await msg.ack()
+        finally:
+            beat.cancel()
+            self._slots.release()
+
+    async def _poison(self, msg: Msg, reason: str) -> None:
+        log.error("terminating poison message", extra={"consumer": self.durable, "reason": reason})
+        if self.on_poison is not None:
+            await self.on_poison(msg, reason)
+        await msg.term()
+
+    async def stop(self, grace: float) -> None:
+        """Stop fetching; give in-flight handlers ``grace`` seconds, then cancel them (their messages are nak'ed)."""
+        self._stopping.set()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._loop_task
+        if self._inflight:
+            _, pending = await asyncio.wait(self._inflight, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2.0)
+
+
+async def drain(nc: NatsClient, _: Any = None) -> None:
+    """Drain a connection: flush publishes, unsubscribe, close."""
+    with contextlib.suppress(Exception):
+        await nc.drain()

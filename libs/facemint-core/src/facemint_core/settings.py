@@ -1,0 +1,91 @@
+"""Typed settings shared by every service.
+
+Each service subclasses :class:`ServiceSettings` with ``env_prefix="FACEMINT_<SVC>_"``; nested groups are set
+with a double underscore, e.g. ``FACEMINT_GATEWAY_HTTP__PORT=8080``. :func:`load_settings` turns a validation
+failure into one readable message and a non-zero exit, so that a bad value stops start-up immediately.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TypeVar
+
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HttpSettings(BaseModel):
+    """The HTTP listener (health, readiness and metrics; the public API on the gateway)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+
+
+class GrpcSettings(BaseModel):
+    """The gRPC listener."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
+
+class NatsSettings(BaseModel):
+    """The NATS JetStream connection."""
+
+    url: str = "nats://127.0.0.1:4222"
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+class DatabaseSettings(BaseModel):
+    """The PostgreSQL connection pool."""
+
+    dsn: str = "postgresql://facemint@127.0.0.1:5432/facemint"
+    min_pool_size: int = Field(default=1, ge=0)
+    max_pool_size: int = Field(default=10, ge=1)
+
+
+class LogSettings(BaseModel):
+    """Logging."""
+
+    level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry tracing; disabled when no endpoint is set."""
+
+    otlp_endpoint: str = ""
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
+
+class ServiceSettings(BaseSettings):
+    """Settings common to every service."""
+
+    model_config = SettingsConfigDict(env_nested_delimiter="__", extra="ignore")
+
+    http: HttpSettings = HttpSettings()
+    grpc: GrpcSettings = GrpcSettings()
+    log: LogSettings = LogSettings()
+    tracing: TracingSettings = TracingSettings()
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def format_validation_error(exc: ValidationError, prefix: str) -> str:
+    """Render a pydantic validation error as one line per bad setting, named by its environment variable."""
+    lines = []
+    for err in exc.errors():
+        env = prefix + "__".join(str(part) for part in err["loc"]).upper()
+        lines.append(f"  {env}: {err['msg']} (got {err.get('input')!r})")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Build settings from the environment; on a bad value print a clear message and exit with status 2."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        print(format_validation_error(exc, prefix), file=sys.stderr)
+        raise SystemExit(2) from None
