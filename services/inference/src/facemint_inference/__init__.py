@@ -1,0 +1,1 @@
+"""The inference service: face detection, alignment, embeddings, landmarks and attributes."""
