@@ -1,0 +1,73 @@
+"""Pytest fixtures that start real servers on 127.0.0.1 (free ports) and stop them by PID.
+
+Registered by the repository's root ``conftest.py``. Session-scoped: one PostgreSQL, one NATS and one object store
+serve the whole test run; tests isolate themselves by using fresh database names / stream names where needed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from facemint_local.servers import NatsServer, ObjectStore, PostgresServer
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the test session."""
+    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A real NATS server with JetStream for the test session."""
+    server = NatsServer(tmp_path_factory.mktemp("nats"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
+    """A real S3-compatible object store for the test session."""
+    server = ObjectStore(tmp_path_factory.mktemp("objects"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def fresh_database(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A new, empty database with every migration applied; yields its DSN and drops it afterwards."""
+    from facemint_core.db import migrate
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_server.dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    dsn = postgres_server.dsn.rsplit("/", 1)[0] + f"/{name}"
+    await migrate(dsn)
+    yield dsn
+    admin = await asyncpg.connect(postgres_server.dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def repo_root() -> Path:
+    """The repository root (the folder holding the Makefile)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "Makefile").exists() and (parent / "services").is_dir():
+            return parent
+    raise RuntimeError("repository root not found")

