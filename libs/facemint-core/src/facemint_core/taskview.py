@@ -1,0 +1,38 @@
+"""The public JSON shape of a task (``GET /v1/task/{id}``), built from the internal Task message.
+
+One place builds it, so that the polling response and the webhook payload are identical.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from facemint.orchestrator.v1 import orchestrator_pb2
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def public_task(task: orchestrator_pb2.Task) -> dict[str, Any]:
+    """Render a task as the API returns it (without ``request_id``, which belongs to each response)."""
+    media: dict[str, Any] = {"url": task.spec.media_url, "duration": None, "width": None, "height": None}
+    if task.media_json:
+        media.update(json.loads(task.media_json))
+    view: dict[str, Any] = {
+        "task_id": task.task_id,
+        "status": task.status,
+        "type": task.spec.type,
+        "media": media,
+    }
+    if task.status == "succeeded" and task.result_json:
+        view["result"] = json.loads(task.result_json)
+    if task.status in ("queued", "running"):
+        view["progress"] = {"frames_done": task.frames_done, "frames_total": task.frames_total}
+        view["estimated_seconds"] = task.estimated_seconds
+    if task.spec.metadata_json:
+        view["metadata"] = json.loads(task.spec.metadata_json)
+    view["created_at"] = task.created_at
+    view["completed_at"] = task.completed_at or None
+    if task.status == "failed":
+        view["error"] = {"code": task.error_code, "message": task.error_message}
+    return view

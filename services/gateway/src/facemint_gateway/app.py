@@ -1,0 +1,75 @@
+"""The gateway's Starlette application."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from facemint_core.errors import FacemintError, InvalidRequest, NotFound
+from facemint_core.lifecycle import ServiceRuntime, ops_routes
+from facemint_gateway import routes_tasks
+from facemint_gateway.http import error_response, request_id
+from facemint_gateway.middleware import AuthMiddleware, RequestContextMiddleware
+from facemint_gateway.services import Services
+from facemint_gateway.settings import GatewaySettings
+
+# Each module contributes its routes through a ``routes()`` function.
+ROUTE_MODULES = (routes_tasks,)
+
+
+async def _facemint_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FacemintError)
+    return error_response(request_id(request), exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(request_id(request), NotFound(f"no route {request.method} {request.url.path}"))
+    if exc.status_code == 405:
+        err = InvalidRequest(f"method {request.method} is not allowed on {request.url.path}")
+        resp = error_response(request_id(request), err)
+        resp.status_code = 405
+        return resp
+    return error_response(request_id(request), InvalidRequest(str(exc.detail)))
+
+
+def create_app(settings: GatewaySettings, runtime: ServiceRuntime | None = None) -> Starlette:
+    """Build the application; the lifespan opens the pool and channels and registers readiness checks."""
+    holder: dict[str, Services] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        svc = await Services.open(settings)
+        holder["svc"] = svc
+        app.state.services = svc
+        if runtime is not None:
+
+            async def database() -> None:
+                await svc.pool.fetchval("SELECT 1")
+
+            runtime.readiness.add("database", database)
+        try:
+            yield
+        finally:
+            await svc.close()
+
+    routes: list[BaseRoute] = []
+    for module in ROUTE_MODULES:
+        routes += module.routes()
+    if runtime is not None:
+        routes += ops_routes(runtime.readiness)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={FacemintError: _facemint_error, HTTPException: _http_error},
+    )
+    app.add_middleware(AuthMiddleware, pool_getter=lambda: holder["svc"].pool)
+    app.add_middleware(RequestContextMiddleware)
+    return app

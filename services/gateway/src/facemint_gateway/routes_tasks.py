@@ -1,0 +1,98 @@
+"""Task routes: create a detection task, read it, list tasks, cancel."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from facemint.orchestrator.v1 import orchestrator_pb2
+from facemint_core.errors import InvalidRequest
+from facemint_core.taskview import public_task
+from facemint_core.timeutil import parse_iso
+from facemint_gateway.http import account_id, json_body, ok, request_id
+from facemint_gateway.services import services
+from facemint_gateway.validation import TASK_STATUSES, TASK_TYPES, list_limit, validate_detection_task
+
+
+async def create_detection_task(request: Request) -> Response:
+    """POST /v1/create-detection-task."""
+    svc = services(request)
+    body = await json_body(request, svc.settings.max_body_bytes)
+    spec = validate_detection_task(body, svc.settings.metadata_max_bytes, svc.settings.allow_http_callbacks)
+    task = await svc.call(
+        svc.tasks.CreateTask,
+        orchestrator_pb2.CreateTaskRequest(
+            account_id=account_id(request),
+            request_id=request_id(request),
+            spec=orchestrator_pb2.TaskSpec(**spec),
+        ),
+    )
+    return ok(
+        request,
+        {
+            "task_id": task.task_id,
+            "status": task.status,
+            "created_at": task.created_at,
+            "estimated_seconds": task.estimated_seconds,
+        },
+        status=201,
+    )
+
+
+async def get_task(request: Request) -> Response:
+    """GET /v1/task/{task_id}."""
+    svc = services(request)
+    task = await svc.call(
+        svc.tasks.GetTask,
+        orchestrator_pb2.GetTaskRequest(account_id=account_id(request), task_id=request.path_params["task_id"]),
+    )
+    return ok(request, public_task(task))
+
+
+async def list_tasks(request: Request) -> Response:
+    """GET /v1/tasks?status=&type=&created_after=&limit=&cursor=."""
+    svc = services(request)
+    q = request.query_params
+    status, task_type, created_after = q.get("status", ""), q.get("type", ""), q.get("created_after", "")
+    if status and status not in TASK_STATUSES:
+        raise InvalidRequest(f"'status' must be one of {', '.join(TASK_STATUSES)}")
+    if task_type and task_type not in TASK_TYPES:
+        raise InvalidRequest("'type' must be one of video, image, gif")
+    if created_after:
+        try:
+            parse_iso(created_after)
+        except ValueError:
+            raise InvalidRequest("'created_after' must be an ISO-8601 timestamp") from None
+    page = await svc.call(
+        svc.tasks.ListTasks,
+        orchestrator_pb2.ListTasksRequest(
+            account_id=account_id(request),
+            status=status,
+            type=task_type,
+            created_after=created_after,
+            limit=list_limit(q.get("limit")),
+            cursor=q.get("cursor", ""),
+        ),
+    )
+    return ok(request, {"tasks": [public_task(t) for t in page.tasks], "next_cursor": page.next_cursor or None})
+
+
+async def cancel_task(request: Request) -> Response:
+    """POST /v1/task/{task_id}/cancel."""
+    svc = services(request)
+    task = await svc.call(
+        svc.tasks.CancelTask,
+        orchestrator_pb2.CancelTaskRequest(account_id=account_id(request), task_id=request.path_params["task_id"]),
+    )
+    return ok(request, {"task_id": task.task_id, "status": task.status})
+
+
+def routes() -> list[BaseRoute]:
+    """The task routes."""
+    return [
+        Route("/v1/create-detection-task", create_detection_task, methods=["POST"]),
+        Route("/v1/task/{task_id}", get_task, methods=["GET"]),
+        Route("/v1/tasks", list_tasks, methods=["GET"]),
+        Route("/v1/task/{task_id}/cancel", cancel_task, methods=["POST"]),
+    ]

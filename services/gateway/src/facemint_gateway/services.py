@@ -1,0 +1,69 @@
+"""The gateway's connections to PostgreSQL and the internal gRPC services, created by the app's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import asyncpg
+import grpc
+from starlette.requests import Request
+
+from facemint.library.v1 import library_pb2_grpc
+from facemint.orchestrator.v1 import orchestrator_pb2_grpc
+from facemint.webhook.v1 import webhook_pb2_grpc
+from facemint_core.errors import from_rpc_error
+from facemint_core.grpcutil import call_metadata, open_channel
+from facemint_gateway.settings import GatewaySettings
+
+R = TypeVar("R")
+
+
+@dataclass
+class Services:
+    """Pool, channels and stubs shared by every request."""
+
+    settings: GatewaySettings
+    pool: asyncpg.Pool
+    channels: list[grpc.aio.Channel]
+    tasks: orchestrator_pb2_grpc.TaskServiceStub
+    library: library_pb2_grpc.LibraryServiceStub
+    webhooks: webhook_pb2_grpc.WebhookServiceStub
+
+    @classmethod
+    async def open(cls, settings: GatewaySettings) -> Services:
+        """Create the pool and the channels."""
+        from facemint_core.db import create_pool
+
+        pool = await create_pool(settings.database)
+        orch = open_channel(settings.orchestrator_target)
+        lib = open_channel(settings.library_target)
+        hooks = open_channel(settings.webhook_target)
+        return cls(
+            settings=settings,
+            pool=pool,
+            channels=[orch, lib, hooks],
+            tasks=orchestrator_pb2_grpc.TaskServiceStub(orch),
+            library=library_pb2_grpc.LibraryServiceStub(lib),
+            webhooks=webhook_pb2_grpc.WebhookServiceStub(hooks),
+        )
+
+    async def call(self, method: Callable[..., Awaitable[R]], request: Any, timeout: float | None = None) -> R:
+        """Call a unary RPC with the configured deadline; a peer's error becomes the same FacemintError here."""
+        try:
+            return await method(request, timeout=timeout or self.settings.rpc_timeout_seconds, metadata=call_metadata())
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    async def close(self) -> None:
+        """Close channels and the pool."""
+        for channel in self.channels:
+            await channel.close()
+        await self.pool.close()
+
+
+def services(request: Request) -> Services:
+    """The Services of the running app."""
+    svc: Services = request.app.state.services
+    return svc

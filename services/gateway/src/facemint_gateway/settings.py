@@ -1,0 +1,38 @@
+"""Gateway settings (environment prefix ``FACEMINT_GATEWAY_``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from pydantic_settings import SettingsConfigDict
+
+from facemint_core.settings import DatabaseSettings, HttpSettings, ServiceSettings
+
+
+class ObjectStoreSettings(BaseModel):
+    """The S3-compatible store behind signed uploads."""
+
+    endpoint: str = ""
+    access_key: str = ""
+    secret_key: str = ""
+    bucket: str = "facemint-uploads"
+    region: str = "us-east-1"
+    upload_url_ttl_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+
+
+class GatewaySettings(ServiceSettings):
+    """Everything the gateway reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="FACEMINT_GATEWAY_", env_nested_delimiter="__", extra="ignore")
+
+    http: HttpSettings = HttpSettings(port=8080)
+    database: DatabaseSettings = DatabaseSettings()
+    orchestrator_target: str = "127.0.0.1:50061"
+    library_target: str = "127.0.0.1:50064"
+    webhook_target: str = "127.0.0.1:50065"
+    rpc_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    metadata_max_bytes: int = Field(default=2048, ge=0)
+    admin_token: str = ""
+    object_store: ObjectStoreSettings = ObjectStoreSettings()
+    public_url: str = ""
+    allow_http_callbacks: bool = False
