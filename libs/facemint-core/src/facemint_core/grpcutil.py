@@ -110,7 +110,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     record(start, str(context.code() or "ABORTED"))
                     raise
                 except BaseException as exc:
-                    record(start, getattr(exc, "code", "internal_error") if isinstance(exc, FacemintError) else "internal_error")
+                    record(
+                        start,
+                        getattr(exc, "code", "internal_error") if isinstance(exc, FacemintError) else "internal_error",
+                    )
                     await _abort(context, exc)
                 record(start, "OK")
                 return response

@@ -163,7 +163,7 @@ class PullWorker:
                 break
             try:
                 msgs = await sub.fetch(1, timeout=1.0)
-            except (NatsTimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 self._slots.release()
                 continue
             except Exception:

@@ -18,9 +18,7 @@ from facemint_gateway.http import error_response
 
 log = logging.getLogger(__name__)
 
-HTTP_REQUESTS = Counter(
-    "facemint_gateway_http_requests_total", "HTTP requests", ["route", "method", "status"]
-)
+HTTP_REQUESTS = Counter("facemint_gateway_http_requests_total", "HTTP requests", ["route", "method", "status"])
 HTTP_LATENCY = Histogram(
     "facemint_gateway_http_request_seconds", "HTTP request latency", ["route", "method"], buckets=LATENCY_BUCKETS
 )

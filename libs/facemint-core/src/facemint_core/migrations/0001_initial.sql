@@ -36,6 +36,7 @@ CREATE TABLE tasks (
     attempts          integer NOT NULL DEFAULT 0,
     estimated_seconds integer NOT NULL DEFAULT 0,
     request_id        text NOT NULL DEFAULT '',
+    event_published   boolean NOT NULL DEFAULT false,
     created_at        timestamptz NOT NULL DEFAULT now(),
     started_at        timestamptz,
     completed_at      timestamptz,
@@ -43,3 +44,4 @@ CREATE TABLE tasks (
 );
 CREATE INDEX tasks_account_created ON tasks (account_id, created_at DESC, task_id DESC);
 CREATE INDEX tasks_active ON tasks (status) WHERE status IN ('queued', 'running');
+CREATE INDEX tasks_unpublished ON tasks (completed_at) WHERE NOT event_published;

@@ -1,0 +1,28 @@
+"""The platform's JetStream streams and subjects, defined once for every producer and consumer."""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+
+from facemint_core.jetstream import ensure_stream
+
+JOBS_STREAM = "FACEMINT_JOBS"
+JOBS_SUBJECT = "facemint.jobs.detect"
+EVENTS_STREAM = "FACEMINT_EVENTS"
+EVENTS_SUBJECTS = "facemint.events.>"
+CANCEL_SUBJECT = "facemint.control.cancel"
+
+
+def event_subject(status: str) -> str:
+    """Subject of a terminal task event, e.g. ``facemint.events.task.succeeded``."""
+    return f"facemint.events.task.{status}"
+
+
+async def ensure_jobs_stream(js: JetStreamContext) -> None:
+    """The work-queue stream of detection jobs (each job consumed once, then removed)."""
+    await ensure_stream(js, JOBS_STREAM, [JOBS_SUBJECT], work_queue=True)
+
+
+async def ensure_events_stream(js: JetStreamContext) -> None:
+    """The stream of terminal task events, kept for seven days."""
+    await ensure_stream(js, EVENTS_STREAM, [EVENTS_SUBJECTS], max_age_seconds=7 * 24 * 3600)

@@ -1,0 +1,121 @@
+"""Entry point: ``facemint-task-orchestrator`` (or ``python -m facemint_orchestrator``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from facemint.library.v1 import library_pb2_grpc
+from facemint.media_decoder.v1 import media_decoder_pb2_grpc
+from facemint.orchestrator.v1 import orchestrator_pb2_grpc
+from facemint_core import streams
+from facemint_core.db import apply_migrations, create_pool
+from facemint_core.grpcutil import open_channel, start_grpc_server
+from facemint_core.jetstream import PullWorker, connect, drain, ensure_pull_consumer
+from facemint_core.lifecycle import ServiceRuntime, run_service
+from facemint_core.settings import load_settings
+from facemint_orchestrator.servicer import TaskService
+from facemint_orchestrator.settings import OrchestratorSettings
+from facemint_orchestrator.store import TaskStore
+from facemint_orchestrator.worker import Worker
+
+CONSUMER = "orchestrator-detect"
+
+
+async def setup(runtime: ServiceRuntime) -> None:
+    """Open the pool, NATS and channels, start the worker, the sweep and the gRPC server."""
+    settings = runtime.settings
+    assert isinstance(settings, OrchestratorSettings)
+    pool = await create_pool(settings.database)
+
+    async def close_pool(_: float) -> None:
+        await pool.close()
+
+    runtime.on_stop("database", close_pool)
+    if settings.apply_migrations:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+
+    nc = await connect(settings.nats, "task-orchestrator")
+
+    async def drain_nats(_: float) -> None:
+        await drain(nc)
+
+    runtime.on_stop("nats", drain_nats)
+    js = nc.jetstream()
+    await streams.ensure_jobs_stream(js)
+    await streams.ensure_events_stream(js)
+    wcfg = settings.worker
+    await ensure_pull_consumer(
+        js,
+        streams.JOBS_STREAM,
+        CONSUMER,
+        filter_subject=streams.JOBS_SUBJECT,
+        ack_wait_seconds=wcfg.ack_wait_seconds,
+        max_deliver=wcfg.max_attempts + 2,
+    )
+
+    decoder_channel = open_channel(settings.media_decoder_target)
+    library_channel = open_channel(settings.library_target)
+
+    async def close_channels(_: float) -> None:
+        await decoder_channel.close()
+        await library_channel.close()
+
+    runtime.on_stop("channels", close_channels)
+    store = TaskStore(pool)
+    worker = Worker(
+        settings,
+        store,
+        nc,
+        js,
+        media_decoder_pb2_grpc.MediaDecoderServiceStub(decoder_channel),
+        library_pb2_grpc.LibraryServiceStub(library_channel),
+    )
+    await nc.subscribe(streams.CANCEL_SUBJECT, cb=worker.on_cancel_notice)
+    puller = PullWorker(
+        js,
+        streams.JOBS_STREAM,
+        CONSUMER,
+        worker.handle,
+        concurrency=wcfg.concurrency,
+        ack_wait_seconds=wcfg.ack_wait_seconds,
+        max_deliver=wcfg.max_attempts + 2,
+        on_poison=worker.on_poison,
+        backoff_base_seconds=wcfg.backoff_base_seconds,
+    )
+    puller.start()
+    sweep = asyncio.create_task(worker.sweep_forever())
+
+    async def stop_work(grace: float) -> None:
+        sweep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweep
+        await puller.stop(grace)
+
+    async def database() -> None:
+        await pool.fetchval("SELECT 1")
+
+    async def nats_ready() -> None:
+        if not nc.is_connected:
+            raise ConnectionError("NATS disconnected")
+        await js.stream_info(streams.JOBS_STREAM)
+
+    runtime.readiness.add("database", database)
+    runtime.readiness.add("nats", nats_ready)
+    await start_grpc_server(
+        runtime,
+        lambda server: orchestrator_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(store, worker), server),
+        ["facemint.orchestrator.v1.TaskService"],
+    )
+    # Registered after the gRPC server, so it runs before it on shutdown: stop taking jobs, finish or hand back.
+    runtime.on_stop("worker", stop_work)
+
+
+def main() -> None:
+    """Run the orchestrator until SIGTERM."""
+    run_service("task-orchestrator", load_settings(OrchestratorSettings), setup)
+
+
+if __name__ == "__main__":
+    main()

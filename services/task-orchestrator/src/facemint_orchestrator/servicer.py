@@ -1,0 +1,54 @@
+"""The TaskService gRPC API."""
+
+from __future__ import annotations
+
+import grpc
+
+from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from facemint_core.errors import InvalidRequest, ServiceUnavailable
+from facemint_orchestrator.store import TaskStore
+from facemint_orchestrator.worker import Worker, cancel_task
+
+
+class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
+    """Create, read, list and cancel tasks."""
+
+    def __init__(self, store: TaskStore, worker: Worker) -> None:
+        self.store = store
+        self.worker = worker
+
+    async def CreateTask(  # noqa: N802 - gRPC method name
+        self, request: orchestrator_pb2.CreateTaskRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.Task:
+        """Insert a queued task and enqueue its job."""
+        if not request.account_id or not request.spec.media_url or not request.spec.type:
+            raise InvalidRequest("account_id, spec.type and spec.media_url are required")
+        estimate = self.worker.estimate_seconds(self.worker.estimate_frames(request.spec))
+        row = await self.store.create(request.account_id, request.spec, estimate, request.request_id)
+        try:
+            await self.worker.publish_job(row.record["task_id"], request.account_id)
+        except Exception as exc:
+            # The task is stored: the sweep re-enqueues queued tasks whose job never reached the stream.
+            raise ServiceUnavailable(f"task stored but not yet enqueued: {exc}") from None
+        return row.to_proto()
+
+    async def GetTask(  # noqa: N802
+        self, request: orchestrator_pb2.GetTaskRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.Task:
+        """One task of the caller's account."""
+        return (await self.store.get_owned(request.account_id, request.task_id)).to_proto()
+
+    async def ListTasks(  # noqa: N802
+        self, request: orchestrator_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.ListTasksResponse:
+        """A page of the caller's tasks."""
+        rows, cursor = await self.store.list(
+            request.account_id, request.status, request.type, request.created_after, request.limit or 20, request.cursor
+        )
+        return orchestrator_pb2.ListTasksResponse(tasks=[r.to_proto() for r in rows], next_cursor=cursor)
+
+    async def CancelTask(  # noqa: N802
+        self, request: orchestrator_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.Task:
+        """Cancel a queued or running task."""
+        return (await cancel_task(self.worker, request.account_id, request.task_id)).to_proto()

@@ -1,0 +1,263 @@
+"""Task records in PostgreSQL and the state machine that guards them.
+
+States: ``queued -> running -> succeeded | failed | cancelled`` (``queued -> cancelled`` too). Every transition is
+one guarded ``UPDATE ... WHERE status IN (...)``: a transition that lost a race changes nothing and reports so,
+which is what makes "a task ends exactly once" hold when several workers or a redelivered job meet the same task.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from facemint.orchestrator.v1 import orchestrator_pb2
+from facemint_core.errors import Forbidden, InvalidRequest, NotFound
+from facemint_core.ids import new_id
+from facemint_core.timeutil import iso, parse_iso
+
+ACTIVE = ("queued", "running")
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+_SPEC_FIELDS = (
+    "type", "media_url", "sample_rate", "min_face_size", "confidence_threshold", "attributes", "recognize",
+    "library_id", "top_k", "callback_url", "metadata_json",
+)  # fmt: skip
+
+
+def spec_to_json(spec: orchestrator_pb2.TaskSpec) -> str:
+    """Serialise a TaskSpec for the ``spec`` column."""
+    doc: dict[str, Any] = {name: getattr(spec, name) for name in _SPEC_FIELDS}
+    doc["attributes"] = list(spec.attributes)
+    for name in ("start_time", "end_time"):
+        if spec.HasField(name):
+            doc[name] = getattr(spec, name)
+    return json.dumps(doc)
+
+
+def spec_from_json(raw: str) -> orchestrator_pb2.TaskSpec:
+    """Rebuild a TaskSpec from the ``spec`` column."""
+    return orchestrator_pb2.TaskSpec(**json.loads(raw))
+
+
+@dataclass
+class TaskRow:
+    """A task as read from the database."""
+
+    record: asyncpg.Record
+
+    @property
+    def status(self) -> str:
+        """Current status."""
+        return str(self.record["status"])
+
+    @property
+    def spec(self) -> orchestrator_pb2.TaskSpec:
+        """The validated request."""
+        return spec_from_json(self.record["spec"])
+
+    def to_proto(self) -> orchestrator_pb2.Task:
+        """The Task message."""
+        r = self.record
+        return orchestrator_pb2.Task(
+            task_id=r["task_id"],
+            account_id=r["account_id"],
+            status=r["status"],
+            spec=self.spec,
+            created_at=iso(r["created_at"]),
+            started_at=iso(r["started_at"]),
+            completed_at=iso(r["completed_at"]),
+            estimated_seconds=r["estimated_seconds"],
+            media_json=r["media"] or "",
+            result_json=r["result"] or "",
+            error_code=r["error_code"] or "",
+            error_message=r["error_message"] or "",
+            frames_done=r["frames_done"],
+            frames_total=r["frames_total"],
+            attempts=r["attempts"],
+        )
+
+
+def encode_cursor(created_at: datetime, task_id: str) -> str:
+    """An opaque keyset cursor."""
+    return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), task_id]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Parse a cursor made by :func:`encode_cursor`; InvalidRequest when it is not one."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, task_id = json.loads(base64.urlsafe_b64decode(padded))
+        return parse_iso(created), str(task_id)
+    except (ValueError, TypeError):
+        raise InvalidRequest("'cursor' is not a cursor returned by this API") from None
+
+
+class TaskStore:
+    """Reads and guarded writes of task rows."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def create(
+        self, account_id: str, spec: orchestrator_pb2.TaskSpec, estimated_seconds: int, request_id: str
+    ) -> TaskRow:
+        """Insert a queued task."""
+        row = await self.pool.fetchrow(
+            """INSERT INTO tasks (task_id, account_id, type, status, spec, estimated_seconds, request_id)
+               VALUES ($1, $2, $3, 'queued', $4, $5, $6) RETURNING *""",
+            new_id("task"),
+            account_id,
+            spec.type,
+            spec_to_json(spec),
+            estimated_seconds,
+            request_id,
+        )
+        assert row is not None
+        return TaskRow(row)
+
+    async def get(self, task_id: str) -> TaskRow | None:
+        """A task by id, whoever owns it."""
+        row = await self.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
+        return TaskRow(row) if row else None
+
+    async def get_owned(self, account_id: str, task_id: str) -> TaskRow:
+        """A task of ``account_id``: NotFound when absent, Forbidden when another account's."""
+        task = await self.get(task_id)
+        if task is None:
+            raise NotFound(f"task {task_id} does not exist")
+        if task.record["account_id"] != account_id:
+            raise Forbidden(f"task {task_id} belongs to another account")
+        return task
+
+    async def list(
+        self, account_id: str, status: str, task_type: str, created_after: str, limit: int, cursor: str
+    ) -> tuple[list[TaskRow], str]:
+        """A page of tasks, newest first, and the cursor of the next page ('' at the end)."""
+        clauses, args = ["account_id = $1"], [account_id]
+        if status:
+            args.append(status)
+            clauses.append(f"status = ${len(args)}")
+        if task_type:
+            args.append(task_type)
+            clauses.append(f"type = ${len(args)}")
+        if created_after:
+            args.append(parse_iso(created_after))
+            clauses.append(f"created_at > ${len(args)}")
+        if cursor:
+            created, tid = decode_cursor(cursor)
+            args += [created, tid]
+            clauses.append(f"(created_at, task_id) < (${len(args) - 1}, ${len(args)})")
+        args.append(limit + 1)
+        where = " AND ".join(clauses)
+        rows = await self.pool.fetch(
+            f"SELECT * FROM tasks WHERE {where} ORDER BY created_at DESC, task_id DESC LIMIT ${len(args)}", *args
+        )
+        page = [TaskRow(r) for r in rows[:limit]]
+        next_cursor = ""
+        if len(rows) > limit:
+            last = page[-1].record
+            next_cursor = encode_cursor(last["created_at"], last["task_id"])
+        return page, next_cursor
+
+    async def start(self, task_id: str) -> TaskRow | None:
+        """queued|running -> running (a redelivered job restarts a running task); None when terminal."""
+        row = await self.pool.fetchrow(
+            """UPDATE tasks SET status = 'running', attempts = attempts + 1, started_at = coalesce(started_at, now()),
+                      frames_done = 0, updated_at = now()
+               WHERE task_id = $1 AND status IN ('queued', 'running') RETURNING *""",
+            task_id,
+        )
+        return TaskRow(row) if row else None
+
+    async def set_media(self, task_id: str, media: dict[str, Any], frames_total: int, estimated_seconds: int) -> None:
+        """Record what probing found."""
+        await self.pool.execute(
+            """UPDATE tasks SET media = $2, frames_total = $3, estimated_seconds = $4, updated_at = now()
+               WHERE task_id = $1 AND status = 'running'""",
+            task_id,
+            json.dumps(media),
+            frames_total,
+            estimated_seconds,
+        )
+
+    async def progress(self, task_id: str, frames_done: int) -> str:
+        """Record progress; returns the task's current status (so a worker notices a cancellation)."""
+        status = await self.pool.fetchval(
+            """UPDATE tasks SET frames_done = $2, updated_at = now() WHERE task_id = $1 AND status = 'running'
+               RETURNING status""",
+            task_id,
+            frames_done,
+        )
+        if status is None:
+            status = await self.pool.fetchval("SELECT status FROM tasks WHERE task_id = $1", task_id)
+        return str(status)
+
+    async def succeed(self, task_id: str, result: dict[str, Any], frames_done: int) -> TaskRow | None:
+        """running -> succeeded; None when the task was no longer running."""
+        row = await self.pool.fetchrow(
+            """UPDATE tasks SET status = 'succeeded', result = $2, frames_done = $3, completed_at = now(),
+                      updated_at = now()
+               WHERE task_id = $1 AND status = 'running' RETURNING *""",
+            task_id,
+            json.dumps(result, separators=(",", ":")),
+            frames_done,
+        )
+        return TaskRow(row) if row else None
+
+    async def fail(self, task_id: str, code: str, message: str) -> TaskRow | None:
+        """queued|running -> failed; None when already terminal."""
+        row = await self.pool.fetchrow(
+            """UPDATE tasks SET status = 'failed', error_code = $2, error_message = $3, completed_at = now(),
+                      updated_at = now()
+               WHERE task_id = $1 AND status IN ('queued', 'running') RETURNING *""",
+            task_id,
+            code,
+            message[:1000],
+        )
+        return TaskRow(row) if row else None
+
+    async def cancel(self, task_id: str) -> TaskRow | None:
+        """queued|running -> cancelled; None when already terminal."""
+        row = await self.pool.fetchrow(
+            """UPDATE tasks SET status = 'cancelled', completed_at = now(), updated_at = now()
+               WHERE task_id = $1 AND status IN ('queued', 'running') RETURNING *""",
+            task_id,
+        )
+        return TaskRow(row) if row else None
+
+    async def mark_published(self, task_id: str) -> None:
+        """The terminal event of this task is on JetStream."""
+        await self.pool.execute("UPDATE tasks SET event_published = true WHERE task_id = $1", task_id)
+
+    async def unpublished_terminal(self, limit: int = 100) -> list[TaskRow]:
+        """Terminal tasks whose event has not been published yet (the outbox)."""
+        rows = await self.pool.fetch(
+            """SELECT * FROM tasks WHERE NOT event_published AND status IN ('succeeded', 'failed', 'cancelled')
+               ORDER BY completed_at LIMIT $1""",
+            limit,
+        )
+        return [TaskRow(r) for r in rows]
+
+    async def stale_queued(self, older_than_seconds: float, limit: int = 100) -> list[str]:
+        """Queued tasks old enough that their job may never have been published."""
+        rows = await self.pool.fetch(
+            """SELECT task_id FROM tasks WHERE status = 'queued'
+               AND updated_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2""",
+            older_than_seconds,
+            limit,
+        )
+        return [r["task_id"] for r in rows]
+
+    async def count_by_status(self) -> dict[str, int]:
+        """Number of active tasks per status (queue depth)."""
+        rows = await self.pool.fetch(
+            "SELECT status, count(*) AS n FROM tasks WHERE status IN ('queued', 'running') GROUP BY status"
+        )
+        counts = {s: 0 for s in ACTIVE}
+        counts.update({r["status"]: int(r["n"]) for r in rows})
+        return counts
