@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pwd
 import signal
@@ -11,23 +10,17 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
-
-_PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: receive SIGTERM when the parent dies (no orphans even on SIGKILL)."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def as_user(user: str | None) -> dict[str, Any]:
-    """Popen keyword arguments that run a child as ``user`` with that user's group only (none: unchanged)."""
-    if user is None:
-        return {}
-    entry = pwd.getpwnam(user)
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+def launcher(user: str | None = None) -> list[str]:
+    """A ``setpriv`` prefix: the child gets SIGTERM if its parent dies (no orphans even when the parent is
+    SIGKILLed) and, with ``user``, runs as that user with that user's group only. ``setpriv`` execs the command,
+    so the recorded PID is the server's own."""
+    prefix = ["setpriv", "--pdeathsig", "TERM"]
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        prefix += ["--reuid", str(entry.pw_uid), "--regid", str(entry.pw_gid), "--clear-groups"]
+    return [*prefix, "--"]
 
 
 def free_port() -> int:
@@ -84,14 +77,12 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen(
-                self.argv,
+                [*launcher(self.user), *self.argv],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=self.env,
                 cwd=self.cwd,
-                **as_user(self.user),
-                preexec_fn=_die_with_parent,
             )
 
     def alive(self) -> bool:

@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from facemint_local.procs import ManagedProcess, as_user, free_port, port_open, wait_until
+from facemint_local.procs import ManagedProcess, free_port, launcher, port_open, wait_until
 
 PG_SYSTEM_USER = "facemint-pg"
 
@@ -100,6 +100,7 @@ class PostgresServer:
                 _open_path_for(self.data_dir, self.user)
             done = subprocess.run(
                 [
+                    *launcher(self.user),
                     _pg_bin("initdb"),
                     "-D",
                     str(pgdata),
@@ -112,7 +113,6 @@ class PostgresServer:
                 capture_output=True,
                 text=True,
                 cwd=self.data_dir,
-                **as_user(self.user),
             )
             if done.returncode != 0:
                 raise RuntimeError(f"initdb failed: {done.stderr.strip()}")

@@ -17,6 +17,9 @@ class ObjectStoreSettings(BaseModel):
     bucket: str = "facemint-uploads"
     region: str = "us-east-1"
     upload_url_ttl_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    media_url_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
+
+    model_config = {"frozen": True}
 
 
 class GatewaySettings(ServiceSettings):

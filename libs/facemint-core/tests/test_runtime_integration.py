@@ -1,0 +1,183 @@
+"""Integration tests of the core runtime with real servers: gRPC, JetStream, PostgreSQL migrations, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import asyncpg
+import grpc
+import nats
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from facemint_core import errors
+from facemint_core.db import apply_migrations
+from facemint_core.grpcutil import open_channel, start_grpc_server
+from facemint_core.jetstream import Poison, PullWorker, Retry, ensure_pull_consumer, ensure_stream, publish
+from facemint_core.lifecycle import ServiceRuntime
+from facemint_core.settings import ServiceSettings
+from facemint_local.procs import free_port
+
+pytestmark = pytest.mark.integration
+
+
+class _Tasks(orchestrator_pb2_grpc.TaskServiceServicer):
+    async def GetTask(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        if request.task_id == "missing":
+            raise errors.NotFound("task missing does not exist")
+        if request.task_id == "boom":
+            raise RuntimeError("bug")
+        return orchestrator_pb2.Task(task_id=request.task_id, status="queued")
+
+
+async def test_grpc_server_maps_errors_and_serves_health() -> None:
+    runtime = ServiceRuntime("demo", ServiceSettings())
+    await start_grpc_server(
+        runtime,
+        lambda s: orchestrator_pb2_grpc.add_TaskServiceServicer_to_server(_Tasks(), s),
+        ["facemint.orchestrator.v1.TaskService"],
+    )
+    await runtime.readiness.evaluate()
+    channel = open_channel(f"127.0.0.1:{runtime.grpc_port}")
+    stub = orchestrator_pb2_grpc.TaskServiceStub(channel)
+    try:
+        assert (await stub.GetTask(orchestrator_pb2.GetTaskRequest(task_id="t1"), timeout=5)).task_id == "t1"
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetTask(orchestrator_pb2.GetTaskRequest(task_id="missing"), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        rebuilt = errors.from_rpc_error(caught.value)
+        assert isinstance(rebuilt, errors.NotFound) and "missing" in rebuilt.message
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetTask(orchestrator_pb2.GetTaskRequest(task_id="boom"), timeout=5)
+        assert isinstance(errors.from_rpc_error(caught.value), errors.InternalError)
+        assert "bug" not in (caught.value.details() or "")
+        health = health_pb2_grpc.HealthStub(channel)
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        runtime.readiness.shutting_down = True
+        await runtime.readiness.evaluate()
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        await channel.close()
+        await runtime.shutdown()
+
+
+async def test_pull_worker_acks_retries_and_terms_poison(nats_server) -> None:  # type: ignore[no-untyped-def]
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    stream = f"T{time.monotonic_ns()}"
+    await ensure_stream(js, stream, [f"{stream}.>"], work_queue=True)
+    await ensure_stream(js, stream, [f"{stream}.>"], work_queue=True)  # idempotent
+    await ensure_pull_consumer(js, stream, "w", ack_wait_seconds=2, max_deliver=3)
+    await ensure_pull_consumer(js, stream, "w", ack_wait_seconds=2, max_deliver=3)
+    seen: dict[str, int] = {}
+    poisoned: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(msg) -> None:  # type: ignore[no-untyped-def]
+        body = msg.data.decode()
+        seen[body] = seen.get(body, 0) + 1
+        if body == "flaky" and seen[body] < 2:
+            raise Retry("try again", delay=0.1)
+        if body == "poison":
+            raise Poison("never")
+        if body == "always-fails":
+            raise Retry("still failing", delay=0.1)
+        if len(poisoned) == 2 and seen.get("ok") and seen.get("flaky") == 2:
+            done.set()
+
+    async def on_poison(msg, reason: str) -> None:  # type: ignore[no-untyped-def]
+        poisoned.append(msg.data.decode())
+        if len(poisoned) == 2 and seen.get("ok") and seen.get("flaky") == 2:
+            done.set()
+
+    worker = PullWorker(js, stream, "w", handler, concurrency=2, ack_wait_seconds=2, max_deliver=3, on_poison=on_poison)
+    worker.start()
+    for body in ("ok", "flaky", "poison", "always-fails"):
+        await publish(js, f"{stream}.job", body.encode(), msg_id=body)
+    await publish(js, f"{stream}.job", b"ok", msg_id="ok")  # de-duplicated by Nats-Msg-Id
+    await asyncio.wait_for(done.wait(), 20)
+    await worker.stop(2)
+    assert seen["ok"] == 1 and seen["flaky"] == 2 and seen["poison"] == 1 and seen["always-fails"] == 3
+    assert sorted(poisoned) == ["always-fails", "poison"]
+    for _ in range(50):  # acks and terms are asynchronous: give the server a moment
+        if (await js.stream_info(stream)).state.messages == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert (await js.stream_info(stream)).state.messages == 0  # work queue: acked and termed messages are gone
+    await nc.close()
+
+
+async def test_migrations_apply_once_and_refuse_an_edited_file(postgres_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    admin = await asyncpg.connect(postgres_server.dsn)
+    name = f"m{time.monotonic_ns()}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    (tmp_path / "0001_a.sql").write_text("CREATE TABLE a (x int);")
+    (tmp_path / "0002_b.sql").write_text("CREATE TABLE b (y int);")
+    conn = await asyncpg.connect(postgres_server.dsn.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        assert await apply_migrations(conn, tmp_path) == ["0001", "0002"]
+        assert await apply_migrations(conn, tmp_path) == []
+        rows = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
+        assert [r["version"] for r in rows] == ["0001", "0002"]
+        (tmp_path / "0002_b.sql").write_text("CREATE TABLE b (y bigint);")
+        with pytest.raises(RuntimeError, match="0002_b.sql changed"):
+            await apply_migrations(conn, tmp_path)
+    finally:
+        await conn.close()
+
+
+def test_sigterm_marks_not_ready_then_finishes_in_flight_work(tmp_path: Path) -> None:
+    """A real service process: SIGTERM makes /readyz 503 at once, lets the stop hook finish, then exits 0."""
+    port = free_port()
+    marker = tmp_path / "finished"
+    script = textwrap.dedent(
+        f"""
+        import asyncio
+        from pathlib import Path
+        from facemint_core.lifecycle import run_service
+        from facemint_core.settings import ServiceSettings, HttpSettings
+
+        async def setup(runtime):
+            async def slow_stop(grace):
+                await asyncio.sleep(1.0)
+                Path({str(marker)!r}).write_text("done")
+            runtime.on_stop("in-flight", slow_stop)
+
+        s = ServiceSettings(http=HttpSettings(port={port}), shutdown_grace_seconds=5)
+        run_service("demo", s, setup)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
+                    assert json.load(resp)["status"] == "ready"
+                    break
+            except OSError:
+                time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
+            assert b"python_info" in resp.read()
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert marker.read_text() == "done"
+        logs = [json.loads(line) for line in proc.stdout.read().decode().splitlines() if line.startswith("{")]  # type: ignore[union-attr]
+        messages = [entry["message"] for entry in logs]
+        assert "shutdown requested" in messages and messages[-1] == "stopped"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
