@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -241,6 +242,7 @@ class Platform:
             time.sleep(0.2)
         if pending:
             raise TimeoutError(f"not ready after {self.settings.ready_timeout_seconds:.0f} s: {', '.join(pending)}")
+        self.write_state()
 
     def supervise_once(self) -> None:
         """Restart services that exited, with exponential backoff."""
@@ -260,6 +262,33 @@ class Platform:
                 svc.restarts += 1
                 self._spawn(svc)
                 log.warning("%s restarted (restart #%d, pid %s)", svc.name, svc.restarts, svc.proc.pid)
+                self.write_state()
+
+    def write_state(self) -> None:
+        """Write ``platform.json`` in the data directory: URLs, ports and PIDs of everything running."""
+        servers = {
+            name: {"pid": srv.proc.pid if srv.proc else None, "port": srv.port}
+            for name, srv in (("postgres", self.postgres), ("nats", self.nats), ("object_store", self.objects))
+            if srv is not None
+        }
+        state = {
+            "gateway_url": self.gateway_url,
+            "supervisor_pid": os.getpid(),
+            "servers": servers,
+            "services": {
+                s.name: {
+                    "pid": s.proc.pid if s.proc else None,
+                    "http_port": s.http_port,
+                    "grpc_port": s.grpc_port,
+                    "restarts": s.restarts,
+                }
+                for s in self.services
+            },
+        }
+        target = self.data_dir / "platform.json"
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(target)
 
     def stop(self) -> None:
         """Stop services (gateway first), then the servers; every child is reaped."""
