@@ -13,14 +13,18 @@ from starlette.routing import BaseRoute
 
 from facemint_core.errors import FacemintError, InvalidRequest, NotFound
 from facemint_core.lifecycle import ServiceRuntime, ops_routes
-from facemint_gateway import routes_tasks, routes_uploads
+from facemint_gateway import openapi, routes_tasks, routes_uploads
 from facemint_gateway.http import error_response, request_id
 from facemint_gateway.middleware import AuthMiddleware, RequestContextMiddleware
 from facemint_gateway.services import Services
 from facemint_gateway.settings import GatewaySettings
 
 # Each module contributes its routes through a ``routes()`` function.
-ROUTE_MODULES = (routes_tasks, routes_uploads,)
+ROUTE_MODULES = (
+    openapi,
+    routes_tasks,
+    routes_uploads,
+)
 
 
 async def _facemint_error(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,266 @@
+"""The OpenAPI 3.1 document of the public API (``/openapi.json``) and a self-contained docs page (``/docs``).
+
+The document is written here by hand, from the contract; a test checks that every ``/v1`` route the app serves
+appears in it, so the two cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from facemint_gateway.validation import ATTRIBUTES, TASK_STATUSES, TASK_TYPES
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERRORS = {
+    "400": {"$ref": "#/components/responses/InvalidRequest"},
+    "401": {"$ref": "#/components/responses/Unauthorized"},
+    "403": {"$ref": "#/components/responses/Forbidden"},
+    "429": {"$ref": "#/components/responses/RateLimited"},
+    "500": {"$ref": "#/components/responses/InternalError"},
+}
+
+
+def _op(summary: str, ok: dict[str, Any], *, body: str | None = None, extra: dict[str, Any] | None = None,
+        params: list[dict[str, Any]] | None = None, status: str = "200") -> dict[str, Any]:  # fmt: skip
+    op: dict[str, Any] = {"summary": summary, "responses": {status: ok, **ERRORS, **(extra or {})}}
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+NOT_FOUND = {"404": {"$ref": "#/components/responses/NotFound"}}
+CONFLICT = {"$ref": "#/components/responses/Conflict"}
+PAGE = [
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size."),
+    _query("cursor", {"type": "string"}, "Opaque cursor from the previous page's next_cursor."),
+]
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "request_id"],
+                "properties": {
+                    "code": {"type": "string", "enum": [
+                        "invalid_request", "invalid_media", "unauthorized", "forbidden", "not_found", "conflict",
+                        "payload_too_large", "no_faces_detected", "rate_limited", "internal_error",
+                        "service_unavailable"]},
+                    "message": {"type": "string"},
+                    "request_id": {"type": "string"},
+                },
+            }
+        },
+    },
+    "CreateDetectionTask": {
+        "type": "object",
+        "required": ["type", "media_url"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"type": "string", "enum": list(TASK_TYPES)},
+            "media_url": {"type": "string", "format": "uri", "description": "http(s) URL; presigned S3/GCS accepted."},
+            "start_time": {"type": "number", "minimum": 0, "description": "Video only. Default 0."},
+            "end_time": {"type": "number", "minimum": 0, "description": "Video only. Default: end of file."},
+            "sample_rate": {"type": "integer", "minimum": 1, "maximum": 30, "default": 2},
+            "min_face_size": {"type": "integer", "minimum": 1, "default": 40},
+            "confidence_threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5},
+            "attributes": {"type": "array", "items": {"type": "string", "enum": list(ATTRIBUTES)}, "default": []},
+            "recognize": {"type": "integer", "enum": [0, 1], "default": 0},
+            "library_id": {"type": "string", "description": "Required when recognize=1."},
+            "top_k": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
+            "callback_url": {"type": "string", "format": "uri", "description": "https URL for the signed webhook."},
+            "metadata": {"type": "object", "description": "Up to 2 KB, echoed back with the task."},
+        },
+    },
+    "TaskCreated": {
+        "type": "object",
+        "properties": {
+            "request_id": {"type": "string"},
+            "task_id": {"type": "string"},
+            "status": {"type": "string", "const": "queued"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "estimated_seconds": {"type": "integer"},
+        },
+    },
+    "Face": {
+        "type": "object",
+        "properties": {
+            "face_id": {"type": "string"},
+            "bbox": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4},
+            "confidence": {"type": "number"},
+            "attributes": {
+                "type": "object",
+                "properties": {
+                    "age": {"type": "integer", "minimum": 0, "maximum": 100},
+                    "gender": {"type": "string", "enum": ["male", "female"]},
+                    "emotion": {"type": "string", "enum": [
+                        "neutral", "happy", "sad", "angry", "surprised", "disgusted", "fearful"]},
+                    "pose": {"type": "object", "properties": {
+                        "yaw": {"type": "number"}, "pitch": {"type": "number"}, "roll": {"type": "number"}}},
+                    "glasses": {"type": "boolean"},
+                    "mask": {"type": "boolean"},
+                    "quality": {"type": "number", "minimum": 0, "maximum": 1},
+                    "landmarks": {"type": "array", "minItems": 106, "maxItems": 106,
+                                  "items": {"type": "array", "items": {"type": "number"}}},
+                },
+            },
+            "identity": {"type": ["object", "null"],
+                         "properties": {"matches": {"type": "array", "items": _ref("Match")}}},
+        },
+    },
+    "Match": {
+        "type": "object",
+        "properties": {"person_id": {"type": "string"}, "name": {"type": "string"}, "score": {"type": "number"}},
+    },
+    "Task": {
+        "type": "object",
+        "properties": {
+            "request_id": {"type": "string"},
+            "task_id": {"type": "string"},
+            "status": {"type": "string", "enum": list(TASK_STATUSES)},
+            "type": {"type": "string", "enum": list(TASK_TYPES)},
+            "media": {"type": "object", "properties": {
+                "url": {"type": "string"}, "duration": {"type": ["number", "null"]},
+                "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]}}},
+            "progress": {"type": "object", "description": "While queued or running (extension).", "properties": {
+                "frames_done": {"type": "integer"}, "frames_total": {"type": "integer"}}},
+            "result": {"type": "object", "properties": {
+                "frames": {"type": "array", "items": {"type": "object", "properties": {
+                    "timestamp": {"type": "number"}, "faces": {"type": "array", "items": _ref("Face")}}}},
+                "face_tracks": {"type": "array", "items": {"type": "object", "properties": {
+                    "track_id": {"type": "string"}, "person_id": {"type": ["string", "null"]},
+                    "appears_at": {"type": "number"}, "disappears_at": {"type": "number"}}}},
+                "summary": {"type": "object", "properties": {
+                    "total_faces": {"type": "integer"}, "unique_identities": {"type": "integer"}}}}},
+            "metadata": {"type": "object"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "completed_at": {"type": ["string", "null"], "format": "date-time"},
+            "error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+        },
+    },
+    "TaskList": {
+        "type": "object",
+        "properties": {"request_id": {"type": "string"}, "tasks": {"type": "array", "items": _ref("Task")},
+                       "next_cursor": {"type": ["string", "null"]}},
+    },
+    "Upload": {
+        "type": "object",
+        "properties": {"type": {"type": "string", "enum": list(TASK_TYPES)}, "filename": {"type": "string"}},
+    },
+    "UploadCreated": {
+        "type": "object",
+        "properties": {"request_id": {"type": "string"}, "upload_id": {"type": "string"},
+                       "upload_url": {"type": "string"}, "method": {"const": "PUT"},
+                       "expires_in": {"type": "integer"}, "media_url": {"type": "string"}},
+    },
+    "Object": {"type": "object"},
+}  # fmt: skip
+
+
+def _responses() -> dict[str, Any]:
+    out = {}
+    for name, status, code in (
+        ("InvalidRequest", "400", "invalid_request / invalid_media"),
+        ("Unauthorized", "401", "unauthorized"),
+        ("Forbidden", "403", "forbidden"),
+        ("NotFound", "404", "not_found"),
+        ("Conflict", "409", "conflict"),
+        ("RateLimited", "429", "rate_limited (with Retry-After)"),
+        ("InternalError", "500", "internal_error"),
+    ):
+        out[name] = {"description": f"{status} {code}", "content": {"application/json": {"schema": _ref("Error")}}}
+    return out
+
+
+def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The OpenAPI document."""
+    obj = _json(_ref("Object"))
+    paths: dict[str, Any] = {
+        "/v1/create-detection-task": {"post": _op("Create a detection task", _json(_ref("TaskCreated"), "Created"),
+                                                  body="CreateDetectionTask", status="201")},
+        "/v1/task/{task_id}": {"get": _op("Get a task", _json(_ref("Task")), extra=NOT_FOUND,
+                                          params=[_path_param("task_id")])},
+        "/v1/tasks": {"get": _op("List tasks", _json(_ref("TaskList")), params=[
+            _query("status", {"type": "string", "enum": list(TASK_STATUSES)}, "Filter by status."),
+            _query("type", {"type": "string", "enum": list(TASK_TYPES)}, "Filter by type."),
+            _query("created_after", {"type": "string", "format": "date-time"}, "Only tasks created after."),
+            *PAGE])},
+        "/v1/task/{task_id}/cancel": {"post": _op("Cancel a task", obj, params=[_path_param("task_id")],
+                                                  extra={**NOT_FOUND, "409": CONFLICT})},
+        "/v1/uploads": {"post": _op("Create a signed upload", _json(_ref("UploadCreated"), "Created"), body="Upload",
+                                    status="201")},
+    }  # fmt: skip
+    paths.update(extra_paths or {})
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Facemint API",
+            "version": "1.0.0",
+            "description": "Detect faces, extract attributes and identify people in images, GIFs and videos.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"ApiKey": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
+            "schemas": SCHEMAS,
+            "responses": _responses(),
+        },
+    }
+
+
+EXTRA_PATHS: dict[str, Any] = {}
+"""Route modules register their documented paths here (``openapi.EXTRA_PATHS.update({...})``)."""
+
+
+def documented_operation(summary: str, method: str, path: str, *, body: bool = False, params: list[str] | None = None,
+                         status: str = "200") -> None:  # fmt: skip
+    """Register a simple JSON operation of a route module in the document."""
+    op = _op(summary, _json(_ref("Object")), params=[_path_param(p) for p in params or []], status=status,
+             extra=NOT_FOUND)  # fmt: skip
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref("Object")}}}
+    EXTRA_PATHS.setdefault(path, {})[method.lower()] = op
+
+
+DOCS_PAGE = (Path(__file__).parent / "docs.html").read_text()
+
+
+async def openapi_json(_: Request) -> Response:
+    """GET /openapi.json."""
+    return JSONResponse(document(EXTRA_PATHS))
+
+
+async def docs_page(_: Request) -> Response:
+    """GET /docs."""
+    return HTMLResponse(DOCS_PAGE)
+
+
+def routes() -> list[BaseRoute]:
+    """The documentation routes (no API key needed)."""
+    return [Route("/openapi.json", openapi_json, methods=["GET"]), Route("/docs", docs_page, methods=["GET"])]
