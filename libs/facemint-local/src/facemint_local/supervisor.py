@@ -178,9 +178,9 @@ class Platform:
                 "FACEMINT_INFERENCE_MODEL_DIR": str(self.settings.model_dir.resolve()),
             }),
             svc("media-decoder", "facemint_media_decoder", "FACEMINT_MEDIA_DECODER_", grpc["media_decoder"], {
-                "FACEMINT_MEDIA_DECODER_INFERENCE_TARGET": target["inference"],
+                "FACEMINT_MEDIA_DECODER_INFERENCE__TARGET": target["inference"],
                 "FACEMINT_MEDIA_DECODER_FETCH__ALLOW_CIDRS": loopback,
-                "FACEMINT_MEDIA_DECODER_SPOOL_DIR": str(data / "spool"),
+                "FACEMINT_MEDIA_DECODER_DECODE__SPOOL_DIR": str(data / "spool"),
             }),
             svc("library", "facemint_library", "FACEMINT_LIBRARY_", grpc["library"], {
                 "FACEMINT_LIBRARY_DATABASE__DSN": dsn,

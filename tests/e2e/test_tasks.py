@@ -1,0 +1,303 @@
+"""Detection tasks through the real REST API and the real services (issue #4)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.e2e.media import animated, encode, group_image, moving_faces_video
+from tests.e2e.platform_fixture import MediaServer, RunningPlatform, start_platform
+
+pytestmark = [pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    running = start_platform(tmp_path_factory.mktemp("platform"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
+    server = MediaServer(tmp_path_factory.mktemp("media"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def api(platform: RunningPlatform) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=platform.gateway_url, headers={"x-api-key": platform.api_key}, timeout=30) as client:
+        yield client
+
+
+def submit(api: httpx.Client, **body: Any) -> str:
+    resp = api.post("/v1/create-detection-task", json=body)
+    assert resp.status_code == 201, resp.text
+    doc = resp.json()
+    assert doc["status"] == "queued" and doc["request_id"].startswith("req_") and doc["estimated_seconds"] >= 1
+    return str(doc["task_id"])
+
+
+def wait(api: httpx.Client, task_id: str, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc = api.get(f"/v1/task/{task_id}").json()
+        if doc["status"] in ("succeeded", "failed", "cancelled"):
+            return dict(doc)
+        time.sleep(0.3)
+    raise AssertionError(f"task {task_id} not finished after {timeout} s")
+
+
+def centre(box: list[float]) -> tuple[float, float]:
+    return box[0] + box[2] / 2, box[1] + box[3] / 2
+
+
+@pytest.fixture(scope="module")
+def reference(api: httpx.Client, media: MediaServer) -> dict[str, Any]:
+    """The group photo as JPEG, analysed with every attribute: the reference the other formats must agree with."""
+    url = media.add("group.jpg", encode(group_image(), "JPEG", quality=95))
+    task = wait(api, submit(api, type="image", media_url=url, attributes=["age", "gender", "emotion", "pose",
+                                                                          "glasses", "mask", "quality", "landmarks"],
+                            metadata={"order": 42}))  # fmt: skip
+    assert task["status"] == "succeeded", task
+    return task
+
+
+def test_image_task_returns_the_full_shape(reference: dict[str, Any]) -> None:
+    assert set(reference) >= {
+        "request_id",
+        "task_id",
+        "status",
+        "type",
+        "media",
+        "result",
+        "created_at",
+        "completed_at",
+    }
+    assert reference["media"]["width"] == 1280 and reference["media"]["height"] == 886
+    assert reference["metadata"] == {"order": 42}
+    frames = reference["result"]["frames"]
+    assert len(frames) == 1 and frames[0]["timestamp"] == 0.0
+    faces = frames[0]["faces"]
+    assert len(faces) == 6
+    for face in faces:
+        x, y, w, h = face["bbox"]
+        assert 0 <= x and 0 <= y and x + w <= 1280 and y + h <= 886 and w >= 40
+        attrs = face["attributes"]
+        assert 0 <= attrs["age"] <= 100
+        assert attrs.get("gender", "male") in ("male", "female")
+        assert attrs["emotion"] in ("neutral", "happy", "sad", "angry", "surprised", "disgusted", "fearful")
+        assert set(attrs["pose"]) == {"yaw", "pitch", "roll"}
+        assert isinstance(attrs["glasses"], bool) and isinstance(attrs["mask"], bool)
+        assert 0 <= attrs["quality"] <= 1
+        assert len(attrs["landmarks"]) == 106
+        inside = [
+            p for p in attrs["landmarks"] if x - w * 0.2 <= p[0] <= x + w * 1.2 and y - h * 0.3 <= p[1] <= y + h * 1.2
+        ]
+        assert len(inside) >= 100
+        assert face["identity"] is None
+    assert reference["result"]["summary"]["total_faces"] == 6
+    assert reference["created_at"].endswith("Z") and reference["completed_at"].endswith("Z")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "HEIF", "BMP"])
+def test_other_image_formats_find_the_same_faces(
+    api: httpx.Client, media: MediaServer, reference: dict[str, Any], fmt: str
+) -> None:
+    params = {"quality": 95} if fmt in ("WEBP", "HEIF") else {}
+    url = media.add(f"group-{fmt}.bin", encode(group_image(), fmt, **params))  # no telling extension: sniffed
+    task = wait(api, submit(api, type="image", media_url=url))
+    assert task["status"] == "succeeded", task
+    expected = sorted(centre(f["bbox"]) for f in reference["result"]["frames"][0]["faces"])
+    found = sorted(centre(f["bbox"]) for f in task["result"]["frames"][0]["faces"])
+    assert len(found) == 6
+    for (ex, ey), (fx, fy) in zip(expected, found, strict=True):
+        assert abs(ex - fx) <= 6 and abs(ey - fy) <= 6
+
+
+def test_boxes_are_in_source_pixels_of_a_4k_image(
+    api: httpx.Client, media: MediaServer, reference: dict[str, Any]
+) -> None:
+    big = group_image().resize((3840, 2658), Image.Resampling.BICUBIC)
+    task = wait(api, submit(api, type="image", media_url=media.add("group-4k.jpg", encode(big, "JPEG", quality=92))))
+    assert task["status"] == "succeeded", task
+    scale = 3840 / 1280
+    expected = sorted(
+        (cx * scale, cy * scale) for cx, cy in (centre(f["bbox"]) for f in reference["result"]["frames"][0]["faces"])
+    )
+    found = sorted(centre(f["bbox"]) for f in task["result"]["frames"][0]["faces"])
+    assert len(found) == 6
+    for (ex, ey), (fx, fy) in zip(expected, found, strict=True):
+        assert abs(ex - fx) <= 15 and abs(ey - fy) <= 15
+
+
+def _face_crops(reference: dict[str, Any], n: int) -> list[Image.Image]:
+    image = group_image()
+    faces = sorted(reference["result"]["frames"][0]["faces"], key=lambda f: -f["bbox"][2])[:n]
+    crops = []
+    for face in faces:
+        x, y, w, h = face["bbox"]
+        m = int(0.35 * max(w, h))
+        crops.append(image.crop((x - m, y - m, x + w + m, y + h + m)).resize((180, 180)))
+    return crops
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "APNG"])
+def test_animated_frames_follow_their_delays(
+    api: httpx.Client, media: MediaServer, reference: dict[str, Any], fmt: str
+) -> None:
+    crop = _face_crops(reference, 1)[0]
+    frames = []
+    for i in range(6):
+        canvas = Image.new("RGB", (480, 320), (200, 200, 200))
+        if i != 3:
+            canvas.paste(crop, (40 + 40 * i, 60))
+        frames.append(canvas)
+    delays = [200, 300, 500, 500, 250, 250]  # frames start at 0, .2, .5, 1.0, 1.5, 1.75
+    url = media.add(f"anim-{fmt}.bin", animated(frames, delays, "GIF" if fmt == "GIF" else "PNG"))
+    task = wait(api, submit(api, type="gif", media_url=url, sample_rate=4))
+    assert task["status"] == "succeeded", task
+    stamps = [f["timestamp"] for f in task["result"]["frames"]]
+    assert stamps == [0.0, 0.25, 0.5, 1.0, 1.25, 1.5, 1.75]  # the frame showing at each 0.25 s sample
+    shown = {f["timestamp"]: len(f["faces"]) for f in task["result"]["frames"]}
+    assert shown[1.0] == 0 and shown[1.25] == 0 and shown[0.0] == 1 and shown[1.5] == 1
+
+
+def test_video_tracks_follow_known_ground_truth(
+    api: httpx.Client, media: MediaServer, reference: dict[str, Any]
+) -> None:
+    crops = _face_crops(reference, 2)
+    data, truth = moving_faces_video(
+        crops, [(0.0, 5.0, (40, 100), (500, 120)), (2.0, 8.0, (700, 300), (300, 250))], fps=10, seconds=8.0
+    )
+    url = media.add("moving.mp4", data)
+    task = wait(api, submit(api, type="video", media_url=url, sample_rate=2, attributes=["quality"]))
+    assert task["status"] == "succeeded", task
+    assert abs(task["media"]["duration"] - 8.0) < 0.2 and task["media"]["width"] == 960
+    frames = task["result"]["frames"]
+    assert [f["timestamp"] for f in frames] == [i * 0.5 for i in range(16)]
+    for frame in frames:
+        expected = [b for b in truth[round(frame["timestamp"] * 10)] if b is not None]
+        assert len(frame["faces"]) == len(expected), frame
+        for box in expected:
+            cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+            assert any(
+                abs(cx - centre(f["bbox"])[0]) < 40 and abs(cy - centre(f["bbox"])[1]) < 40 for f in frame["faces"]
+            )
+    tracks = sorted(task["result"]["face_tracks"], key=lambda t: t["appears_at"])
+    assert len(tracks) == 2
+    interval = 0.5
+    assert abs(tracks[0]["appears_at"] - 0.0) <= interval and abs(tracks[0]["disappears_at"] - 5.0) <= interval
+    assert abs(tracks[1]["appears_at"] - 2.0) <= interval and abs(tracks[1]["disappears_at"] - 8.0) <= interval
+    ids_by_track = {}
+    for frame in frames:
+        for face in frame["faces"]:
+            ids_by_track.setdefault(face["face_id"], []).append(frame["timestamp"])
+    assert len(ids_by_track) == 2  # face ids are stable across frames
+    assert task["result"]["summary"] == {"total_faces": 2, "unique_identities": 0}
+
+
+def _long_video(reference: dict[str, Any], seconds: float) -> bytes:
+    crops = _face_crops(reference, 1)
+    data, _ = moving_faces_video(crops, [(0.0, seconds, (20, 40), (700, 300))], fps=10, seconds=seconds)
+    return data
+
+
+def test_cancel_stops_a_running_video_task(
+    platform: RunningPlatform, api: httpx.Client, media: MediaServer, reference: dict[str, Any]
+) -> None:
+    url = media.add("long.mp4", _long_video(reference, 40.0))
+    task_id = submit(api, type="video", media_url=url, sample_rate=5)
+    deadline = time.monotonic() + 60
+    while api.get(f"/v1/task/{task_id}").json()["status"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    resp = api.post(f"/v1/task/{task_id}/cancel")
+    assert resp.status_code == 200 and resp.json() == {"request_id": resp.json()["request_id"], "task_id": task_id,
+                                                       "status": "cancelled"}  # fmt: skip
+    doc = api.get(f"/v1/task/{task_id}").json()
+    assert doc["status"] == "cancelled" and doc["completed_at"]
+    again = api.post(f"/v1/task/{task_id}/cancel")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+    # The analysis stops within 2 s: the orchestrator's frame counter no longer moves.
+    time.sleep(2.0)
+    port = platform.service("task-orchestrator")["http_port"]
+    first = _frames_total(port)
+    time.sleep(1.5)
+    assert _frames_total(port) == first
+
+
+def _frames_total(port: int) -> float:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    for line in text.splitlines():
+        if line.startswith("facemint_task_orchestrator_frames_total "):
+            return float(line.split()[1])
+    raise AssertionError("frames metric missing")
+
+
+@pytest.mark.parametrize("victim", ["task-orchestrator", "media-decoder"])
+def test_task_survives_sigkill_of_a_service(
+    platform: RunningPlatform, api: httpx.Client, media: MediaServer, reference: dict[str, Any], victim: str
+) -> None:
+    url = media.add(f"survive-{victim}.mp4", _long_video(reference, 12.0))
+    task_id = submit(api, type="video", media_url=url, sample_rate=4)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        doc = api.get(f"/v1/task/{task_id}").json()
+        if doc["status"] == "running" and doc.get("progress", {}).get("frames_done", 0) >= 2:
+            break
+        time.sleep(0.1)
+    os.kill(platform.service(victim)["pid"], signal.SIGKILL)
+    task = wait(api, task_id, timeout=240)
+    assert task["status"] == "succeeded", task
+    assert len(task["result"]["frames"]) == 48
+    assert [f["timestamp"] for f in task["result"]["frames"]] == [i * 0.25 for i in range(48)]
+    listed = api.get("/v1/tasks", params={"limit": 100}).json()["tasks"]
+    assert [t["task_id"] for t in listed].count(task_id) == 1
+
+
+def test_list_tasks_filters_and_paginates_with_a_cursor(api: httpx.Client, reference: dict[str, Any]) -> None:
+    page1 = api.get("/v1/tasks", params={"limit": 2, "type": "image"}).json()
+    assert len(page1["tasks"]) == 2 and page1["next_cursor"]
+    page2 = api.get("/v1/tasks", params={"limit": 2, "type": "image", "cursor": page1["next_cursor"]}).json()
+    ids1, ids2 = {t["task_id"] for t in page1["tasks"]}, {t["task_id"] for t in page2["tasks"]}
+    assert ids1.isdisjoint(ids2)
+    created = [t["created_at"] for t in page1["tasks"] + page2["tasks"]]
+    assert created == sorted(created, reverse=True)
+    succeeded = api.get("/v1/tasks", params={"status": "succeeded", "limit": 100}).json()["tasks"]
+    assert succeeded and all(t["status"] == "succeeded" for t in succeeded)
+    bad = api.get("/v1/tasks", params={"limit": 500})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_request"
+
+
+def test_no_faces_fails_the_task_with_no_faces_detected(api: httpx.Client, media: MediaServer) -> None:
+    url = media.add("empty.png", encode(Image.new("RGB", (640, 480), (30, 120, 200)), "PNG"))
+    task = wait(api, submit(api, type="image", media_url=url))
+    assert task["status"] == "failed"
+    assert task["error"]["code"] == "no_faces_detected" and "min_face_size=40" in task["error"]["message"]
+    assert "result" not in task
+
+
+def test_openapi_and_docs_are_served(platform: RunningPlatform) -> None:
+    doc = httpx.get(f"{platform.gateway_url}/openapi.json").json()
+    assert doc["openapi"].startswith("3.1") and "/v1/create-detection-task" in doc["paths"]
+    page = httpx.get(f"{platform.gateway_url}/docs")
+    assert page.status_code == 200 and "openapi.json" in page.text
+
+
+def test_signed_upload_flow(api: httpx.Client) -> None:
+    resp = api.post("/v1/uploads", json={"type": "image", "filename": "me.jpg"})
+    assert resp.status_code == 201, resp.text
+    upload = resp.json()
+    put = httpx.put(upload["upload_url"], content=encode(group_image(), "JPEG"))
+    assert put.status_code == 200, put.text
+    task = wait(api, submit(api, type="image", media_url=upload["media_url"]))
+    assert task["status"] == "succeeded" and len(task["result"]["frames"][0]["faces"]) == 6
