@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import httpcore
 import pytest
 
 from facemint_core.netsafe import (
@@ -31,6 +32,36 @@ from facemint_core.netsafe import (
 )
 
 LOOPBACK = parse_networks(["127.0.0.1/32"])
+PUBLIC_TEST_ADDRESS = "93.184.216.34"
+
+
+class _RouteToLoopback(httpcore.AsyncNetworkBackend):
+    """Opens connections to PUBLIC_TEST_ADDRESS on 127.0.0.1, so a public host can be served by a local server."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self.dialed: list[str] = []
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: object = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Dial the local server for the public test address, anything else as asked."""
+        self.dialed.append(host)
+        target = "127.0.0.1" if host == PUBLIC_TEST_ADDRESS else host
+        return await self._inner.connect_tcp(target, port, timeout, local_address)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep."""
+        await self._inner.sleep(seconds)
+
+
+async def _public_resolver(host: str, port: int) -> list[IPAddress]:
+    return [ipaddress.ip_address(PUBLIC_TEST_ADDRESS)]
 
 
 class _Server(ThreadingHTTPServer):
@@ -115,7 +146,7 @@ def _serve(tls: ssl.SSLContext | None = None) -> Iterator[tuple[_Server, int]]:
     server.seen = []
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server, server.server_address[1]
@@ -257,6 +288,19 @@ async def test_redirect_to_loopback_is_refused_when_not_allowed(http_server: tup
         with pytest.raises(BlockedAddress, match="127.0.0.2 is a loopback address"):
             await _get(client, f"http://public.test:{port}/redirect?to=http://127.0.0.2:{port}/ok")
     assert [s["path"] for s in server.seen] == [f"/redirect?to=http://127.0.0.2:{port}/ok"]
+
+
+async def test_redirect_from_a_public_host_to_127_0_0_1_is_refused(http_server: tuple[_Server, str]) -> None:
+    server, base = http_server
+    port = int(base.rsplit(":", 1)[1])
+    router = _RouteToLoopback()
+    client = SafeHttpClient(FetchPolicy(), resolver=_public_resolver, network_backend=router)
+    async with client:
+        assert await _get(client, f"http://public.example:{port}/ok") == b"hello world"
+        with pytest.raises(BlockedAddress, match="127.0.0.1 is a loopback address"):
+            await _get(client, f"http://public.example:{port}/redirect?to=http://127.0.0.1:{port}/ok")
+    assert set(router.dialed) == {PUBLIC_TEST_ADDRESS}  # 127.0.0.1 was never dialled
+    assert len(server.seen) == 2
 
 
 @pytest.mark.parametrize(

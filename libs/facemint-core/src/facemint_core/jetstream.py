@@ -149,13 +149,14 @@ class PullWorker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(concurrency)
+        self._sub: Any = None
 
     def start(self) -> None:
         """Start fetching in the background."""
         self._loop_task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        sub = await self.js.pull_subscribe_bind(self.durable, self.stream)
+        sub = self._sub = await self.js.pull_subscribe_bind(self.durable, self.stream)
         while not self._stopping.is_set():
             await self._slots.acquire()
             if self._stopping.is_set():
@@ -229,9 +230,17 @@ class PullWorker:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=2.0)
+        if self._sub is not None:
+            # An idle pull subscription would otherwise block the connection's drain.
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
 
 
-async def drain(nc: NatsClient, _: Any = None) -> None:
-    """Drain a connection: flush publishes, unsubscribe, close."""
-    with contextlib.suppress(Exception):
-        await nc.drain()
+async def drain(nc: NatsClient, timeout: float = 5.0) -> None:
+    """Drain a connection (flush publishes, let subscriptions finish, close); close it outright after ``timeout``."""
+    try:
+        await asyncio.wait_for(nc.drain(), timeout)
+    except Exception:
+        log.warning("NATS drain did not complete; closing the connection")
+        with contextlib.suppress(Exception):
+            await nc.close()

@@ -93,17 +93,21 @@ class ManagedProcess:
         """Exit status once the child has exited."""
         return self.popen.poll() if self.popen else None
 
+    def terminate(self) -> None:
+        """Send SIGTERM (the child's graceful shutdown) without waiting."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM, wait up to ``grace`` seconds, then SIGKILL; always reaps the child."""
         if self.popen is None:
             return
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
+        self.terminate()
+        try:
+            self.popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(5)
         self.popen = None
 
     def kill(self) -> None:

@@ -1,11 +1,13 @@
 """Pytest fixtures that start real servers on 127.0.0.1 (free ports) and stop them by PID.
 
-Registered by the repository's root ``conftest.py``. Session-scoped: one PostgreSQL, one NATS and one object store
-serve the whole test run; tests isolate themselves by using fresh database names / stream names where needed.
+Registered by the repository's root ``conftest.py``. Session-scoped: one PostgreSQL, one NATS, one object store and
+one Triton serve the whole test run; tests isolate themselves by using fresh database names / stream names where
+needed.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import asyncpg
 import pytest
 
 from facemint_local.servers import NatsServer, ObjectStore, PostgresServer
+from facemint_local.triton import TritonServer, ensure_triton_env, generate_local_repository
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +41,25 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
 def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
     """A real S3-compatible object store for the test session."""
     server = ObjectStore(tmp_path_factory.mktemp("objects"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+    """A real Triton server (the binary bundled in nvidia-pytriton) serving every model ``make models`` produced.
+
+    The models come from ``$FACEMINT_INFERENCE_MODEL_DIR`` (the inference service's own setting), else the
+    repository's ``triton-models``; they are served through a generated Python-backend repository that runs the same
+    ONNX files. The Triton venv is built once into ``.cache/triton-venv``. Skips when no model exists yet.
+    """
+    root = repo_root()
+    source = Path(os.environ.get("FACEMINT_INFERENCE_MODEL_DIR") or root / "triton-models")
+    base = tmp_path_factory.mktemp("triton")
+    if not generate_local_repository(source, base / "repository"):
+        pytest.skip(f"no models in {source}: run `make models`")
+    server = TritonServer(base / "repository", ensure_triton_env(root / ".cache"), log_dir=base)
     server.start()
     yield server
     server.stop()

@@ -113,7 +113,7 @@ class Platform:
         from facemint_core.db import migrate
 
         applied = asyncio.run(migrate(self.postgres.dsn))
-        log.info("migrations applied: %s", ", ".join(applied) if applied else "none pending")
+        log.info("migrations: %s", f"applied {', '.join(applied)}" if applied else "none pending")
         self.nats = NatsServer(self.data_dir / "nats", _port(ports.nats), _port(ports.nats_monitor), log_dir=logs)
         self.nats.start()
         log.info("NATS JetStream ready on 127.0.0.1:%s", self.nats.port)
@@ -291,10 +291,14 @@ class Platform:
         tmp.replace(target)
 
     def stop(self) -> None:
-        """Stop services (gateway first), then the servers; every child is reaped."""
-        for svc in reversed(self.services):
-            if svc.proc is not None:
-                svc.proc.stop(self.settings.grace_seconds)
+        """Stop services (gateway first, then the others together), then the servers; every child is reaped."""
+        procs = [s.proc for s in reversed(self.services) if s.proc is not None]
+        if procs:
+            procs[0].stop(self.settings.grace_seconds)  # the gateway: no new work comes in
+        for proc in procs[1:]:
+            proc.terminate()
+        for proc in procs[1:]:
+            proc.stop(self.settings.grace_seconds)
         for server in (self.objects, self.nats, self.postgres):
             if server is not None:
                 server.stop(self.settings.grace_seconds)

@@ -183,8 +183,20 @@ def ensure_triton_env(cache_dir: Path, requirements: Path = TRITON_REQUIREMENTS)
         _run([sys.executable, "-m", "venv", "--without-pip", str(root)], "creating the Triton venv")
         python = root / "bin" / "python3"
         _run(
-            [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check", "install",
-             "--quiet", "--no-deps", "--only-binary=:all:", "-r", str(requirements)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                str(python),
+                "--disable-pip-version-check",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-r",
+                str(requirements),
+            ],
             "installing the Triton venv's packages",
         )
         probe = json.loads(_run([str(python), "-c", _PROBE], "probing the Triton venv"))

@@ -16,9 +16,11 @@ import json
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
+Array = npt.NDArray[Any]
 _ORT_LOG_ERRORS_ONLY = 3
 
 
@@ -51,17 +53,17 @@ class TritonPythonModel:
             tensor["name"]: pb_utils.triton_string_to_numpy(tensor["data_type"]) for tensor in config["output"]
         }
 
-    def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(self, inputs: dict[str, Array]) -> dict[str, Array]:
         values = self._session.run(list(self._output_types), inputs)
         return {
             name: np.ascontiguousarray(value, dtype=dtype)
             for (name, dtype), value in zip(self._output_types.items(), values, strict=True)
         }
 
-    def _response(self, outputs: dict[str, np.ndarray]) -> Any:
+    def _response(self, outputs: dict[str, Array]) -> Any:
         return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(name, arr) for name, arr in outputs.items()])
 
-    def _stackable(self, batches: list[dict[str, np.ndarray]]) -> bool:
+    def _stackable(self, batches: list[dict[str, Array]]) -> bool:
         """True when every request's inputs share their non-batch shapes (so they concatenate)."""
         if not self._batching or len(batches) < 2:
             return False

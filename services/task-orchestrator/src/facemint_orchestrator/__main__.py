@@ -38,8 +38,8 @@ async def setup(runtime: ServiceRuntime) -> None:
 
     nc = await connect(settings.nats, "task-orchestrator")
 
-    async def drain_nats(_: float) -> None:
-        await drain(nc)
+    async def drain_nats(grace: float) -> None:
+        await drain(nc, max(1.0, grace))
 
     runtime.on_stop("nats", drain_nats)
     js = nc.jetstream()

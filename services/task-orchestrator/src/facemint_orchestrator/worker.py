@@ -256,8 +256,8 @@ class Worker:
             async for item in stream:
                 if item.HasField("media_info"):
                     info = item.media_info
-                    media = {"url": spec.media_url, "duration": round(info.duration, 3), "width": info.width,
-                             "height": info.height}  # fmt: skip
+                    duration = round(info.duration, 3) if spec.type != "image" else None
+                    media = {"url": spec.media_url, "duration": duration, "width": info.width, "height": info.height}
                     expected = info.expected_frames or self.estimate_frames(spec, info.duration)
                     await self.store.set_media(task_id, media, expected, self.estimate_seconds(expected))
                     continue

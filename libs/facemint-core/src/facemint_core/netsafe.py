@@ -1,0 +1,546 @@
+"""SSRF-safe outbound HTTP: fetch user-supplied URLs without reaching the platform's own network.
+
+Every connection is made by :class:`SafeHttpClient` through a network backend that resolves the host itself
+(``getaddrinfo``, every address), refuses the whole host if any address is forbidden, and then connects to one
+of the vetted addresses. The address that was checked is the address that is connected to, so a DNS answer that
+changes between the check and the connection (DNS rebinding) cannot redirect the request; the URL's host name is
+kept for the ``Host`` header, TLS SNI and certificate verification. Redirects are followed by hand, a bounded
+number of times, and every hop is checked again (scheme, host name, addresses). Response bodies are never
+decompressed (``Accept-Encoding: identity``), and are cut off at ``max_bytes`` while they stream.
+
+Forbidden addresses: loopback, private (RFC 1918, ULA), link-local, multicast, reserved, unspecified, shared
+address space (CGNAT, ``100.64.0.0/10``), anything else not globally routable, and IPv6 addresses that embed such
+an IPv4 address (IPv4-mapped, 6to4, Teredo, NAT64). A policy's allow-list of networks re-admits addresses for
+development and tests (``127.0.0.1/32``). Cloud metadata endpoints (``169.254.169.254``, ``fd00:ec2::254``,
+``metadata.google.internal``, ...) are refused even when an allow-list network covers them.
+
+Exception tree::
+
+    FetchError                 any refusal or failure of an outbound request
+    +-- InvalidUrl             malformed URL, forbidden scheme, credentials in the URL, missing host
+    +-- BlockedAddress         the host is, or resolves to, a forbidden address or name
+    +-- TooManyRedirects       more redirects than the policy allows
+    +-- TooLarge               the body (declared or streamed) exceeds ``max_bytes``
+    +-- FetchTimeout           connect, read or total time exceeded
+    +-- FetchFailed            connection, TLS or protocol failure; an HTTP error status (``status_code``)
+
+Error messages and :func:`redact_url` never contain a URL's query string or fragment, because presigned
+object-store URLs carry their credentials there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+import ssl
+import typing
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import httpcore
+import httpx
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+"""Resolves a host name and port to every address it has (IPv4 and IPv6)."""
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean instance metadata
+        "169.254.170.2",  # AWS ECS task metadata
+        "fd00:ec2::254",  # AWS instance metadata over IPv6
+        "100.100.100.200",  # Alibaba Cloud metadata
+    )
+)
+METADATA_HOSTNAMES = frozenset({"metadata.google.internal", "metadata.goog", "metadata"})
+
+_SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+class FetchError(Exception):
+    """Base of every refusal or failure of an outbound request."""
+
+
+class InvalidUrl(FetchError):
+    """The URL is malformed, uses a forbidden scheme, carries credentials or has no host."""
+
+
+class BlockedAddress(FetchError):
+    """The host is, or resolves to, an address or name that the policy forbids."""
+
+
+class TooManyRedirects(FetchError):
+    """The response chain has more redirects than the policy allows."""
+
+
+class TooLarge(FetchError):
+    """The response body is larger than the caller's limit."""
+
+
+class FetchTimeout(FetchError):
+    """The connection, a read or the whole request took longer than the policy allows."""
+
+
+class FetchFailed(FetchError):
+    """A connection, TLS or protocol failure, or an HTTP error status.
+
+    Attributes:
+        status_code: The HTTP status of the response, or ``None`` when no response arrived.
+    """
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def parse_networks(cidrs: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """Parse allow-list entries such as ``"127.0.0.1/32"`` or ``"::1"``; raises ValueError on a bad entry."""
+    return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip())
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """What outbound requests may reach, and how long they may take.
+
+    Attributes:
+        allow: Networks whose addresses are allowed even though they are not public (development, tests).
+            Metadata endpoints stay refused whatever this holds.
+        https_only: Refuse ``http://`` URLs, on the first request and on every redirect.
+        connect_timeout: Seconds to resolve the host and establish TCP (and TLS).
+        read_timeout: Seconds to wait for any single read from the server.
+        total_timeout: Seconds for the whole exchange: redirects, headers and the full body.
+        max_redirects: Redirects followed before :class:`TooManyRedirects`.
+        user_agent: The ``User-Agent`` header sent when the caller sets none.
+    """
+
+    allow: tuple[IPNetwork, ...] = ()
+    https_only: bool = False
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    total_timeout: float = 300.0
+    max_redirects: int = 5
+    user_agent: str = "facemint/0.1"
+
+
+def redact_url(url: str | httpx.URL) -> str:
+    """Return the URL without userinfo, query string and fragment, for logs and error messages."""
+    try:
+        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "<invalid url>"
+    host = parsed.host
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parsed.port}" if parsed.port is not None else ""
+    return f"{parsed.scheme}://{host}{port}{parsed.path}"
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address that an IPv6 address tunnels to, if it is a 6to4, Teredo or NAT64 address."""
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def block_reason(ip: IPAddress, allow: Iterable[IPNetwork] = ()) -> str | None:
+    """Why an address may not be contacted, or ``None`` when it may.
+
+    Args:
+        ip: The address to check.
+        allow: Networks that re-admit otherwise forbidden addresses (never metadata endpoints).
+
+    Returns:
+        A short reason such as ``"loopback"`` or ``"cloud metadata endpoint"``, or ``None``.
+    """
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip in METADATA_ADDRESSES:
+        return "cloud metadata endpoint"
+    if any(ip.version == net.version and ip in net for net in allow):
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            inner = block_reason(embedded, allow)
+            if inner is not None:
+                return f"IPv6 address embedding a {inner} IPv4 address"
+    checks: tuple[tuple[bool, str], ...] = (
+        (ip.is_unspecified, "unspecified"),
+        (ip.is_loopback, "loopback"),
+        (ip.is_link_local, "link-local"),
+        (ip.is_multicast, "multicast"),
+        (ip.version == 4 and ip in _SHARED_ADDRESS_SPACE, "shared address space (CGNAT)"),
+        (ip.is_reserved, "reserved"),
+        (ip.is_private, "private"),
+        (not ip.is_global, "not globally routable"),
+    )
+    for hit, reason in checks:
+        if hit:
+            return reason
+    return None
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+async def system_resolver(host: str, port: int) -> list[IPAddress]:
+    """Resolve a host with ``getaddrinfo`` and return every distinct address, in the resolver's order."""
+    literal = _literal_address(host)
+    if literal is not None:
+        return [literal]
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise FetchFailed(f"cannot resolve host {host!r}: {exc.strerror}") from None
+    addresses: list[IPAddress] = []
+    for family, _, _, _, sockaddr in infos:
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if ip not in addresses:
+            addresses.append(ip)
+    return addresses
+
+
+def _check_host_name(host: str) -> None:
+    name = host.rstrip(".").lower()
+    if name in METADATA_HOSTNAMES:
+        raise BlockedAddress(f"host {host!r} is a cloud metadata endpoint")
+
+
+class _PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves and vets the host at connect time, then connects to a vetted address only."""
+
+    def __init__(self, policy: FetchPolicy, resolver: Resolver, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._policy = policy
+        self._resolver = resolver
+        self._inner = inner
+
+    async def vet(self, host: str, port: int) -> list[IPAddress]:
+        """Resolve ``host`` and return its addresses; raise BlockedAddress if any of them is forbidden."""
+        _check_host_name(host)
+        try:
+            async with asyncio.timeout(self._policy.connect_timeout):
+                addresses = await self._resolver(host, port)
+        except TimeoutError:
+            raise FetchTimeout(f"resolving {host!r} took longer than {self._policy.connect_timeout}s") from None
+        if not addresses:
+            raise FetchFailed(f"host {host!r} has no address")
+        for ip in addresses:
+            reason = block_reason(ip, self._policy.allow)
+            if reason is not None:
+                raise BlockedAddress(f"host {host!r} resolves to {ip}, a {reason} address")
+        return addresses
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Connect to the first vetted address of ``host`` that accepts the connection."""
+        addresses = await self.vet(host, port)
+        last: Exception | None = None
+        for ip in addresses:
+            try:
+                return await self._inner.connect_tcp(str(ip), port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Unix sockets are never reachable through this client."""
+        raise BlockedAddress("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, as the connection pool asks for between retries."""
+        await self._inner.sleep(seconds)
+
+
+class SafeResponse:
+    """The final (non-redirect) response of :meth:`SafeHttpClient.stream`; its body streams on demand."""
+
+    def __init__(
+        self,
+        response: httpcore.Response,
+        url: httpx.URL,
+        redirects: int,
+        max_bytes: int | None,
+        deadline: float,
+        total_timeout: float,
+    ) -> None:
+        self._response = response
+        self.status_code = response.status
+        self.headers = httpx.Headers(response.headers)
+        self.url = url
+        self.redirects = redirects
+        self._max_bytes = max_bytes
+        self._deadline = deadline
+        self._total_timeout = total_timeout
+        self.bytes_read = 0
+
+    @property
+    def content_length(self) -> int | None:
+        """The declared ``Content-Length``, or ``None`` when absent or malformed."""
+        value = self.headers.get("content-length")
+        if value is None or not value.strip().isdigit():
+            return None
+        return int(value)
+
+    def raise_for_status(self) -> None:
+        """Raise FetchFailed (with ``status_code``) unless the status is 2xx."""
+        if not 200 <= self.status_code < 300:
+            raise FetchFailed(f"{redact_url(self.url)} answered HTTP {self.status_code}", status_code=self.status_code)
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        """Yield the body's chunks as they arrive.
+
+        Raises:
+            TooLarge: The declared ``Content-Length`` (checked before reading) or the body passes ``max_bytes``.
+            FetchTimeout: A read, or the whole exchange, takes too long.
+            FetchFailed: The connection breaks or the server violates HTTP.
+        """
+        declared = self.content_length
+        if self._max_bytes is not None and declared is not None and declared > self._max_bytes:
+            raise TooLarge(f"{redact_url(self.url)}: Content-Length {declared} exceeds {self._max_bytes} bytes")
+        iterator = self._response.aiter_stream().__aiter__()
+        while True:
+            try:
+                async with _deadline_scope(self._deadline, self._total_timeout):
+                    chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            self.bytes_read += len(chunk)
+            if self._max_bytes is not None and self.bytes_read > self._max_bytes:
+                raise TooLarge(f"{redact_url(self.url)}: body exceeds {self._max_bytes} bytes")
+            yield chunk
+
+    async def read(self) -> bytes:
+        """Read the whole body (bounded by ``max_bytes``)."""
+        return b"".join([chunk async for chunk in self.iter_bytes()])
+
+
+@contextlib.asynccontextmanager
+async def _deadline_scope(deadline: float, total_timeout: float) -> AsyncIterator[None]:
+    """Map the total deadline and httpcore's failures to this module's errors."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            yield
+    except TimeoutError:
+        raise FetchTimeout(f"request took longer than {total_timeout}s in total") from None
+    except httpcore.TimeoutException as exc:
+        raise FetchTimeout(f"{type(exc).__name__}: {exc or 'timed out'}") from None
+    except httpcore.UnsupportedProtocol as exc:
+        raise InvalidUrl(str(exc)) from None
+    except (httpcore.NetworkError, httpcore.ProtocolError, ssl.SSLError, OSError) as exc:
+        raise FetchFailed(f"{type(exc).__name__}: {exc or 'connection failed'}") from None
+
+
+class SafeHttpClient:
+    """An HTTP/1.1 client that only reaches addresses its :class:`FetchPolicy` allows.
+
+    Use one client per policy and close it with :meth:`aclose` (or ``async with``). Connections are pooled; each
+    new connection resolves and vets its host again.
+
+    Example::
+
+        async with SafeHttpClient(policy) as client:
+            async with client.stream(url, max_bytes=50 * 2**20) as response:
+                response.raise_for_status()
+                async for chunk in response.iter_bytes():
+                    ...
+    """
+
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        *,
+        resolver: Resolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 20,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        """Create a client.
+
+        Args:
+            policy: Addresses, schemes, timeouts and redirects allowed.
+            resolver: Host resolver; defaults to ``getaddrinfo`` (tests inject fixed answers).
+            ssl_context: TLS settings; defaults to certificate verification against certifi's CAs.
+            max_connections: Connections kept open at most, across hosts.
+            network_backend: What opens a TCP connection to a vetted address; defaults to AnyIO sockets (tests
+                route a public test address to a local server with it).
+        """
+        self.policy = policy
+        self._backend = _PinnedBackend(policy, resolver or system_resolver, network_backend or httpcore.AnyIOBackend())
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context or httpx.create_ssl_context(),
+            max_connections=max_connections,
+            keepalive_expiry=30.0,
+            network_backend=self._backend,
+        )
+
+    async def __aenter__(self) -> SafeHttpClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        await self._pool.aclose()
+
+    def _parse(self, url: str | httpx.URL) -> httpx.URL:
+        try:
+            parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+        except (httpx.InvalidURL, TypeError) as exc:
+            raise InvalidUrl(f"malformed URL: {exc}") from None
+        allowed = ("https",) if self.policy.https_only else ("http", "https")
+        if parsed.scheme not in allowed:
+            raise InvalidUrl(f"URL scheme {parsed.scheme!r} is not allowed (allowed: {', '.join(allowed)})")
+        if not parsed.host:
+            raise InvalidUrl("URL has no host")
+        if parsed.userinfo:
+            raise InvalidUrl("credentials in the URL are not supported")
+        _check_host_name(parsed.host)
+        literal = _literal_address(parsed.host)
+        if literal is not None:
+            reason = block_reason(literal, self.policy.allow)
+            if reason is not None:
+                raise BlockedAddress(f"{literal} is a {reason} address")
+        return parsed
+
+    def _request(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: Mapping[str, str],
+        content: bytes | None,
+    ) -> httpcore.Request:
+        sent = {k.lower(): v for k, v in headers.items()}
+        sent.setdefault("user-agent", self.policy.user_agent)
+        sent["accept-encoding"] = "identity"
+        sent["host"] = url.netloc.decode("ascii")
+        if content is not None:
+            sent["content-length"] = str(len(content))
+        timeouts = {
+            "connect": self.policy.connect_timeout,
+            "read": self.policy.read_timeout,
+            "write": self.policy.read_timeout,
+            "pool": self.policy.connect_timeout,
+        }
+        return httpcore.Request(
+            method.encode("ascii"),
+            httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=list(sent.items()),
+            content=content,
+            extensions={"timeout": timeouts},
+        )
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        url: str | httpx.URL,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        max_bytes: int | None = None,
+        follow_redirects: bool = True,
+    ) -> AsyncIterator[SafeResponse]:
+        """Send a request and yield its final response, with the body not yet read.
+
+        Args:
+            url: An ``http(s)`` URL.
+            method: The HTTP method.
+            headers: Extra request headers; credentials headers are dropped on a redirect to another origin.
+            content: A request body.
+            max_bytes: Largest body accepted: a bigger ``Content-Length`` fails before the body is read, a longer
+                stream fails while it is read.
+            follow_redirects: Follow 301/302/303/307/308 (303, and 301/302 after a POST, continue as GET).
+
+        Raises:
+            FetchError: One of its subclasses; see the module docstring.
+        """
+        policy = self.policy
+        deadline = asyncio.get_running_loop().time() + policy.total_timeout
+        current = self._parse(url)
+        extra = dict(headers or {})
+        redirects = 0
+        while True:
+            request = self._request(method, current, extra, content)
+            async with _deadline_scope(deadline, policy.total_timeout):
+                response = await self._pool.handle_async_request(request)
+            try:
+                location = _header(response, b"location")
+                if not (follow_redirects and response.status in REDIRECT_STATUSES and location):
+                    yield SafeResponse(response, current, redirects, max_bytes, deadline, policy.total_timeout)
+                    return
+            finally:
+                await response.aclose()
+            redirects += 1
+            if redirects > policy.max_redirects:
+                raise TooManyRedirects(f"{redact_url(url)}: more than {policy.max_redirects} redirects")
+            try:
+                target = current.join(location)
+            except httpx.InvalidURL as exc:
+                raise InvalidUrl(f"malformed redirect location: {exc}") from None
+            target = self._parse(target.copy_with(fragment=None))
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                method = "GET" if method != "HEAD" else method
+                content = None
+            if (target.scheme, target.host, target.port) != (current.scheme, current.host, current.port):
+                extra = {k: v for k, v in extra.items() if k.lower() not in _SENSITIVE_HEADERS}
+            current = target
+
+
+def _header(response: httpcore.Response, name: bytes) -> str | None:
+    for key, value in response.headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+__all__ = [
+    "BlockedAddress",
+    "FetchError",
+    "FetchFailed",
+    "FetchPolicy",
+    "FetchTimeout",
+    "InvalidUrl",
+    "METADATA_ADDRESSES",
+    "METADATA_HOSTNAMES",
+    "Resolver",
+    "SafeHttpClient",
+    "SafeResponse",
+    "TooLarge",
+    "TooManyRedirects",
+    "block_reason",
+    "parse_networks",
+    "redact_url",
+    "system_resolver",
+]
