@@ -182,6 +182,9 @@ async def start_grpc_server(
         options=[
             ("grpc.max_send_message_length", cfg.max_message_bytes),
             ("grpc.max_receive_message_length", cfg.max_message_bytes),
+            # Clients reconnect (and re-resolve) at least every few minutes, so new replicas get traffic.
+            ("grpc.max_connection_age_ms", cfg.max_connection_age_seconds * 1000),
+            ("grpc.max_connection_age_grace_ms", 30_000),
         ],
     )
     register(server)

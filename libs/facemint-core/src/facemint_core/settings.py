@@ -27,6 +27,7 @@ class GrpcSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
     max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_connection_age_seconds: int = Field(default=300, ge=10)
 
 
 class NatsSettings(BaseModel):

@@ -1,0 +1,356 @@
+{{/*
+The resources of one Facemint service. templates/<component>/*.yaml each include one of these with
+(dict "root" $ "component" "<component>"); a disabled component renders nothing.
+*/}}
+
+{{/* The non-secret settings of a component as a map of environment variables. */}}
+{{- define "facemint.settings" -}}
+{{- $root := .root }}
+{{- $c := include "facemint.component" . | fromYaml }}
+{{- $values := index $root.Values $c.key }}
+{{- $all := include "facemint.components" $root | fromYaml }}
+{{- $p := printf "FACEMINT_%s_" $c.envPrefix }}
+{{- $env := dict }}
+{{- $_ := set $env (print $p "HTTP__HOST") "0.0.0.0" }}
+{{- $_ := set $env (print $p "HTTP__PORT") (toString $c.httpPort) }}
+{{- if $c.grpc }}
+{{- $_ := set $env (print $p "GRPC__HOST") "0.0.0.0" }}
+{{- $_ := set $env (print $p "GRPC__PORT") "50051" }}
+{{- end }}
+{{- $_ := set $env (print $p "LOG__LEVEL") $root.Values.config.logLevel }}
+{{- $_ := set $env (print $p "TRACING__OTLP_ENDPOINT") $root.Values.config.otlpEndpoint }}
+{{- $_ := set $env (print $p "TRACING__SAMPLE_RATIO") (toString $root.Values.config.traceSampleRatio) }}
+{{- $_ := set $env (print $p "SHUTDOWN_GRACE_SECONDS") (toString $root.Values.config.shutdownGraceSeconds) }}
+{{- range $target, $setting := $c.targets }}
+{{- if (index $root.Values (index $all $target).key).enabled }}
+{{- $_ := set $env (print $p $setting) (printf "%s:50051" (include "facemint.componentName" (dict "root" $root "component" $target))) }}
+{{- end }}
+{{- end }}
+{{- if and $c.migrates $root.Values.migrations.enabled }}
+{{- $_ := set $env (print $p "APPLY_MIGRATIONS") "false" }}
+{{- end }}
+{{- if $c.nats }}
+{{- $_ := set $env (print $p "NATS__URL") $root.Values.nats.url }}
+{{- end }}
+{{- if and $c.objectStore $root.Values.objectStore.endpoint }}
+{{- $_ := set $env (print $p "OBJECT_STORE__ENDPOINT") $root.Values.objectStore.endpoint }}
+{{- $_ := set $env (print $p "OBJECT_STORE__REGION") $root.Values.objectStore.region }}
+{{- $_ := set $env (print $p "OBJECT_STORE__BUCKET") $root.Values.objectStore.bucket }}
+{{- end }}
+{{- if $c.qdrant }}
+{{- $_ := set $env (print $p "VECTOR_BACKEND") "qdrant" }}
+{{- $_ := set $env (print $p "QDRANT__URL") $root.Values.qdrant.url }}
+{{- end }}
+{{- if $c.models }}
+{{- $runner := include "facemint.inferenceRunner" $root }}
+{{- $_ := set $env (print $p "RUNNER") $runner }}
+{{- $_ := set $env (print $p "PACK") $values.pack }}
+{{- $_ := set $env (print $p "MODEL_DIR") $root.Values.models.mountPath }}
+{{- if eq $runner "triton" }}
+{{- $_ := set $env (print $p "TRITON__URL") (include "facemint.tritonUrl" $root) }}
+{{- end }}
+{{- end }}
+{{- range $k, $v := $values.env }}
+{{- $_ := set $env $k (toString $v) }}
+{{- end }}
+{{- toYaml $env }}
+{{- end }}
+
+{{- define "facemint.configmap" -}}
+{{- $c := include "facemint.component" . | fromYaml }}
+{{- if (index .root.Values $c.key).enabled }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "facemint.componentName" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "facemint.labels" . | nindent 4 }}
+data:
+  {{- include "facemint.settings" . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Environment variables read from Secrets. */}}
+{{- define "facemint.secretEnv" -}}
+{{- $root := .root }}
+{{- $c := include "facemint.component" . | fromYaml }}
+{{- $p := printf "FACEMINT_%s_" $c.envPrefix }}
+{{- if $c.database }}
+- name: {{ print $p "DATABASE__DSN" }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "facemint.postgresqlSecret" $root }}
+      key: {{ $root.Values.postgresql.existingSecretKey }}
+{{- end }}
+{{- if and $c.objectStore $root.Values.objectStore.endpoint }}
+- name: {{ print $p "OBJECT_STORE__ACCESS_KEY" }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "objectStore.existingSecret is required" $root.Values.objectStore.existingSecret }}
+      key: {{ $root.Values.objectStore.accessKeyKey }}
+- name: {{ print $p "OBJECT_STORE__SECRET_KEY" }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $root.Values.objectStore.existingSecret }}
+      key: {{ $root.Values.objectStore.secretKeyKey }}
+{{- end }}
+{{- if and $c.qdrant $root.Values.qdrant.existingSecret }}
+- name: {{ print $p "QDRANT__API_KEY" }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $root.Values.qdrant.existingSecret }}
+      key: {{ $root.Values.qdrant.existingSecretKey }}
+{{- end }}
+{{- end }}
+
+{{- define "facemint.deployment" -}}
+{{- $root := .root }}
+{{- $c := include "facemint.component" . | fromYaml }}
+{{- $values := index $root.Values $c.key }}
+{{- if $values.enabled }}
+{{- /* The inference service reads the model repository with both runners (Triton mode still loads
+       face_mesh/canonical_face_468.npy from it). */}}
+{{- $useModels := $c.models }}
+{{- $secretEnv := include "facemint.secretEnv" . | trim }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "facemint.componentName" . }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "facemint.labels" . | nindent 4 }}
+spec:
+  {{- if not $values.autoscaling.enabled }}
+  replicas: {{ $values.replicaCount }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "facemint.selectorLabels" . | nindent 6 }}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 25%
+      maxUnavailable: 0
+  template:
+    metadata:
+      labels:
+        {{- include "facemint.podLabels" . | nindent 8 }}
+      annotations:
+        checksum/config: {{ include "facemint.settings" . | sha256sum }}
+        {{- with $values.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: {{ include "facemint.serviceAccountName" . }}
+      automountServiceAccountToken: {{ $root.Values.serviceAccount.automountServiceAccountToken }}
+      # Service links would inject FACEMINT_<SERVICE>_PORT=tcp://... variables that collide with the settings prefix.
+      enableServiceLinks: false
+      terminationGracePeriodSeconds: {{ $root.Values.terminationGracePeriodSeconds }}
+      securityContext:
+        {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- if and $useModels (eq $root.Values.models.source "image") }}
+      initContainers:
+        {{- include "facemint.modelsInitContainer" $root | trim | nindent 8 }}
+      {{- end }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "facemint.image" (dict "root" $root "image" $values.image) }}
+          imagePullPolicy: {{ $values.image.pullPolicy }}
+          securityContext:
+            {{- toYaml $root.Values.containerSecurityContext | nindent 12 }}
+          ports:
+            - name: http
+              containerPort: {{ $c.httpPort }}
+              protocol: TCP
+            {{- if $c.grpc }}
+            - name: grpc
+              containerPort: 50051
+              protocol: TCP
+            {{- end }}
+          envFrom:
+            - configMapRef:
+                name: {{ include "facemint.componentName" . }}
+          {{- if or $secretEnv $values.extraEnv }}
+          env:
+            {{- with $secretEnv }}
+            {{- . | nindent 12 }}
+            {{- end }}
+            {{- with $values.extraEnv }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+          {{- end }}
+          # The HTTP listener starts once the service has set itself up (models loaded, pools open): the startup
+          # probe gives it up to 5 minutes before liveness takes over.
+          startupProbe:
+            httpGet:
+              path: /healthz
+              port: http
+            periodSeconds: 5
+            timeoutSeconds: 3
+            failureThreshold: 60
+          livenessProbe:
+            httpGet:
+              path: /healthz
+              port: http
+            periodSeconds: 10
+            timeoutSeconds: 3
+            failureThreshold: 3
+          readinessProbe:
+            httpGet:
+              path: /readyz
+              port: http
+            periodSeconds: 5
+            timeoutSeconds: 3
+            failureThreshold: 2
+          resources:
+            {{- toYaml $values.resources | nindent 12 }}
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+            {{- if $useModels }}
+            {{- include "facemint.modelsMount" $root | trim | nindent 12 }}
+            {{- end }}
+      volumes:
+        - name: tmp
+          emptyDir:
+            sizeLimit: {{ $values.tmpSizeLimit }}
+        {{- if $useModels }}
+        {{- include "facemint.modelsVolume" $root | trim | nindent 8 }}
+        {{- end }}
+      {{- with $values.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $values.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $values.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $values.topologySpreadConstraints }}
+      topologySpreadConstraints:
+        {{- range . }}
+        {{- $constraint := . }}
+        {{- if not .labelSelector }}
+        {{- $constraint = merge (dict "labelSelector" (dict "matchLabels" (include "facemint.selectorLabels" $ | fromYaml))) . }}
+        {{- end }}
+        - {{- toYaml $constraint | nindent 10 }}
+        {{- end }}
+      {{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "facemint.service" -}}
+{{- $root := .root }}
+{{- $c := include "facemint.component" . | fromYaml }}
+{{- $values := index $root.Values $c.key }}
+{{- if $values.enabled }}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "facemint.componentName" . }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "facemint.labels" . | nindent 4 }}
+  {{- with (dig "service" "annotations" dict $values) }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  type: {{ dig "service" "type" "ClusterIP" $values }}
+  selector:
+    {{- include "facemint.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: http
+      port: {{ $c.httpPort }}
+      targetPort: http
+      protocol: TCP
+      appProtocol: http
+    {{- if $c.grpc }}
+    - name: grpc
+      port: 50051
+      targetPort: grpc
+      protocol: TCP
+      appProtocol: grpc
+    {{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "facemint.hpa" -}}
+{{- $root := .root }}
+{{- $c := include "facemint.component" . | fromYaml }}
+{{- $values := index $root.Values $c.key }}
+{{- if and $values.enabled $values.autoscaling.enabled }}
+{{- if gt (int $values.autoscaling.minReplicas) (int $values.autoscaling.maxReplicas) }}
+{{- fail (printf "%s.autoscaling.minReplicas is above maxReplicas" $c.key) }}
+{{- end }}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "facemint.componentName" . }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "facemint.labels" . | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "facemint.componentName" . }}
+  minReplicas: {{ $values.autoscaling.minReplicas }}
+  maxReplicas: {{ $values.autoscaling.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $values.autoscaling.targetCPUUtilizationPercentage }}
+{{- end }}
+{{- end }}
+
+{{- define "facemint.pdb" -}}
+{{- $root := .root }}
+{{- $c := include "facemint.component" . | fromYaml }}
+{{- $values := index $root.Values $c.key }}
+{{- if and $values.enabled $values.pdb.enabled }}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "facemint.componentName" . }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "facemint.labels" . | nindent 4 }}
+spec:
+  minAvailable: {{ $values.pdb.minAvailable }}
+  selector:
+    matchLabels:
+      {{- include "facemint.selectorLabels" . | nindent 6 }}
+{{- end }}
+{{- end }}
+
+{{- define "facemint.serviceaccount" -}}
+{{- $root := .root }}
+{{- $c := include "facemint.component" . | fromYaml }}
+{{- if and (index $root.Values $c.key).enabled $root.Values.serviceAccount.create }}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ include "facemint.componentName" . }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "facemint.labels" . | nindent 4 }}
+  {{- with $root.Values.serviceAccount.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+automountServiceAccountToken: {{ $root.Values.serviceAccount.automountServiceAccountToken }}
+{{- end }}
+{{- end }}
