@@ -19,8 +19,8 @@ from facemint.library.v1 import library_pb2, library_pb2_grpc
 from facemint.media_decoder.v1 import media_decoder_pb2, media_decoder_pb2_grpc
 from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from facemint.webhook.v1 import webhook_pb2, webhook_pb2_grpc
-from tests.e2e.media import png_with_faces
-from tests.e2e.platform_fixture import MediaServer, RunningPlatform, pids_alive, start_platform
+from facemint_local.harness import MediaServer, RunningPlatform, pids_alive, start_platform
+from facemint_local.testmedia import png_with_faces
 
 pytestmark = [pytest.mark.e2e]
 

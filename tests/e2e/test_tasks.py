@@ -12,8 +12,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.e2e.media import animated, encode, group_image, moving_faces_video
-from tests.e2e.platform_fixture import MediaServer, RunningPlatform, start_platform
+from facemint_local.harness import MediaServer, RunningPlatform, start_platform
+from facemint_local.testmedia import animated, encode, group_image, moving_faces_video
 
 pytestmark = [pytest.mark.e2e]
 
@@ -165,10 +165,12 @@ def test_animated_frames_follow_their_delays(
     url = media.add(f"anim-{fmt}.bin", animated(frames, delays, "GIF" if fmt == "GIF" else "PNG"))
     task = wait(api, submit(api, type="gif", media_url=url, sample_rate=4))
     assert task["status"] == "succeeded", task
+    # Each 0.25 s sample instant takes the first frame starting at or after it (as for video), once:
+    # instants 0 / .25 / .5 / .75 / 1.0 / 1.25 / 1.5 / 1.75 -> frames starting at 0, .5, 1.0, 1.5, 1.75.
     stamps = [f["timestamp"] for f in task["result"]["frames"]]
-    assert stamps == [0.0, 0.25, 0.5, 1.0, 1.25, 1.5, 1.75]  # the frame showing at each 0.25 s sample
+    assert stamps == [0.0, 0.5, 1.0, 1.5, 1.75]
     shown = {f["timestamp"]: len(f["faces"]) for f in task["result"]["frames"]}
-    assert shown[1.0] == 0 and shown[1.25] == 0 and shown[0.0] == 1 and shown[1.5] == 1
+    assert shown == {0.0: 1, 0.5: 1, 1.0: 0, 1.5: 1, 1.75: 1}
 
 
 def test_video_tracks_follow_known_ground_truth(

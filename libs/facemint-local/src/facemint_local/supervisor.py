@@ -234,11 +234,13 @@ class Platform:
             if self.stop_requested.is_set():
                 raise InterruptedError("stop requested during start-up")
             for svc in self.services:
-                if svc.name in pending and svc_ready(svc):
+                if svc.name in pending and svc.proc is not None and svc.proc.alive() and svc_ready(svc):
                     pending.discard(svc.name)
                     log.info("%s ready", svc.name)
-                elif svc.proc is not None and not svc.proc.alive():
-                    raise RuntimeError(f"{svc.name} exited during start-up:\n{svc.proc.tail(30)}")
+                elif svc.restarts >= 3:
+                    tail = svc.proc.tail(30) if svc.proc else ""
+                    raise RuntimeError(f"{svc.name} keeps exiting during start-up:\n{tail}")
+            self.supervise_once()
             time.sleep(0.2)
         if pending:
             raise TimeoutError(f"not ready after {self.settings.ready_timeout_seconds:.0f} s: {', '.join(pending)}")

@@ -6,11 +6,14 @@ and extracted), and the development set in ``../shared/data`` when it sits besid
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import zipfile
 from functools import cache
 from pathlib import Path
+
+from PIL import Image
 
 INSIGHTFACE_WHEEL = ("insightface", "2.1")
 GROUP_PHOTO = "insightface/data/images/t1.jpg"  # six faces
@@ -53,3 +56,86 @@ def package_file(package: str, version: str, member: str) -> bytes:
 def group_photo() -> bytes:
     """A JPEG group photo with six clearly visible faces (insightface's t1.jpg)."""
     return package_file(*INSIGHTFACE_WHEEL, GROUP_PHOTO)
+
+
+def group_image() -> Image.Image:
+    """The six-face group photo as a Pillow image."""
+    return Image.open(io.BytesIO(group_photo())).convert("RGB")
+
+
+def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
+    """Encode a Pillow image (fmt: JPEG, PNG, WEBP, BMP, HEIF ...)."""
+    if fmt == "HEIF":
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def png_with_faces() -> bytes:
+    """The group photo as PNG."""
+    return encode(group_image(), "PNG")
+
+
+def animated(frames: list[Image.Image], durations_ms: list[int], fmt: str) -> bytes:
+    """An animated GIF or APNG whose frames last ``durations_ms``."""
+    buf = io.BytesIO()
+    first, rest = frames[0], frames[1:]
+    if fmt == "GIF":
+        first.save(buf, format="GIF", save_all=True, append_images=rest, duration=durations_ms, loop=0)
+    else:
+        first.save(buf, format="PNG", save_all=True, append_images=rest, duration=durations_ms, loop=0)
+    return buf.getvalue()
+
+
+def moving_faces_video(
+    crops: list[Image.Image],
+    tracks: list[tuple[float, float, tuple[int, int], tuple[int, int]]],
+    size: tuple[int, int] = (960, 540),
+    fps: int = 10,
+    seconds: float = 8.0,
+    codec: str = "libx264",
+) -> tuple[bytes, list[list[tuple[float, float, float, float] | None]]]:
+    """Encode a video of face crops moving over a plain background.
+
+    Args:
+        crops: One image per track.
+        tracks: Per crop: (appears_at, disappears_at, start_xy, end_xy), linear motion between the two points.
+        size: Frame size.
+        fps: Frame rate.
+        seconds: Duration.
+        codec: PyAV encoder.
+
+    Returns:
+        The file bytes and, per frame, per track, the pasted box [x, y, w, h] (None when absent).
+    """
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    truth: list[list[tuple[float, float, float, float] | None]] = []
+    with av.open(buf, mode="w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(int(seconds * fps)):
+            t = i / fps
+            canvas = Image.new("RGB", size, (92, 110, 96))
+            boxes: list[tuple[float, float, float, float] | None] = []
+            for crop, (start, end, (x0, y0), (x1, y1)) in zip(crops, tracks, strict=True):
+                if not start <= t < end:
+                    boxes.append(None)
+                    continue
+                k = (t - start) / max(end - start, 1e-6)
+                x, y = int(x0 + (x1 - x0) * k), int(y0 + (y1 - y0) * k)
+                canvas.paste(crop, (x, y))
+                boxes.append((x, y, crop.width, crop.height))
+            truth.append(boxes)
+            frame = av.VideoFrame.from_ndarray(np.asarray(canvas), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buf.getvalue(), truth

@@ -1,4 +1,4 @@
-"""Start the real local platform (``facemint up``) as a subprocess for end-to-end tests."""
+"""Drive the real local platform (``facemint up``) as a subprocess: for end-to-end tests and benchmarks."""
 
 from __future__ import annotations
 
