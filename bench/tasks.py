@@ -1,0 +1,162 @@
+"""End-to-end task latency through the local platform (``make bench-tasks``).
+
+1. An image task on a 1080p photo with six faces, every attribute and recognition against a one-person library:
+   submit -> succeeded (polling every 20 ms), p50/p95 over N tasks, next to the bare inference time of the same
+   decoded image in process (the pipeline alone, same pack and attributes).
+2. The wall time of a 60 s 1080p video at sample_rate 2 with a few moving faces.
+
+Targets on a 2-core machine: image p50 <= 1.3 x bare inference; the 60 s video done in <= 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from bench.common import machine, machine_line, markdown_table, now, pipeline, write_results
+from facemint_local.harness import MediaServer, start_platform
+from facemint_local.testmedia import encode, group_image, moving_faces_video
+
+ALL_ATTRIBUTES = ["age", "gender", "emotion", "pose", "glasses", "mask", "quality", "landmarks"]
+
+
+def photo_1080p() -> Image.Image:
+    """The six-face group photo letterboxed into 1920 x 1080."""
+    src = group_image()
+    scaled = src.resize((round(src.width * 1080 / src.height), 1080), Image.Resampling.BICUBIC)
+    canvas = Image.new("RGB", (1920, 1080), (40, 40, 40))
+    canvas.paste(scaled, ((1920 - scaled.width) // 2, 0))
+    return canvas
+
+
+def face_crops(image: Image.Image, boxes: list[list[int]], n: int) -> list[Image.Image]:
+    """Crops (with margin) of the n largest faces."""
+    crops = []
+    for x, y, w, h in sorted(boxes, key=lambda b: -b[2])[:n]:
+        m = int(0.35 * max(w, h))
+        crops.append(image.crop((x - m, y - m, x + w + m, y + h + m)).resize((200, 200)))
+    return crops
+
+
+def submit(api: httpx.Client, body: dict[str, Any]) -> str:
+    """Create a task; its id."""
+    resp = api.post("/v1/create-detection-task", json=body)
+    resp.raise_for_status()
+    return str(resp.json()["task_id"])
+
+
+def wait(api: httpx.Client, task_id: str, poll: float = 0.02, timeout: float = 600) -> dict[str, Any]:
+    """Poll until the task is terminal."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc = api.get(f"/v1/task/{task_id}").json()
+        if doc["status"] in ("succeeded", "failed", "cancelled"):
+            return dict(doc)
+        time.sleep(poll)
+    raise TimeoutError(task_id)
+
+
+async def bare_inference_ms(image: Image.Image, pack: str, runs: int) -> float:
+    """Median ms of the in-process pipeline on the decoded image, everything requested."""
+    from facemint_inference.pipeline import AnalyzeOptions
+
+    bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
+    options = AnalyzeOptions.create(attributes=ALL_ATTRIBUTES, want_embeddings=True)
+    async with pipeline(pack) as pipe:
+        await pipe.analyze([bgr], options)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            await pipe.analyze([bgr], options)
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100)."""
+    return float(np.percentile(np.asarray(values), q))
+
+
+def main() -> None:
+    """Run the benchmark and write bench/results/tasks-<date>.md."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=50)
+    parser.add_argument("--video-seconds", type=float, default=60.0)
+    parser.add_argument("--pack", default="open")
+    args = parser.parse_args()
+    image = photo_1080p()
+    bare = asyncio.run(bare_inference_ms(image, args.pack, runs=10))
+    with tempfile.TemporaryDirectory() as tmp:
+        platform = start_platform(Path(tmp) / "platform", extra_env={"FACEMINT_LOCAL_PACK": args.pack})
+        media = MediaServer(Path(tmp) / "media")
+        try:
+            with httpx.Client(
+                base_url=platform.gateway_url, headers={"x-api-key": platform.api_key}, timeout=60
+            ) as api:
+                image_url = media.add("photo.jpg", encode(image, "JPEG", quality=92))
+                first = wait(api, submit(api, {"type": "image", "media_url": image_url}))
+                boxes = [f["bbox"] for f in first["result"]["frames"][0]["faces"]]
+                person_url = media.add("person.jpg", encode(face_crops(image, boxes, 1)[0], "JPEG", quality=95))
+                api.post("/v1/library", json={"library_id": "bench", "name": "Bench"})
+                enrolled = api.post("/v1/library/bench/face", json={"person_id": "p_1", "name": "One",
+                                                                    "image_url": person_url})  # fmt: skip
+                recognise = enrolled.status_code in (200, 201)
+                body: dict[str, Any] = {"type": "image", "media_url": image_url, "attributes": ALL_ATTRIBUTES}
+                if recognise:
+                    body |= {"recognize": 1, "library_id": "bench"}
+                latencies = []
+                for _ in range(args.tasks):
+                    start = time.perf_counter()
+                    done = wait(api, submit(api, body))
+                    latencies.append((time.perf_counter() - start) * 1000)
+                    assert done["status"] == "succeeded", done
+                crops = face_crops(image, boxes, 3)
+                scale = args.video_seconds
+                video, _ = moving_faces_video(
+                    crops,
+                    [(0.0, scale * 0.7, (50, 100), (1500, 200)), (scale * 0.2, scale, (1600, 700), (100, 600)),
+                     (scale * 0.4, scale * 0.9, (800, 50), (900, 800))],
+                    size=(1920, 1080), fps=25, seconds=scale,
+                )  # fmt: skip
+                video_url = media.add("video.mp4", video)
+                start = time.perf_counter()
+                vid = wait(api, submit(api, {"type": "video", "media_url": video_url, "sample_rate": 2}), poll=0.1)
+                video_wall = time.perf_counter() - start
+                assert vid["status"] == "succeeded", vid
+        finally:
+            media.close()
+            platform.stop()
+    p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+    info = machine()
+    rows = [
+        ["image 1080p, 6 faces, all attributes" + (" + recognition" if recognise else ""), args.tasks,
+         f"{p50:.0f}", f"{p95:.0f}", f"{bare:.0f}", f"{p50 / bare:.2f}", "<= 1.3x",
+         "yes" if p50 <= 1.3 * bare else "no"],
+        [f"video {args.video_seconds:.0f} s 1080p @ sample_rate 2 ({len(vid['result']['frames'])} frames)", 1,
+         f"{video_wall * 1000:.0f}", "-", "-", "-", f"<= {args.video_seconds:.0f} s",
+         "yes" if video_wall <= args.video_seconds else "no"],
+    ]  # fmt: skip
+    headers = ["case", "n", "p50 ms (wall)", "p95 ms", "bare inference ms", "ratio", "target", "met"]
+    table = markdown_table(headers, rows)
+    report = (
+        f"# Task latency benchmark ({now()})\n\nMachine: {machine_line(info)}.\n\n"
+        f"Pack `{args.pack}`, ONNX Runtime, the whole local platform (`facemint up`) on this machine; latency is "
+        f"submit -> `succeeded` seen by polling every 20 ms.\n\n{table}\n"
+    )
+    print(report)
+    write_results("tasks", report, {"machine": info, "date": now(), "image_latencies_ms": latencies,
+                                     "bare_inference_ms": bare, "video_wall_seconds": video_wall,
+                                     "recognition": recognise})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
