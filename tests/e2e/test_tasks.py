@@ -5,62 +5,24 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
-from facemint_local.harness import MediaServer, RunningPlatform, start_platform
+from facemint_local.harness import MediaServer, RunningPlatform
 from facemint_local.testmedia import animated, encode, group_image, moving_faces_video
+from tests.e2e.apiutil import submit, wait
 
 pytestmark = [pytest.mark.e2e]
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    running = start_platform(tmp_path_factory.mktemp("platform"))
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
-    server = MediaServer(tmp_path_factory.mktemp("media"))
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def api(platform: RunningPlatform) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=platform.gateway_url, headers={"x-api-key": platform.api_key}, timeout=30) as client:
-        yield client
-
-
-def submit(api: httpx.Client, **body: Any) -> str:
-    resp = api.post("/v1/create-detection-task", json=body)
-    assert resp.status_code == 201, resp.text
-    doc = resp.json()
-    assert doc["status"] == "queued" and doc["request_id"].startswith("req_") and doc["estimated_seconds"] >= 1
-    return str(doc["task_id"])
-
-
-def wait(api: httpx.Client, task_id: str, timeout: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        doc = api.get(f"/v1/task/{task_id}").json()
-        if doc["status"] in ("succeeded", "failed", "cancelled"):
-            return dict(doc)
-        time.sleep(0.3)
-    raise AssertionError(f"task {task_id} not finished after {timeout} s")
 
 
 def centre(box: list[float]) -> tuple[float, float]:
     return box[0] + box[2] / 2, box[1] + box[3] / 2
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reference(api: httpx.Client, media: MediaServer) -> dict[str, Any]:
     """The group photo as JPEG, analysed with every attribute: the reference the other formats must agree with."""
     url = media.add("group.jpg", encode(group_image(), "JPEG", quality=95))

@@ -115,9 +115,10 @@ def pids_alive(pids: list[int]) -> list[int]:
 class MediaServer:
     """A static HTTP server on 127.0.0.1 serving a folder (the platform's fetch allow-list covers loopback)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
+        self.host = host
 
         class Handler(SimpleHTTPRequestHandler):
             def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -126,13 +127,13 @@ class MediaServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return None
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     def url(self, name: str) -> str:
         """URL of a file in the served folder."""
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+        return f"http://{self.host}:{self.httpd.server_address[1]}/{name}"
 
     def add(self, name: str, data: bytes) -> str:
         """Write a file and return its URL."""

@@ -61,6 +61,8 @@ class LocalSettings(BaseSettings):
     grace_seconds: float = Field(default=10.0, ge=0)
     max_restart_backoff_seconds: float = Field(default=30.0, gt=0)
     object_store: bool = True
+    fetch_allow_cidrs: list[str] = ["127.0.0.0/8"]
+    """Addresses the media-decoder and webhook-dispatcher may reach although private (local development)."""
 
 
 @dataclass
@@ -171,7 +173,7 @@ class Platform:
                 "FACEMINT_GATEWAY_OBJECT_STORE__ACCESS_KEY": self.objects.access_key,
                 "FACEMINT_GATEWAY_OBJECT_STORE__SECRET_KEY": self.objects.secret_key,
             }
-        loopback = '["127.0.0.0/8"]'
+        loopback = json.dumps(self.settings.fetch_allow_cidrs)
         self.services = [
             svc("inference", "facemint_inference", "FACEMINT_INFERENCE_", grpc["inference"], {
                 "FACEMINT_INFERENCE_PACK": self.settings.pack,
@@ -213,7 +215,8 @@ class Platform:
         self.gateway_url = f"http://127.0.0.1:{gateway.http_port}"
 
     def _spawn(self, svc: ServiceProc) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FACEMINT_") or k.startswith("FACEMINT_LOCAL")}
+        # The caller's FACEMINT_<SVC>_* variables tune services; the supervisor's own (ports, targets) win.
+        env = dict(os.environ)
         env.update(svc.env)
         svc.proc = ManagedProcess(
             svc.name, [sys.executable, "-m", svc.module], self.data_dir / "logs" / f"{svc.name}.log", env=env

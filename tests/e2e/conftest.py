@@ -1,0 +1,43 @@
+"""Shared end-to-end fixtures: one local platform for the task and bad-input suites.
+
+Media are served from 127.0.0.2, the only private address the platform may fetch from here, so that redirects to
+127.0.0.1 and to the cloud-metadata address are refused exactly as they would be in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from facemint_local.harness import MediaServer, RunningPlatform, start_platform
+
+MEDIA_HOST = "127.0.0.2"
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    running = start_platform(
+        tmp_path_factory.mktemp("platform"),
+        extra_env={
+            "FACEMINT_LOCAL_FETCH_ALLOW_CIDRS": f'["{MEDIA_HOST}/32"]',
+            "FACEMINT_MEDIA_DECODER_FETCH__READ_TIMEOUT_SECONDS": "3",
+            "FACEMINT_MEDIA_DECODER_FETCH__TOTAL_TIMEOUT_SECONDS": "20",
+        },
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
+    server = MediaServer(tmp_path_factory.mktemp("media"), host=MEDIA_HOST)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def api(platform: RunningPlatform) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=platform.gateway_url, headers={"x-api-key": platform.api_key}, timeout=30) as client:
+        yield client
