@@ -19,7 +19,11 @@ def submit(api: httpx.Client, **body: Any) -> str:
 def wait(api: httpx.Client, task_id: str, timeout: float = 180) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        doc = api.get(f"/v1/task/{task_id}").json()
+        resp = api.get(f"/v1/task/{task_id}")
+        if resp.status_code >= 500:  # a service restarting behind the gateway: retry, as a client would
+            time.sleep(0.5)
+            continue
+        doc = resp.json()
         if doc["status"] in ("succeeded", "failed", "cancelled"):
             return dict(doc)
         time.sleep(0.3)

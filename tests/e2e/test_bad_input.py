@@ -120,7 +120,7 @@ def test_bad_media_fails_the_task_with_its_code(
     [
         ("/to-loopback", "invalid_media", "127.0.0.1"),
         ("/to-metadata", "invalid_media", "169.254.169.254"),
-        ("/forever.jpg", "payload_too_large", "bytes"),
+        ("/forever.jpg", "payload_too_large", "byte limit"),
         ("/silent.jpg", "invalid_media", "time"),
     ],
 )

@@ -237,6 +237,7 @@ class ObjectStore:
     access_key: str = "facemint-local"
     secret_key: str = "facemint-local-secret"
     log_dir: Path | None = None
+    host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         self.port = self.port or free_port()
@@ -245,7 +246,7 @@ class ObjectStore:
     @property
     def endpoint(self) -> str:
         """S3 endpoint URL."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the store with one access key; wait until the S3 port answers."""
@@ -271,8 +272,8 @@ class ObjectStore:
                 _venv_bin("weed"),
                 "mini",
                 f"-dir={self.data_dir}",
-                "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1",
+                f"-ip={self.host}",
+                f"-ip.bind={self.host}",
                 f"-s3.port={self.port}",
                 f"-s3.config={config}",
                 "-s3.port.iceberg=0",
@@ -287,7 +288,7 @@ class ObjectStore:
     def _ready(self) -> bool:
         if self.proc is not None and not self.proc.alive():
             raise RuntimeError(f"weed exited:\n{self.proc.tail()}")
-        if not port_open(self.port):
+        if not port_open(self.port, self.host):
             return False
         try:
             with urllib.request.urlopen(f"{self.endpoint}/healthz", timeout=1) as resp:

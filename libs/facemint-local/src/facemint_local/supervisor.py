@@ -61,8 +61,10 @@ class LocalSettings(BaseSettings):
     grace_seconds: float = Field(default=10.0, ge=0)
     max_restart_backoff_seconds: float = Field(default=30.0, gt=0)
     object_store: bool = True
+    object_store_host: str = "127.0.0.1"
     fetch_allow_cidrs: list[str] = ["127.0.0.0/8"]
-    """Addresses the media-decoder and webhook-dispatcher may reach although private (local development)."""
+    """Addresses the media-decoder and webhook-dispatcher may reach although private (local development); the
+    object store's own address is always added, so that uploaded media can be fetched."""
 
 
 @dataclass
@@ -120,7 +122,9 @@ class Platform:
         self.nats.start()
         log.info("NATS JetStream ready on 127.0.0.1:%s", self.nats.port)
         if self.settings.object_store:
-            self.objects = ObjectStore(self.data_dir / "objects", _port(ports.object_store), log_dir=logs)
+            self.objects = ObjectStore(
+                self.data_dir / "objects", _port(ports.object_store), log_dir=logs, host=self.settings.object_store_host
+            )
             self.objects.start()
             log.info("object store (S3) ready on %s", self.objects.endpoint)
 
@@ -173,7 +177,10 @@ class Platform:
                 "FACEMINT_GATEWAY_OBJECT_STORE__ACCESS_KEY": self.objects.access_key,
                 "FACEMINT_GATEWAY_OBJECT_STORE__SECRET_KEY": self.objects.secret_key,
             }
-        loopback = json.dumps(self.settings.fetch_allow_cidrs)
+        allowed = list(self.settings.fetch_allow_cidrs)
+        if self.objects is not None:
+            allowed.append(f"{self.objects.host}/32")
+        loopback = json.dumps(allowed)
         self.services = [
             svc("inference", "facemint_inference", "FACEMINT_INFERENCE_", grpc["inference"], {
                 "FACEMINT_INFERENCE_PACK": self.settings.pack,
