@@ -436,7 +436,7 @@ async def test_https_pins_the_address_and_keeps_sni_and_certificate_checks(tls_f
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_tls.load_cert_chain(cert, key)
     sni: list[str | None] = []
-    server_tls.sni_callback = lambda _sock, name, _ctx: sni.append(name)  # type: ignore[assignment,misc,return-value]
+    server_tls.sni_callback = lambda _sock, name, _ctx: sni.append(name)
 
     async def resolver(host: str, port: int) -> list[IPAddress]:
         return [ipaddress.ip_address("127.0.0.1")]

@@ -1,0 +1,1 @@
+"""Facemint media-decoder: fetches media safely, decodes and samples frames, and streams them to inference."""

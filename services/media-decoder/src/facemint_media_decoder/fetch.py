@@ -1,0 +1,130 @@
+"""Download media into a spool file, safely: SSRF policy, byte cap enforced while streaming, timeouts.
+
+Presigned S3/GCS URLs are ordinary https URLs whose query string holds the credentials; the query string is
+never logged nor put in an error message (:func:`facemint_core.netsafe.redact_url`). The spool file is removed
+when the ``fetch_to_spool`` block ends, whatever happens inside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from facemint_core.errors import FacemintError, InvalidMedia, InvalidRequest, PayloadTooLarge
+from facemint_core.netsafe import (
+    BlockedAddress,
+    FetchError,
+    FetchFailed,
+    FetchTimeout,
+    InvalidUrl,
+    SafeHttpClient,
+    TooLarge,
+    TooManyRedirects,
+    redact_url,
+)
+from facemint_media_decoder.metrics import DecoderMetrics
+from facemint_media_decoder.sniff import Kind
+
+log = logging.getLogger(__name__)
+
+_FLUSH_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A downloaded media file.
+
+    Attributes:
+        path: The spool file.
+        size_bytes: Its size.
+    """
+
+    path: Path
+    size_bytes: int
+
+
+def _as_public_error(exc: FetchError, kind: Kind, max_bytes: int) -> tuple[str, FacemintError]:
+    """The metrics reason and the public error of a fetch failure."""
+    if isinstance(exc, TooLarge):
+        return "too_large", PayloadTooLarge(f"the {kind.value} is larger than the {max_bytes}-byte limit for its type")
+    if isinstance(exc, InvalidUrl):
+        return "invalid_url", InvalidRequest(f"media_url is not usable: {exc}")
+    if isinstance(exc, BlockedAddress):
+        return "blocked", InvalidMedia(f"media_url points to an address that may not be fetched: {exc}")
+    if isinstance(exc, TooManyRedirects):
+        return "too_many_redirects", InvalidMedia(f"fetching media_url failed: {exc}")
+    if isinstance(exc, FetchTimeout):
+        return "timeout", InvalidMedia(f"fetching media_url timed out: {exc}")
+    if isinstance(exc, FetchFailed) and exc.status_code is not None:
+        return "http_status", InvalidMedia(f"fetching media_url failed: {exc}")
+    return "network", InvalidMedia(f"fetching media_url failed: {exc}")
+
+
+@contextlib.asynccontextmanager
+async def fetch_to_spool(
+    client: SafeHttpClient,
+    url: str,
+    *,
+    kind: Kind,
+    max_bytes: int,
+    spool_dir: Path,
+    metrics: DecoderMetrics,
+) -> AsyncIterator[Fetched]:
+    """Download ``url`` into a new file under ``spool_dir`` and yield it; the file is deleted afterwards.
+
+    Args:
+        client: The SSRF-safe client (its policy sets addresses, redirects and timeouts).
+        url: The media URL (http, https, presigned object-store URL).
+        kind: The declared kind, for messages and metrics.
+        max_bytes: The byte cap of the kind; the download stops as soon as it is passed.
+        spool_dir: Where the file goes.
+        metrics: Where bytes, durations and failures are counted.
+
+    Raises:
+        PayloadTooLarge: The media is larger than ``max_bytes``.
+        InvalidRequest: The URL is malformed or not http(s).
+        InvalidMedia: Any other fetch failure (blocked address, redirects, timeout, HTTP status, network).
+    """
+    fd, name = tempfile.mkstemp(prefix="media-", suffix=".part", dir=spool_dir)
+    path = Path(name)
+    started = time.perf_counter()
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async with client.stream(url, max_bytes=max_bytes) as response:
+                response.raise_for_status()
+                buffered: list[bytes] = []
+                pending = 0
+                async for chunk in response.iter_bytes():
+                    buffered.append(chunk)
+                    pending += len(chunk)
+                    if pending >= _FLUSH_BYTES:
+                        await asyncio.to_thread(out.write, b"".join(buffered))
+                        size += pending
+                        metrics.fetched_bytes.labels(kind.value).inc(pending)
+                        buffered, pending = [], 0
+                await asyncio.to_thread(out.write, b"".join(buffered))
+                size += pending
+                metrics.fetched_bytes.labels(kind.value).inc(pending)
+    except FetchError as exc:
+        path.unlink(missing_ok=True)
+        reason, public = _as_public_error(exc, kind, max_bytes)
+        metrics.fetch_errors.labels(reason).inc()
+        log.info("media fetch failed", extra={"url": redact_url(url), "reason": reason, "error": str(exc)})
+        raise public from None
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    metrics.fetch_seconds.observe(time.perf_counter() - started)
+    log.info("media fetched", extra={"url": redact_url(url), "size_bytes": size, "kind": kind.value})
+    try:
+        yield Fetched(path, size)
+    finally:
+        path.unlink(missing_ok=True)

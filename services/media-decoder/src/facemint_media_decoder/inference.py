@@ -1,0 +1,139 @@
+"""Send sampled frames to the inference service in batches and get their faces back, in order.
+
+Frames travel as raw BGR24 (``width * height * 3`` bytes). A batch holds at most ``frames_per_batch`` frames and
+fits in one gRPC message; a single frame too large for a message (an 8K frame is 99.5 MB) travels as a JPEG
+(``PIXEL_FORMAT_ENCODED``) instead. Each batch is one unary ``AnalyzeFrames`` call (retried by the channel on
+``UNAVAILABLE``); up to ``pipeline_depth`` calls are in flight while the next frames decode, and results are
+yielded strictly in frame order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator
+
+import cv2
+import grpc
+
+from facemint.common.v1 import common_pb2
+from facemint.inference.v1 import inference_pb2, inference_pb2_grpc
+from facemint_core.errors import InternalError, ServiceUnavailable, from_rpc_error
+from facemint_core.grpcutil import call_metadata
+from facemint_media_decoder.decode import DecodedFrame
+from facemint_media_decoder.metrics import DecoderMetrics
+
+_UNAVAILABLE = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+)
+MESSAGE_OVERHEAD_BYTES = 64 * 1024
+"""Room left in a gRPC message for everything but pixel bytes (fields, options)."""
+
+
+def to_wire(frame: DecodedFrame, max_frame_bytes: int, jpeg_quality: int) -> inference_pb2.Frame:
+    """Build the inference ``Frame`` of a decoded frame: raw BGR24, or a JPEG when it exceeds ``max_frame_bytes``."""
+    height, width = frame.image.shape[:2]
+    if frame.image.nbytes <= max_frame_bytes:
+        data = frame.image.tobytes()
+        pixel_format = inference_pb2.PIXEL_FORMAT_BGR24
+    else:
+        ok, encoded = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+        if not ok:
+            raise InternalError(f"cannot encode a {width}x{height} frame as JPEG")
+        data = encoded.tobytes()
+        pixel_format = inference_pb2.PIXEL_FORMAT_ENCODED
+    return inference_pb2.Frame(
+        data=data, format=pixel_format, width=width, height=height, timestamp=frame.timestamp, index=frame.index
+    )
+
+
+class InferenceClient:
+    """Batches frames to ``InferenceService.AnalyzeFrames``."""
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        frames_per_batch: int,
+        max_message_bytes: int,
+        timeout: float,
+        pipeline_depth: int,
+        metrics: DecoderMetrics,
+    ) -> None:
+        """Create a client.
+
+        Args:
+            channel: A channel to the inference service.
+            frames_per_batch: Frames per call at most.
+            max_message_bytes: The gRPC message limit both sides use.
+            timeout: Deadline of one call, seconds.
+            pipeline_depth: Calls in flight at once.
+            metrics: Where call latencies are recorded.
+        """
+        self._stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        self._frames_per_batch = frames_per_batch
+        self.max_batch_bytes = max_message_bytes - MESSAGE_OVERHEAD_BYTES
+        self._timeout = timeout
+        self._depth = pipeline_depth
+        self._metrics = metrics
+
+    async def _call(self, request: inference_pb2.AnalyzeFramesRequest) -> inference_pb2.AnalyzeFramesResponse:
+        started = time.perf_counter()
+        try:
+            response: inference_pb2.AnalyzeFramesResponse = await self._stub.AnalyzeFrames(
+                request, timeout=self._timeout, metadata=call_metadata()
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _UNAVAILABLE:
+                raise ServiceUnavailable(f"the inference service is unavailable: {exc.details()}") from None
+            raise InternalError(f"the inference service failed: {from_rpc_error(exc).message}") from None
+        finally:
+            self._metrics.inference_batch_seconds.observe(time.perf_counter() - started)
+        if len(response.frames) != len(request.frames):
+            raise InternalError(
+                f"the inference service answered {len(response.frames)} results for {len(request.frames)} frames"
+            )
+        return response
+
+    async def analyze(
+        self, frames: AsyncIterator[inference_pb2.Frame], options: common_pb2.AnalyzeOptions
+    ) -> AsyncGenerator[tuple[int, float, inference_pb2.FrameFaces], None]:
+        """Analyse frames in order.
+
+        Yields:
+            ``(index, timestamp, faces)`` for every frame, in the order the frames arrived.
+        """
+        pending: deque[tuple[list[tuple[int, float]], asyncio.Task[inference_pb2.AnalyzeFramesResponse]]] = deque()
+        batch: list[inference_pb2.Frame] = []
+        batch_bytes = 0
+
+        def send() -> None:
+            request = inference_pb2.AnalyzeFramesRequest(frames=batch, options=options)
+            meta = [(f.index, f.timestamp) for f in batch]
+            pending.append((meta, asyncio.create_task(self._call(request))))
+
+        try:
+            async for frame in frames:
+                size = len(frame.data)
+                if batch and (len(batch) >= self._frames_per_batch or batch_bytes + size > self.max_batch_bytes):
+                    send()
+                    batch, batch_bytes = [], 0
+                    while len(pending) >= self._depth:
+                        meta, task = pending.popleft()
+                        for (index, timestamp), faces in zip(meta, (await task).frames, strict=True):
+                            yield index, timestamp, faces
+                batch.append(frame)
+                batch_bytes += size
+            if batch:
+                send()
+                batch = []
+            while pending:
+                meta, task = pending.popleft()
+                for (index, timestamp), faces in zip(meta, (await task).frames, strict=True):
+                    yield index, timestamp, faces
+        finally:
+            tasks = [task for _, task in pending]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
