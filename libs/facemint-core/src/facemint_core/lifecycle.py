@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -89,6 +89,14 @@ def ops_routes(readiness: Readiness) -> list[BaseRoute]:
     return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
 
 
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to :func:`run_service` (one shutdown path per process)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def start_http(runtime: ServiceRuntime, app: Any) -> uvicorn.Server:
     """Serve an ASGI app on the configured HTTP address; records the bound port; stops with the runtime."""
     config = uvicorn.Config(
@@ -100,8 +108,7 @@ async def start_http(runtime: ServiceRuntime, app: Any) -> uvicorn.Server:
         lifespan="on",
         timeout_graceful_shutdown=max(1, int(runtime.settings.shutdown_grace_seconds)),
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # signals belong to run_service
+    server = _Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -118,6 +118,7 @@ def moving_faces_video(
     truth: list[list[tuple[float, float, float, float] | None]] = []
     with av.open(buf, mode="w", format="mp4") as container:
         stream = container.add_stream(codec, rate=fps)
+        assert isinstance(stream, av.VideoStream)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         for i in range(int(seconds * fps)):

@@ -95,8 +95,9 @@ class Tracker:
                 self.tracks.append(track)
             else:
                 track.last_box, track.last_index, track.disappears_at = boxes[i], sample, timestamp
-                if embs[i] is not None:
-                    mixed = embs[i] if track.embedding is None else 0.7 * track.embedding + 0.3 * embs[i]
+                emb = embs[i]
+                if emb is not None:
+                    mixed = emb if track.embedding is None else 0.7 * track.embedding + 0.3 * emb
                     track.embedding = mixed / max(float(np.linalg.norm(mixed)), 1e-6)
             result.append(track)
         return result

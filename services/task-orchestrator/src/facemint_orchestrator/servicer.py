@@ -42,7 +42,7 @@ class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
         self, request: orchestrator_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.ListTasksResponse:
         """A page of the caller's tasks."""
-        rows, cursor = await self.store.list(
+        rows, cursor = await self.store.list_page(
             request.account_id, request.status, request.type, request.created_after, request.limit or 20, request.cursor
         )
         return orchestrator_pb2.ListTasksResponse(tasks=[r.to_proto() for r in rows], next_cursor=cursor)

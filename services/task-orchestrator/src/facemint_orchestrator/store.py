@@ -134,11 +134,12 @@ class TaskStore:
             raise Forbidden(f"task {task_id} belongs to another account")
         return task
 
-    async def list(
+    async def list_page(
         self, account_id: str, status: str, task_type: str, created_after: str, limit: int, cursor: str
     ) -> tuple[list[TaskRow], str]:
         """A page of tasks, newest first, and the cursor of the next page ('' at the end)."""
-        clauses, args = ["account_id = $1"], [account_id]
+        clauses: list[str] = ["account_id = $1"]
+        args: list[object] = [account_id]
         if status:
             args.append(status)
             clauses.append(f"status = ${len(args)}")
@@ -252,6 +253,10 @@ class TaskStore:
             limit,
         )
         return [r["task_id"] for r in rows]
+
+    async def touch(self, task_id: str) -> None:
+        """Record that a queued task's job was re-enqueued (restarts its staleness clock)."""
+        await self.pool.execute("UPDATE tasks SET updated_at = now() WHERE task_id = $1", task_id)
 
     async def count_by_status(self) -> dict[str, int]:
         """Number of active tasks per status (queue depth)."""

@@ -116,7 +116,7 @@ class Worker:
             start = spec.start_time if spec.HasField("start_time") else 0.0
             end = spec.end_time if spec.HasField("end_time") else start + self.settings.estimate.assumed_video_seconds
             duration = max(0.0, end - start)
-        return max(1, math.ceil(duration * spec.sample_rate))
+        return max(1, math.ceil(float(duration) * int(spec.sample_rate)))
 
     def estimate_seconds(self, frames: int) -> int:
         """Seconds a task of ``frames`` sampled frames should take at the measured throughput."""
@@ -307,13 +307,13 @@ class Worker:
 
     async def sweep_once(self) -> None:
         """Republish missing terminal events, re-enqueue stale queued tasks, refresh the queue-depth gauge."""
-        for row in await self.store.unpublished_terminal():
-            await self.finish(row)
+        for done in await self.store.unpublished_terminal():
+            await self.finish(done)
         for task_id in await self.store.stale_queued(self.settings.worker.requeue_after_seconds):
-            row = await self.store.get(task_id)
-            if row is not None and row.status == "queued":
-                await self.publish_job(task_id, row.record["account_id"])
-                await self.store.pool.execute("UPDATE tasks SET updated_at = now() WHERE task_id = $1", task_id)
+            queued = await self.store.get(task_id)
+            if queued is not None and queued.status == "queued":
+                await self.publish_job(task_id, queued.record["account_id"])
+                await self.store.touch(task_id)
         for status, n in (await self.store.count_by_status()).items():
             QUEUE_DEPTH.labels(status).set(n)
 

@@ -65,10 +65,12 @@ RETURNS double precision LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- Keeps tasks.billed_seconds and usage_monthly in step: a task is billed once when it reaches a billable
--- state, re-billed by the difference if its media duration is written later, never twice.
+-- state, re-billed by the difference if its media duration is written later, never twice. (The casts accept
+-- tasks.spec and tasks.media as json or jsonb.)
 CREATE FUNCTION facemint_bill_task() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    billed   double precision := facemint_billable_seconds(NEW.status, NEW.type, NEW.error_code, NEW.spec, NEW.media);
+    billed   double precision := facemint_billable_seconds(
+        NEW.status, NEW.type, NEW.error_code, NEW.spec::jsonb, NEW.media::jsonb);
     previous double precision := CASE WHEN TG_OP = 'UPDATE' THEN OLD.billed_seconds ELSE 0 END;
 BEGIN
     NEW.billed_seconds := billed;
