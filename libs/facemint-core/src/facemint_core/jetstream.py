@@ -162,16 +162,20 @@ class PullWorker:
             if self._stopping.is_set():
                 self._slots.release()
                 break
+            batch = 1
+            while batch < self.concurrency and not self._slots.locked():
+                await self._slots.acquire()  # a free slot: returns at once
+                batch += 1
+            msgs: list[Msg] = []
             try:
-                msgs = await sub.fetch(1, timeout=1.0)
+                msgs = await sub.fetch(batch, timeout=1.0)
             except (TimeoutError, NatsTimeoutError):
-                self._slots.release()
-                continue
+                pass
             except Exception:
-                self._slots.release()
                 log.exception("fetch failed", extra={"consumer": self.durable})
                 await asyncio.sleep(1.0)
-                continue
+            for _ in range(batch - len(msgs)):
+                self._slots.release()
             for msg in msgs:
                 task = asyncio.create_task(self._handle(msg))
                 self._inflight.add(task)

@@ -13,9 +13,19 @@ def metric_prefix(service: str) -> str:
 
 
 class RpcMetrics:
-    """Request count and latency of a gRPC server, labelled by method and status code."""
+    """Request count and latency of a gRPC server, labelled by method and status code (one per service name)."""
+
+    _instances: dict[str, RpcMetrics] = {}
+
+    def __new__(cls, service: str) -> RpcMetrics:
+        """Reuse the metrics of a service already set up in this process (collectors register once)."""
+        if service not in cls._instances:
+            cls._instances[service] = super().__new__(cls)
+        return cls._instances[service]
 
     def __init__(self, service: str) -> None:
+        if hasattr(self, "requests"):
+            return
         prefix = metric_prefix(service)
         self.requests = Counter(f"{prefix}_grpc_requests_total", "gRPC requests handled", ["method", "code"])
         self.latency = Histogram(

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!facemint/webhook/v1/webhook.proto\x12\x13\x66\x61\x63\x65mint.webhook.v1\"l\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x14\n\x0c\x61ttempted_at\x18\x02 \x01(\t\x12\x13\n\x0bstatus_code\x18\x03 \x01(\x05\x12\x17\n\x0flatency_seconds\x18\x04 \x01(\x01\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\xb8\x01\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x17\n\x0fnext_attempt_at\x18\x06 \x01(\t\x12.\n\x08\x61ttempts\x18\x07 \x03(\x0b\x32\x1c.facemint.webhook.v1.Attempt\x12\x12\n\ncreated_at\x18\x08 \x01(\t\"<\n\x15ListDeliveriesRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\"K\n\x16ListDeliveriesResponse\x12\x31\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1d.facemint.webhook.v1.Delivery\"7\n\x10RedeliverRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t2\xce\x01\n\x0eWebhookService\x12i\n\x0eListDeliveries\x12*.facemint.webhook.v1.ListDeliveriesRequest\x1a+.facemint.webhook.v1.ListDeliveriesResponse\x12Q\n\tRedeliver\x12%.facemint.webhook.v1.RedeliverRequest\x1a\x1d.facemint.webhook.v1.Deliveryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!facemint/webhook/v1/webhook.proto\x12\x13\x66\x61\x63\x65mint.webhook.v1\"l\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x14\n\x0c\x61ttempted_at\x18\x02 \x01(\t\x12\x13\n\x0bstatus_code\x18\x03 \x01(\x05\x12\x17\n\x0flatency_seconds\x18\x04 \x01(\x01\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\xfb\x01\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x17\n\x0fnext_attempt_at\x18\x06 \x01(\t\x12.\n\x08\x61ttempts\x18\x07 \x03(\x0b\x32\x1c.facemint.webhook.v1.Attempt\x12\x12\n\ncreated_at\x18\x08 \x01(\t\x12\x15\n\rredelivery_of\x18\t \x01(\t\x12\x14\n\x0cmax_attempts\x18\n \x01(\x05\x12\x14\n\x0c\x63ompleted_at\x18\x0b \x01(\t\"<\n\x15ListDeliveriesRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\"K\n\x16ListDeliveriesResponse\x12\x31\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1d.facemint.webhook.v1.Delivery\"7\n\x10RedeliverRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\"i\n\rWebhookSecret\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x17\n\x0fprevious_secret\x18\x02 \x01(\t\x12\x1b\n\x13previous_expires_at\x18\x03 \x01(\t\x12\x12\n\nrotated_at\x18\x04 \x01(\t\"-\n\x17GetWebhookSecretRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"^\n\x1aRotateWebhookSecretRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x1a\n\rgrace_seconds\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\x10\n\x0e_grace_seconds2\xa0\x03\n\x0eWebhookService\x12i\n\x0eListDeliveries\x12*.facemint.webhook.v1.ListDeliveriesRequest\x1a+.facemint.webhook.v1.ListDeliveriesResponse\x12Q\n\tRedeliver\x12%.facemint.webhook.v1.RedeliverRequest\x1a\x1d.facemint.webhook.v1.Delivery\x12\x64\n\x10GetWebhookSecret\x12,.facemint.webhook.v1.GetWebhookSecretRequest\x1a\".facemint.webhook.v1.WebhookSecret\x12j\n\x13RotateWebhookSecret\x12/.facemint.webhook.v1.RotateWebhookSecretRequest\x1a\".facemint.webhook.v1.WebhookSecretb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,13 +34,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ATTEMPT']._serialized_start=58
   _globals['_ATTEMPT']._serialized_end=166
   _globals['_DELIVERY']._serialized_start=169
-  _globals['_DELIVERY']._serialized_end=353
-  _globals['_LISTDELIVERIESREQUEST']._serialized_start=355
-  _globals['_LISTDELIVERIESREQUEST']._serialized_end=415
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=417
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=492
-  _globals['_REDELIVERREQUEST']._serialized_start=494
-  _globals['_REDELIVERREQUEST']._serialized_end=549
-  _globals['_WEBHOOKSERVICE']._serialized_start=552
-  _globals['_WEBHOOKSERVICE']._serialized_end=758
+  _globals['_DELIVERY']._serialized_end=420
+  _globals['_LISTDELIVERIESREQUEST']._serialized_start=422
+  _globals['_LISTDELIVERIESREQUEST']._serialized_end=482
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=484
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=559
+  _globals['_REDELIVERREQUEST']._serialized_start=561
+  _globals['_REDELIVERREQUEST']._serialized_end=616
+  _globals['_WEBHOOKSECRET']._serialized_start=618
+  _globals['_WEBHOOKSECRET']._serialized_end=723
+  _globals['_GETWEBHOOKSECRETREQUEST']._serialized_start=725
+  _globals['_GETWEBHOOKSECRETREQUEST']._serialized_end=770
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_start=772
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_end=866
+  _globals['_WEBHOOKSERVICE']._serialized_start=869
+  _globals['_WEBHOOKSERVICE']._serialized_end=1285
 # @@protoc_insertion_point(module_scope)

@@ -45,6 +45,16 @@ class WebhookServiceStub:
                 request_serializer=facemint_dot_webhook_dot_v1_dot_webhook__pb2.RedeliverRequest.SerializeToString,
                 response_deserializer=facemint_dot_webhook_dot_v1_dot_webhook__pb2.Delivery.FromString,
                 _registered_method=True)
+        self.GetWebhookSecret = channel.unary_unary(
+                '/facemint.webhook.v1.WebhookService/GetWebhookSecret',
+                request_serializer=facemint_dot_webhook_dot_v1_dot_webhook__pb2.GetWebhookSecretRequest.SerializeToString,
+                response_deserializer=facemint_dot_webhook_dot_v1_dot_webhook__pb2.WebhookSecret.FromString,
+                _registered_method=True)
+        self.RotateWebhookSecret = channel.unary_unary(
+                '/facemint.webhook.v1.WebhookService/RotateWebhookSecret',
+                request_serializer=facemint_dot_webhook_dot_v1_dot_webhook__pb2.RotateWebhookSecretRequest.SerializeToString,
+                response_deserializer=facemint_dot_webhook_dot_v1_dot_webhook__pb2.WebhookSecret.FromString,
+                _registered_method=True)
 
 
 class WebhookServiceServicer:
@@ -63,6 +73,20 @@ class WebhookServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWebhookSecret(self, request, context):
+        """The account's webhook signing secret (and the previous one while its rotation window is open).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateWebhookSecret(self, request, context):
+        """Replace the account's secret; the old one keeps signing (X-Facemint-Signature-Previous) for a grace period.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WebhookServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +99,16 @@ def add_WebhookServiceServicer_to_server(servicer, server):
                     servicer.Redeliver,
                     request_deserializer=facemint_dot_webhook_dot_v1_dot_webhook__pb2.RedeliverRequest.FromString,
                     response_serializer=facemint_dot_webhook_dot_v1_dot_webhook__pb2.Delivery.SerializeToString,
+            ),
+            'GetWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWebhookSecret,
+                    request_deserializer=facemint_dot_webhook_dot_v1_dot_webhook__pb2.GetWebhookSecretRequest.FromString,
+                    response_serializer=facemint_dot_webhook_dot_v1_dot_webhook__pb2.WebhookSecret.SerializeToString,
+            ),
+            'RotateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateWebhookSecret,
+                    request_deserializer=facemint_dot_webhook_dot_v1_dot_webhook__pb2.RotateWebhookSecretRequest.FromString,
+                    response_serializer=facemint_dot_webhook_dot_v1_dot_webhook__pb2.WebhookSecret.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +166,60 @@ class WebhookService:
             '/facemint.webhook.v1.WebhookService/Redeliver',
             facemint_dot_webhook_dot_v1_dot_webhook__pb2.RedeliverRequest.SerializeToString,
             facemint_dot_webhook_dot_v1_dot_webhook__pb2.Delivery.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facemint.webhook.v1.WebhookService/GetWebhookSecret',
+            facemint_dot_webhook_dot_v1_dot_webhook__pb2.GetWebhookSecretRequest.SerializeToString,
+            facemint_dot_webhook_dot_v1_dot_webhook__pb2.WebhookSecret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facemint.webhook.v1.WebhookService/RotateWebhookSecret',
+            facemint_dot_webhook_dot_v1_dot_webhook__pb2.RotateWebhookSecretRequest.SerializeToString,
+            facemint_dot_webhook_dot_v1_dot_webhook__pb2.WebhookSecret.FromString,
             options,
             channel_credentials,
             insecure,

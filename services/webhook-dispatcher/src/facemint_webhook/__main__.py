@@ -1,0 +1,104 @@
+"""Entry point: ``facemint-webhook-dispatcher`` (or ``python -m facemint_webhook``)."""
+
+from __future__ import annotations
+
+from facemint.webhook.v1 import webhook_pb2_grpc
+from facemint_core import streams
+from facemint_core.db import apply_migrations, create_pool
+from facemint_core.grpcutil import start_grpc_server
+from facemint_core.jetstream import PullWorker, connect, drain, ensure_pull_consumer
+from facemint_core.lifecycle import ServiceRuntime, run_service
+from facemint_core.settings import load_settings
+from facemint_webhook.events import EventHandler
+from facemint_webhook.outbound import WebhookSender
+from facemint_webhook.scheduler import Scheduler
+from facemint_webhook.servicer import WebhookService
+from facemint_webhook.settings import WebhookSettings
+from facemint_webhook.store import DeliveryStore
+
+EVENTS_FILTER = "facemint.events.task.>"
+
+
+async def setup(runtime: ServiceRuntime) -> None:
+    """Open the pool and NATS, start the scheduler, the event consumer and the gRPC server."""
+    settings = runtime.settings
+    assert isinstance(settings, WebhookSettings)
+    pool = await create_pool(settings.database)
+
+    async def close_pool(_: float) -> None:
+        await pool.close()
+
+    runtime.on_stop("database", close_pool)
+    if settings.apply_migrations:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+
+    nc = await connect(settings.nats, "webhook-dispatcher")
+
+    async def drain_nats(grace: float) -> None:
+        await drain(nc, max(1.0, grace))
+
+    runtime.on_stop("nats", drain_nats)
+    js = nc.jetstream()
+    await streams.ensure_events_stream(js)
+    ecfg = settings.events
+    await ensure_pull_consumer(
+        js,
+        streams.EVENTS_STREAM,
+        ecfg.durable,
+        filter_subject=EVENTS_FILTER,
+        ack_wait_seconds=ecfg.ack_wait_seconds,
+        max_deliver=ecfg.max_deliver,
+        max_ack_pending=max(64, 4 * ecfg.concurrency),
+    )
+
+    store = DeliveryStore(pool)
+    sender = WebhookSender(settings)
+    scheduler = Scheduler(settings, store, sender)
+    puller = PullWorker(
+        js,
+        streams.EVENTS_STREAM,
+        ecfg.durable,
+        EventHandler(store, settings.schedule, scheduler.wake),
+        concurrency=ecfg.concurrency,
+        ack_wait_seconds=ecfg.ack_wait_seconds,
+        max_deliver=ecfg.max_deliver,
+        backoff_base_seconds=ecfg.backoff_base_seconds,
+    )
+
+    async def database() -> None:
+        await pool.fetchval("SELECT 1")
+
+    async def nats_ready() -> None:
+        if not nc.is_connected:
+            raise ConnectionError("NATS disconnected")
+        await js.stream_info(streams.EVENTS_STREAM)
+
+    runtime.readiness.add("database", database)
+    runtime.readiness.add("nats", nats_ready)
+    await start_grpc_server(
+        runtime,
+        lambda server: webhook_pb2_grpc.add_WebhookServiceServicer_to_server(
+            WebhookService(settings, store, scheduler), server
+        ),
+        ["facemint.webhook.v1.WebhookService"],
+    )
+    scheduler.start()
+    puller.start()
+
+    async def stop_work(grace: float) -> None:
+        await puller.stop(grace / 2)
+        await scheduler.stop(grace / 2)
+        await sender.aclose()
+
+    # Registered after the gRPC server, so it runs before it on shutdown: stop taking events, finish attempts.
+    runtime.on_stop("dispatcher", stop_work)
+
+
+def main() -> None:
+    """Run the webhook dispatcher until SIGTERM."""
+    run_service("webhook-dispatcher", load_settings(WebhookSettings), setup)
+
+
+if __name__ == "__main__":
+    main()
