@@ -13,9 +13,20 @@ from starlette.routing import BaseRoute
 
 from facemint_core.errors import FacemintError, InvalidRequest, NotFound
 from facemint_core.lifecycle import ServiceRuntime, ops_routes
-from facemint_gateway import openapi, routes_tasks, routes_uploads
+from facemint_gateway import (
+    dashboard,
+    openapi,
+    routes_account,
+    routes_admin,
+    routes_library,
+    routes_tasks,
+    routes_uploads,
+    routes_webhooks,
+)
 from facemint_gateway.http import error_response, request_id
-from facemint_gateway.middleware import AuthMiddleware, RequestContextMiddleware
+from facemint_gateway.idempotency import IdempotencyMiddleware
+from facemint_gateway.middleware import AccessMiddleware, RequestContextMiddleware
+from facemint_gateway.ratelimit import TaskQuotaMiddleware
 from facemint_gateway.services import Services
 from facemint_gateway.settings import GatewaySettings
 
@@ -23,7 +34,12 @@ from facemint_gateway.settings import GatewaySettings
 ROUTE_MODULES = (
     openapi,
     routes_tasks,
+    routes_library,
     routes_uploads,
+    routes_account,
+    routes_admin,
+    routes_webhooks,
+    dashboard,
 )
 
 
@@ -74,6 +90,15 @@ def create_app(settings: GatewaySettings, runtime: ServiceRuntime | None = None)
         lifespan=lifespan,
         exception_handlers={FacemintError: _facemint_error, HTTPException: _http_error},
     )
-    app.add_middleware(AuthMiddleware, pool_getter=lambda: holder["svc"].pool)
+    # Outermost last: request id -> authentication and rate limit -> idempotency -> task quotas -> routes.
+    app.add_middleware(
+        TaskQuotaMiddleware,
+        pool_getter=lambda: holder["svc"].pool,
+        task_retry_after=settings.accounts.task_retry_after_seconds,
+    )
+    app.add_middleware(
+        IdempotencyMiddleware, store_getter=lambda: app.state.access.idempotency, max_body_bytes=settings.max_body_bytes
+    )
+    app.add_middleware(AccessMiddleware, settings=settings, pool_getter=lambda: holder["svc"].pool)
     app.add_middleware(RequestContextMiddleware)
     return app

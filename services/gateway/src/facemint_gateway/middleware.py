@@ -1,20 +1,33 @@
-"""Pure ASGI middleware: request ids, the error envelope for anything that escapes, authentication of /v1."""
+"""Pure ASGI middleware: request ids, the error envelope for anything that escapes, access control.
+
+:class:`AccessMiddleware` authenticates ``/v1`` (API key) and ``/admin`` (admin token), counts every authenticated
+``/v1`` request against its key's rate limit and owns the access state (:class:`AccessState`): it opens it when the
+application's lifespan has started (the database pool exists then) and closes it before the lifespan ends.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import asyncpg
 from prometheus_client import Counter, Histogram
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facemint_core.errors import FacemintError, InternalError
+from facemint_core.errors import FacemintError, InternalError, RateLimited, ServiceUnavailable
 from facemint_core.ids import new_request_id
 from facemint_core.logging import request_id_var
 from facemint_core.metrics import LATENCY_BUCKETS
-from facemint_gateway.auth import authenticate
+from facemint_gateway.auth import AccountStore, Authenticator, check_admin_token
 from facemint_gateway.http import error_response
+from facemint_gateway.idempotency import IdempotencyStore
+from facemint_gateway.ratelimit import QuotaReader, RateLimiter
+from facemint_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +84,177 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-class AuthMiddleware:
-    """Authenticates every ``/v1`` request by its ``x-api-key`` and stores the account in the scope."""
+RATE_LIMITED = Counter("facemint_gateway_rate_limited_total", "Requests refused by the per-key rate limit")
+_DATABASE_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
-    def __init__(self, app: ASGIApp, pool_getter: Any) -> None:
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Release hook of the hot pool: its statements leave no session state to reset."""
+
+
+@dataclass
+class AccessState:
+    """Authentication, limits and idempotency of the running gateway (``app.state.access``)."""
+
+    settings: GatewaySettings
+    hot_pool: asyncpg.Pool
+    auth: Authenticator
+    limiter: RateLimiter
+    quotas: QuotaReader
+    accounts: AccountStore
+    idempotency: IdempotencyStore
+    janitor: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, settings: GatewaySettings, pool: asyncpg.Pool) -> AccessState:
+        """Build the state and start the change listener and the janitor.
+
+        Every authenticated request counts against its key in PostgreSQL, so the hot path (key lookups, the
+        counter upsert, usage reads) gets its own small pool of session-stateless statements, released without
+        asyncpg's reset query (one round trip less per request). Writes to accounts and keys, which use
+        transactions, stay on the app's pool.
+        """
+        cfg = settings.accounts
+        hot = await asyncpg.create_pool(
+            settings.database.dsn,
+            min_size=1,
+            max_size=cfg.hot_pool_size,
+            command_timeout=10,
+            reset=_keep_session,
+        )
+        assert hot is not None
+        state = cls(
+            settings=settings,
+            hot_pool=hot,
+            auth=Authenticator(hot, settings.database.dsn, cfg),
+            limiter=RateLimiter(hot, cfg.rate_limit_statements_in_flight),
+            quotas=QuotaReader(hot),
+            accounts=AccountStore(pool, cfg),
+            idempotency=IdempotencyStore(pool, cfg.idempotency_ttl_seconds, cfg.idempotency_lock_seconds),
+        )
+        await state.auth.start()
+        state.janitor = asyncio.create_task(state._janitor(cfg.janitor_interval_seconds))
+        return state
+
+    async def _janitor(self, interval: float) -> None:
+        """Delete ended rate-limit windows and expired idempotency records, periodically."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.limiter.cleanup()
+                await self.idempotency.cleanup()
+            except _DATABASE_ERRORS:
+                log.warning("janitor failed; will retry", exc_info=True)
+
+    async def close(self) -> None:
+        """Stop the janitor, let rate-limit batches in flight finish, stop the listener, close the hot pool."""
+        if self.janitor is not None:
+            self.janitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.janitor
+        await self.limiter.close()
+        await self.auth.close()
+        await self.hot_pool.close()
+
+
+def access_state(request: Request) -> AccessState:
+    """The AccessState of the running app."""
+    state: AccessState = request.app.state.access
+    return state
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1").strip())
+    return None
+
+
+class AccessMiddleware:
+    """Authenticates ``/v1`` and ``/admin``, applies the per-key rate limit, owns the :class:`AccessState`.
+
+    For ``/v1`` the account goes to ``scope["facemint_account"]`` and the rate-limit decision to
+    ``scope["facemint_rate"]``; every response to an authenticated request carries the ``X-RateLimit-*`` headers.
+    For ``/admin`` a valid admin token sets ``scope["facemint_admin"]``. Other paths (health, metrics, dashboard
+    assets) pass through.
+    """
+
+    def __init__(self, app: ASGIApp, settings: GatewaySettings, pool_getter: Callable[[], asyncpg.Pool]) -> None:
         self.app = app
+        self.settings = settings
         self.pool_getter = pool_getter
+        self.state: AccessState | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
-            raw = None
-            for key, value in scope.get("headers", []):
-                if key == b"x-api-key":
-                    raw = value.decode("latin-1").strip()
-            scope["facemint_account"] = await authenticate(self.pool_getter(), raw)
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith("/admin/"):
+            check_admin_token(self.settings.admin_token, _header(scope, b"authorization"))
+            scope["facemint_admin"] = True
+        elif path.startswith("/v1/"):
+            await self._api_request(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    async def _api_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = self.state
+        if state is None:
+            raise ServiceUnavailable("the gateway is starting")
+        try:
+            account = await state.auth.authenticate(_header(scope, b"x-api-key"))
+            decision = await state.limiter.hit(account.key_id, account.limits.requests_per_minute)
+        except _DATABASE_ERRORS:
+            log.warning("authentication or rate limiting failed", exc_info=True)
+            raise ServiceUnavailable("authentication is temporarily unavailable; retry with backoff") from None
+        scope["facemint_account"] = account
+        scope["facemint_rate"] = decision
+        rate_headers = decision.headers()
+        if not decision.allowed:
+            RATE_LIMITED.inc()
+            error = RateLimited(
+                f"rate limit of {decision.limit} requests per minute exceeded for key {account.key_id}; "
+                f"retry after {decision.retry_after()} s"
+            )
+            headers = {k.decode(): v.decode() for k, v in rate_headers}
+            headers["Retry-After"] = str(decision.retry_after())
+            await error_response(str(scope.get("facemint_request_id", "")), error, headers)(scope, receive, send)
+            return
+
+        started = False
+
+        async def send_with_limits(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = {**message, "headers": [*message.get("headers", []), *rate_headers]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_limits)
+        except FacemintError as exc:  # raised by an inner middleware: rendered here, with the limit headers
+            if started:
+                raise
+            await error_response(str(scope.get("facemint_request_id", "")), exc)(scope, receive, send_with_limits)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Open the state once the app has started (its pool exists); close it when shutdown begins."""
+
+        async def lifespan_receive() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown" and self.state is not None:
+                await self.state.close()
+                self.state = None
+            return message
+
+        async def lifespan_send(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                self.state = await AccessState.open(self.settings, self.pool_getter())
+                scope["app"].state.access = self.state
+            await send(message)
+
+        await self.app(scope, lifespan_receive, lifespan_send)

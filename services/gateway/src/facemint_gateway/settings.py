@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from facemint_core.settings import DatabaseSettings, HttpSettings, ServiceSettings
+from facemint_gateway.auth import AccountsSettings
 
 
 class ObjectStoreSettings(BaseModel):
@@ -36,6 +37,7 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     metadata_max_bytes: int = Field(default=2048, ge=0)
     admin_token: str = ""
+    accounts: AccountsSettings = AccountsSettings()
     object_store: ObjectStoreSettings = ObjectStoreSettings()
     public_url: str = ""
     allow_http_callbacks: bool = False

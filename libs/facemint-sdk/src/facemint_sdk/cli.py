@@ -1,0 +1,218 @@
+"""The ``facemint`` command line.
+
+- ``facemint up [...]``: the local platform (delegates to :func:`facemint_local.supervisor.main`).
+- ``facemint admin ...``: accounts, keys and plans through the admin API. The gateway URL comes from ``--url`` or
+  ``FACEMINT_URL`` (default ``http://127.0.0.1:8080``); the admin token from ``--token``, ``FACEMINT_ADMIN_TOKEN``
+  or ``FACEMINT_GATEWAY_ADMIN_TOKEN``. ``--json`` prints the API's answers as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from facemint_sdk.client import AdminClient, FacemintAPIError
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+LIMIT_FLAGS = (
+    ("requests_per_minute", "--requests-per-minute"),
+    ("concurrent_tasks", "--concurrent-tasks"),
+    ("monthly_minutes", "--monthly-minutes"),
+)
+
+
+def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _print_secret(key: dict[str, Any]) -> None:
+    print(f"key_id:  {key['key_id']}")
+    print(f"prefix:  {key['prefix']}")
+    print(f"api key: {key['key']}")
+    print("Store the API key now: it is shown once and cannot be recovered.")
+
+
+def _limits(args: argparse.Namespace) -> dict[str, int | None]:
+    return {name: getattr(args, name) for name, _ in LIMIT_FLAGS if getattr(args, name) is not None}
+
+
+def _accounts_create(client: AdminClient, args: argparse.Namespace) -> Any:
+    result = client.create_account(args.name, args.plan, _limits(args), create_key=not args.no_key)
+    if not args.json:
+        account = result["account"]
+        print(f"account: {account['account_id']} ({account['name']}, plan {account['plan']})")
+        if "api_key" in result:
+            _print_secret(result["api_key"])
+    return result
+
+
+def _accounts_list(client: AdminClient, args: argparse.Namespace) -> Any:
+    page = client.list_accounts(args.limit, args.cursor)
+    if not args.json:
+        rows = [{**a, **a["limits"]} for a in page["accounts"]]
+        _print_table(rows, ("account_id", "name", "plan", "requests_per_minute", "concurrent_tasks", "monthly_minutes"))
+        if page.get("next_cursor"):
+            print(f"more: --cursor {page['next_cursor']}")
+    return page
+
+
+def _accounts_show(client: AdminClient, args: argparse.Namespace) -> Any:
+    account = client.get_account(args.account_id)
+    usage = client.account_usage(args.account_id)
+    if not args.json:
+        print(f"account: {account['account_id']} ({account['name']}, plan {account['plan']})")
+        print(f"limits:  {json.dumps(account['limits'])}  overrides: {json.dumps(account['overrides'])}")
+        minutes, tasks = usage["minutes"], usage["concurrent_tasks"]
+        print(f"usage:   {minutes['used']} of {minutes['limit']} minutes; {tasks['active']} of {tasks['limit']} tasks")
+    return {"account": account, "usage": usage}
+
+
+def _accounts_update(client: AdminClient, args: argparse.Namespace) -> Any:
+    limits = _limits(args)
+    for name in args.clear or []:
+        limits[name.replace("-", "_")] = None
+    account = client.update_account(args.account_id, args.name, args.plan, limits or None)
+    if not args.json:
+        print(f"account: {account['account_id']} ({account['name']}, plan {account['plan']})")
+        print(f"limits:  {json.dumps(account['limits'])}")
+    return account
+
+
+def _keys_create(client: AdminClient, args: argparse.Namespace) -> Any:
+    key = client.create_key(args.account, args.name, args.expires_in)
+    if not args.json:
+        _print_secret(key)
+    return key
+
+
+def _keys_list(client: AdminClient, args: argparse.Namespace) -> Any:
+    keys = client.list_keys(args.account)
+    if not args.json:
+        _print_table(keys, ("key_id", "prefix", "name", "status", "created_at", "last_used_at", "expires_at"))
+    return keys
+
+
+def _keys_rotate(client: AdminClient, args: argparse.Namespace) -> Any:
+    key = client.rotate_key(args.key_id, args.grace)
+    if not args.json:
+        _print_secret(key)
+        previous = key["previous"]
+        print(f"previous key {previous['key_id']} stays valid until {previous['expires_at']}")
+    return key
+
+
+def _keys_revoke(client: AdminClient, args: argparse.Namespace) -> Any:
+    key = client.revoke_key(args.key_id)
+    if not args.json:
+        print(f"revoked {key['key_id']} ({key['prefix']}) at {key['revoked_at']}")
+    return key
+
+
+def _plans_list(client: AdminClient, args: argparse.Namespace) -> Any:
+    plans = client.plans()
+    if not args.json:
+        _print_table(plans, ("plan", "requests_per_minute", "concurrent_tasks", "monthly_minutes", "custom"))
+    return plans
+
+
+def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
+    for name, flag in LIMIT_FLAGS:
+        parser.add_argument(flag, dest=name, type=int, help=f"override the plan's {name.replace('_', ' ')}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``facemint``."""
+    parser = argparse.ArgumentParser(prog="facemint", description="Facemint command line.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{up,admin}")
+    up = commands.add_parser("up", help="run the whole platform on this machine (Ctrl-C stops it)", add_help=False)
+    up.add_argument("up_args", nargs=argparse.REMAINDER)
+
+    admin = commands.add_parser("admin", help="manage accounts, keys and plans through the admin API")
+    admin.add_argument("--url", default=os.environ.get("FACEMINT_URL", DEFAULT_URL), help="gateway base URL")
+    admin.add_argument(
+        "--token",
+        default=os.environ.get("FACEMINT_ADMIN_TOKEN") or os.environ.get("FACEMINT_GATEWAY_ADMIN_TOKEN", ""),
+        help="admin token (default: $FACEMINT_ADMIN_TOKEN or $FACEMINT_GATEWAY_ADMIN_TOKEN)",
+    )
+    admin.add_argument("--json", action="store_true", help="print the API's JSON answers")
+    groups = admin.add_subparsers(dest="group", required=True)
+
+    accounts = groups.add_parser("accounts", help="accounts").add_subparsers(dest="action", required=True)
+    p = accounts.add_parser("create", help="create an account and its first key")
+    p.add_argument("--name", required=True)
+    p.add_argument("--plan", help="plan name (default: the configured default plan)")
+    p.add_argument("--no-key", action="store_true", help="do not create a first key")
+    _add_limit_flags(p)
+    p.set_defaults(run=_accounts_create)
+    p = accounts.add_parser("list", help="list accounts")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--cursor")
+    p.set_defaults(run=_accounts_list)
+    p = accounts.add_parser("show", help="show an account, its limits and usage")
+    p.add_argument("account_id")
+    p.set_defaults(run=_accounts_show)
+    p = accounts.add_parser("update", help="change an account's name, plan or limit overrides")
+    p.add_argument("account_id")
+    p.add_argument("--name")
+    p.add_argument("--plan")
+    _add_limit_flags(p)
+    p.add_argument(
+        "--clear", action="append", choices=[flag[2:] for _, flag in LIMIT_FLAGS], help="remove a limit override"
+    )
+    p.set_defaults(run=_accounts_update)
+
+    keys = groups.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
+    p = keys.add_parser("create", help="create a key (its secret is printed once)")
+    p.add_argument("--account", required=True, help="account id")
+    p.add_argument("--name", default="")
+    p.add_argument("--expires-in", type=int, help="lifetime in seconds")
+    p.set_defaults(run=_keys_create)
+    p = keys.add_parser("list", help="list an account's keys")
+    p.add_argument("--account", required=True, help="account id")
+    p.set_defaults(run=_keys_list)
+    p = keys.add_parser("rotate", help="replace a key; the old one keeps working for the grace period")
+    p.add_argument("key_id")
+    p.add_argument("--grace", type=int, help="seconds the old key stays valid (default: the server's)")
+    p.set_defaults(run=_keys_rotate)
+    p = keys.add_parser("revoke", help="revoke a key now")
+    p.add_argument("key_id")
+    p.set_defaults(run=_keys_revoke)
+
+    plans = groups.add_parser("plans", help="plans").add_subparsers(dest="action", required=True)
+    plans.add_parser("list", help="list the configured plans").set_defaults(run=_plans_list)
+    return parser
+
+
+def _run_up(argv: list[str]) -> int:
+    from facemint_local.supervisor import main as up_main  # the local platform is only needed by this command
+
+    return int(up_main(argv) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``facemint``; returns the exit status (1 on an API error)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["up"]:
+        return _run_up(args_list[1:])
+    args = build_parser().parse_args(args_list)
+    if not args.token:
+        print("error: no admin token: pass --token or set FACEMINT_ADMIN_TOKEN", file=sys.stderr)
+        return 2
+    run: Callable[[AdminClient, argparse.Namespace], Any] = args.run
+    with AdminClient(args.token, args.url) as client:
+        try:
+            result = run(client, args)
+        except FacemintAPIError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0

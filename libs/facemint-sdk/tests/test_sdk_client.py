@@ -1,0 +1,114 @@
+"""FacemintClient and AdminClient against a scripted transport: headers, errors, retries, polling."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from facemint_sdk import AdminClient, FacemintAPIError, FacemintClient
+
+Handler = Callable[[httpx.Request], httpx.Response]
+LIMIT_HEADERS = {"x-ratelimit-limit": "60", "x-ratelimit-remaining": "41", "x-ratelimit-reset": "1745229600"}
+
+
+def error(status: int, code: str, message: str, **headers: str) -> httpx.Response:
+    """An answer in the API's error envelope."""
+    body = {"error": {"code": code, "message": message, "request_id": "req_1"}}
+    return httpx.Response(status, json=body, headers=headers)
+
+
+def client(handler: Handler, **kwargs: float) -> FacemintClient:
+    """A client whose requests go to ``handler``."""
+    return FacemintClient("fm_key", "http://gw", transport=httpx.MockTransport(handler), **kwargs)  # type: ignore[arg-type]
+
+
+def test_create_task_sends_the_key_the_body_and_an_idempotency_key() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json={"task_id": "task_1", "status": "queued"}, headers=LIMIT_HEADERS)
+
+    with client(handler) as api:
+        created = api.create_detection_task("video", "https://x/a.mp4", start_time=0, end_time=4, sample_rate=2)
+        assert created["task_id"] == "task_1"
+        assert api.last_rate_limit is not None and api.last_rate_limit.remaining == 41
+    request = seen[0]
+    assert request.url.path == "/v1/create-detection-task" and request.headers["x-api-key"] == "fm_key"
+    assert json.loads(request.content) == {
+        "type": "video",
+        "media_url": "https://x/a.mp4",
+        "start_time": 0,
+        "end_time": 4,
+        "sample_rate": 2,
+    }
+    assert len(request.headers["idempotency-key"]) == 36
+
+
+def test_errors_carry_the_envelope_code() -> None:
+    with client(lambda r: error(403, "forbidden", "task belongs to another account")) as api:
+        with pytest.raises(FacemintAPIError) as caught:
+            api.get_task("task_1")
+    assert (caught.value.status, caught.value.code, caught.value.request_id) == (403, "forbidden", "req_1")
+
+
+def test_repeatable_requests_retry_after_429_and_503() -> None:
+    answers = [error(429, "rate_limited", "slow down", **{"Retry-After": "0"}), error(503, "service_unavailable", "x")]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0) if answers else httpx.Response(201, json={"task_id": "task_1"})
+
+    with client(handler, max_retry_wait=1.0) as api:
+        assert api.create_detection_task("image", "https://x/a.jpg")["task_id"] == "task_1"
+    assert not answers
+
+
+def test_a_long_retry_after_is_not_waited_for() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return error(429, "rate_limited", "monthly minutes exhausted", **{"Retry-After": "86400"})
+
+    with client(handler) as api, pytest.raises(FacemintAPIError) as caught:
+        api.create_detection_task("image", "https://x/a.jpg")
+    assert caught.value.retry_after == 86400
+
+
+def test_requests_without_an_idempotency_key_are_not_retried() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return error(503, "service_unavailable", "down")
+
+    with client(handler) as api, pytest.raises(FacemintAPIError):
+        api.create_key("ci")
+    assert len(calls) == 1
+
+
+def test_wait_for_task_polls_until_terminal() -> None:
+    statuses = ["queued", "running", "succeeded"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"task_id": "task_1", "status": statuses.pop(0)})
+
+    with client(handler) as api:
+        assert api.wait_for_task("task_1", timeout=5, poll_interval=0.01)["status"] == "succeeded"
+
+
+def test_wait_for_task_times_out() -> None:
+    with client(lambda r: httpx.Response(200, json={"status": "running"})) as api, pytest.raises(TimeoutError):
+        api.wait_for_task("task_1", timeout=0.05, poll_interval=0.02)
+
+
+def test_admin_client_sends_the_bearer_token() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"plans": [{"plan": "free"}]})
+
+    with AdminClient("secret", "http://gw", transport=httpx.MockTransport(handler)) as admin:
+        assert admin.plans() == [{"plan": "free"}]
+    assert seen[0].headers["authorization"] == "Bearer secret" and seen[0].url.path == "/admin/v1/plans"

@@ -1,0 +1,286 @@
+"""Face library routes: libraries, persons and reference faces, and 1:1 compare.
+
+Every route goes to the library service, which owns tenant isolation: a library belongs to the account whose key
+created it and any other account gets 403 ``forbidden`` on it. Identifiers chosen by clients (``library_id``,
+``person_id``) are 1-128 characters of letters, digits, ``_ - . :`` starting with a letter or digit, so that they
+are safe in URL paths.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from facemint.library.v1 import library_pb2
+from facemint_core.errors import InvalidRequest
+from facemint_gateway.http import account_id, json_body, ok
+from facemint_gateway.services import services
+from facemint_gateway.validation import http_url, list_limit, metadata_json, optional_str, require_str
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+NAME_MAX = 256
+DESCRIPTION_MAX = 2048
+URL_MAX = 8192
+LIBRARY_FIELDS = {"library_id", "name", "description"}
+FACE_FIELDS = {"person_id", "name", "image_url", "metadata"}
+COMPARE_FIELDS = {"source_image_url", "target_image_url"}
+
+
+def _no_unknown(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _client_id(body: dict[str, Any], name: str) -> str:
+    value = require_str(body, name, 128)
+    if not _ID.fullmatch(value):
+        raise InvalidRequest(
+            f"'{name}' must be 1-128 characters of letters, digits, '_', '-', '.' or ':', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _library_json(lib: library_pb2.Library) -> dict[str, Any]:
+    return {
+        "library_id": lib.library_id,
+        "name": lib.name,
+        "description": lib.description,
+        "embedding_model": lib.embedding_model_id or None,
+        "person_count": lib.person_count,
+        "face_count": lib.face_count,
+        "created_at": lib.created_at,
+    }
+
+
+def _face_json(face: library_pb2.ReferenceFace) -> dict[str, Any]:
+    box = face.bbox
+    return {
+        "face_id": face.face_id,
+        "person_id": face.person_id,
+        "bbox": [round(box.x), round(box.y), round(box.width), round(box.height)],
+        "quality": round(face.quality, 3),
+        "created_at": face.created_at,
+    }
+
+
+def _person_json(person: library_pb2.Person, with_faces: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "person_id": person.person_id,
+        "name": person.name,
+        "metadata": json.loads(person.metadata_json) if person.metadata_json else None,
+        "face_count": len(person.faces),
+        "created_at": person.created_at,
+    }
+    if with_faces:
+        body["faces"] = [_face_json(f) for f in person.faces]
+    return body
+
+
+async def create_library(request: Request) -> Response:
+    """POST /v1/library."""
+    svc = services(request)
+    body = await json_body(request, svc.settings.max_body_bytes)
+    _no_unknown(body, LIBRARY_FIELDS)
+    lib = await svc.call(
+        svc.library.CreateLibrary,
+        library_pb2.CreateLibraryRequest(
+            account_id=account_id(request),
+            library_id=_client_id(body, "library_id"),
+            name=optional_str(body, "name", NAME_MAX),
+            description=optional_str(body, "description", DESCRIPTION_MAX),
+        ),
+    )
+    return ok(request, _library_json(lib), status=201)
+
+
+async def list_libraries(request: Request) -> Response:
+    """GET /v1/libraries?limit=&cursor=."""
+    svc = services(request)
+    page = await svc.call(
+        svc.library.ListLibraries,
+        library_pb2.ListLibrariesRequest(
+            account_id=account_id(request),
+            limit=list_limit(request.query_params.get("limit")),
+            cursor=request.query_params.get("cursor", ""),
+        ),
+    )
+    return ok(
+        request, {"libraries": [_library_json(x) for x in page.libraries], "next_cursor": page.next_cursor or None}
+    )
+
+
+async def get_library(request: Request) -> Response:
+    """GET /v1/library/{library_id}."""
+    svc = services(request)
+    lib = await svc.call(
+        svc.library.GetLibrary,
+        library_pb2.GetLibraryRequest(account_id=account_id(request), library_id=request.path_params["library_id"]),
+    )
+    return ok(request, _library_json(lib))
+
+
+async def update_library(request: Request) -> Response:
+    """PATCH /v1/library/{library_id} {name?, description?}."""
+    svc = services(request)
+    body = await json_body(request, svc.settings.max_body_bytes)
+    _no_unknown(body, {"name", "description"})
+    if not body:
+        raise InvalidRequest("nothing to change: give 'name' and/or 'description'")
+    update = library_pb2.UpdateLibraryRequest(
+        account_id=account_id(request), library_id=request.path_params["library_id"]
+    )
+    for name, max_len in (("name", NAME_MAX), ("description", DESCRIPTION_MAX)):
+        if name in body:
+            value = body[name]
+            if not isinstance(value, str) or len(value) > max_len:
+                raise InvalidRequest(f"'{name}' must be a string of at most {max_len} characters")
+            setattr(update, name, value)
+    lib = await svc.call(svc.library.UpdateLibrary, update)
+    return ok(request, _library_json(lib))
+
+
+async def delete_library(request: Request) -> Response:
+    """DELETE /v1/library/{library_id}: the library, its persons, faces and vectors."""
+    svc = services(request)
+    library_id = request.path_params["library_id"]
+    await svc.call(
+        svc.library.DeleteLibrary,
+        library_pb2.DeleteLibraryRequest(account_id=account_id(request), library_id=library_id),
+    )
+    return ok(request, {"library_id": library_id, "deleted": True})
+
+
+async def enroll_face(request: Request) -> Response:
+    """POST /v1/library/{library_id}/face {person_id, name?, image_url, metadata?}."""
+    svc = services(request)
+    body = await json_body(request, svc.settings.max_body_bytes)
+    _no_unknown(body, FACE_FIELDS)
+    face = await svc.call(
+        svc.library.EnrollFace,
+        library_pb2.EnrollFaceRequest(
+            account_id=account_id(request),
+            library_id=request.path_params["library_id"],
+            person_id=_client_id(body, "person_id"),
+            name=optional_str(body, "name", NAME_MAX),
+            image_url=http_url(require_str(body, "image_url", URL_MAX), "image_url"),
+            metadata_json=metadata_json(body, "metadata", svc.settings.metadata_max_bytes),
+        ),
+    )
+    return ok(request, _face_json(face), status=201)
+
+
+async def list_persons(request: Request) -> Response:
+    """GET /v1/library/{library_id}/persons?limit=&cursor=."""
+    svc = services(request)
+    page = await svc.call(
+        svc.library.ListPersons,
+        library_pb2.ListPersonsRequest(
+            account_id=account_id(request),
+            library_id=request.path_params["library_id"],
+            limit=list_limit(request.query_params.get("limit")),
+            cursor=request.query_params.get("cursor", ""),
+        ),
+    )
+    persons = [_person_json(p, with_faces=False) for p in page.persons]
+    return ok(request, {"persons": persons, "next_cursor": page.next_cursor or None})
+
+
+async def _person(request: Request) -> library_pb2.Person:
+    svc = services(request)
+    return await svc.call(
+        svc.library.GetPerson,
+        library_pb2.GetPersonRequest(
+            account_id=account_id(request),
+            library_id=request.path_params["library_id"],
+            person_id=request.path_params["person_id"],
+        ),
+    )
+
+
+async def get_person(request: Request) -> Response:
+    """GET /v1/library/{library_id}/person/{person_id}."""
+    return ok(request, _person_json(await _person(request), with_faces=True))
+
+
+async def list_faces(request: Request) -> Response:
+    """GET /v1/library/{library_id}/person/{person_id}/faces."""
+    person = await _person(request)
+    return ok(request, {"person_id": person.person_id, "faces": [_face_json(f) for f in person.faces]})
+
+
+async def delete_person(request: Request) -> Response:
+    """DELETE /v1/library/{library_id}/person/{person_id}: the person, its faces and vectors."""
+    svc = services(request)
+    person_id = request.path_params["person_id"]
+    await svc.call(
+        svc.library.DeletePerson,
+        library_pb2.DeletePersonRequest(
+            account_id=account_id(request), library_id=request.path_params["library_id"], person_id=person_id
+        ),
+    )
+    return ok(request, {"person_id": person_id, "deleted": True})
+
+
+async def delete_face(request: Request) -> Response:
+    """DELETE /v1/library/{library_id}/person/{person_id}/face/{face_id}."""
+    svc = services(request)
+    face_id = request.path_params["face_id"]
+    await svc.call(
+        svc.library.DeleteFace,
+        library_pb2.DeleteFaceRequest(
+            account_id=account_id(request),
+            library_id=request.path_params["library_id"],
+            person_id=request.path_params["person_id"],
+            face_id=face_id,
+        ),
+    )
+    return ok(request, {"face_id": face_id, "deleted": True})
+
+
+async def compare(request: Request) -> Response:
+    """POST /v1/compare {source_image_url, target_image_url}: the largest face of each image."""
+    svc = services(request)
+    body = await json_body(request, svc.settings.max_body_bytes)
+    _no_unknown(body, COMPARE_FIELDS)
+    result = await svc.call(
+        svc.library.Compare,
+        library_pb2.CompareRequest(
+            account_id=account_id(request),
+            source_image_url=http_url(require_str(body, "source_image_url", URL_MAX), "source_image_url"),
+            target_image_url=http_url(require_str(body, "target_image_url", URL_MAX), "target_image_url"),
+        ),
+    )
+    return ok(
+        request,
+        {
+            "score": round(result.score, 3),
+            "is_same_person": result.is_same_person,
+            "threshold": round(result.threshold, 2),
+        },
+    )
+
+
+def routes() -> list[BaseRoute]:
+    """The face library and compare routes."""
+    person = "/v1/library/{library_id}/person/{person_id}"
+    return [
+        Route("/v1/library", create_library, methods=["POST"]),
+        Route("/v1/libraries", list_libraries, methods=["GET"]),
+        Route("/v1/library/{library_id}", get_library, methods=["GET"]),
+        Route("/v1/library/{library_id}", update_library, methods=["PATCH"]),
+        Route("/v1/library/{library_id}", delete_library, methods=["DELETE"]),
+        Route("/v1/library/{library_id}/face", enroll_face, methods=["POST"]),
+        Route("/v1/library/{library_id}/persons", list_persons, methods=["GET"]),
+        Route(person, get_person, methods=["GET"]),
+        Route(person, delete_person, methods=["DELETE"]),
+        Route(f"{person}/faces", list_faces, methods=["GET"]),
+        Route(f"{person}/face/{{face_id}}", delete_face, methods=["DELETE"]),
+        Route("/v1/compare", compare, methods=["POST"]),
+    ]

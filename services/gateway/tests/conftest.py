@@ -1,0 +1,202 @@
+"""Gateway integration fixtures: real PostgreSQL, NATS, task orchestrator and two gateway processes.
+
+One stack serves the whole session (tests isolate themselves by creating their own accounts): a fresh database with
+every migration, the real ``facemint_orchestrator`` (its media decoder is absent on purpose, so that the tasks it
+accepts stay queued or running: its retry backoff is ten minutes) and two ``facemint_gateway`` processes sharing
+that database, as in a deployment with several replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from facemint_local.procs import ManagedProcess, free_port, wait_until
+from facemint_local.servers import NatsServer, PostgresServer
+
+AUTH_CACHE_TTL_SECONDS = 30
+"""Long on purpose: revocation must reach the other process through NOTIFY, well before the TTL."""
+
+
+@dataclass
+class GatewayStack:
+    """Two gateway processes, an orchestrator and their database."""
+
+    dsn: str
+    admin_token: str
+    urls: list[str]
+    gateways: list[ManagedProcess]
+    orchestrator: ManagedProcess
+    orchestrator_target: str
+    log_dir: Path
+    accounts: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """The first gateway."""
+        return self.urls[0]
+
+    def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        """Call the admin API of the first gateway."""
+        return httpx.request(
+            method,
+            self.url + path,
+            json=body,
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+            timeout=30,
+        )
+
+    def new_account(self, plan: str | None = None, **limits: int) -> tuple[str, str, str]:
+        """Create an account with one key; returns (account_id, raw key, key_id)."""
+        body: dict[str, Any] = {"name": f"test {uuid.uuid4().hex[:6]}"}
+        if plan:
+            body["plan"] = plan
+        if limits:
+            body["limits"] = limits
+        resp = self.admin("POST", "/admin/v1/accounts", body)
+        assert resp.status_code == 201, resp.text
+        doc = resp.json()
+        self.accounts.append(doc["account"]["account_id"])
+        return doc["account"]["account_id"], doc["api_key"]["key"], doc["api_key"]["key_id"]
+
+    def logs(self) -> str:
+        """Everything the gateways and the orchestrator have logged so far."""
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
+
+
+def _base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("FACEMINT_")}
+
+
+def _http_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _create_database(admin_dsn: str) -> str:
+    from facemint_core.db import migrate
+
+    async def create() -> str:
+        name = f"gw_{uuid.uuid4().hex[:12]}"
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+        await migrate(dsn)
+        return dsn
+
+    return asyncio.run(create())
+
+
+def start_gateway(
+    name: str, dsn: str, admin_token: str, orchestrator_target: str, log_dir: Path, **extra_env: str
+) -> tuple[ManagedProcess, str]:
+    """Start one ``python -m facemint_gateway`` on a free port; returns the process and its base URL."""
+    port = free_port()
+    env = _base_env() | {
+        "FACEMINT_GATEWAY_HTTP__PORT": str(port),
+        "FACEMINT_GATEWAY_DATABASE__DSN": dsn,
+        "FACEMINT_GATEWAY_ADMIN_TOKEN": admin_token,
+        "FACEMINT_GATEWAY_ORCHESTRATOR_TARGET": orchestrator_target,
+        "FACEMINT_GATEWAY_LOG__LEVEL": "DEBUG",
+        "FACEMINT_GATEWAY_ALLOW_HTTP_CALLBACKS": "true",
+        "FACEMINT_GATEWAY_ACCOUNTS__AUTH_CACHE_TTL_SECONDS": str(AUTH_CACHE_TTL_SECONDS),
+        "FACEMINT_GATEWAY_ACCOUNTS__JANITOR_INTERVAL_SECONDS": "5",
+        **extra_env,
+    }
+    proc = ManagedProcess(name, [sys.executable, "-m", "facemint_gateway"], log_dir / f"{name}.log", env=env)
+    proc.start()
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"{name} exited:\n{proc.tail()}")
+        return _http_ready(port)
+
+    wait_until(ready, 60, name, interval=0.2)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def gateway_stack(
+    postgres_server: PostgresServer, nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayStack]:
+    """A database, the orchestrator and two gateways sharing them, for the whole session."""
+    log_dir = tmp_path_factory.mktemp("gateway-logs")
+    dsn = _create_database(postgres_server.dsn)
+    admin_token = secrets.token_urlsafe(24)
+    grpc_port, http_port, nowhere = free_port(), free_port(), free_port()
+    orchestrator = ManagedProcess(
+        "orchestrator",
+        [sys.executable, "-m", "facemint_orchestrator"],
+        log_dir / "orchestrator.log",
+        env=_base_env()
+        | {
+            "FACEMINT_ORCHESTRATOR_DATABASE__DSN": dsn,
+            "FACEMINT_ORCHESTRATOR_NATS__URL": nats_server.url,
+            "FACEMINT_ORCHESTRATOR_GRPC__PORT": str(grpc_port),
+            "FACEMINT_ORCHESTRATOR_HTTP__PORT": str(http_port),
+            "FACEMINT_ORCHESTRATOR_MEDIA_DECODER_TARGET": f"127.0.0.1:{nowhere}",
+            "FACEMINT_ORCHESTRATOR_LIBRARY_TARGET": f"127.0.0.1:{nowhere}",
+            "FACEMINT_ORCHESTRATOR_WORKER__BACKOFF_BASE_SECONDS": "600",
+            "FACEMINT_ORCHESTRATOR_WORKER__MAX_ATTEMPTS": "20",
+        },
+    )
+    orchestrator.start()
+    gateways: list[ManagedProcess] = []
+    try:
+        wait_until(lambda: orchestrator.alive() and _http_ready(http_port), 60, "orchestrator", interval=0.2)
+        urls = []
+        for name in ("gateway-a", "gateway-b"):
+            proc, url = start_gateway(name, dsn, admin_token, f"127.0.0.1:{grpc_port}", log_dir)
+            gateways.append(proc)
+            urls.append(url)
+        yield GatewayStack(dsn, admin_token, urls, gateways, orchestrator, f"127.0.0.1:{grpc_port}", log_dir)
+    finally:
+        for proc in [*gateways, orchestrator]:
+            proc.stop()
+
+
+@pytest.fixture
+def extra_gateway(gateway_stack: GatewayStack) -> Iterator[Callable[..., str]]:
+    """Start another gateway process on the stack (keyword arguments: extra environment); returns its URL."""
+    started: list[ManagedProcess] = []
+
+    def start(**env: str) -> str:
+        name = f"gateway-extra-{len(started) + 1}"
+        proc, url = start_gateway(
+            name, gateway_stack.dsn, gateway_stack.admin_token, gateway_stack.orchestrator_target,
+            gateway_stack.log_dir, **env,
+        )  # fmt: skip
+        started.append(proc)
+        return url
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+async def db(gateway_stack: GatewayStack) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the stack's database."""
+    conn = await asyncpg.connect(gateway_stack.dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
