@@ -43,11 +43,13 @@ async def create_detection_task(request: Request) -> Response:
 async def get_task(request: Request) -> Response:
     """GET /v1/task/{task_id}."""
     svc = services(request)
-    task = await svc.call(
-        svc.tasks.GetTask,
-        orchestrator_pb2.GetTaskRequest(account_id=account_id(request), task_id=request.path_params["task_id"]),
-    )
-    return ok(request, public_task(task))
+    account, task_id = account_id(request), request.path_params["task_id"]
+    view = svc.terminal_tasks.get(account, task_id)
+    if view is None:
+        task = await svc.call(svc.tasks.GetTask, orchestrator_pb2.GetTaskRequest(account_id=account, task_id=task_id))
+        view = public_task(task)
+        svc.terminal_tasks.put(account, task, view)
+    return ok(request, view)
 
 
 async def list_tasks(request: Request) -> Response:

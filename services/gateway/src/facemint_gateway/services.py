@@ -16,6 +16,7 @@ from facemint.webhook.v1 import webhook_pb2_grpc
 from facemint_core.errors import from_rpc_error
 from facemint_core.grpcutil import call_metadata, open_channel
 from facemint_gateway.settings import GatewaySettings
+from facemint_gateway.taskcache import TerminalTaskCache
 
 R = TypeVar("R")
 
@@ -30,6 +31,7 @@ class Services:
     tasks: orchestrator_pb2_grpc.TaskServiceStub
     library: library_pb2_grpc.LibraryServiceStub
     webhooks: webhook_pb2_grpc.WebhookServiceStub
+    terminal_tasks: TerminalTaskCache
 
     @classmethod
     async def open(cls, settings: GatewaySettings) -> Services:
@@ -47,6 +49,7 @@ class Services:
             tasks=orchestrator_pb2_grpc.TaskServiceStub(orch),
             library=library_pb2_grpc.LibraryServiceStub(lib),
             webhooks=webhook_pb2_grpc.WebhookServiceStub(hooks),
+            terminal_tasks=TerminalTaskCache(settings.terminal_task_cache_entries, 256 * 1024),
         )
 
     async def call(self, method: Callable[..., Awaitable[R]], request: Any, timeout: float | None = None) -> R:

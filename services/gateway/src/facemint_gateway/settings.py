@@ -41,3 +41,4 @@ class GatewaySettings(ServiceSettings):
     object_store: ObjectStoreSettings = ObjectStoreSettings()
     public_url: str = ""
     allow_http_callbacks: bool = False
+    terminal_task_cache_entries: int = Field(default=10_000, ge=0)
