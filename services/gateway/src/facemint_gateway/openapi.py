@@ -221,7 +221,13 @@ def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
         "info": {
             "title": "Facemint API",
             "version": "1.0.0",
-            "description": "Detect faces, extract attributes and identify people in images, GIFs and videos.",
+            "description": (
+                "Detect faces, extract attributes and identify people in images, GIFs and videos. Every /v1 "
+                "request carries `x-api-key`. Every response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` "
+                "and `X-RateLimit-Reset`; past the limit the answer is 429 `rate_limited` with `Retry-After`. "
+                "Every POST accepts an `Idempotency-Key` header: the same key with the same body within 24 h "
+                "returns the original response; with a different body, 409 `conflict`."
+            ),
         },
         "servers": [{"url": "/"}],
         "security": [{"ApiKey": []}],
@@ -246,6 +252,32 @@ def documented_operation(summary: str, method: str, path: str, *, body: bool = F
     if body:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref("Object")}}}
     EXTRA_PATHS.setdefault(path, {})[method.lower()] = op
+
+
+_LIB = "/v1/library/{library_id}"
+for _method, _path, _summary, _body, _status in (
+    ("post", "/v1/library", "Create a face library", True, "201"),
+    ("get", "/v1/libraries", "List libraries (keyset cursor)", False, "200"),
+    ("get", _LIB, "Get a library", False, "200"),
+    ("patch", _LIB, "Update a library's name or description", True, "200"),
+    ("delete", _LIB, "Delete a library, its persons and every vector", False, "200"),
+    ("post", _LIB + "/face", "Enrol a reference image under a person (exactly one clear face)", True, "201"),
+    ("get", _LIB + "/persons", "List persons (keyset cursor)", False, "200"),
+    ("get", _LIB + "/person/{person_id}", "Get a person and their reference faces", False, "200"),
+    ("delete", _LIB + "/person/{person_id}", "Delete a person and their vectors", False, "200"),
+    ("get", _LIB + "/person/{person_id}/faces", "List a person's reference faces", False, "200"),
+    ("delete", _LIB + "/person/{person_id}/face/{face_id}", "Delete one reference face", False, "200"),
+    ("post", "/v1/compare", "1:1 compare of the largest faces of two images", True, "200"),
+    ("get", "/v1/keys", "List your API keys (prefix and metadata only)", False, "200"),
+    ("post", "/v1/keys", "Create an API key (the secret is shown once)", True, "201"),
+    ("post", "/v1/keys/{key_id}/rotate", "Rotate a key (the old one works for a grace period)", True, "200"),
+    ("post", "/v1/keys/{key_id}/revoke", "Revoke a key now", False, "200"),
+    ("get", "/v1/usage", "Usage against the plan: requests, concurrent tasks, monthly minutes", False, "200"),
+):
+    documented_operation(
+        _summary, _method, _path, body=_body, status=_status,
+        params=[part.strip("{}") for part in _path.split("/") if part.startswith("{")],
+    )  # fmt: skip
 
 
 DOCS_PAGE = (Path(__file__).parent / "docs.html").read_text()
