@@ -1,9 +1,16 @@
-"""FacemintClient and AdminClient against a scripted transport: headers, errors, retries, polling."""
+"""FacemintClient and AdminClient against a real local HTTP server with scripted answers: headers, errors,
+retries, polling."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -20,9 +27,49 @@ def error(status: int, code: str, message: str, **headers: str) -> httpx.Respons
     return httpx.Response(status, json=body, headers=headers)
 
 
-def client(handler: Handler, **kwargs: float) -> FacemintClient:
-    """A client whose requests go to ``handler``."""
-    return FacemintClient("fm_key", "http://gw", transport=httpx.MockTransport(handler), **kwargs)  # type: ignore[arg-type]
+@contextlib.contextmanager
+def scripted_server(handler: Handler) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 whose answers come from ``handler``; yields its base URL."""
+
+    class Endpoint(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            request = httpx.Request(
+                self.command,
+                f"http://127.0.0.1{self.path}",
+                headers=dict(self.headers),
+                content=self.rfile.read(length),
+            )
+            response = handler(request)
+            body = response.read()
+            self.send_response(response.status_code)
+            for key, value in response.headers.items():
+                if key.lower() not in ("content-length", "transfer-encoding"):
+                    self.send_header(key, value)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_DELETE = do_PATCH = _serve  # noqa: N815
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def client(handler: Handler, **kwargs: float) -> Iterator[FacemintClient]:
+    """A client whose requests are answered by ``handler`` over real HTTP."""
+    with scripted_server(handler) as url, FacemintClient("fm_key", url, **kwargs) as api:  # type: ignore[arg-type]
+        yield api
 
 
 def test_create_task_sends_the_key_the_body_and_an_idempotency_key() -> None:
@@ -109,6 +156,26 @@ def test_admin_client_sends_the_bearer_token() -> None:
         seen.append(request)
         return httpx.Response(200, json={"plans": [{"plan": "free"}]})
 
-    with AdminClient("secret", "http://gw", transport=httpx.MockTransport(handler)) as admin:
+    with scripted_server(handler) as url, AdminClient("secret", url) as admin:
         assert admin.plans() == [{"plan": "free"}]
     assert seen[0].headers["authorization"] == "Bearer secret" and seen[0].url.path == "/admin/v1/plans"
+
+
+async def test_facemint_migrate_applies_then_reports_up_to_date(postgres_server) -> None:  # type: ignore[no-untyped-def]
+    import asyncpg
+
+    from facemint_sdk.cli import main
+
+    admin = await asyncpg.connect(postgres_server.dsn)
+    name = f"cli_{os.getpid()}_{int(time.time() * 1000)}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    dsn = postgres_server.dsn.rsplit("/", 1)[0] + f"/{name}"
+    assert await asyncio.to_thread(main, ["migrate", "--dsn", dsn]) == 0
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM schema_migrations") >= 4
+    finally:
+        await conn.close()
+    assert await asyncio.to_thread(main, ["migrate", "--dsn", dsn]) == 0
+    assert await asyncio.to_thread(main, ["migrate", "--dsn", "postgresql://nobody@127.0.0.1:9/none"]) == 1

@@ -131,7 +131,9 @@ def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``facemint``."""
     parser = argparse.ArgumentParser(prog="facemint", description="Facemint command line.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{up,admin}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{up,migrate,admin}")
+    migrate = commands.add_parser("migrate", help="apply pending database migrations and exit")
+    migrate.add_argument("--dsn", help="PostgreSQL DSN (default: $FACEMINT_MIGRATE_DATABASE__DSN)")
     up = commands.add_parser("up", help="run the whole platform on this machine (Ctrl-C stops it)", add_help=False)
     up.add_argument("up_args", nargs=argparse.REMAINDER)
 
@@ -197,12 +199,33 @@ def _run_up(argv: list[str]) -> int:
     return int(up_main(argv) or 0)
 
 
+def _run_migrate(dsn: str | None) -> int:
+    """Apply pending migrations (the Helm chart's pre-install/pre-upgrade Job runs this)."""
+    import asyncio
+
+    from facemint_core.db import migrate  # only this command needs the database driver
+
+    dsn = dsn or os.environ.get("FACEMINT_MIGRATE_DATABASE__DSN", "")
+    if not dsn:
+        print("error: no database: pass --dsn or set FACEMINT_MIGRATE_DATABASE__DSN", file=sys.stderr)
+        return 2
+    try:
+        applied = asyncio.run(migrate(dsn))
+    except Exception as exc:  # noqa: BLE001 - any failure is reported and fails the Job
+        print(f"error: migration failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``facemint``; returns the exit status (1 on an API error)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["up"]:
         return _run_up(args_list[1:])
     args = build_parser().parse_args(args_list)
+    if args.command == "migrate":
+        return _run_migrate(args.dsn)
     if not args.token:
         print("error: no admin token: pass --token or set FACEMINT_ADMIN_TOKEN", file=sys.stderr)
         return 2
