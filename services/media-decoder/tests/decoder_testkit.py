@@ -284,8 +284,9 @@ class RecordingInferenceDouble(inference_pb2_grpc.InferenceServiceServicer):  # 
     """A TEST DOUBLE of the inference API (``AnalyzeFrames``), not the inference service.
 
     It records every frame it receives and answers one synthetic face per frame, whose box encodes the frame's
-    index and gray level (``x = index``, ``y = gray``). The real inference service is not runnable yet; the lead
-    engineer replaces this double with it in the integration tests.
+    index and gray level (``x = index``, ``y = gray``): these tests assert exactly which pixels, batches and
+    metadata cross the wire, which the real service cannot report. The decoder against the real inference service
+    is tested end to end in ``tests/e2e`` (every format, sampling, bad input).
     """
 
     def __init__(self, fail_with: grpc.StatusCode | None = None) -> None:

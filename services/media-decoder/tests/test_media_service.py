@@ -1,6 +1,6 @@
 """The MediaDecoderService gRPC API end to end: a real gRPC server, a local media server and an inference double.
 
-The inference side is :class:`decoder_testkit.RecordingInferenceDouble`, a test double of the inference API; the
+The inference side is :class:`decoder_testkit.RecordingInferenceDouble`, a recording peer of the inference API; the
 lead engineer replaces it with the real inference service in the integration tests once that service runs.
 """
 
