@@ -1,7 +1,7 @@
 """The MediaDecoderService gRPC API end to end: a real gRPC server, a local media server and an inference double.
 
-The inference side is :class:`decoder_testkit.RecordingInferenceDouble`, a recording peer of the inference API; the
-lead engineer replaces it with the real inference service in the integration tests once that service runs.
+The inference side is :class:`decoder_testkit.RecordingInferenceDouble`, a recording peer of the inference API, so
+that the tests can assert what crosses the wire; the decoder with the real inference service is tested in tests/e2e.
 """
 
 from __future__ import annotations
