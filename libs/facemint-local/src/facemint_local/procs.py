@@ -115,16 +115,16 @@ class ManagedProcess:
         """Exit status once the child has exited."""
         return self.popen.poll() if self.popen else None
 
-    def terminate(self) -> None:
-        """Send SIGTERM (the child's graceful shutdown) without waiting."""
+    def terminate(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Ask the child to shut down (SIGTERM unless told otherwise) without waiting."""
         if self.popen is not None and self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
+            self.popen.send_signal(sig)
 
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM, wait up to ``grace`` seconds, then SIGKILL; always reaps the child."""
+    def stop(self, grace: float = 10.0, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Signal (SIGTERM by default), wait up to ``grace`` seconds, then SIGKILL; always reaps the child."""
         if self.popen is None:
             return
-        self.terminate()
+        self.terminate(sig)
         try:
             self.popen.wait(grace)
         except subprocess.TimeoutExpired:

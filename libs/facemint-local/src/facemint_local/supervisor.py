@@ -311,9 +311,14 @@ class Platform:
             proc.terminate()
         for proc in procs[1:]:
             proc.stop(self.settings.grace_seconds)
-        for server in (self.objects, self.nats, self.postgres):
-            if server is not None:
-                server.stop(self.settings.grace_seconds)
+        servers = [srv for srv in (self.objects, self.nats) if srv is not None and srv.proc is not None]
+        for srv in servers:
+            assert srv.proc is not None
+            srv.proc.terminate()
+        for srv in servers:
+            srv.stop(self.settings.grace_seconds)
+        if self.postgres is not None:
+            self.postgres.stop(self.settings.grace_seconds)
         log.info("all processes stopped")
 
     def child_pids(self) -> list[int]:
