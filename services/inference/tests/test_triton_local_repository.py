@@ -1,0 +1,117 @@
+"""The local Triton model repository and launcher environment, without starting a server (unit tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from facemint_local.triton import MODEL_TEMPLATE, TritonEnv, generate_local_repository, local_model_config
+
+CLUSTER_CONFIG = """
+name: "embedder"
+platform: "onnxruntime_onnx"
+max_batch_size: 64
+input [ { name: "input.1" data_type: TYPE_FP32 dims: [ 3, 112, 112 ] } ]
+output [ { name: "516" data_type: TYPE_FP32 dims: [ 512 ] } ]
+dynamic_batching { }
+instance_group [ { kind: KIND_GPU count: 2 gpus: [ 0 ] } ]
+optimization { execution_accelerators { gpu_execution_accelerator : [ { name : "tensorrt" } ] } }
+model_warmup [ { name: "zeros" batch_size: 1
+  inputs { key: "input.1" value { data_type: TYPE_FP32 dims: [ 3, 112, 112 ] zero_data: true } } } ]
+"""
+
+
+def parse(text: str) -> model_config_pb2.ModelConfig:
+    """A text-format model configuration."""
+    return text_format.Parse(text, model_config_pb2.ModelConfig())
+
+
+def cluster_repository(root: Path, names: list[str]) -> Path:
+    """A cluster repository whose models all share CLUSTER_CONFIG (renamed) and a placeholder ONNX file."""
+    for name in names:
+        (root / name / "1").mkdir(parents=True)
+        (root / name / "config.pbtxt").write_text(CLUSTER_CONFIG.replace('"embedder"', f'"{name}"'))
+        (root / name / "1" / "model.onnx").write_bytes(b"onnx")
+    return root
+
+
+def test_local_config_keeps_the_served_interface_and_switches_to_the_python_backend() -> None:
+    cluster = parse(CLUSTER_CONFIG)
+
+    local = parse(local_model_config(CLUSTER_CONFIG, Path("/models/embedder/1/model.onnx"), intra_op_threads=2))
+
+    assert local.backend == "python" and not local.platform
+    assert local.name == cluster.name and local.max_batch_size == cluster.max_batch_size
+    assert local.input == cluster.input and local.output == cluster.output
+    assert local.model_warmup == cluster.model_warmup
+    assert local.HasField("dynamic_batching") and not local.HasField("optimization")
+    assert [(g.kind, g.count, list(g.gpus)) for g in local.instance_group] == [
+        (model_config_pb2.ModelInstanceGroup.KIND_CPU, 2, [])
+    ]
+    assert local.parameters["onnx_path"].string_value == "/models/embedder/1/model.onnx"
+    assert local.parameters["intra_op_threads"].string_value == "2"
+
+
+def test_local_config_refuses_a_model_that_is_not_onnx() -> None:
+    with pytest.raises(ValueError, match="only ONNX"):
+        local_model_config(CLUSTER_CONFIG.replace("onnxruntime_onnx", "tensorrt_plan"), Path("/m.onnx"))
+
+
+def test_repository_holds_every_complete_model_with_the_shared_template(tmp_path: Path) -> None:
+    source = cluster_repository(tmp_path / "cluster", ["b_model", "a_model"])
+    (source / "incomplete" / "1").mkdir(parents=True)
+
+    names = generate_local_repository(source, tmp_path / "local")
+
+    assert names == ["a_model", "b_model"]
+    for name in names:
+        assert (tmp_path / "local" / name / "1" / "model.py").read_bytes() == MODEL_TEMPLATE.read_bytes()
+        config = parse((tmp_path / "local" / name / "config.pbtxt").read_text())
+        assert config.name == name
+        assert config.parameters["onnx_path"].string_value == str((source / name / "1" / "model.onnx").resolve())
+
+
+def test_regenerating_drops_models_no_longer_wanted(tmp_path: Path) -> None:
+    source = cluster_repository(tmp_path / "cluster", ["a_model", "b_model"])
+    generate_local_repository(source, tmp_path / "local")
+
+    assert generate_local_repository(source, tmp_path / "local", models=["b_model"]) == ["b_model"]
+
+    assert not (tmp_path / "local" / "a_model").exists()
+
+
+def test_a_model_that_make_models_did_not_produce_is_named(tmp_path: Path) -> None:
+    source = cluster_repository(tmp_path / "cluster", ["a_model"])
+
+    with pytest.raises(ValueError, match="ghost"):
+        generate_local_repository(source, tmp_path / "local", models=["a_model", "ghost"])
+
+
+def test_a_folder_it_did_not_write_is_never_deleted(tmp_path: Path) -> None:
+    source = cluster_repository(tmp_path / "cluster", ["a_model"])
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep me")
+
+    with pytest.raises(FileExistsError):
+        generate_local_repository(source, tmp_path / "precious")
+
+    assert (tmp_path / "precious" / "notes.txt").read_text() == "keep me"
+
+
+def test_server_environment_puts_libpython_pytriton_libs_and_the_venv_first(tmp_path: Path) -> None:
+    env = TritonEnv(tmp_path / "venv", Path("/opt/python/lib"), tmp_path / "venv" / "site-packages")
+    base = {"PATH": "/usr/bin", "LD_LIBRARY_PATH": "/usr/local/lib", "PYTHONPATH": "/elsewhere", "HOME": "/root"}
+
+    process_env = env.process_env(base)
+
+    assert process_env["LD_LIBRARY_PATH"].split(":") == [
+        "/opt/python/lib",
+        str(tmp_path / "venv" / "site-packages" / "nvidia_pytriton.libs"),
+        "/usr/local/lib",
+    ]
+    assert process_env["PATH"].split(":")[0] == str(tmp_path / "venv" / "bin")
+    assert process_env["VIRTUAL_ENV"] == str(tmp_path / "venv")
+    assert "PYTHONPATH" not in process_env and process_env["HOME"] == "/root"
