@@ -1,0 +1,209 @@
+"""Calibrated match scores: a monotone map from raw cosine similarity to the API's 0-1 ``score``.
+
+Every embedding model has its own cosine distribution, so each gets its own mapping, fitted on labelled pairs by
+``services/library/tools/calibrate.py`` and shipped as ``calibration/<model_id>.json`` beside this module.
+
+The mapping is piecewise linear through five anchors (cosine -> score), strictly increasing in both:
+
+===========================  =====
+cosine                       score
+===========================  =====
+-1                           0.00
+mean impostor cosine         0.25
+``t``: FAR target point      0.70  (the API's decision threshold)
+median genuine cosine        0.90
+1                            1.00
+===========================  =====
+
+``t`` is where a normal distribution fitted to the impostor (different-person) cosines has an upper tail of
+``target_far`` (0.1% by default), raised to just above the highest impostor cosine seen when there are fewer than
+``1 / target_far`` impostor pairs: a few hundred pairs cannot resolve a 0.1% rate, and real impostor tails are
+heavier than normal ones. Conservative on purpose: in 1:N search every enrolled person is a chance of a false
+match, so the per-comparison false-accept rate must be small. The file also records the empirical FAR and TAR at
+``t`` on the pairs it was fitted on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from facemint_core.errors import Conflict
+
+log = logging.getLogger(__name__)
+
+DECISION_THRESHOLD = 0.70
+"""The API's decision threshold on calibrated scores (``is_same_person`` and search matches)."""
+
+PACKAGED_DIR = Path(__file__).with_name("calibration")
+
+_IMPOSTOR_MEAN_SCORE = 0.25
+_GENUINE_MEDIAN_SCORE = 0.90
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The score mapping of one embedding model and the evidence behind it."""
+
+    model_id: str
+    model_version: str
+    anchors: tuple[tuple[float, float], ...]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        xs = [a[0] for a in self.anchors]
+        ys = [a[1] for a in self.anchors]
+        if len(xs) < 2 or xs[0] != -1.0 or xs[-1] != 1.0 or ys[0] != 0.0 or ys[-1] != 1.0:
+            raise ValueError(f"calibration of {self.model_id}: anchors must run from (-1, 0) to (1, 1)")
+        if any(b <= a for a, b in zip(xs, xs[1:], strict=False)) or any(
+            b <= a for a, b in zip(ys, ys[1:], strict=False)
+        ):
+            raise ValueError(f"calibration of {self.model_id}: anchors must be strictly increasing")
+
+    @property
+    def cosine_at_threshold(self) -> float:
+        """The raw cosine whose calibrated score is exactly the decision threshold."""
+        return float(np.interp(DECISION_THRESHOLD, [a[1] for a in self.anchors], [a[0] for a in self.anchors]))
+
+    def scores(self, cosines: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Calibrated scores of an array of cosine similarities."""
+        xs = np.array([a[0] for a in self.anchors])
+        ys = np.array([a[1] for a in self.anchors])
+        scores: npt.NDArray[np.float64] = np.interp(np.clip(np.asarray(cosines, dtype=np.float64), -1.0, 1.0), xs, ys)
+        return scores
+
+    def score(self, cosine: float) -> float:
+        """Calibrated score of one cosine similarity."""
+        return float(self.scores([cosine])[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form written by the calibration tool."""
+        return {
+            "model_id": self.model_id,
+            "model_version": self.model_version,
+            "decision_threshold": DECISION_THRESHOLD,
+            "mapping": "piecewise_linear",
+            "anchors": [{"cosine": round(x, 6), "score": y} for x, y in self.anchors],
+            "cosine_at_threshold": round(self.cosine_at_threshold, 6),
+            **self.stats,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        """Parse the JSON form."""
+        anchors = tuple((float(a["cosine"]), float(a["score"])) for a in data["anchors"])
+        known = {"model_id", "model_version", "decision_threshold", "mapping", "anchors", "cosine_at_threshold"}
+        stats = {k: v for k, v in data.items() if k not in known}
+        return cls(str(data["model_id"]), str(data.get("model_version", "")), anchors, stats)
+
+    @classmethod
+    def fit(
+        cls,
+        model_id: str,
+        model_version: str,
+        genuine: npt.ArrayLike,
+        impostor: npt.ArrayLike,
+        target_far: float = 1e-3,
+    ) -> Calibration:
+        """Fit the mapping on the cosines of same-person (genuine) and different-person (impostor) pairs.
+
+        Args:
+            model_id: The embedding model's id, e.g. ``sface-2021dec``.
+            model_version: Its version as reported in embeddings.
+            genuine: Cosine similarities of same-person pairs.
+            impostor: Cosine similarities of different-person pairs.
+            target_far: The false-accept rate that the decision threshold is placed at (normal tail estimate).
+
+        Returns:
+            The calibration, with the empirical FAR/TAR at the threshold and a few other operating points.
+        """
+        gen = np.sort(np.asarray(genuine, dtype=np.float64))
+        imp = np.sort(np.asarray(impostor, dtype=np.float64))
+        if len(gen) < 2 or len(imp) < 2:
+            raise ValueError("at least two genuine and two impostor pairs are needed")
+        mu, sigma = float(imp.mean()), float(imp.std(ddof=1))
+        t_normal = mu + NormalDist().inv_cdf(1.0 - target_far) * max(sigma, 1e-6)
+        # Too few impostors to see a target_far tail: never let a seen impostor pass.
+        t_seen = float(imp[-1]) + 1e-4 if len(imp) * target_far < 1.0 else -1.0
+        t = min(max(t_normal, t_seen), 0.95)
+        g_med = float(np.median(gen))
+        if not t < g_med < 1.0:
+            g_med = t + (1.0 - t) / 2.0
+        anchors = (
+            (-1.0, 0.0),
+            (mu, _IMPOSTOR_MEAN_SCORE),
+            (t, DECISION_THRESHOLD),
+            (g_med, _GENUINE_MEDIAN_SCORE),
+            (1.0, 1.0),
+        )
+        draft = cls(model_id, model_version, anchors)
+        gen_scores, imp_scores = draft.scores(gen), draft.scores(imp)
+        points = []
+        for s in (0.5, 0.6, DECISION_THRESHOLD, 0.8, 0.9):
+            points.append(
+                {
+                    "score": s,
+                    "far": round(float(np.mean(imp_scores >= s)), 6),
+                    "tar": round(float(np.mean(gen_scores >= s)), 6),
+                }
+            )
+        stats = {
+            "target_far": target_far,
+            "cosine_normal_tail": round(t_normal, 6),
+            "far_at_threshold": round(float(np.mean(imp_scores >= DECISION_THRESHOLD)), 6),
+            "tar_at_threshold": round(float(np.mean(gen_scores >= DECISION_THRESHOLD)), 6),
+            "false_accepts": int(np.sum(imp_scores >= DECISION_THRESHOLD)),
+            "false_rejects": int(np.sum(gen_scores < DECISION_THRESHOLD)),
+            "genuine_pairs": len(gen),
+            "impostor_pairs": len(imp),
+            "impostor_cosine_mean": round(mu, 6),
+            "impostor_cosine_std": round(sigma, 6),
+            "impostor_cosine_max": round(float(imp[-1]), 6),
+            "genuine_cosine_median": round(float(np.median(gen)), 6),
+            "genuine_cosine_min": round(float(gen[0]), 6),
+            "operating_points": points,
+        }
+        return cls(model_id, model_version, anchors, stats)
+
+
+class Calibrations:
+    """The calibrations known to a running service, by model id."""
+
+    def __init__(self, items: Iterable[Calibration]) -> None:
+        self._by_model = {c.model_id: c for c in items}
+
+    @property
+    def model_ids(self) -> list[str]:
+        """Models with a calibration."""
+        return sorted(self._by_model)
+
+    def get(self, model_id: str) -> Calibration:
+        """The calibration of a model; Conflict when there is none (its scores would mean nothing)."""
+        try:
+            return self._by_model[model_id]
+        except KeyError:
+            known = ", ".join(self.model_ids) or "none"
+            raise Conflict(
+                f"embedding model '{model_id}' has no score calibration (calibrated models: {known})"
+            ) from None
+
+    @classmethod
+    def load(cls, extra_dir: str = "") -> Calibrations:
+        """Load the packaged calibrations, then those in ``extra_dir`` (which replace packaged ones)."""
+        found: dict[str, Calibration] = {}
+        for directory in (PACKAGED_DIR, Path(extra_dir) if extra_dir else None):
+            if directory is None or not directory.is_dir():
+                continue
+            for path in sorted(directory.glob("*.json")):
+                calibration = Calibration.from_dict(json.loads(path.read_text()))
+                found[calibration.model_id] = calibration
+                log.info("score calibration loaded", extra={"model_id": calibration.model_id, "path": str(path)})
+        return cls(found.values())

@@ -1,0 +1,82 @@
+"""Library service settings (environment prefix ``FACEMINT_LIBRARY_``).
+
+Nested groups use a double underscore, e.g. ``FACEMINT_LIBRARY_VECTOR_BACKEND=qdrant`` with
+``FACEMINT_LIBRARY_QDRANT__URL=http://qdrant:6333``, or ``FACEMINT_LIBRARY_ENROL__MIN_QUALITY=0.4``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import SettingsConfigDict
+
+from facemint_core.settings import DatabaseSettings, GrpcSettings, ServiceSettings
+
+
+class QdrantSettings(BaseModel):
+    """A Qdrant server (``vector_backend=qdrant``).
+
+    ``location`` overrides ``url`` and exists for tests: ``":memory:"`` runs qdrant-client's local mode, which
+    goes through the same client code path as a server.
+    """
+
+    url: str = "http://127.0.0.1:6333"
+    api_key: str = ""
+    location: str = ""
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class HnswSettings(BaseModel):
+    """HNSW index parameters of the vector collections (one per embedding model).
+
+    ``m`` is the degree of each library's own graph (Qdrant's ``payload_m``; the collection has no global graph).
+    """
+
+    m: int = Field(default=16, ge=4, le=128)
+    ef_construct: int = Field(default=100, ge=8, le=2048)
+    ef_search: int = Field(default=128, ge=8, le=4096)
+    # Segments smaller than this (in KB of vectors) are searched exactly, without an HNSW graph.
+    full_scan_threshold_kb: int = Field(default=10_000, ge=0)
+
+
+class EnrolSettings(BaseModel):
+    """What a reference image must satisfy to be enrolled."""
+
+    # Faces whose shorter box side is below this many pixels are too small to serve as a reference; smaller faces
+    # in the background of a reference photo are ignored when counting its faces.
+    min_face_size: int = Field(default=48, ge=1)
+    # Minimum value of the ``quality`` attribute (0-1) returned by the analysis.
+    min_quality: float = Field(default=0.3, ge=0, le=1)
+    max_faces_per_person: int = Field(default=64, ge=1, le=10_000)
+
+
+class CalibrationSettings(BaseModel):
+    """Where score calibrations come from: the packaged files, overridden by files in ``directory`` if set."""
+
+    directory: str = ""
+
+
+class LibrarySettings(ServiceSettings):
+    """Everything the library service reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="FACEMINT_LIBRARY_", env_nested_delimiter="__", extra="ignore")
+
+    grpc: GrpcSettings = GrpcSettings(port=50064)
+    database: DatabaseSettings = DatabaseSettings()
+    media_decoder_target: str = "127.0.0.1:50062"
+    media_decoder_timeout_seconds: float = Field(default=60.0, gt=0)
+    vector_backend: Literal["edge", "qdrant"] = "edge"
+    data_dir: Path = Path("var/library")
+    qdrant: QdrantSettings = QdrantSettings()
+    hnsw: HnswSettings = HnswSettings()
+    enrol: EnrolSettings = EnrolSettings()
+    calibration: CalibrationSettings = CalibrationSettings()
+    # Smallest face side (px) that the analysis reports for enrolment and compare. Enrolment then applies
+    # enrol.min_face_size, so that a small face is refused as too small rather than reported as no face at all.
+    detect_min_face_size: int = Field(default=20, ge=1)
+    # Nearest points fetched per query face before they are grouped by person (templates and centroids).
+    search_candidates: int = Field(default=64, ge=10, le=1000)
+    # How often the embedded (edge) store checks whether new segments need indexing.
+    optimize_interval_seconds: float = Field(default=5.0, gt=0)

@@ -1,0 +1,506 @@
+"""Vector storage behind one small interface, with two implementations chosen by configuration.
+
+- :class:`EdgeStore`: Qdrant's Rust engine embedded in the process (``qdrant-edge-py``), data under ``data_dir``;
+  the single-machine default.
+- :class:`QdrantServerStore`: a Qdrant server through ``qdrant_client.AsyncQdrantClient``; the cluster default.
+  ``location=":memory:"`` runs the client's local mode, which exercises the same client calls in tests.
+
+Layout: one collection ("space") per embedding model (id, version, dimension), shared by every library enrolled
+with that model. Points carry ``account_id``, ``library_uid``, ``person_id`` and ``kind`` (``template`` or
+``centroid``) in their payload; every search and every deletion is filtered by account *and* library, and
+``library_uid`` has a tenant-optimised keyword index. The collection has no global HNSW graph (``m=0``): each
+library gets its own graph (``payload_m``) once it outgrows ``full_scan_threshold_kb``, and smaller libraries are
+searched exactly through the payload index.
+
+Why one collection per model and not one per library: Qdrant's cost is per collection (segments, WAL, optimizer
+threads, file handles), so thousands of small libraries would be thousands of collections; payload partitioning
+with per-tenant graphs is Qdrant's recommended multi-tenant layout; and the model binding stays explicit because
+vectors of different models never share a collection.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+import re
+import shutil
+import uuid
+import warnings
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import qdrant_edge as qe
+from qdrant_client import AsyncQdrantClient, models
+
+from facemint_library.settings import HnswSettings, LibrarySettings, QdrantSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+PointKind = Literal["template", "centroid"]
+FloatArray = npt.NDArray[np.float32]
+
+_SPACE_PREFIX = "faces__"
+
+
+@dataclass(frozen=True)
+class Space:
+    """The collection of one embedding model."""
+
+    model_id: str
+    model_version: str
+    dim: int
+
+    @property
+    def name(self) -> str:
+        """A collection / directory name that is safe everywhere."""
+
+        def clean(value: str) -> str:
+            return re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-") or "none"
+
+        return f"{_SPACE_PREFIX}{clean(self.model_id)}__{clean(self.model_version)}__{self.dim}"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a search or deletion may touch: one library of one account, optionally one person."""
+
+    account_id: str
+    library_uid: str
+    person_id: str | None = None
+
+
+@dataclass(frozen=True)
+class VectorPoint:
+    """A vector with its ownership payload."""
+
+    point_id: uuid.UUID
+    vector: FloatArray
+    account_id: str
+    library_uid: str
+    person_id: str
+    kind: PointKind
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One nearest point: its person and its cosine similarity to the query."""
+
+    point_id: uuid.UUID
+    person_id: str
+    kind: str
+    score: float
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _payload(point: VectorPoint) -> dict[str, str]:
+    return {
+        "account_id": point.account_id,
+        "library_uid": point.library_uid,
+        "person_id": point.person_id,
+        "kind": point.kind,
+    }
+
+
+def _scope_terms(scope: Scope) -> list[tuple[str, str]]:
+    terms = [("account_id", scope.account_id), ("library_uid", scope.library_uid)]
+    if scope.person_id is not None:
+        terms.append(("person_id", scope.person_id))
+    return terms
+
+
+class VectorStore(abc.ABC):
+    """Stores face vectors per embedding model and answers filtered nearest-neighbour queries."""
+
+    backend: str = "abstract"
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect to / load the store."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Flush and release everything."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Return when the store answers; raise otherwise (readiness)."""
+
+    @abc.abstractmethod
+    async def ensure_space(self, space: Space) -> None:
+        """Create the model's collection and its payload indexes if they do not exist."""
+
+    @abc.abstractmethod
+    async def upsert(self, space: Space, points: Sequence[VectorPoint]) -> None:
+        """Insert or replace points (durable when this returns)."""
+
+    @abc.abstractmethod
+    async def delete_points(self, space: Space, point_ids: Sequence[uuid.UUID]) -> None:
+        """Delete points by id (missing ids are ignored)."""
+
+    @abc.abstractmethod
+    async def delete_scope(self, space: Space, scope: Scope) -> None:
+        """Delete every point of a library, or of one person in it."""
+
+    @abc.abstractmethod
+    async def search(
+        self, space: Space, scope: Scope, queries: FloatArray, limit: int, exact: bool = False
+    ) -> list[list[Hit]]:
+        """Nearest points within ``scope`` for each row of ``queries``, best first (cosine similarity)."""
+
+    @abc.abstractmethod
+    async def count(self, space: Space, scope: Scope | None = None) -> int:
+        """Exact number of points in a space, or in a scope of it."""
+
+    @abc.abstractmethod
+    async def total(self) -> int:
+        """Number of points in every space (for the vectors gauge)."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Embedded Qdrant engine (qdrant-edge-py)
+# --------------------------------------------------------------------------------------------------------------
+
+
+class EdgeStore(VectorStore):
+    """Qdrant's engine in process: one shard directory per space under ``data_dir``.
+
+    The engine has no background threads of its own, so :meth:`maintain` (called periodically by the service and
+    after bulk loads) runs the segment optimizers that build HNSW graphs and vacuum deleted points. Blocking calls
+    run in a small thread pool; writes to one shard are serialised by a lock. Limitation of ``qdrant-edge-py`` 0.9:
+    ``optimize`` holds the Python GIL while it builds a graph, so the whole process pauses for that time (seconds
+    to a minute per 30k new 128-d vectors on 2 busy cores); large, growing libraries belong on a Qdrant server.
+    """
+
+    backend = "edge"
+
+    def __init__(self, data_dir: Path, hnsw: HnswSettings, threads: int = 2) -> None:
+        self.data_dir = data_dir
+        self.hnsw = hnsw
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="edge-store")
+        self._shards: dict[str, Any] = {}
+        self._write_locks: dict[str, asyncio.Lock] = {}
+        self._dirty: set[str] = set()
+        self._create_lock = asyncio.Lock()
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
+
+    def _config(self, dim: int) -> Any:
+        return qe.EdgeConfig(
+            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+            # No global graph (m=0): every search is filtered by library, so each library gets its own graph.
+            hnsw_config=qe.HnswIndexConfig(
+                m=0,
+                ef_construct=self.hnsw.ef_construct,
+                full_scan_threshold=self.hnsw.full_scan_threshold_kb,
+                payload_m=self.hnsw.m,
+            ),
+        )
+
+    async def open(self) -> None:
+        """Load every shard found under ``data_dir``."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for path in sorted(self.data_dir.glob(f"{_SPACE_PREFIX}*")):
+            if path.is_dir():
+                self._shards[path.name] = await self._run(qe.EdgeShard.load, str(path))
+                self._write_locks[path.name] = asyncio.Lock()
+                log.info("vector shard loaded", extra={"space": path.name})
+
+    async def close(self) -> None:
+        """Flush and close every shard."""
+        for shard in self._shards.values():
+            await self._run(shard.flush)
+            await self._run(shard.close)
+        self._shards.clear()
+        self._pool.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        """The engine is in process: ready once the data directory is usable."""
+        if not self.data_dir.is_dir():
+            raise RuntimeError(f"vector data directory {self.data_dir} is missing")
+
+    async def ensure_space(self, space: Space) -> None:
+        """Create the shard of a model with its payload indexes."""
+        if space.name in self._shards:
+            return
+        async with self._create_lock:
+            if space.name in self._shards:
+                return
+            path = self.data_dir / space.name
+            if path.exists():  # a half-created shard from a crash: start it again
+                shutil.rmtree(path)
+            shard = await self._run(qe.EdgeShard.create, str(path), self._config(space.dim))
+            await self._run(
+                shard.update,
+                qe.UpdateOperation.create_field_index("library_uid", qe.KeywordIndexParams(is_tenant=True)),
+            )
+            for field in ("account_id", "person_id"):  # filters only: no per-value graphs
+                index = qe.KeywordIndexParams(enable_hnsw=False)
+                await self._run(shard.update, qe.UpdateOperation.create_field_index(field, index))
+            await self._run(shard.flush)
+            self._shards[space.name] = shard
+            self._write_locks[space.name] = asyncio.Lock()
+            log.info("vector shard created", extra={"space": space.name})
+
+    def _shard(self, space: Space) -> Any:
+        shard = self._shards.get(space.name)
+        if shard is None:
+            raise KeyError(f"vector space {space.name} does not exist")
+        return shard
+
+    async def _write(self, space: Space, operation: Any) -> None:
+        shard = self._shard(space)
+        async with self._write_locks[space.name]:
+            await self._run(shard.update, operation)
+            await self._run(shard.flush)
+        self._dirty.add(space.name)
+
+    @staticmethod
+    def _filter(scope: Scope) -> Any:
+        return qe.Filter(
+            must=[qe.FieldCondition(key, match=qe.MatchValue(value)) for key, value in _scope_terms(scope)]
+        )
+
+    async def upsert(self, space: Space, points: Sequence[VectorPoint]) -> None:
+        """Insert or replace points."""
+        if not points:
+            return
+        batch = [qe.Point(p.point_id, p.vector.astype(np.float32).tolist(), _payload(p)) for p in points]
+        await self._write(space, qe.UpdateOperation.upsert_points(batch))
+
+    async def delete_points(self, space: Space, point_ids: Sequence[uuid.UUID]) -> None:
+        """Delete points by id."""
+        if point_ids and space.name in self._shards:
+            await self._write(space, qe.UpdateOperation.delete_points(list(point_ids)))
+
+    async def delete_scope(self, space: Space, scope: Scope) -> None:
+        """Delete every point matching the scope."""
+        if space.name in self._shards:
+            await self._write(space, qe.UpdateOperation.delete_points_by_filter(self._filter(scope)))
+
+    async def search(
+        self, space: Space, scope: Scope, queries: FloatArray, limit: int, exact: bool = False
+    ) -> list[list[Hit]]:
+        """Batched filtered nearest-neighbour search."""
+        if space.name not in self._shards or len(queries) == 0:
+            return [[] for _ in range(len(queries))]
+        shard = self._shard(space)
+        flt = self._filter(scope)
+        params = qe.SearchParams(hnsw_ef=max(self.hnsw.ef_search, limit), exact=exact)
+        requests = [
+            qe.QueryRequest(
+                limit=limit,
+                query=qe.Query.Nearest(q.astype(np.float32).tolist()),
+                filter=flt,
+                params=params,
+                with_payload=["person_id", "kind"],
+            )
+            for q in queries
+        ]
+        results = await self._run(shard.query_batch, qe.QueryBatchRequest(requests))
+        return [
+            [
+                Hit(_as_uuid(p.id), str((p.payload or {})["person_id"]), str((p.payload or {})["kind"]), float(p.score))
+                for p in rows
+            ]
+            for rows in results
+        ]
+
+    async def count(self, space: Space, scope: Scope | None = None) -> int:
+        """Exact count."""
+        if space.name not in self._shards:
+            return 0
+        request = qe.CountRequest(exact=True, filter=self._filter(scope) if scope else None)
+        return int(await self._run(self._shard(space).count, request))
+
+    async def total(self) -> int:
+        """Points in every shard."""
+        total = 0
+        for shard in list(self._shards.values()):
+            info = await self._run(shard.info)
+            total += int(info.points_count)
+        return total
+
+    async def maintain(self) -> bool:
+        """Run the optimizers of every shard written since the last call; True if any segment changed."""
+        changed = False
+        for name in list(self._dirty):
+            self._dirty.discard(name)
+            async with self._write_locks[name]:
+                changed |= bool(await self._run(self._shards[name].optimize))
+        return changed
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Qdrant server (qdrant-client)
+# --------------------------------------------------------------------------------------------------------------
+
+
+class QdrantServerStore(VectorStore):
+    """A Qdrant server (or qdrant-client's local mode) through the async client."""
+
+    backend = "qdrant"
+
+    def __init__(self, settings: QdrantSettings, hnsw: HnswSettings) -> None:
+        self.settings = settings
+        self.hnsw = hnsw
+        self._client: Any = None
+        self._known: set[str] = set()
+        self._create_lock = asyncio.Lock()
+
+    @property
+    def client(self) -> Any:
+        """The connected ``AsyncQdrantClient``."""
+        if self._client is None:
+            raise RuntimeError("the Qdrant store is not open")
+        return self._client
+
+    async def open(self) -> None:
+        """Create the client (connections are made lazily)."""
+        if self.settings.location:
+            self._client = AsyncQdrantClient(location=self.settings.location)
+        else:
+            self._client = AsyncQdrantClient(
+                url=self.settings.url,
+                api_key=self.settings.api_key or None,
+                timeout=int(self.settings.timeout_seconds),
+            )
+
+    async def close(self) -> None:
+        """Close the client."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def ping(self) -> None:
+        """List collections: fails when the server does not answer."""
+        await self.client.get_collections()
+
+    async def ensure_space(self, space: Space) -> None:
+        """Create the collection and its payload indexes if missing."""
+        if space.name in self._known:
+            return
+        async with self._create_lock:
+            if space.name in self._known:
+                return
+            if not await self.client.collection_exists(space.name):
+                await self.client.create_collection(
+                    space.name,
+                    vectors_config=models.VectorParams(size=space.dim, distance=models.Distance.COSINE),
+                    hnsw_config=models.HnswConfigDiff(
+                        m=0,
+                        ef_construct=self.hnsw.ef_construct,
+                        full_scan_threshold=self.hnsw.full_scan_threshold_kb,
+                        payload_m=self.hnsw.m,
+                    ),
+                )
+                indexes: list[tuple[str, Any]] = [
+                    ("library_uid", models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)),
+                    ("account_id", models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, enable_hnsw=False)),
+                    ("person_id", models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, enable_hnsw=False)),
+                ]
+                with self._local_mode_quiet():
+                    for field, schema in indexes:
+                        await self.client.create_payload_index(space.name, field, field_schema=schema, wait=True)
+            self._known.add(space.name)
+
+    @contextlib.contextmanager
+    def _local_mode_quiet(self) -> Iterator[None]:
+        """In local mode (tests), silence its notes that payload indexes and HNSW parameters are ignored."""
+        with warnings.catch_warnings():
+            if self.settings.location:
+                warnings.filterwarnings("ignore", message="(Payload indexes have no effect|Local mode performs exact)")
+            yield
+
+    @staticmethod
+    def _filter(scope: Scope) -> Any:
+        return models.Filter(
+            must=[models.FieldCondition(key=k, match=models.MatchValue(value=v)) for k, v in _scope_terms(scope)]
+        )
+
+    async def _exists(self, space: Space) -> bool:
+        return space.name in self._known or bool(await self.client.collection_exists(space.name))
+
+    async def upsert(self, space: Space, points: Sequence[VectorPoint]) -> None:
+        """Insert or replace points and wait until they are applied."""
+        if not points:
+            return
+        batch = [
+            models.PointStruct(id=str(p.point_id), vector=p.vector.astype(np.float32).tolist(), payload=_payload(p))
+            for p in points
+        ]
+        await self.client.upsert(space.name, points=batch, wait=True)
+
+    async def delete_points(self, space: Space, point_ids: Sequence[uuid.UUID]) -> None:
+        """Delete points by id."""
+        if point_ids and await self._exists(space):
+            selector = models.PointIdsList(points=[str(p) for p in point_ids])
+            await self.client.delete(space.name, points_selector=selector, wait=True)
+
+    async def delete_scope(self, space: Space, scope: Scope) -> None:
+        """Delete every point matching the scope."""
+        if await self._exists(space):
+            selector = models.FilterSelector(filter=self._filter(scope))
+            await self.client.delete(space.name, points_selector=selector, wait=True)
+
+    async def search(
+        self, space: Space, scope: Scope, queries: FloatArray, limit: int, exact: bool = False
+    ) -> list[list[Hit]]:
+        """One batched query request for all faces."""
+        if len(queries) == 0 or not await self._exists(space):
+            return [[] for _ in range(len(queries))]
+        flt = self._filter(scope)
+        params = models.SearchParams(hnsw_ef=max(self.hnsw.ef_search, limit), exact=exact)
+        requests = [
+            models.QueryRequest(
+                query=q.astype(np.float32).tolist(),
+                filter=flt,
+                limit=limit,
+                params=params,
+                with_payload=["person_id", "kind"],
+            )
+            for q in queries
+        ]
+        with self._local_mode_quiet():
+            responses = await self.client.query_batch_points(space.name, requests=requests)
+        return [
+            [
+                Hit(_as_uuid(p.id), str((p.payload or {})["person_id"]), str((p.payload or {})["kind"]), float(p.score))
+                for p in response.points
+            ]
+            for response in responses
+        ]
+
+    async def count(self, space: Space, scope: Scope | None = None) -> int:
+        """Exact count."""
+        if not await self._exists(space):
+            return 0
+        result = await self.client.count(space.name, count_filter=self._filter(scope) if scope else None, exact=True)
+        return int(result.count)
+
+    async def total(self) -> int:
+        """Approximate points over every Facemint collection."""
+        total = 0
+        for collection in (await self.client.get_collections()).collections:
+            if collection.name.startswith(_SPACE_PREFIX):
+                total += int((await self.client.count(collection.name, exact=False)).count)
+        return total
+
+
+def make_store(settings: LibrarySettings) -> VectorStore:
+    """The store selected by ``vector_backend``."""
+    if settings.vector_backend == "qdrant":
+        return QdrantServerStore(settings.qdrant, settings.hnsw)
+    return EdgeStore(settings.data_dir / "vectors", settings.hnsw)

@@ -1,0 +1,177 @@
+"""Enrolment, search and compare on real photos through the real media-decoder and inference services.
+
+Starts ``facemint_inference`` (open pack, ONNX Runtime) and ``facemint_media_decoder`` as processes, serves the
+development photos of ``../shared/data`` over HTTP on 127.0.0.1, and runs the library service in process with its
+packaged score calibrations. Skipped when the models (``make models``) or the photos are absent.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import sys
+import threading
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+
+from facemint.common.v1 import common_pb2
+from facemint.library.v1 import library_pb2
+from facemint.media_decoder.v1 import media_decoder_pb2, media_decoder_pb2_grpc
+from facemint_core.errors import ERROR_CODE_METADATA_KEY
+from facemint_core.grpcutil import open_channel
+from facemint_library.calibration import Calibrations
+from facemint_library.testing import LibraryHarness, harness_settings, serve_library
+from facemint_local.procs import ManagedProcess, free_port, wait_until
+from facemint_local.pytest_plugin import repo_root
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DATA = Path(os.environ.get("FACEMINT_SHARED_DATA", repo_root().parent / "shared" / "data"))
+PHOTOS = DATA / "face_recognition"
+MODELS = repo_root() / "triton-models"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's signature
+        """Serve silently."""
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _start(name: str, module: str, env: dict[str, str], log_dir: Path, http_port: int) -> ManagedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("FACEMINT_")}
+    proc = ManagedProcess(name, [sys.executable, "-m", module], log_dir / f"{name}.log", env=base | env)
+    proc.start()
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"{name} exited:\n{proc.tail()}")
+        return _ready(http_port)
+
+    wait_until(ready, 120, name, interval=0.3)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def media_decoder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """The real inference and media-decoder services, and a URL prefix serving the photos."""
+    if not (MODELS / "yunet" / "1" / "model.onnx").is_file() or not (MODELS / "sface" / "1" / "model.onnx").is_file():
+        pytest.skip("the open pack's models are not installed (run `make models`)")
+    if not PHOTOS.is_dir():
+        pytest.skip(f"development photos not found at {PHOTOS}")
+    log_dir = tmp_path_factory.mktemp("e2e-logs")
+    handler = functools.partial(_QuietHandler, directory=str(PHOTOS))
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    infer_grpc, infer_http, dec_grpc, dec_http = free_port(), free_port(), free_port(), free_port()
+    procs: list[ManagedProcess] = []
+    try:
+        env = {
+            "FACEMINT_INFERENCE_PACK": "open",
+            "FACEMINT_INFERENCE_MODEL_DIR": str(MODELS),
+            "FACEMINT_INFERENCE_GRPC__PORT": str(infer_grpc),
+            "FACEMINT_INFERENCE_HTTP__PORT": str(infer_http),
+        }
+        procs.append(_start("inference", "facemint_inference", env, log_dir, infer_http))
+        env = {
+            "FACEMINT_MEDIA_DECODER_INFERENCE__TARGET": f"127.0.0.1:{infer_grpc}",
+            "FACEMINT_MEDIA_DECODER_FETCH__ALLOW_CIDRS": json.dumps(["127.0.0.1/32"]),
+            "FACEMINT_MEDIA_DECODER_GRPC__PORT": str(dec_grpc),
+            "FACEMINT_MEDIA_DECODER_HTTP__PORT": str(dec_http),
+            "FACEMINT_MEDIA_DECODER_DECODE__SPOOL_DIR": str(log_dir / "spool"),
+        }
+        procs.append(_start("media-decoder", "facemint_media_decoder", env, log_dir, dec_http))
+        yield f"127.0.0.1:{dec_grpc}", f"http://127.0.0.1:{web.server_address[1]}"
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        web.shutdown()
+
+
+@pytest.fixture
+async def real_library(
+    media_decoder: tuple[str, str], fresh_database: str, tmp_path: Path
+) -> AsyncIterator[tuple[LibraryHarness, str]]:
+    """The library service wired to the real media-decoder, with the packaged calibrations."""
+    target, photos = media_decoder
+    conn = await asyncpg.connect(fresh_database)
+    await conn.execute("INSERT INTO accounts (account_id, name, webhook_secret) VALUES ('acc', 'acc', 's')")
+    await conn.close()
+    settings = harness_settings("edge", tmp_path, fresh_database)
+    async with serve_library(settings, Calibrations.load(), media_decoder_target=target) as harness:
+        yield harness, photos
+
+
+async def _embeddings(target: str, url: str) -> list[common_pb2.Embedding]:
+    async with open_channel(target) as channel:
+        stub = media_decoder_pb2_grpc.MediaDecoderServiceStub(channel)
+        request = media_decoder_pb2.AnalyzeMediaRequest(
+            media_url=url,
+            kind=media_decoder_pb2.MEDIA_KIND_IMAGE,
+            options=common_pb2.AnalyzeOptions(want_embeddings=True),
+        )
+        return [f.embedding async for item in stub.AnalyzeMedia(request) for f in item.frame.faces]
+
+
+async def test_real_photos_enrol_search_and_compare(
+    real_library: tuple[LibraryHarness, str], media_decoder: tuple[str, str]
+) -> None:
+    library, photos = real_library
+    stub = library.stub
+    await stub.CreateLibrary(library_pb2.CreateLibraryRequest(account_id="acc", library_id="people"))
+
+    async def enrol(person: str, image: str) -> library_pb2.ReferenceFace:
+        return await stub.EnrollFace(
+            library_pb2.EnrollFaceRequest(
+                account_id="acc", library_id="people", person_id=person, image_url=f"{photos}/{image}"
+            )
+        )
+
+    face = await enrol("obama", "knn_examples/train/obama/obama.jpg")
+    assert face.quality > 0.3 and face.bbox.width > 48
+    await enrol("obama", "knn_examples/train/obama/obama2.jpg")
+    await enrol("biden", "knn_examples/train/biden/biden.jpg")
+    lib = await stub.GetLibrary(library_pb2.GetLibraryRequest(account_id="acc", library_id="people"))
+    assert (lib.embedding_model_id, lib.person_count, lib.face_count) == ("sface-2021dec", 2, 3)
+
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await enrol("pair", "two_people.jpg")
+    assert dict(info.value.trailing_metadata() or ())[ERROR_CODE_METADATA_KEY] == "invalid_request"
+    assert "faces" in (info.value.details() or "")
+
+    # One frame with both men: jointly identified, each once.
+    frame = await _embeddings(media_decoder[0], f"{photos}/knn_examples/test/obama_and_biden.jpg")
+    assert len(frame) >= 2  # the two men, and a face in the background
+    result = await stub.Search(
+        library_pb2.SearchRequest(
+            account_id="acc", library_id="people", top_k=2, groups=[library_pb2.QueryGroup(embeddings=frame)]
+        )
+    )
+    names = sorted(face.matches[0].person_id for face in result.groups[0].faces if face.matches)
+    assert names == ["biden", "obama"], "each man exactly once, the stranger unmatched"
+
+    same = await stub.Compare(
+        library_pb2.CompareRequest(
+            account_id="acc", source_image_url=f"{photos}/obama.jpg", target_image_url=f"{photos}/obama2.jpg"
+        )
+    )
+    assert same.is_same_person and same.score >= 0.70
+    other = await stub.Compare(
+        library_pb2.CompareRequest(
+            account_id="acc", source_image_url=f"{photos}/obama.jpg", target_image_url=f"{photos}/biden.jpg"
+        )
+    )
+    assert not other.is_same_person and other.score < 0.70

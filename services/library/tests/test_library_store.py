@@ -1,0 +1,137 @@
+"""The same behaviour from both vector stores: the embedded Qdrant engine and qdrant-client (:memory:)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from facemint_library.store import Scope, Space, VectorPoint, VectorStore, make_store
+from facemint_library.synthetic import identity_samples, unit_rows
+from facemint_library.testing import harness_settings
+
+SPACE = Space("test-model", "1", 32)
+
+
+def points(vectors: np.ndarray, account: str, library: str, persons: list[str]) -> list[VectorPoint]:
+    return [
+        VectorPoint(uuid.uuid4(), v, account, library, person, "template")
+        for v, person in zip(vectors, persons, strict=True)
+    ]
+
+
+async def test_search_returns_the_nearest_points_of_the_scope_with_cosine_scores(store: VectorStore) -> None:
+    rng = np.random.default_rng(1)
+    vectors, labels = identity_samples(rng, 20, 3, SPACE.dim)
+    await store.ensure_space(SPACE)
+    await store.upsert(SPACE, points(vectors, "acc", "lib", [f"p{i}" for i in labels]))
+    queries = vectors[[0, 30]]
+    hits = await store.search(SPACE, Scope("acc", "lib"), queries, limit=5)
+    assert [len(h) for h in hits] == [5, 5]
+    exact = unit_rows(queries) @ unit_rows(vectors).T
+    for row, query_hits in enumerate(hits):
+        assert query_hits[0].person_id == f"p{labels[[0, 30][row]]}"
+        assert np.allclose([h.score for h in query_hits], np.sort(exact[row])[::-1][:5], atol=1e-4)
+        assert all(h.kind == "template" for h in query_hits)
+
+
+async def test_search_never_crosses_accounts_or_libraries(store: VectorStore) -> None:
+    rng = np.random.default_rng(2)
+    vectors = unit_rows(rng.standard_normal((4, SPACE.dim), dtype=np.float32))
+    await store.ensure_space(SPACE)
+    await store.upsert(SPACE, points(vectors[:2], "acc_a", "lib1", ["a1", "a2"]))
+    await store.upsert(SPACE, points(vectors[2:], "acc_b", "lib1", ["b1", "b2"]))
+    await store.upsert(SPACE, points(vectors[:2], "acc_a", "lib2", ["c1", "c2"]))
+    hits = await store.search(SPACE, Scope("acc_a", "lib1"), vectors, limit=10)
+    assert {h.person_id for row in hits for h in row} == {"a1", "a2"}
+    hits = await store.search(SPACE, Scope("acc_b", "lib2"), vectors, limit=10)
+    assert hits == [[], [], [], []]
+
+
+async def test_deletions_remove_points_by_id_person_and_library(store: VectorStore) -> None:
+    rng = np.random.default_rng(3)
+    vectors = unit_rows(rng.standard_normal((6, SPACE.dim), dtype=np.float32))
+    await store.ensure_space(SPACE)
+    batch = points(vectors, "acc", "lib", ["p1", "p1", "p2", "p2", "p3", "p3"])
+    await store.upsert(SPACE, batch)
+    await store.upsert(SPACE, points(vectors[:1], "acc", "other", ["p1"]))
+    lib = Scope("acc", "lib")
+    assert await store.count(SPACE, lib) == 6
+    await store.delete_points(SPACE, [batch[0].point_id])
+    assert await store.count(SPACE, lib) == 5
+    await store.delete_scope(SPACE, Scope("acc", "lib", "p2"))
+    assert await store.count(SPACE, Scope("acc", "lib", "p2")) == 0
+    hits = await store.search(SPACE, lib, vectors, limit=10)
+    assert {h.person_id for row in hits for h in row} == {"p1", "p3"}
+    await store.delete_scope(SPACE, lib)
+    assert await store.count(SPACE, lib) == 0
+    assert await store.count(SPACE, Scope("acc", "other")) == 1
+    assert await store.total() == 1
+
+
+async def test_upsert_replaces_a_point_with_the_same_id(store: VectorStore) -> None:
+    rng = np.random.default_rng(4)
+    a, b = unit_rows(rng.standard_normal((2, SPACE.dim), dtype=np.float32))
+    point_id = uuid.uuid4()
+    await store.ensure_space(SPACE)
+    await store.upsert(SPACE, [VectorPoint(point_id, a, "acc", "lib", "p", "centroid")])
+    await store.upsert(SPACE, [VectorPoint(point_id, b, "acc", "lib", "p", "centroid")])
+    assert await store.count(SPACE) == 1
+    [[hit]] = await store.search(SPACE, Scope("acc", "lib"), b[None, :], limit=3)
+    assert hit.point_id == point_id and hit.kind == "centroid" and abs(hit.score - 1.0) < 1e-5
+
+
+async def test_a_space_that_was_never_created_is_empty(store: VectorStore) -> None:
+    query = np.ones((2, SPACE.dim), dtype=np.float32)
+    assert await store.search(SPACE, Scope("acc", "lib"), query, limit=3) == [[], []]
+    assert await store.count(SPACE) == 0
+    await store.delete_scope(SPACE, Scope("acc", "lib"))
+    await store.delete_points(SPACE, [uuid.uuid4()])
+
+
+async def test_spaces_of_different_models_are_separate(store: VectorStore) -> None:
+    other = Space("other-model", "2", 16)
+    rng = np.random.default_rng(5)
+    await store.ensure_space(SPACE)
+    await store.ensure_space(other)
+    await store.upsert(SPACE, points(unit_rows(rng.standard_normal((3, 32), dtype=np.float32)), "a", "l", ["x"] * 3))
+    await store.upsert(other, points(unit_rows(rng.standard_normal((2, 16), dtype=np.float32)), "a", "l", ["y"] * 2))
+    assert (await store.count(SPACE), await store.count(other), await store.total()) == (3, 2, 5)
+    assert SPACE.name != other.name and "/" not in Space("m/x", "v 1", 8).name
+
+
+async def test_edge_and_qdrant_client_agree_on_the_same_data(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    vectors, labels = identity_samples(rng, 50, 4, SPACE.dim)
+    batch = points(vectors, "acc", "lib", [f"p{i}" for i in labels])
+    queries = vectors[::17]
+    results = []
+    for backend in ("edge", "qdrant"):
+        store = make_store(harness_settings(backend, tmp_path / backend))
+        await store.open()
+        await store.ensure_space(SPACE)
+        await store.upsert(SPACE, batch)
+        results.append(await store.search(SPACE, Scope("acc", "lib"), queries, limit=10, exact=True))
+        await store.close()
+    edge, qdrant = results
+    for a, b in zip(edge, qdrant, strict=True):
+        assert [h.point_id for h in a] == [h.point_id for h in b]
+        assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
+
+
+async def test_edge_store_survives_a_restart_and_indexes_on_maintenance(tmp_path: Path) -> None:
+    settings = harness_settings("edge", tmp_path)
+    store = make_store(settings)
+    await store.open()
+    rng = np.random.default_rng(7)
+    vectors, labels = identity_samples(rng, 30, 2, SPACE.dim)
+    await store.ensure_space(SPACE)
+    await store.upsert(SPACE, points(vectors, "acc", "lib", [f"p{i}" for i in labels]))
+    await store.close()
+    store = make_store(settings)
+    await store.open()
+    assert await store.count(SPACE, Scope("acc", "lib")) == 60
+    [hits] = await store.search(SPACE, Scope("acc", "lib"), vectors[:1], limit=1)
+    assert hits[0].person_id == "p0"
+    await store.close()
