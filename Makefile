@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help setup proto proto-check buf-lint models run test test-unit test-e2e lint typecheck check bench \
-        bench-inference bench-accuracy bench-tasks bench-library helm-lint manifests clean
+        bench-inference bench-accuracy bench-tasks bench-library bench-webhooks bench-gateway helm-lint manifests clean
 
 help: ## List every target with a line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -56,7 +56,7 @@ typecheck: setup ## mypy over libs and services
 
 check: lint typecheck proto-check ## Everything CI checks besides the tests
 
-bench: bench-inference bench-accuracy bench-tasks bench-library ## Run every benchmark (writes bench/results/)
+bench: bench-inference bench-accuracy bench-tasks bench-library bench-webhooks bench-gateway ## Run every benchmark (writes bench/results/)
 
 bench-inference: setup models ## Inference speed: ms per frame / face, images/s (ONNX Runtime and Triton)
 	$(PY) -m bench.inference
@@ -69,6 +69,12 @@ bench-tasks: setup models ## End-to-end task latency through the local platform
 
 bench-library: setup ## Vector search latency/recall at 10k, 100k, 1M
 	$(PY) -m bench.library
+
+bench-webhooks: setup ## Webhook deliveries/s and terminal-state -> first-attempt lag
+	$(PY) -m bench.webhooks
+
+bench-gateway: setup ## Authenticated GET /v1/task/{id} req/s and p99 under wrk (needs Debian wrk)
+	$(PY) -m bench.gateway
 
 helm-lint: setup ## Lint and render the Helm chart, validate manifests
 	$(PY) -m deploy.validate
