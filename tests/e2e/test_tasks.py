@@ -265,3 +265,15 @@ def test_signed_upload_flow(api: httpx.Client) -> None:
     assert put.status_code == 200, put.text
     task = wait(api, submit(api, type="image", media_url=upload["media_url"]))
     assert task["status"] == "succeeded" and len(task["result"]["frames"][0]["faces"]) == 6
+
+
+def test_services_export_their_metrics(platform: RunningPlatform, reference: dict[str, Any]) -> None:
+    def metrics(service: str) -> str:
+        return httpx.get(f"http://127.0.0.1:{platform.service(service)['http_port']}/metrics").text
+
+    inference = metrics("inference")
+    assert 'facemint_inference_model_seconds_count{model="detector"}' in inference
+    assert 'facemint_inference_model_seconds_count{model="landmarks"}' in inference
+    assert 'facemint_task_orchestrator_tasks_total{status="succeeded",type="image"}' in metrics("task-orchestrator")
+    assert "facemint_media_decoder_" in metrics("media-decoder")
+    assert 'facemint_gateway_http_requests_total{' in metrics("gateway")

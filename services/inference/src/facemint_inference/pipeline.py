@@ -26,8 +26,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+from prometheus_client import Counter, Histogram
 
 from facemint_core.errors import InvalidRequest
+from facemint_core.metrics import LATENCY_BUCKETS
 from facemint_inference import attributes, landmarks
 from facemint_inference.align import to_tensor, warp_batch
 from facemint_inference.detect import Decoder, Detection, decode_scrfd, decode_yunet, letterbox, suppress
@@ -37,6 +39,12 @@ from facemint_inference.pose import Pose, camera_model, head_pose
 from facemint_inference.runners.base import Runner
 
 T = TypeVar("T")
+
+MODEL_SECONDS = Histogram(
+    "facemint_inference_model_seconds", "Time of one batched model call, by model role", ["model"],
+    buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+MODEL_ITEMS = Counter("facemint_inference_model_items_total", "Frames or faces sent to each model role", ["model"])
 
 ATTRIBUTES = frozenset({"age", "gender", "emotion", "pose", "glasses", "mask", "quality", "landmarks"})
 DEFAULT_MIN_FACE_SIZE = 40
@@ -154,7 +162,9 @@ class Pipeline:
     async def _infer(self, model: Model, tensor: NDArray[Any]) -> dict[str, NDArray[Any]]:
         """One runner call per ``max_batch`` chunk (normally exactly one), outputs concatenated."""
         chunks = [tensor[i : i + model.max_batch] for i in range(0, len(tensor), model.max_batch)]
-        results = await asyncio.gather(*(self._runner.infer(model.name, {model.input: chunk}) for chunk in chunks))
+        with MODEL_SECONDS.labels(model.role).time():
+            results = await asyncio.gather(*(self._runner.infer(model.name, {model.input: chunk}) for chunk in chunks))
+        MODEL_ITEMS.labels(model.role).inc(len(tensor))
         return {name: np.concatenate([r[name] for r in results]) for name in results[0]}
 
     # ----- detection -------------------------------------------------------------------------------------
