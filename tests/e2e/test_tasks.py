@@ -276,4 +276,4 @@ def test_services_export_their_metrics(platform: RunningPlatform, reference: dic
     assert 'facemint_inference_model_seconds_count{model="landmarks"}' in inference
     assert 'facemint_task_orchestrator_tasks_total{status="succeeded",type="image"}' in metrics("task-orchestrator")
     assert "facemint_media_decoder_" in metrics("media-decoder")
-    assert 'facemint_gateway_http_requests_total{' in metrics("gateway")
+    assert "facemint_gateway_http_requests_total{" in metrics("gateway")
