@@ -1,7 +1,7 @@
 """Fit and measure the inference pipeline's calibration constants on real faces.
 
 The constants live in ``facemint_inference/packs.py`` (chip templates, pitch bias, embedding norm ranges),
-``attributes.py`` (glasses threshold) and ``mesh106.py`` (the 468 -> 106 table, written by ``mesh106``).
+``attributes.py`` and ``mesh106.py`` (the 468 -> 106 table, written by ``mesh106``).
 Faces come from ``../shared/data`` (the development photo set) and the models from ``make models``.
 
 Usage (from the repository root)::
@@ -9,7 +9,6 @@ Usage (from the repository root)::
     .venv/bin/python services/inference/scripts/calibrate.py mesh106     # writes mesh106.py, prints errors
     .venv/bin/python services/inference/scripts/calibrate.py pose-bias   # prints each pack's pitch bias
     .venv/bin/python services/inference/scripts/calibrate.py norm-range  # prints raw-norm ranges per pack
-    .venv/bin/python services/inference/scripts/calibrate.py glasses     # prints glasses scores per face
     # needs dlib (not a project dependency): a scratch venv with dlib-bin==20.0.1.post1 that also sees the
     # project's packages, e.g. a .pth file calling site.addsitedir on .venv's site-packages
     python services/inference/scripts/calibrate.py chip-template
@@ -292,24 +291,6 @@ def norm_range() -> None:
         )
 
 
-# ----- glasses ----------------------------------------------------------------------------------------------
-
-
-def glasses() -> None:
-    """Print each face's glasses score (for labelling by eye and choosing the threshold)."""
-    results = asyncio.run(analyse_all("insightface", AnalyzeOptions.create()))
-    rows = []
-    for item in results:
-        for i, face in enumerate(item.faces):
-            crop = warp_batch([item.image], [0], [attributes.aligned_matrix(face.detection)], 112)[0]
-            rows.append((attributes.glasses_score(crop), item.name, i, eye_distance(face)))
-    for score, name, index, eyes in sorted(rows):
-        print(f"{score:+.3f}  {name}#{index}  eyes {eyes:.0f}px")
-
-
-# ----- age/gender chip template (needs dlib) ----------------------------------------------------------------
-
-
 def _dlib_chip_matrix(details: object) -> NDArray[Any]:
     """dlib's ``get_mapping_to_chip`` (a similarity transform) for ``chip_details``."""
     rect, angle = details.rect, details.angle  # type: ignore[attr-defined]
@@ -403,7 +384,6 @@ COMMANDS = {
     "mesh106": fit_mesh106,
     "pose-bias": pose_bias,
     "norm-range": norm_range,
-    "glasses": glasses,
     "chip-template": chip_template,
 }
 

@@ -11,7 +11,7 @@ from media import ASTRONAUT, MASK_BLUE, T1, load_image, shared_image
 from numpy.typing import NDArray
 from recording import RecordingRunner
 
-from facemint_inference import attributes
+from facemint_inference import attributes, glasses
 from facemint_inference.align import warp
 from facemint_inference.detect import Detection
 from facemint_inference.pipeline import ATTRIBUTES, AnalyzeOptions, Face, Pipeline
@@ -154,17 +154,16 @@ async def test_mask_is_seen_on_masked_faces_only(pipeline: Pipeline) -> None:
     assert masked.mask is True
 
 
-async def test_glasses_score_separates_drawn_glasses_from_a_bare_face(pipeline: Pipeline) -> None:
+async def test_glasses_classifier_separates_drawn_glasses_from_a_bare_face(pipeline: Pipeline) -> None:
     image = load_image(ASTRONAUT)
     face = await one_face(pipeline, image, AnalyzeOptions.create(attributes=["glasses"]))
     assert face.glasses is False
     aligned = warp(image, attributes.aligned_matrix(face.detection), 112)
-    assert attributes.glasses_score(aligned) < attributes.GLASSES_THRESHOLD
-    glasses = aligned.copy()
+    with_glasses = aligned.copy()
     for centre in ((38, 52), (74, 52)):
-        cv2.ellipse(glasses, centre, (15, 11), 0, 0, 360, (20, 20, 20), 2)
-    cv2.line(glasses, (53, 49), (59, 49), (20, 20, 20), 2)
-    assert attributes.glasses_score(glasses) > attributes.GLASSES_THRESHOLD
+        cv2.ellipse(with_glasses, centre, (15, 11), 0, 0, 360, (20, 20, 20), 2)
+    cv2.line(with_glasses, (53, 49), (59, 49), (20, 20, 20), 2)
+    assert glasses.has_glasses(np.stack([aligned, with_glasses])) == [False, True]
 
 
 async def test_quality_is_higher_for_sharper_and_bigger_faces(pipeline: Pipeline) -> None:

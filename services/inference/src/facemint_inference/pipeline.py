@@ -30,7 +30,7 @@ from prometheus_client import Counter, Histogram
 
 from facemint_core.errors import InvalidRequest
 from facemint_core.metrics import LATENCY_BUCKETS
-from facemint_inference import attributes, landmarks
+from facemint_inference import attributes, glasses, landmarks
 from facemint_inference.align import to_tensor, warp_batch
 from facemint_inference.detect import Decoder, Detection, decode_scrfd, decode_yunet, letterbox, suppress
 from facemint_inference.mesh106 import MESH_TO_106, POSE_106, REFERENCE_106
@@ -240,9 +240,9 @@ class Pipeline:
         self, aligned: asyncio.Future[tuple[NDArray[Any], list[NDArray[Any]]]], faces: list[Face]
     ) -> None:
         crops, _ = await aligned
-        scores = await self._cpu(lambda: [attributes.glasses_score(crop) for crop in crops])
-        for face, score in zip(faces, scores, strict=True):
-            face.glasses = score > attributes.GLASSES_THRESHOLD
+        decisions = await self._cpu(glasses.has_glasses, crops)
+        for face, decision in zip(faces, decisions, strict=True):
+            face.glasses = decision
 
     def _poses(self, images: list[NDArray[Any]], faces: list[Face], points: NDArray[Any]) -> list[Pose]:
         return [

@@ -1,0 +1,58 @@
+"""The accuracy benchmark's metrics, box matching and hand-label files (no models or media needed)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench import media
+from bench.accuracy import DETECTION_COUNTS, roc_auc, tar_at_far
+
+GENDERS = {"female", "male", None}
+EXPRESSIONS = {"happy", "neutral", None}
+
+
+def test_roc_auc_counts_ties_half() -> None:
+    labels = np.array([True, True, False, False])
+    assert roc_auc(np.array([0.9, 0.8, 0.1, 0.2]), labels) == 1.0
+    assert roc_auc(np.array([0.1, 0.2, 0.9, 0.8]), labels) == 0.0
+    assert roc_auc(np.array([0.5, 0.5, 0.5, 0.5]), labels) == 0.5
+
+
+def test_tar_at_far_allows_the_stated_share_of_impostors() -> None:
+    impostor = np.linspace(0.0, 0.99, 100)
+    genuine = np.array([0.5, 0.975, 0.985, 1.0])
+    tar, threshold = tar_at_far(genuine, impostor, 1e-2)
+    assert threshold == pytest.approx(0.98)
+    assert np.mean(impostor > threshold) <= 1e-2
+    assert tar == 0.5
+
+
+def test_match_is_one_to_one_and_respects_the_overlap_threshold() -> None:
+    labelled = [[0, 0, 10, 10], [20, 0, 30, 10]]
+    boxes = [np.array([21, 0, 31, 10]), np.array([0, 0, 10, 11]), np.array([100, 100, 110, 110])]
+    assert media.match(boxes, labelled) == {0: 1, 1: 0}
+    assert media.match([np.array([0, 0, 10, 10])], [[0, 0, 10, 10], [0, 0, 10, 10]]) in ({0: 0}, {1: 0})
+    assert media.iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(1 / 3)
+
+
+def test_hand_labels_are_well_formed() -> None:
+    faces = media.load_labels()["faces"]
+    assert sum(len(v) for v in faces.values()) >= 200
+    for key, labelled in faces.items():
+        assert not key.startswith("/"), "media keys are relative"
+        for face in labelled:
+            x1, y1, x2, y2 = face["box"]
+            assert x2 > x1 and y2 > y1
+            assert face["gender"] in GENDERS and face["expression"] in EXPRESSIONS
+            assert face["glasses"] in (True, False, None) and face["mask"] is False
+            assert face["age"] is None or 0 <= face["age"] <= 100
+
+
+def test_visible_face_counts_are_consistent() -> None:
+    counts = json.loads(DETECTION_COUNTS.read_text())
+    for entry in counts["images"].values():
+        assert entry["visible"] == len(entry["faces"]) + len(entry["partial"])
+        assert all(len(box) == 4 for box in entry["faces"] + entry["partial"] + entry["ignore"])
