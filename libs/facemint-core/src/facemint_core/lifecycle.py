@@ -14,7 +14,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -25,8 +25,12 @@ from starlette.routing import BaseRoute, Route
 from facemint_core.health import Readiness
 from facemint_core.logging import configure_logging
 from facemint_core.metrics import render_latest
-from facemint_core.settings import ServiceSettings
+from facemint_core.settings import DatabaseSettings, NatsSettings, ServiceSettings
 from facemint_core.tracing import setup_tracing
+
+if TYPE_CHECKING:
+    import asyncpg
+    from nats.aio.client import Client as NatsClient
 
 log = logging.getLogger(__name__)
 
@@ -174,3 +178,49 @@ def run_service(
     except ImportError:  # pragma: no cover
         pass
     asyncio.run(_main(name, settings, setup, http_app))
+
+
+async def open_database(runtime: ServiceRuntime, settings: DatabaseSettings, migrate: bool) -> asyncpg.Pool:
+    """Create the service's PostgreSQL pool (closed on stop), applying pending migrations when ``migrate``.
+
+    Args:
+        runtime: The running service.
+        settings: Its ``DatabaseSettings``.
+        migrate: Apply migrations at start (off when a deployment runs ``facemint migrate`` as a Job).
+    """
+    from facemint_core.db import apply_migrations, create_pool
+
+    pool = await create_pool(settings)
+
+    async def close_pool(_: float) -> None:
+        await pool.close()
+
+    runtime.on_stop("database", close_pool)
+    if migrate:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+
+    async def database() -> None:
+        await pool.fetchval("SELECT 1")
+
+    runtime.readiness.add("database", database)
+    return pool
+
+
+async def open_nats(runtime: ServiceRuntime, settings: NatsSettings) -> NatsClient:
+    """Connect to NATS (drained on stop) and register a readiness check; returns the client."""
+    from facemint_core.jetstream import connect, drain
+
+    nc = await connect(settings, runtime.name)
+
+    async def drain_nats(grace: float) -> None:
+        await drain(nc, max(1.0, grace))
+
+    runtime.on_stop("nats", drain_nats)
+
+    async def nats_ready() -> None:
+        if not nc.is_connected:
+            raise ConnectionError("NATS disconnected")
+
+    runtime.readiness.add("nats", nats_ready)
+    return nc

@@ -9,10 +9,9 @@ from facemint.library.v1 import library_pb2_grpc
 from facemint.media_decoder.v1 import media_decoder_pb2_grpc
 from facemint.orchestrator.v1 import orchestrator_pb2_grpc
 from facemint_core import streams
-from facemint_core.db import apply_migrations, create_pool
 from facemint_core.grpcutil import open_channel, start_grpc_server
-from facemint_core.jetstream import PullWorker, connect, drain, ensure_pull_consumer
-from facemint_core.lifecycle import ServiceRuntime, run_service
+from facemint_core.jetstream import PullWorker, ensure_pull_consumer
+from facemint_core.lifecycle import ServiceRuntime, open_database, open_nats, run_service
 from facemint_core.settings import load_settings
 from facemint_orchestrator.servicer import TaskService
 from facemint_orchestrator.settings import OrchestratorSettings
@@ -26,22 +25,8 @@ async def setup(runtime: ServiceRuntime) -> None:
     """Open the pool, NATS and channels, start the worker, the sweep and the gRPC server."""
     settings = runtime.settings
     assert isinstance(settings, OrchestratorSettings)
-    pool = await create_pool(settings.database)
-
-    async def close_pool(_: float) -> None:
-        await pool.close()
-
-    runtime.on_stop("database", close_pool)
-    if settings.apply_migrations:
-        async with pool.acquire() as conn:
-            await apply_migrations(conn)
-
-    nc = await connect(settings.nats, "task-orchestrator")
-
-    async def drain_nats(grace: float) -> None:
-        await drain(nc, max(1.0, grace))
-
-    runtime.on_stop("nats", drain_nats)
+    pool = await open_database(runtime, settings.database, settings.apply_migrations)
+    nc = await open_nats(runtime, settings.nats)
     js = nc.jetstream()
     await streams.ensure_jobs_stream(js)
     await streams.ensure_events_stream(js)
@@ -93,16 +78,10 @@ async def setup(runtime: ServiceRuntime) -> None:
             await sweep
         await puller.stop(grace)
 
-    async def database() -> None:
-        await pool.fetchval("SELECT 1")
-
-    async def nats_ready() -> None:
-        if not nc.is_connected:
-            raise ConnectionError("NATS disconnected")
+    async def jobs_stream() -> None:
         await js.stream_info(streams.JOBS_STREAM)
 
-    runtime.readiness.add("database", database)
-    runtime.readiness.add("nats", nats_ready)
+    runtime.readiness.add("jobs stream", jobs_stream)
     await start_grpc_server(
         runtime,
         lambda server: orchestrator_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(store, worker), server),

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from facemint.webhook.v1 import webhook_pb2_grpc
 from facemint_core import streams
-from facemint_core.db import apply_migrations, create_pool
 from facemint_core.grpcutil import start_grpc_server
-from facemint_core.jetstream import PullWorker, connect, drain, ensure_pull_consumer
-from facemint_core.lifecycle import ServiceRuntime, run_service
+from facemint_core.jetstream import PullWorker, ensure_pull_consumer
+from facemint_core.lifecycle import ServiceRuntime, open_database, open_nats, run_service
 from facemint_core.settings import load_settings
 from facemint_webhook.events import EventHandler
 from facemint_webhook.outbound import WebhookSender
@@ -23,22 +22,8 @@ async def setup(runtime: ServiceRuntime) -> None:
     """Open the pool and NATS, start the scheduler, the event consumer and the gRPC server."""
     settings = runtime.settings
     assert isinstance(settings, WebhookSettings)
-    pool = await create_pool(settings.database)
-
-    async def close_pool(_: float) -> None:
-        await pool.close()
-
-    runtime.on_stop("database", close_pool)
-    if settings.apply_migrations:
-        async with pool.acquire() as conn:
-            await apply_migrations(conn)
-
-    nc = await connect(settings.nats, "webhook-dispatcher")
-
-    async def drain_nats(grace: float) -> None:
-        await drain(nc, max(1.0, grace))
-
-    runtime.on_stop("nats", drain_nats)
+    pool = await open_database(runtime, settings.database, settings.apply_migrations)
+    nc = await open_nats(runtime, settings.nats)
     js = nc.jetstream()
     await streams.ensure_events_stream(js)
     ecfg = settings.events
@@ -66,16 +51,10 @@ async def setup(runtime: ServiceRuntime) -> None:
         backoff_base_seconds=ecfg.backoff_base_seconds,
     )
 
-    async def database() -> None:
-        await pool.fetchval("SELECT 1")
-
-    async def nats_ready() -> None:
-        if not nc.is_connected:
-            raise ConnectionError("NATS disconnected")
+    async def events_stream() -> None:
         await js.stream_info(streams.EVENTS_STREAM)
 
-    runtime.readiness.add("database", database)
-    runtime.readiness.add("nats", nats_ready)
+    runtime.readiness.add("events stream", events_stream)
     await start_grpc_server(
         runtime,
         lambda server: webhook_pb2_grpc.add_WebhookServiceServicer_to_server(
