@@ -36,7 +36,7 @@ class HnswSettings(BaseModel):
 
     m: int = Field(default=16, ge=4, le=128)
     ef_construct: int = Field(default=100, ge=8, le=2048)
-    ef_search: int = Field(default=128, ge=8, le=4096)
+    ef_search: int = Field(default=512, ge=8, le=4096)
     # Segments smaller than this (in KB of vectors) are searched exactly, without an HNSW graph.
     full_scan_threshold_kb: int = Field(default=10_000, ge=0)
 
