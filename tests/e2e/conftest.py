@@ -7,11 +7,14 @@ Media are served from 127.0.0.2, the only private address the platform may fetch
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from facemint_local.harness import MediaServer, RunningPlatform, start_platform
+from facemint_local.testmedia import encode, group_image
+from tests.e2e.apiutil import submit, wait
 
 MEDIA_HOST = "127.0.0.2"
 
@@ -42,3 +45,14 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
 def api(platform: RunningPlatform) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=platform.gateway_url, headers={"x-api-key": platform.api_key}, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def reference(api: httpx.Client, media: MediaServer) -> dict[str, Any]:
+    """The group photo as JPEG, analysed with every attribute: the reference the other formats must agree with."""
+    url = media.add("group.jpg", encode(group_image(), "JPEG", quality=95))
+    task = wait(api, submit(api, type="image", media_url=url, attributes=["age", "gender", "emotion", "pose",
+                                                                          "glasses", "mask", "quality", "landmarks"],
+                            metadata={"order": 42}))  # fmt: skip
+    assert task["status"] == "succeeded", task
+    return task

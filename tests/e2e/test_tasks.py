@@ -22,17 +22,6 @@ def centre(box: list[float]) -> tuple[float, float]:
     return box[0] + box[2] / 2, box[1] + box[3] / 2
 
 
-@pytest.fixture(scope="session")
-def reference(api: httpx.Client, media: MediaServer) -> dict[str, Any]:
-    """The group photo as JPEG, analysed with every attribute: the reference the other formats must agree with."""
-    url = media.add("group.jpg", encode(group_image(), "JPEG", quality=95))
-    task = wait(api, submit(api, type="image", media_url=url, attributes=["age", "gender", "emotion", "pose",
-                                                                          "glasses", "mask", "quality", "landmarks"],
-                            metadata={"order": 42}))  # fmt: skip
-    assert task["status"] == "succeeded", task
-    return task
-
-
 def test_image_task_returns_the_full_shape(reference: dict[str, Any]) -> None:
     assert set(reference) >= {
         "request_id",
