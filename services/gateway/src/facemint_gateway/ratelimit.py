@@ -96,7 +96,9 @@ class RateLimiter:
         """Count one request against its key's current window."""
         future: asyncio.Future[RateDecision] = asyncio.get_running_loop().create_future()
         self._queue.append((key_id, limit, future))
-        if len(self._flushers) < self.max_in_flight:
+        # A flusher that has just finished stays in the set until its done-callback runs: count only live ones,
+        # or a request queued in that instant would wait for the next request to flush it.
+        if sum(not flusher.done() for flusher in self._flushers) < self.max_in_flight:
             flusher = asyncio.create_task(self._flush())
             self._flushers.add(flusher)
             flusher.add_done_callback(self._flushers.discard)
