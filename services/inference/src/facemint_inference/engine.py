@@ -87,7 +87,15 @@ class Engine:
                 log.warning("models unavailable", extra={"pack": self.pack.name, "reason": problem})
             self.problem = problem
             return False
-        self._pipeline = Pipeline(self.pack, self.runner, self._executor, canonical, self.settings.detection_size)
+        in_process = self.runner.kind == "onnxruntime"
+        self._pipeline = Pipeline(
+            self.pack,
+            self.runner,
+            self._executor,
+            canonical,
+            self.settings.detection_size,
+            batch_split=self.settings.executor_workers if in_process else 1,
+        )
         log.info(
             "models loaded", extra={"pack": self.pack.name, "runner": self.runner.kind, "model_dir": str(model_dir)}
         )

@@ -2,8 +2,9 @@
 
 Runtime-agnostic: every model runs through :meth:`Runner.infer`; all pre- and post-processing is numpy and
 OpenCV in the shared bounded executor, never on the event loop. Per request, each model is called once with
-the faces of every frame (split only where a batch exceeds the model's ``max_batch``), and independent models
-run concurrently, so with two executor workers two model calls proceed in parallel.
+the faces of every frame, split into ``batch_split`` equal chunks (and wherever a batch exceeds the model's
+``max_batch``), and independent models run concurrently: with two executor workers and ``batch_split`` 2, the
+embedding model's two halves run on both cores at once instead of one core finishing it while the other idles.
 
 What each output needs::
 
@@ -123,6 +124,29 @@ class Face:
     quality: float | None = None
 
 
+@dataclass(frozen=True)
+class _FaceInput:
+    """How one per-face model's input is built, and whether the request needs it."""
+
+    name: str
+    model: Model
+    matrix_fn: MatrixFn
+    size: int
+    prepare: Prepare
+    needed: bool
+    keep_crops: bool = False
+    """Keep the uint8 crops (the aligned crops also feed the glasses classifier)."""
+    run_model: bool = True
+
+
+@dataclass(frozen=True)
+class _Built:
+    item: _FaceInput
+    tensor: NDArray[Any] | None
+    matrices: list[NDArray[Any]]
+    crops: NDArray[Any] | None
+
+
 _DECODERS: dict[str, Decoder] = {"scrfd": decode_scrfd, "yunet": decode_yunet}
 
 
@@ -130,7 +154,13 @@ class Pipeline:
     """Runs a model pack on batches of frames."""
 
     def __init__(
-        self, pack: Pack, runner: Runner, executor: Executor, canonical_face: NDArray[Any] | None, detection_size: int
+        self,
+        pack: Pack,
+        runner: Runner,
+        executor: Executor,
+        canonical_face: NDArray[Any] | None,
+        detection_size: int,
+        batch_split: int = 1,
     ) -> None:
         """Bind a pack to a runner.
 
@@ -141,11 +171,14 @@ class Pipeline:
             canonical_face: MediaPipe's canonical face, ``[468, 3]``, for head pose from the face mesh (packs with
                 106-point landmarks use ``mesh106.REFERENCE_106`` instead and may pass ``None``).
             detection_size: Detector input side (ignored by detectors with a fixed input size).
+            batch_split: Chunks each batch is split into so that several workers share one model's work (the
+                in-process runner's worker count; 1 for a server that batches by itself).
         """
         self.pack = pack
         self._runner = runner
         self._executor = executor
         self.detection_size = pack.detector_fixed_size or detection_size
+        self._batch_split = max(1, batch_split)
         self._decode = _DECODERS[pack.detector_kind]
         if pack.landmark_kind == "mesh":
             if canonical_face is None:
@@ -160,8 +193,9 @@ class Pipeline:
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
 
     async def _infer(self, model: Model, tensor: NDArray[Any]) -> dict[str, NDArray[Any]]:
-        """One runner call per ``max_batch`` chunk (normally exactly one), outputs concatenated."""
-        chunks = [tensor[i : i + model.max_batch] for i in range(0, len(tensor), model.max_batch)]
+        """One runner call per chunk (``batch_split`` chunks, none above ``max_batch``), outputs concatenated."""
+        size = max(1, min(model.max_batch, -(-len(tensor) // self._batch_split)))
+        chunks = [tensor[i : i + size] for i in range(0, len(tensor), size)]
         with MODEL_SECONDS.labels(model.role).time():
             results = await asyncio.gather(*(self._runner.infer(model.name, {model.input: chunk}) for chunk in chunks))
         MODEL_ITEMS.labels(model.role).inc(len(tensor))
@@ -198,6 +232,10 @@ class Pipeline:
         return await self._cpu(self._decode_all, outputs, scales, images, threshold)
 
     # ----- per-face models -------------------------------------------------------------------------------
+    #
+    # A request's per-face work runs in three steps so that two workers stay busy until the end: (1) every
+    # requested model input is built, in two executor jobs of similar size; (2) the model calls are submitted
+    # heaviest first (the executor is FIFO), each split into ``batch_split`` chunks; (3) outputs are decoded.
 
     @staticmethod
     def _crops(
@@ -206,43 +244,89 @@ class Pipeline:
         matrices = [matrix_fn(face.detection) for face in faces]
         return warp_batch(images, [face.frame for face in faces], matrices, size), matrices
 
-    async def _run_face_model(
-        self,
-        model: Model,
-        images: list[NDArray[Any]],
-        faces: list[Face],
-        matrix_fn: MatrixFn,
-        size: int,
-        prepare: Prepare,
-    ) -> tuple[NDArray[Any], list[NDArray[Any]]]:
-        """Crop every face, run ``model`` once on the batch, return its output and the crop matrices."""
+    def _face_inputs(self, wanted: frozenset[str], need_embedding: bool) -> list[_FaceInput]:
+        """The model inputs a request needs, heaviest model first."""
+        pack = self.pack
+        norm = pack.embedder.normalisation
+        chip = functools.partial(to_tensor, mean=attributes.CHIP_MEAN, scale=attributes.CHIP_SCALE)
+        mesh = pack.landmark_kind == "mesh"
+        candidates = [
+            _FaceInput(
+                "embedding",
+                pack.embedder.model,
+                attributes.aligned_matrix,
+                ALIGNED_SIZE,
+                functools.partial(to_tensor, mean=norm.mean, scale=norm.scale, rgb=norm.rgb),
+                need_embedding or "glasses" in wanted,
+                keep_crops="glasses" in wanted,
+                run_model=need_embedding,
+            ),
+            _FaceInput(
+                "mask",
+                MASK,
+                attributes.mask_matrix,
+                attributes.MASK_SIZE,
+                functools.partial(to_tensor, mean=127.5, scale=1 / 127.5, channels_first=False),
+                "mask" in wanted,
+            ),
+            _FaceInput(
+                "landmarks",
+                pack.landmarker,
+                landmarks.mesh_matrix if mesh else landmarks.d106_matrix,
+                landmarks.CROP_SIZE,
+                landmarks.mesh_tensor if mesh else landmarks.d106_tensor,
+                bool(wanted & {"landmarks", "pose"}),
+            ),
+            _FaceInput("age", AGE, self._chip_matrix(attributes.AGE_SIZE), attributes.AGE_SIZE, chip, "age" in wanted),
+            _FaceInput(
+                "gender",
+                GENDER,
+                self._chip_matrix(attributes.GENDER_SIZE),
+                attributes.GENDER_SIZE,
+                chip,
+                "gender" in wanted,
+            ),  # fmt: skip
+            _FaceInput(
+                "emotion",
+                EMOTION,
+                attributes.emotion_matrix,
+                attributes.EMOTION_SIZE,
+                attributes.grey_tensor,
+                "emotion" in wanted,
+            ),  # fmt: skip
+        ]
+        return [item for item in candidates if item.needed]
 
-        def build() -> tuple[NDArray[Any], list[NDArray[Any]]]:
-            crops, matrices = self._crops(images, faces, matrix_fn, size)
-            return prepare(crops), matrices
+    def _build(self, images: list[NDArray[Any]], faces: list[Face], items: list[_FaceInput]) -> list[_Built]:
+        built = []
+        for item in items:
+            crops, matrices = self._crops(images, faces, item.matrix_fn, item.size)
+            tensor = item.prepare(crops) if item.run_model else None
+            built.append(_Built(item, tensor, matrices, crops if item.keep_crops else None))
+        return built
 
-        tensor, matrices = await self._cpu(build)
-        outputs = await self._infer(model, tensor)
-        return outputs[model.output], matrices
+    async def _prepare(self, images: list[NDArray[Any]], faces: list[Face], items: list[_FaceInput]) -> list[_Built]:
+        """Build every input in two executor jobs that alternate the (heaviest-first) items."""
+        groups = [items[0::2], items[1::2]]
+        done = await asyncio.gather(*(self._cpu(self._build, images, faces, group) for group in groups if group))
+        by_name = {b.item.name: b for group in done for b in group}
+        return [by_name[item.name] for item in items]
 
-    async def _embed(self, aligned: asyncio.Future[tuple[NDArray[Any], list[NDArray[Any]]]], faces: list[Face]) -> None:
+    def _chip_matrix(self, size: int) -> MatrixFn:
+        return functools.partial(attributes.chip_matrix, template=self.pack.chip_template, size=size)
+
+    def _set_embeddings(self, faces: list[Face], raw: NDArray[Any]) -> None:
         embedder = self.pack.embedder
-        norm = embedder.normalisation
-        crops, _ = await aligned
-        tensor = await self._cpu(functools.partial(to_tensor, mean=norm.mean, scale=norm.scale, rgb=norm.rgb), crops)
-        raw = (await self._infer(embedder.model, tensor))[embedder.model.output].astype(np.float32)
+        raw = raw.astype(np.float32)
         norms = np.linalg.norm(raw, axis=1)
         values = raw / np.maximum(norms, 1e-12)[:, None]
         for face, vector, raw_norm in zip(faces, values, norms, strict=True):
             face.embedding = Embedding(vector, embedder.model_id, embedder.model_version, float(raw_norm))
 
-    async def _glasses(
-        self, aligned: asyncio.Future[tuple[NDArray[Any], list[NDArray[Any]]]], faces: list[Face]
-    ) -> None:
-        crops, _ = await aligned
-        decisions = await self._cpu(glasses.has_glasses, crops)
-        for face, decision in zip(faces, decisions, strict=True):
-            face.glasses = decision
+    def _decode_landmarks(self, raw: NDArray[Any], matrices: list[NDArray[Any]]) -> NDArray[Any]:
+        if self.pack.landmark_kind == "mesh":
+            return landmarks.decode_mesh(raw, matrices)
+        return landmarks.decode_106(raw, matrices)
 
     def _poses(self, images: list[NDArray[Any]], faces: list[Face], points: NDArray[Any]) -> list[Pose]:
         return [
@@ -261,85 +345,53 @@ class Pipeline:
         Returns:
             ``[N, 468, 2]`` for the face mesh, ``[N, 106, 2]`` for 2d106det.
         """
-        mesh = self.pack.landmark_kind == "mesh"
-        raw, matrices = await self._run_face_model(
-            self.pack.landmarker,
-            images,
-            faces,
-            landmarks.mesh_matrix if mesh else landmarks.d106_matrix,
-            landmarks.CROP_SIZE,
-            landmarks.mesh_tensor if mesh else landmarks.d106_tensor,
-        )
-        return landmarks.decode_mesh(raw, matrices) if mesh else landmarks.decode_106(raw, matrices)
+        (built,) = await self._prepare(images, faces, self._face_inputs(frozenset({"landmarks"}), False))
+        assert built.tensor is not None
+        raw = (await self._infer(built.item.model, built.tensor))[built.item.model.output]
+        return self._decode_landmarks(raw, built.matrices)
 
-    async def _landmarks(self, images: list[NDArray[Any]], faces: list[Face], wanted: frozenset[str]) -> None:
-        mesh = self.pack.landmark_kind == "mesh"
-        points = await self.landmark_points(images, faces)
-        if "landmarks" in wanted:
-            for face, pts in zip(faces, points, strict=True):
-                face.landmarks = pts[list(MESH_TO_106)] if mesh else pts
-        if "pose" in wanted:
-            for face, pose in zip(faces, await self._cpu(self._poses, images, faces, points), strict=True):
-                face.pose = pose
+    async def _apply(
+        self, images: list[NDArray[Any]], faces: list[Face], wanted: frozenset[str], built: _Built, raw: NDArray[Any]
+    ) -> None:
+        """Decode one model's output into the faces."""
+        name = built.item.name
+        if name == "embedding":
+            self._set_embeddings(faces, raw)
+        elif name == "landmarks":
+            points = self._decode_landmarks(raw, built.matrices)
+            if "landmarks" in wanted:
+                mesh = self.pack.landmark_kind == "mesh"
+                for face, pts in zip(faces, points, strict=True):
+                    face.landmarks = pts[list(MESH_TO_106)] if mesh else pts
+            if "pose" in wanted:
+                for face, pose in zip(faces, await self._cpu(self._poses, images, faces, points), strict=True):
+                    face.pose = pose
+        else:
+            decode = {
+                "age": attributes.decode_age,
+                "gender": attributes.decode_gender,
+                "emotion": attributes.decode_emotion,
+                "mask": attributes.decode_mask,
+            }[name]
+            for face, value in zip(faces, decode(raw), strict=True):
+                setattr(face, name, value)
 
-    def _chip_matrix(self, size: int) -> MatrixFn:
-        return functools.partial(attributes.chip_matrix, template=self.pack.chip_template, size=size)
-
-    async def _age(self, images: list[NDArray[Any]], faces: list[Face]) -> None:
-        chip = functools.partial(to_tensor, mean=attributes.CHIP_MEAN, scale=attributes.CHIP_SCALE)
-        probs, _ = await self._run_face_model(
-            AGE, images, faces, self._chip_matrix(attributes.AGE_SIZE), attributes.AGE_SIZE, chip
-        )
-        for face, age in zip(faces, attributes.decode_age(probs), strict=True):
-            face.age = age
-
-    async def _gender(self, images: list[NDArray[Any]], faces: list[Face]) -> None:
-        chip = functools.partial(to_tensor, mean=attributes.CHIP_MEAN, scale=attributes.CHIP_SCALE)
-        probs, _ = await self._run_face_model(
-            GENDER, images, faces, self._chip_matrix(attributes.GENDER_SIZE), attributes.GENDER_SIZE, chip
-        )
-        for face, gender in zip(faces, attributes.decode_gender(probs), strict=True):
-            face.gender = gender
-
-    async def _emotion(self, images: list[NDArray[Any]], faces: list[Face]) -> None:
-        probs, _ = await self._run_face_model(
-            EMOTION, images, faces, attributes.emotion_matrix, attributes.EMOTION_SIZE, attributes.grey_tensor
-        )
-        for face, emotion in zip(faces, attributes.decode_emotion(probs), strict=True):
-            face.emotion = emotion
-
-    async def _mask(self, images: list[NDArray[Any]], faces: list[Face]) -> None:
-        prepare = functools.partial(to_tensor, mean=127.5, scale=1 / 127.5, channels_first=False)
-        probs, _ = await self._run_face_model(
-            MASK, images, faces, attributes.mask_matrix, attributes.MASK_SIZE, prepare
-        )
-        for face, masked in zip(faces, attributes.decode_mask(probs), strict=True):
-            face.mask = masked
+    async def _run(self, images: list[NDArray[Any]], faces: list[Face], wanted: frozenset[str], built: _Built) -> None:
+        if built.tensor is not None:
+            raw = (await self._infer(built.item.model, built.tensor))[built.item.model.output]
+            await self._apply(images, faces, wanted, built, raw)
+        if built.crops is not None:  # glasses read the aligned crops
+            for face, decision in zip(faces, await self._cpu(glasses.has_glasses, built.crops), strict=True):
+                face.glasses = decision
 
     async def describe(self, images: list[NDArray[Any]], faces: list[Face], options: AnalyzeOptions) -> None:
         """Fill in the requested outputs of every face; models that nothing requested are not run."""
         wanted = options.attributes
-        need_embedding = options.want_embeddings or "quality" in wanted
-        jobs = []
-        if need_embedding or "glasses" in wanted:
-            aligned = asyncio.ensure_future(
-                self._cpu(self._crops, images, faces, attributes.aligned_matrix, ALIGNED_SIZE)
-            )
-            if need_embedding:
-                jobs.append(self._embed(aligned, faces))
-            if "glasses" in wanted:
-                jobs.append(self._glasses(aligned, faces))
-        if wanted & {"landmarks", "pose"}:
-            jobs.append(self._landmarks(images, faces, wanted))
-        for name, job in (
-            ("age", self._age),
-            ("gender", self._gender),
-            ("emotion", self._emotion),
-            ("mask", self._mask),
-        ):
-            if name in wanted:
-                jobs.append(job(images, faces))
-        await asyncio.gather(*jobs)
+        items = self._face_inputs(wanted, options.want_embeddings or "quality" in wanted)
+        if items:
+            built = await self._prepare(images, faces, items)
+            # Tasks start in creation order, so the heaviest model's chunks reach the executor first.
+            await asyncio.gather(*(self._run(images, faces, wanted, b) for b in built))
         for face in faces:
             if "quality" in wanted and face.embedding is not None:
                 face.quality = attributes.quality(
