@@ -74,6 +74,48 @@ def test_other_image_formats_find_the_same_faces(
         assert abs(ex - fx) <= 6 and abs(ey - fy) <= 6
 
 
+def test_exif_rotated_jpeg_is_analysed_upright(api: httpx.Client, media: MediaServer, reference: dict[str, Any]) -> None:
+    # Pixels stored turned 90 degrees counter-clockwise, with EXIF orientation 6 ("turn clockwise to view"): the
+    # JPEG goes to the inference service undecoded, which must apply the orientation as the decoder would.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    turned = group_image().transpose(Image.Transpose.ROTATE_90)
+    url = media.add("group-exif6.jpg", encode(turned, "JPEG", quality=95, exif=exif.tobytes()))
+    task = wait(api, submit(api, type="image", media_url=url))
+    assert task["status"] == "succeeded", task
+    assert (task["media"]["width"], task["media"]["height"]) == (1280, 886)
+    expected = sorted(centre(f["bbox"]) for f in reference["result"]["frames"][0]["faces"])
+    found = sorted(centre(f["bbox"]) for f in task["result"]["frames"][0]["faces"])
+    assert len(found) == 6
+    for (ex, ey), (fx, fy) in zip(expected, found, strict=True):
+        assert abs(ex - fx) <= 6 and abs(ey - fy) <= 6
+
+
+def test_long_poll_answers_when_the_task_finishes(api: httpx.Client, media: MediaServer) -> None:
+    url = media.add("group-longpoll.jpg", encode(group_image(), "JPEG", quality=90))
+    task_id = submit(api, type="image", media_url=url)
+    started = time.monotonic()
+    doc = api.get(f"/v1/task/{task_id}", params={"wait": 25}, timeout=40).json()
+    assert doc["status"] == "succeeded", doc  # one request: it waited for the task instead of answering "queued"
+    assert time.monotonic() - started < 20
+
+
+def test_long_poll_times_out_with_the_current_state(
+    api: httpx.Client, media: MediaServer, reference: dict[str, Any]
+) -> None:
+    url = media.add("longpoll.mp4", _long_video(reference, 20.0))
+    task_id = submit(api, type="video", media_url=url, sample_rate=10)
+    started = time.monotonic()
+    doc = api.get(f"/v1/task/{task_id}", params={"wait": 1.0}).json()
+    assert time.monotonic() - started >= 0.9
+    assert doc["status"] in ("queued", "running"), doc
+    assert api.post(f"/v1/task/{task_id}/cancel").status_code == 200
+    for bad in ("abc", "-1", "31", "nan"):
+        resp = api.get(f"/v1/task/{task_id}", params={"wait": bad})
+        assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_request", bad
+        assert "'wait'" in resp.json()["error"]["message"]
+
+
 def test_boxes_are_in_source_pixels_of_a_4k_image(
     api: httpx.Client, media: MediaServer, reference: dict[str, Any]
 ) -> None:

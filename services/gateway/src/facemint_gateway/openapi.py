@@ -203,8 +203,11 @@ def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/v1/create-detection-task": {"post": _op("Create a detection task", _json(_ref("TaskCreated"), "Created"),
                                                   body="CreateDetectionTask", status="201")},
-        "/v1/task/{task_id}": {"get": _op("Get a task", _json(_ref("Task")), extra=NOT_FOUND,
-                                          params=[_path_param("task_id")])},
+        "/v1/task/{task_id}": {"get": _op("Get a task", _json(_ref("Task")), extra=NOT_FOUND, params=[
+            _path_param("task_id"),
+            _query("wait", {"type": "number", "minimum": 0, "maximum": 30, "default": 0},
+                   "Extension (long poll): hold the answer up to this many seconds until the task is terminal; "
+                   "it returns as soon as the task succeeds, fails or is cancelled.")])},
         "/v1/tasks": {"get": _op("List tasks", _json(_ref("TaskList")), params=[
             _query("status", {"type": "string", "enum": list(TASK_STATUSES)}, "Filter by status."),
             _query("type", {"type": "string", "enum": list(TASK_TYPES)}, "Filter by type."),

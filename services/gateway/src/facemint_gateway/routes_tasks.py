@@ -40,13 +40,32 @@ async def create_detection_task(request: Request) -> Response:
     )
 
 
+def _wait_seconds(request: Request, limit: float) -> float:
+    """The optional ``wait`` query parameter: seconds to hold the answer until the task is terminal."""
+    raw = request.query_params.get("wait", "")
+    if not raw:
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= limit:  # also false for NaN
+        raise InvalidRequest(f"'wait' must be a number of seconds from 0 to {limit:g}, got {raw!r}")
+    return wait
+
+
 async def get_task(request: Request) -> Response:
-    """GET /v1/task/{task_id}."""
+    """GET /v1/task/{task_id}[?wait=seconds] (``wait``: long poll, answered as soon as the task is terminal)."""
     svc = services(request)
     account, task_id = account_id(request), request.path_params["task_id"]
+    wait = _wait_seconds(request, svc.settings.max_task_wait_seconds)
     view = svc.terminal_tasks.get(account, task_id)
     if view is None:
-        task = await svc.call(svc.tasks.GetTask, orchestrator_pb2.GetTaskRequest(account_id=account, task_id=task_id))
+        task = await svc.call(
+            svc.tasks.GetTask,
+            orchestrator_pb2.GetTaskRequest(account_id=account, task_id=task_id, wait_seconds=wait),
+            timeout=svc.settings.rpc_timeout_seconds + wait,
+        )
         view = public_task(task)
         svc.terminal_tasks.put(account, task, view)
     return ok(request, view)

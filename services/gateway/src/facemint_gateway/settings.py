@@ -42,3 +42,5 @@ class GatewaySettings(ServiceSettings):
     public_url: str = ""
     allow_http_callbacks: bool = False
     terminal_task_cache_entries: int = Field(default=10_000, ge=0)
+    max_task_wait_seconds: float = Field(default=30.0, ge=0, le=55)
+    """Longest long poll of ``GET /v1/task/{id}?wait=`` (below the orchestrator's own 60 s cap)."""

@@ -149,6 +149,29 @@ class DecodedFrame:
     image: BGRImage
 
 
+@dataclass(frozen=True)
+class EncodedFrame:
+    """A still image handed on undecoded: the complete JPEG file, for the inference service to decode.
+
+    Decoding a 1080p JPEG costs about as much in either service, but the file is ~20x smaller than its pixels,
+    so passing it on saves a decode here and a 6 MB copy through gRPC (OpenCV applies the EXIF orientation on
+    both sides, so the pixels are the same).
+
+    Attributes:
+        index: Always 0 (an image is one frame).
+        timestamp: Always 0.0.
+        data: The file's bytes.
+        width: Width after EXIF orientation (from the probe).
+        height: Height after EXIF orientation.
+    """
+
+    index: int
+    timestamp: float
+    data: bytes
+    width: int
+    height: int
+
+
 @functools.cache
 def _register_heif() -> None:
     pillow_heif.register_heif_opener()
@@ -182,13 +205,18 @@ def _to_bgr(image: Image.Image) -> BGRImage:
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
-def _fast_jpeg(path: Path) -> BGRImage | None:
-    """Decode a complete JPEG with OpenCV (libjpeg-turbo, EXIF orientation applied, BGR out): about 4x faster
-    than Pillow for a 1080p photo, with identical pixels. Returns None, to take the Pillow path with its precise
-    errors, for a file without its end-of-image marker (truncated) or one OpenCV cannot decode."""
+def _complete_jpeg(path: Path) -> npt.NDArray[np.uint8] | None:
+    """The bytes of a JPEG file that ends with its end-of-image marker; None for a truncated one."""
     data = np.fromfile(path, dtype=np.uint8)
     if len(data) < 4 or data[-2:].tobytes() != b"\xff\xd9":
         return None
+    return data
+
+
+def _fast_jpeg(data: npt.NDArray[np.uint8]) -> BGRImage | None:
+    """Decode a complete JPEG with OpenCV (libjpeg-turbo, EXIF orientation applied, BGR out): about 4x faster
+    than Pillow for a 1080p photo, with identical pixels. Returns None, to take the Pillow path with its precise
+    errors, for a file OpenCV cannot decode."""
     decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
     return np.ascontiguousarray(decoded) if decoded is not None else None
 
@@ -297,7 +325,9 @@ class MediaDecoder:
             rotation=rotation,
         )
 
-    def frames(self, path: Path, probe: Probe, window: SamplingWindow, skip_below: int = 0) -> Iterator[DecodedFrame]:
+    def frames(
+        self, path: Path, probe: Probe, window: SamplingWindow, skip_below: int = 0, encoded_up_to: int = 0
+    ) -> Iterator[DecodedFrame | EncodedFrame]:
         """Decode the sampled frames, in order, one at a time.
 
         Args:
@@ -305,6 +335,8 @@ class MediaDecoder:
             probe: The result of :meth:`probe` on it.
             window: Sampling start, end and rate (ignored for an image, which is one frame at 0 s).
             skip_below: Sampled frames with a lower index are neither converted nor yielded (resumption).
+            encoded_up_to: A complete JPEG image of at most this many bytes is yielded as an
+                :class:`EncodedFrame` instead of being decoded here (0: always decode).
 
         Raises:
             InvalidMedia: The file turns out truncated or corrupt while decoding.
@@ -313,14 +345,20 @@ class MediaDecoder:
             return self._video_frames(path, probe, window, skip_below)
         if probe.kind is Kind.ANIMATED:
             return self._animated_frames(path, probe, window, skip_below)
-        return self._image_frames(path, probe, skip_below)
+        return self._image_frames(path, probe, skip_below, encoded_up_to)
 
-    def _image_frames(self, path: Path, probe: Probe, skip_below: int) -> Iterator[DecodedFrame]:
+    def _image_frames(
+        self, path: Path, probe: Probe, skip_below: int, encoded_up_to: int
+    ) -> Iterator[DecodedFrame | EncodedFrame]:
         if skip_below > 0:
             return
         with _open_image(path, probe.sniffed.format) as image:
             self._check_resolution(*image.size, Kind.IMAGE)
-            fast = _fast_jpeg(path) if probe.sniffed.format is MediaFormat.JPEG else None
+            jpeg = _complete_jpeg(path) if probe.sniffed.format is MediaFormat.JPEG else None
+            if jpeg is not None and len(jpeg) <= encoded_up_to:
+                yield EncodedFrame(0, 0.0, jpeg.tobytes(), probe.width, probe.height)
+                return
+            fast = _fast_jpeg(jpeg) if jpeg is not None else None
             if fast is not None:
                 yield DecodedFrame(0, 0.0, fast)
                 return

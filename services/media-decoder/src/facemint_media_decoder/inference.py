@@ -1,6 +1,7 @@
 """Send sampled frames to the inference service in batches and get their faces back, in order.
 
-Frames travel as raw BGR24 (``width * height * 3`` bytes). A batch holds at most ``frames_per_batch`` frames and
+Frames travel as raw BGR24 (``width * height * 3`` bytes), except a complete JPEG still image, which travels
+as its file (the inference service decodes it). A batch holds at most ``frames_per_batch`` frames and
 fits in one gRPC message; a single frame too large for a message (an 8K frame is 99.5 MB) travels as a JPEG
 (``PIXEL_FORMAT_ENCODED``) instead. Each batch is one unary ``AnalyzeFrames`` call (retried by the channel on
 ``UNAVAILABLE``); up to ``pipeline_depth`` calls are in flight while the next frames decode, and results are
@@ -19,9 +20,9 @@ import grpc
 
 from facemint.common.v1 import common_pb2
 from facemint.inference.v1 import inference_pb2, inference_pb2_grpc
-from facemint_core.errors import InternalError, ServiceUnavailable, from_rpc_error
+from facemint_core.errors import InternalError, InvalidMedia, ServiceUnavailable, from_rpc_error
 from facemint_core.grpcutil import call_metadata
-from facemint_media_decoder.decode import DecodedFrame
+from facemint_media_decoder.decode import DecodedFrame, EncodedFrame
 from facemint_media_decoder.metrics import DecoderMetrics
 
 _UNAVAILABLE = frozenset(
@@ -31,8 +32,18 @@ MESSAGE_OVERHEAD_BYTES = 64 * 1024
 """Room left in a gRPC message for everything but pixel bytes (fields, options)."""
 
 
-def to_wire(frame: DecodedFrame, max_frame_bytes: int, jpeg_quality: int) -> inference_pb2.Frame:
-    """Build the inference ``Frame`` of a decoded frame: raw BGR24, or a JPEG when it exceeds ``max_frame_bytes``."""
+def to_wire(frame: DecodedFrame | EncodedFrame, max_frame_bytes: int, jpeg_quality: int) -> inference_pb2.Frame:
+    """Build the inference ``Frame`` of a sampled frame: an undecoded image file as it is, else raw BGR24, or a
+    JPEG when the pixels exceed ``max_frame_bytes``."""
+    if isinstance(frame, EncodedFrame):
+        return inference_pb2.Frame(
+            data=frame.data,
+            format=inference_pb2.PIXEL_FORMAT_ENCODED,
+            width=frame.width,
+            height=frame.height,
+            timestamp=frame.timestamp,
+            index=frame.index,
+        )
     height, width = frame.image.shape[:2]
     if frame.image.nbytes <= max_frame_bytes:
         data = frame.image.tobytes()
@@ -87,6 +98,8 @@ class InferenceClient:
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _UNAVAILABLE:
                 raise ServiceUnavailable(f"the inference service is unavailable: {exc.details()}") from None
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:  # options are validated upstream: the frame is bad
+                raise InvalidMedia(f"the image cannot be decoded: {exc.details()}") from None
             raise InternalError(f"the inference service failed: {from_rpc_error(exc).message}") from None
         finally:
             self._metrics.inference_batch_seconds.observe(time.perf_counter() - started)

@@ -170,7 +170,10 @@ class MediaDecoderServicer(media_decoder_pb2_grpc.MediaDecoderServiceServicer): 
             quality = self._settings.inference.jpeg_quality
 
             def wire_frames() -> Iterator[inference_pb2.Frame]:
-                for frame in self._decoder.frames(job.fetched.path, job.probe, window, request.resume_from_index):
+                sampled = self._decoder.frames(
+                    job.fetched.path, job.probe, window, request.resume_from_index, encoded_up_to=max_frame_bytes
+                )
+                for frame in sampled:
                     yield to_wire(frame, max_frame_bytes, quality)
 
             frames = self._pool.iterate(wire_frames, self._settings.decode.read_ahead_frames)

@@ -13,6 +13,7 @@ from facemint_core.grpcutil import open_channel, start_grpc_server
 from facemint_core.jetstream import PullWorker, ensure_pull_consumer
 from facemint_core.lifecycle import ServiceRuntime, open_database, open_nats, run_service
 from facemint_core.settings import load_settings
+from facemint_orchestrator.completions import TERMINAL_EVENTS_SUBJECT, Completions
 from facemint_orchestrator.servicer import TaskService
 from facemint_orchestrator.settings import OrchestratorSettings
 from facemint_orchestrator.store import TaskStore
@@ -58,6 +59,8 @@ async def setup(runtime: ServiceRuntime) -> None:
         library_pb2_grpc.LibraryServiceStub(library_channel),
     )
     await nc.subscribe(streams.CANCEL_SUBJECT, cb=worker.on_cancel_notice)
+    completions = Completions()
+    await nc.subscribe(TERMINAL_EVENTS_SUBJECT, cb=completions.on_event)
     puller = PullWorker(
         js,
         streams.JOBS_STREAM,
@@ -84,7 +87,9 @@ async def setup(runtime: ServiceRuntime) -> None:
     runtime.readiness.add("jobs stream", jobs_stream)
     await start_grpc_server(
         runtime,
-        lambda server: orchestrator_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(store, worker), server),
+        lambda server: orchestrator_pb2_grpc.add_TaskServiceServicer_to_server(
+            TaskService(store, worker, completions, settings.max_wait_seconds), server
+        ),
         ["facemint.orchestrator.v1.TaskService"],
     )
     # Registered after the gRPC server, so it runs before it on shutdown: stop taking jobs, finish or hand back.

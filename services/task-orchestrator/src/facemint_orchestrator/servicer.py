@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import grpc
 
 from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from facemint_core.errors import InvalidRequest, ServiceUnavailable
-from facemint_orchestrator.store import TaskStore
+from facemint_orchestrator.completions import Completions
+from facemint_orchestrator.store import TERMINAL, TaskStore
 from facemint_orchestrator.worker import Worker, cancel_task
 
 
 class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
     """Create, read, list and cancel tasks."""
 
-    def __init__(self, store: TaskStore, worker: Worker) -> None:
+    def __init__(self, store: TaskStore, worker: Worker, completions: Completions, max_wait_seconds: float) -> None:
         self.store = store
         self.worker = worker
+        self.completions = completions
+        self.max_wait_seconds = max_wait_seconds
 
     async def CreateTask(  # noqa: N802 - gRPC method name
         self, request: orchestrator_pb2.CreateTaskRequest, context: grpc.aio.ServicerContext
@@ -35,7 +41,18 @@ class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
     async def GetTask(  # noqa: N802
         self, request: orchestrator_pb2.GetTaskRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.Task:
-        """One task of the caller's account."""
+        """One task of the caller's account; with ``wait_seconds``, once it is terminal or the wait is over."""
+        wait = request.wait_seconds
+        if not 0 <= wait <= self.max_wait_seconds:
+            raise InvalidRequest(f"wait_seconds must be within [0, {self.max_wait_seconds:g}], got {wait:g}")
+        if wait == 0:
+            return (await self.store.get_owned(request.account_id, request.task_id)).to_proto()
+        with self.completions.watch(request.task_id) as finished:
+            row = await self.store.get_owned(request.account_id, request.task_id)
+            if row.status in TERMINAL:
+                return row.to_proto()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished, wait)
         return (await self.store.get_owned(request.account_id, request.task_id)).to_proto()
 
     async def ListTasks(  # noqa: N802

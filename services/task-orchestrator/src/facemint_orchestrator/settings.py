@@ -52,3 +52,5 @@ class OrchestratorSettings(ServiceSettings):
     estimate: EstimateSettings = EstimateSettings()
     tracking: TrackingSettings = TrackingSettings()
     apply_migrations: bool = True
+    max_wait_seconds: float = Field(default=60.0, ge=0)
+    """Longest long poll of ``GetTask`` (the gateway's ``wait`` is capped lower)."""

@@ -81,12 +81,14 @@ class Task(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., account_id: _Optional[str] = ..., status: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., created_at: _Optional[str] = ..., started_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., estimated_seconds: _Optional[int] = ..., media_json: _Optional[str] = ..., result_json: _Optional[str] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., frames_done: _Optional[int] = ..., frames_total: _Optional[int] = ..., attempts: _Optional[int] = ...) -> None: ...
 
 class GetTaskRequest(_message.Message):
-    __slots__ = ("account_id", "task_id")
+    __slots__ = ("account_id", "task_id", "wait_seconds")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     task_id: str
-    def __init__(self, account_id: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
+    wait_seconds: float
+    def __init__(self, account_id: _Optional[str] = ..., task_id: _Optional[str] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
 
 class ListTasksRequest(_message.Message):
     __slots__ = ("account_id", "status", "type", "created_after", "limit", "cursor")

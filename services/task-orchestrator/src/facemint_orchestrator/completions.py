@@ -1,0 +1,57 @@
+"""Long polls of ``GetTask``: wake a waiting reader as soon as its task reaches a terminal state.
+
+Every terminal transition publishes a ``TaskEvent`` on ``facemint.events.task.<status>`` (a JetStream subject;
+core NATS subscribers receive it too). Each orchestrator replica subscribes to those subjects, so a reader
+waiting on one replica is woken when the task finishes on any replica. A lost or late event only delays the
+answer until the wait times out; the reader then sees the stored state, which is always authoritative.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
+
+from facemint.orchestrator.v1 import orchestrator_pb2
+from facemint_core import streams
+
+TERMINAL_EVENTS_SUBJECT = streams.event_subject("*")
+
+
+class Completions:
+    """Futures of readers waiting for a task to finish, keyed by task id."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+
+    async def on_event(self, msg: Msg) -> None:
+        """A terminal event: wake every reader of that task."""
+        try:
+            task_id = orchestrator_pb2.TaskEvent.FromString(msg.data).task_id
+        except DecodeError:
+            return
+        for future in self._waiters.pop(task_id, set()):
+            if not future.done():
+                future.set_result(None)
+
+    @contextlib.contextmanager
+    def watch(self, task_id: str) -> Iterator[asyncio.Future[None]]:
+        """A future resolved when ``task_id`` finishes; register before reading the task, so no event is missed."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(task_id, set()).add(future)
+        try:
+            yield future
+        finally:
+            waiting = self._waiters.get(task_id)
+            if waiting is not None:
+                waiting.discard(future)
+                if not waiting:
+                    del self._waiters[task_id]
+
+    @property
+    def waiting(self) -> int:
+        """Readers waiting now."""
+        return sum(len(futures) for futures in self._waiters.values())
