@@ -312,8 +312,9 @@ def report(data: dict[str, Any]) -> str:
     parts = [
         "# Library benchmark",
         f"Run {data['date']} on {machine_line(data['machine'])}; load average at start {data['load_average']}.",
-        "Vector search: embedded Qdrant engine (`EdgeStore`), one library holding every vector, queries filtered by "
-        f"account and library; HNSW m={data['params']['m']}, ef_construct={data['params']['ef_construct']}, "
+        "Vector search: embedded Qdrant engine (`EdgeStore`), one library holding every vector, the service's own "
+        "search (filtered by library, the account verified on the hits); "
+        f"HNSW m={data['params']['m']}, ef_construct={data['params']['ef_construct']}, "
         f"vectors quantised: {data['params'].get('quantization', 'none')} (rescored with the float vectors, "
         f"oversampling {data['params'].get('oversampling', '-')}); {data['params']['queries']} queries, one at a "
         f"time, top-10; synthetic identities with {PER_IDENTITY} samples each. identity@1: the nearest point is a "

@@ -364,16 +364,24 @@ class Pipeline:
                 for face, pts in zip(faces, points, strict=True):
                     face.landmarks = pts[list(MESH_TO_106)] if mesh else pts
             if "pose" in wanted:
-                for face, pose in zip(faces, await self._cpu(self._poses, images, faces, points), strict=True):
+                # solvePnP is ~1 ms per face and comes last: spread it over the workers like the model batches.
+                size = -(-len(faces) // self._batch_split)
+                parts = await asyncio.gather(
+                    *(
+                        self._cpu(self._poses, images, faces[i : i + size], points[i : i + size])
+                        for i in range(0, len(faces), size)
+                    )
+                )
+                for face, pose in zip(faces, [pose for part in parts for pose in part], strict=True):
                     face.pose = pose
         else:
-            decode = {
+            decoders: dict[str, Callable[[NDArray[Any]], Sequence[Any]]] = {
                 "age": attributes.decode_age,
                 "gender": attributes.decode_gender,
                 "emotion": attributes.decode_emotion,
                 "mask": attributes.decode_mask,
-            }[name]
-            for face, value in zip(faces, decode(raw), strict=True):
+            }
+            for face, value in zip(faces, decoders[name](raw), strict=True):
                 setattr(face, name, value)
 
     async def _run(self, images: list[NDArray[Any]], faces: list[Face], wanted: frozenset[str], built: _Built) -> None:
