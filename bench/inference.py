@@ -10,7 +10,8 @@ by 1.5 and cut to 1080 rows; faces 150-210 px), already decoded, through the ser
 * everything at once (all attributes and the embedding): ms per image and images/s, one request at a time
   and with two requests in flight;
 
-for ONNX Runtime with 1 and 2 intra-op threads per session (two executor workers, the service default), and
+for ONNX Runtime with 1 and 2 intra-op threads per session (two executor workers, the service default; the
+detector's session always has ``detector_intra_op_threads``, 2 by default), and
 for Triton when ``facemint_inference.runners.triton`` and a local Triton (``facemint_local.triton``) can be
 started. Timings are medians over repeated runs after warm-up. Writes ``bench/results/inference-<date>.md``
 and ``.json``; ``--profile`` adds each model's compute alone (1 thread, batch of six).

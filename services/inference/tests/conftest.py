@@ -99,8 +99,17 @@ def canonical_face(model_dir: Path) -> NDArray[Any]:
 
 @pytest.fixture(scope="session")
 def pipeline(pack_name: str, runner: Runner, executor: ThreadPoolExecutor, canonical_face: NDArray[Any]) -> Pipeline:
-    """The pipeline of one pack on the shared runner."""
-    return Pipeline(PACKS[pack_name], runner, executor, canonical_face, 640)
+    """The pipeline of one pack on the shared runner, configured as the engine configures it for that runner."""
+    in_process = runner.kind == "onnxruntime"
+    return Pipeline(
+        PACKS[pack_name],
+        runner,
+        executor,
+        canonical_face,
+        640,
+        batch_split=2 if in_process else 1,
+        square_detector=not in_process,
+    )
 
 
 @pytest.fixture
@@ -109,4 +118,4 @@ def recorded(
 ) -> tuple[RecordingRunner, Pipeline]:
     """The same pipeline on a runner that records every model call."""
     recording = RecordingRunner(runner)
-    return recording, Pipeline(pipeline.pack, recording, executor, canonical_face, pipeline.detection_size)
+    return recording, Pipeline(pipeline.pack, recording, executor, canonical_face, pipeline.detection_size)  # 1 chunk

@@ -1,7 +1,9 @@
 """Face detection pre- and post-processing for SCRFD and YuNet (numpy and OpenCV only).
 
-Each frame is downscaled (or upscaled) to fit the detector's square input and placed in its top-left corner
-(``letterbox``), so that mapping back to source pixels is a single division by the scale. The detector's
+Each frame is downscaled (or upscaled) to fit a ``size`` x ``size`` square and placed in the top-left corner of
+the detector input (``letterbox``), so that mapping back to source pixels is a single division by the scale. The
+input is that square, or (``detector_canvas`` with ``square=False``) only as large as the scaled frames need,
+rounded up to the largest stride: a 1080p frame then costs 640 x 384 instead of 640 x 640. The detector's
 per-stride outputs are decoded into boxes, scores and five keypoints (left eye, right eye, nose, left mouth
 corner, right mouth corner, image left/right), filtered by the confidence threshold and suppressed with NMS.
 """
@@ -52,34 +54,53 @@ class Candidates:
     keypoints: NDArray[Any]
 
 
-Decoder = Callable[[dict[str, NDArray[Any]], int, int, float], Candidates]
-"""Decodes image ``index`` of a batch of raw outputs for a square input ``size`` above ``threshold``."""
+Decoder = Callable[[dict[str, NDArray[Any]], int, tuple[int, int], float], Candidates]
+"""Decodes image ``index`` of a batch of raw outputs for an input of ``(width, height)`` above ``threshold``."""
 
 
-def letterbox(image: NDArray[Any], size: int) -> tuple[NDArray[Any], float]:
-    """Fit an image into the top-left of a black ``size`` x ``size`` canvas, keeping its aspect ratio.
+def fit(shape: tuple[int, ...], size: int) -> tuple[float, int, int]:
+    """Scale and scaled ``(width, height)`` of a frame of ``shape`` fitted into a ``size`` square."""
+    height, width = shape[:2]
+    scale = min(size / width, size / height)
+    return scale, max(1, min(size, round(width * scale))), max(1, min(size, round(height * scale)))
+
+
+def detector_canvas(shapes: list[tuple[int, ...]], size: int, square: bool) -> tuple[int, int]:
+    """``(width, height)`` of the detector input for a batch of frames: the square, or the smallest multiple of
+    the largest stride that holds every fitted frame."""
+    if square:
+        return size, size
+    stride = STRIDES[-1]
+    fitted = [fit(shape, size) for shape in shapes]
+    width = max(w for _, w, _ in fitted)
+    height = max(h for _, _, h in fitted)
+    return -(-width // stride) * stride, -(-height // stride) * stride
+
+
+def letterbox(image: NDArray[Any], size: int, canvas: tuple[int, int] | None = None) -> tuple[NDArray[Any], float]:
+    """Fit an image into a ``size`` square, keeping its aspect ratio, in the top-left of a black canvas.
 
     Args:
         image: ``[H, W, 3]`` uint8 BGR frame of any size.
-        size: Side of the detector input.
+        size: Side of the square the frame is fitted into.
+        canvas: ``(width, height)`` of the canvas (at least the fitted frame); ``size`` x ``size`` by default.
 
     Returns:
         The canvas and the scale (detector pixels per source pixel).
     """
-    height, width = image.shape[:2]
-    scale = min(size / width, size / height)
-    new_w, new_h = max(1, min(size, round(width * scale))), max(1, min(size, round(height * scale)))
+    scale, new_w, new_h = fit(image.shape, size)
+    width, height = canvas or (size, size)
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    canvas = np.zeros((size, size, 3), dtype=np.uint8)
-    canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
-    return canvas, scale
+    out = np.zeros((height, width, 3), dtype=np.uint8)
+    out[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+    return out, scale
 
 
-@functools.lru_cache(maxsize=32)
-def _grid(size: int, stride: int, anchors: int) -> NDArray[Any]:
+@functools.lru_cache(maxsize=64)
+def _grid(input_size: tuple[int, int], stride: int, anchors: int) -> NDArray[Any]:
     """Cell coordinates ``[cells * anchors, 2]`` (column, row), row-major, each repeated ``anchors`` times."""
-    cells = size // stride
-    rows, cols = np.mgrid[:cells, :cells]
+    width, height = input_size
+    rows, cols = np.mgrid[: height // stride, : width // stride]
     grid = np.stack([cols, rows], axis=-1).reshape(-1, 2).astype(np.float32)
     return np.repeat(grid, anchors, axis=0)
 
@@ -99,7 +120,9 @@ def _concat(parts: list[Candidates]) -> Candidates:
     )
 
 
-def decode_scrfd(outputs: dict[str, NDArray[Any]], index: int, size: int, threshold: float) -> Candidates:
+def decode_scrfd(
+    outputs: dict[str, NDArray[Any]], index: int, input_size: tuple[int, int], threshold: float
+) -> Candidates:
     """Decode SCRFD (``score_S``, ``bbox_S``, ``kps_S``; two anchors per cell; distances in stride units)."""
     parts = []
     for stride in STRIDES:
@@ -107,7 +130,7 @@ def decode_scrfd(outputs: dict[str, NDArray[Any]], index: int, size: int, thresh
         keep = np.flatnonzero(scores >= threshold)
         if keep.size == 0:
             continue
-        centres = _grid(size, stride, 2)[keep] * stride
+        centres = _grid(input_size, stride, 2)[keep] * stride
         dist = outputs[f"bbox_{stride}"][index, keep] * stride
         boxes = np.concatenate([centres - dist[:, :2], centres + dist[:, 2:]], axis=1)
         kps = centres[:, None, :] + outputs[f"kps_{stride}"][index, keep].reshape(-1, 5, 2) * stride
@@ -115,7 +138,9 @@ def decode_scrfd(outputs: dict[str, NDArray[Any]], index: int, size: int, thresh
     return _concat(parts)
 
 
-def decode_yunet(outputs: dict[str, NDArray[Any]], index: int, size: int, threshold: float) -> Candidates:
+def decode_yunet(
+    outputs: dict[str, NDArray[Any]], index: int, input_size: tuple[int, int], threshold: float
+) -> Candidates:
     """Decode YuNet (``cls_S``, ``obj_S``, ``bbox_S``, ``kps_S``; one prior per cell; score sqrt(cls * obj))."""
     parts = []
     for stride in STRIDES:
@@ -125,7 +150,7 @@ def decode_yunet(outputs: dict[str, NDArray[Any]], index: int, size: int, thresh
         keep = np.flatnonzero(scores >= threshold)
         if keep.size == 0:
             continue
-        cells = _grid(size, stride, 1)[keep]
+        cells = _grid(input_size, stride, 1)[keep]
         raw = outputs[f"bbox_{stride}"][index, keep]
         centres = (cells + raw[:, :2]) * stride
         half = np.exp(raw[:, 2:]) * stride / 2

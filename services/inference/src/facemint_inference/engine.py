@@ -95,6 +95,7 @@ class Engine:
             canonical,
             self.settings.detection_size,
             batch_split=self.settings.executor_workers if in_process else 1,
+            square_detector=not in_process,
         )
         log.info(
             "models loaded", extra={"pack": self.pack.name, "runner": self.runner.kind, "model_dir": str(model_dir)}

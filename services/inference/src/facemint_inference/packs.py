@@ -41,7 +41,7 @@ class Model:
 
     def spec(self, model_dir: Path) -> ModelSpec:
         """Where this model's ONNX file lives under ``model_dir``."""
-        return ModelSpec(name=self.name, path=model_dir / self.name / "1" / "model.onnx")
+        return ModelSpec(name=self.name, path=model_dir / self.name / "1" / "model.onnx", role=self.role)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,15 @@ from facemint_core.errors import InvalidRequest
 from facemint_core.metrics import LATENCY_BUCKETS
 from facemint_inference import attributes, glasses, landmarks
 from facemint_inference.align import to_tensor, warp_batch
-from facemint_inference.detect import Decoder, Detection, decode_scrfd, decode_yunet, letterbox, suppress
+from facemint_inference.detect import (
+    Decoder,
+    Detection,
+    decode_scrfd,
+    decode_yunet,
+    detector_canvas,
+    letterbox,
+    suppress,
+)
 from facemint_inference.mesh106 import MESH_TO_106, POSE_106, REFERENCE_106
 from facemint_inference.packs import AGE, EMOTION, GENDER, MASK, Model, Pack
 from facemint_inference.pose import Pose, camera_model, head_pose
@@ -161,6 +169,7 @@ class Pipeline:
         canonical_face: NDArray[Any] | None,
         detection_size: int,
         batch_split: int = 1,
+        square_detector: bool = True,
     ) -> None:
         """Bind a pack to a runner.
 
@@ -173,12 +182,15 @@ class Pipeline:
             detection_size: Detector input side (ignored by detectors with a fixed input size).
             batch_split: Chunks each batch is split into so that several workers share one model's work (the
                 in-process runner's worker count; 1 for a server that batches by itself).
+            square_detector: Feed the detector its full square; False crops the input to what the frames need
+                (the in-process runner; Triton's config declares the square).
         """
         self.pack = pack
         self._runner = runner
         self._executor = executor
         self.detection_size = pack.detector_fixed_size or detection_size
         self._batch_split = max(1, batch_split)
+        self._square_detector = square_detector
         self._decode = _DECODERS[pack.detector_kind]
         if pack.landmark_kind == "mesh":
             if canonical_face is None:
@@ -203,17 +215,23 @@ class Pipeline:
 
     # ----- detection -------------------------------------------------------------------------------------
 
-    def _detector_input(self, images: list[NDArray[Any]]) -> tuple[NDArray[Any], list[float]]:
-        boxed = [letterbox(image, self.detection_size) for image in images]
+    def _detector_input(self, images: list[NDArray[Any]]) -> tuple[NDArray[Any], list[float], tuple[int, int]]:
+        canvas = detector_canvas([image.shape for image in images], self.detection_size, self._square_detector)
+        boxed = [letterbox(image, self.detection_size, canvas) for image in images]
         norm = self.pack.detector_normalisation
-        tensor = to_tensor(np.stack([canvas for canvas, _ in boxed]), mean=norm.mean, scale=norm.scale, rgb=norm.rgb)
-        return tensor, [scale for _, scale in boxed]
+        tensor = to_tensor(np.stack([box for box, _ in boxed]), mean=norm.mean, scale=norm.scale, rgb=norm.rgb)
+        return tensor, [scale for _, scale in boxed], canvas
 
     def _decode_all(
-        self, outputs: dict[str, NDArray[Any]], scales: list[float], images: list[NDArray[Any]], threshold: float
+        self,
+        outputs: dict[str, NDArray[Any]],
+        scales: list[float],
+        images: list[NDArray[Any]],
+        canvas: tuple[int, int],
+        threshold: float,
     ) -> list[list[Detection]]:
         return [
-            suppress(self._decode(outputs, i, self.detection_size, threshold), scale, image.shape)
+            suppress(self._decode(outputs, i, canvas, threshold), scale, image.shape)
             for i, (scale, image) in enumerate(zip(scales, images, strict=True))
         ]
 
@@ -227,9 +245,9 @@ class Pipeline:
         Returns:
             Per frame, detections by descending confidence in source pixels.
         """
-        tensor, scales = await self._cpu(self._detector_input, images)
+        tensor, scales, canvas = await self._cpu(self._detector_input, images)
         outputs = await self._infer(self.pack.detector, tensor)
-        return await self._cpu(self._decode_all, outputs, scales, images, threshold)
+        return await self._cpu(self._decode_all, outputs, scales, images, canvas, threshold)
 
     # ----- per-face models -------------------------------------------------------------------------------
     #

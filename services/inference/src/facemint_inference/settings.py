@@ -40,6 +40,10 @@ class OrtSettings(BaseModel):
 
     intra_op_threads: int = Field(default=1, ge=1, le=64)
     inter_op_threads: int = Field(default=1, ge=1, le=64)
+    detector_intra_op_threads: int = Field(default=2, ge=1, le=64)
+    """Threads of the detector's session. Detection is the one step of a request that nothing else can overlap,
+    so it may use both cores; its threads do not spin while idle (spinning threads would steal the cores the
+    other workers use). 1080p on two cores: ~13 -> ~10 ms."""
 
 
 class TritonSettings(BaseModel):

@@ -20,6 +20,8 @@ class ModelSpec:
 
     name: str
     path: Path
+    role: str = ""
+    """The model's role in the pipeline (``detector``, ``embedding``, ...); runners may tune by role."""
 
 
 class ModelUnavailable(Exception):

@@ -40,8 +40,13 @@ class OrtRunner(Runner):
         if not spec.path.is_file():
             raise ModelUnavailable(f"{spec.name}: {spec.path} is missing (run `make models`)")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self._settings.intra_op_threads
+        threads = self._settings.intra_op_threads
+        if spec.role == "detector":
+            threads = self._settings.detector_intra_op_threads
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = self._settings.inter_op_threads
+        if threads > 1:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = _ORT_LOG_ERRORS_ONLY
         try:
             return ort.InferenceSession(str(spec.path), sess_options=options, providers=["CPUExecutionProvider"])
