@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -20,8 +21,10 @@ from decoder_testkit import (
 )
 from PIL import Image, ImageOps
 
+from facemint.inference.v1 import inference_pb2
 from facemint_core.errors import InvalidMedia
-from facemint_media_decoder.decode import DecodedFrame, DecodeLimits, MediaDecoder
+from facemint_media_decoder.decode import DecodedFrame, DecodeLimits, EncodedFrame, MediaDecoder
+from facemint_media_decoder.inference import to_wire
 from facemint_media_decoder.sampling import SamplingWindow
 from facemint_media_decoder.sniff import Kind
 
@@ -65,6 +68,35 @@ def test_exif_orientation_6_turns_the_image_upright(decoder: MediaDecoder, tmp_p
     assert_close(frame.image[60, 16], BLUE)
     probe = decoder.probe(path, Kind.IMAGE)
     assert (probe.width, probe.height) == (32, 64)
+
+
+def test_complete_jpeg_is_handed_on_undecoded_and_decodes_upright_where_it_lands(
+    decoder: MediaDecoder, tmp_path: Path
+) -> None:
+    path = save_image(tmp_path / "media", halves(64, 32), "JPEG", orientation=6)
+    probe = decoder.probe(path, Kind.IMAGE)
+    [frame] = list(decoder.frames(path, probe, SamplingWindow(), encoded_up_to=1 << 20))
+    assert isinstance(frame, EncodedFrame)
+    assert frame.data == path.read_bytes() and (frame.width, frame.height) == (32, 64)
+    wire = to_wire(frame, max_frame_bytes=1 << 20, jpeg_quality=90)
+    assert wire.format == inference_pb2.PIXEL_FORMAT_ENCODED and (wire.width, wire.height) == (32, 64)
+    upright = cv2.imdecode(np.frombuffer(wire.data, np.uint8), cv2.IMREAD_COLOR)  # as the inference service does
+    assert upright.shape == (64, 32, 3)
+    assert_close(upright[4, 16], RED)
+    # Above the size limit, or for another format, frames are decoded here as before.
+    [decoded] = list(decoder.frames(path, probe, SamplingWindow(), encoded_up_to=16))
+    assert isinstance(decoded, DecodedFrame) and decoded.image.shape == (64, 32, 3)
+    png = save_image(tmp_path / "media.png", halves(64, 32), "PNG")
+    [still] = list(decoder.frames(png, decoder.probe(png, Kind.IMAGE), SamplingWindow(), encoded_up_to=1 << 20))
+    assert isinstance(still, DecodedFrame)
+
+
+def test_truncated_jpeg_is_never_handed_on(decoder: MediaDecoder, tmp_path: Path) -> None:
+    path = save_image(tmp_path / "media", halves(256, 256), "JPEG")
+    path.write_bytes(path.read_bytes()[:-200])
+    probe = decoder.probe(path, Kind.IMAGE)
+    with pytest.raises(InvalidMedia, match="truncated or corrupt"):
+        list(decoder.frames(path, probe, SamplingWindow(), encoded_up_to=1 << 20))
 
 
 def test_exif_orientation_3_turns_the_image_half_way(decoder: MediaDecoder, tmp_path: Path) -> None:

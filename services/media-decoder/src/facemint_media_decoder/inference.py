@@ -36,19 +36,14 @@ def to_wire(frame: DecodedFrame | EncodedFrame, max_frame_bytes: int, jpeg_quali
     """Build the inference ``Frame`` of a sampled frame: an undecoded image file as it is, else raw BGR24, or a
     JPEG when the pixels exceed ``max_frame_bytes``."""
     if isinstance(frame, EncodedFrame):
-        return inference_pb2.Frame(
-            data=frame.data,
-            format=inference_pb2.PIXEL_FORMAT_ENCODED,
-            width=frame.width,
-            height=frame.height,
-            timestamp=frame.timestamp,
-            index=frame.index,
-        )
-    height, width = frame.image.shape[:2]
-    if frame.image.nbytes <= max_frame_bytes:
+        data, pixel_format = frame.data, inference_pb2.PIXEL_FORMAT_ENCODED
+        width, height = frame.width, frame.height
+    elif frame.image.nbytes <= max_frame_bytes:
+        height, width = frame.image.shape[:2]
         data = frame.image.tobytes()
         pixel_format = inference_pb2.PIXEL_FORMAT_BGR24
     else:
+        height, width = frame.image.shape[:2]
         ok, encoded = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
         if not ok:
             raise InternalError(f"cannot encode a {width}x{height} frame as JPEG")
