@@ -50,6 +50,7 @@ async def setup(runtime: ServiceRuntime) -> None:
 
     runtime.on_stop("channels", close_channels)
     store = TaskStore(pool)
+    completions = Completions()
     worker = Worker(
         settings,
         store,
@@ -57,9 +58,9 @@ async def setup(runtime: ServiceRuntime) -> None:
         js,
         media_decoder_pb2_grpc.MediaDecoderServiceStub(decoder_channel),
         library_pb2_grpc.LibraryServiceStub(library_channel),
+        completions,
     )
     await nc.subscribe(streams.CANCEL_SUBJECT, cb=worker.on_cancel_notice)
-    completions = Completions()
     await nc.subscribe(TERMINAL_EVENTS_SUBJECT, cb=completions.on_event)
     puller = PullWorker(
         js,
@@ -88,7 +89,7 @@ async def setup(runtime: ServiceRuntime) -> None:
     await start_grpc_server(
         runtime,
         lambda server: orchestrator_pb2_grpc.add_TaskServiceServicer_to_server(
-            TaskService(store, worker, completions, settings.max_wait_seconds), server
+            TaskService(store, worker, settings.max_wait_seconds), server
         ),
         ["facemint.orchestrator.v1.TaskService"],
     )

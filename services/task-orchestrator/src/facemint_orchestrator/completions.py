@@ -3,7 +3,8 @@
 Every terminal transition publishes a ``TaskEvent`` on ``facemint.events.task.<status>`` (a JetStream subject;
 core NATS subscribers receive it too). Each orchestrator replica subscribes to those subjects, so a reader
 waiting on one replica is woken when the task finishes on any replica. A lost or late event only delays the
-answer until the wait times out; the reader then sees the stored state, which is always authoritative.
+answer until the wait times out; the reader then sees the stored state, which is always authoritative. The
+replica that finished the task wakes its own readers at once, before it builds and publishes the event.
 """
 
 from __future__ import annotations
@@ -27,15 +28,18 @@ class Completions:
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
 
-    async def on_event(self, msg: Msg) -> None:
-        """A terminal event: wake every reader of that task."""
-        try:
-            task_id = orchestrator_pb2.TaskEvent.FromString(msg.data).task_id
-        except DecodeError:
-            return
+    def notify(self, task_id: str) -> None:
+        """Wake every reader of ``task_id`` (its terminal state is committed)."""
         for future in self._waiters.pop(task_id, set()):
             if not future.done():
                 future.set_result(None)
+
+    async def on_event(self, msg: Msg) -> None:
+        """A terminal event from any replica: wake every reader of that task here."""
+        try:
+            self.notify(orchestrator_pb2.TaskEvent.FromString(msg.data).task_id)
+        except DecodeError:
+            return
 
     @contextlib.contextmanager
     def watch(self, task_id: str) -> Iterator[asyncio.Future[None]]:

@@ -9,7 +9,6 @@ import grpc
 
 from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from facemint_core.errors import InvalidRequest, ServiceUnavailable
-from facemint_orchestrator.completions import Completions
 from facemint_orchestrator.store import TERMINAL, TaskStore
 from facemint_orchestrator.worker import Worker, cancel_task
 
@@ -17,10 +16,9 @@ from facemint_orchestrator.worker import Worker, cancel_task
 class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
     """Create, read, list and cancel tasks."""
 
-    def __init__(self, store: TaskStore, worker: Worker, completions: Completions, max_wait_seconds: float) -> None:
+    def __init__(self, store: TaskStore, worker: Worker, max_wait_seconds: float) -> None:
         self.store = store
         self.worker = worker
-        self.completions = completions
         self.max_wait_seconds = max_wait_seconds
 
     async def CreateTask(  # noqa: N802 - gRPC method name
@@ -47,7 +45,7 @@ class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
             raise InvalidRequest(f"wait_seconds must be within [0, {self.max_wait_seconds:g}], got {wait:g}")
         if wait == 0:
             return (await self.store.get_owned(request.account_id, request.task_id)).to_proto()
-        with self.completions.watch(request.task_id) as finished:
+        with self.worker.completions.watch(request.task_id) as finished:
             row = await self.store.get_owned(request.account_id, request.task_id)
             if row.status in TERMINAL:
                 return row.to_proto()

@@ -45,6 +45,7 @@ from facemint_core.logging import task_id_var
 from facemint_core.metrics import LATENCY_BUCKETS
 from facemint_core.taskview import public_task
 from facemint_orchestrator.assemble import Tracker, build_result
+from facemint_orchestrator.completions import Completions
 from facemint_orchestrator.settings import OrchestratorSettings
 from facemint_orchestrator.store import TERMINAL, TaskRow, TaskStore
 
@@ -93,8 +94,10 @@ class Worker:
         js: JetStreamContext,
         decoder: media_decoder_pb2_grpc.MediaDecoderServiceStub,
         library: library_pb2_grpc.LibraryServiceStub,
+        completions: Completions,
     ) -> None:
         self.settings = settings
+        self.completions = completions
         self.store = store
         self.nc = nc
         self.js = js
@@ -148,9 +151,11 @@ class Worker:
         TASKS.labels(task.status, task.spec.type).inc()
 
     async def finish(self, row: TaskRow | None) -> None:
-        """Publish the event of a task that just reached a terminal state (the sweep retries on failure)."""
+        """Wake local long polls, then publish the event of a task that just reached a terminal state (the sweep
+        retries a failed publish)."""
         if row is None:
             return
+        self.completions.notify(row.record["task_id"])
         try:
             await self.publish_event(row)
         except Exception:
