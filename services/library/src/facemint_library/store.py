@@ -7,8 +7,9 @@
 
 Layout: one collection ("space") per embedding model (id, version, dimension), shared by every library enrolled
 with that model. Points carry ``account_id``, ``library_uid``, ``person_id`` and ``kind`` (``template`` or
-``centroid``) in their payload; every search and every deletion is filtered by account *and* library, and
-``library_uid`` has a tenant-optimised keyword index. The collection has no global HNSW graph (``m=0``): each
+``centroid``) in their payload; every deletion is filtered by account *and* library, every search by library
+with the account verified on each hit (:func:`_owned_hits`), and ``library_uid`` has a tenant-optimised keyword
+index. The collection has no global HNSW graph (``m=0``): each
 library gets its own graph (``payload_m``) once it outgrows ``full_scan_threshold_kb``, and smaller libraries are
 searched exactly through the payload index. Vectors are scalar-quantised to int8 by default (``HnswSettings``):
 graphs are built and searched on the bytes, and the best candidates are rescored with the float vectors.
