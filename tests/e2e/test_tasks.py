@@ -74,7 +74,9 @@ def test_other_image_formats_find_the_same_faces(
         assert abs(ex - fx) <= 6 and abs(ey - fy) <= 6
 
 
-def test_exif_rotated_jpeg_is_analysed_upright(api: httpx.Client, media: MediaServer, reference: dict[str, Any]) -> None:
+def test_exif_rotated_jpeg_is_analysed_upright(
+    api: httpx.Client, media: MediaServer, reference: dict[str, Any]
+) -> None:
     # Pixels stored turned 90 degrees counter-clockwise, with EXIF orientation 6 ("turn clockwise to view"): the
     # JPEG goes to the inference service undecoded, which must apply the orientation as the decoder would.
     exif = Image.Exif()
