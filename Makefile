@@ -39,13 +39,13 @@ run: setup models ## Start the whole platform on this machine (Ctrl-C stops it)
 	$(VENV)/bin/facemint up
 
 test: setup models ## Run every test (unit, integration with real servers, e2e)
-	$(PY) -m pytest -q
+	FACEMINT_REQUIRE_MODELS=1 $(PY) -m pytest -q
 
 test-unit: setup ## Run only the fast unit tests
 	$(PY) -m pytest -q -m "not integration and not e2e"
 
 test-e2e: setup models ## Run only the end-to-end tests of the whole platform
-	$(PY) -m pytest -q tests/e2e
+	FACEMINT_REQUIRE_MODELS=1 $(PY) -m pytest -q tests/e2e
 
 lint: setup ## ruff check and format check
 	$(VENV)/bin/ruff check .

@@ -9,6 +9,7 @@ All async tests and fixtures of this folder share one session event loop, so mod
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -66,11 +67,18 @@ def executor() -> Iterator[ThreadPoolExecutor]:
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    """The repository's model folder; skips when ``make models`` has not been run."""
+    """The repository's model folder.
+
+    A bare ``pytest`` without ``make models`` skips these tests; ``make test`` (which makes the models first) sets
+    ``FACEMINT_REQUIRE_MODELS=1``, so a missing model fails there instead of passing silently as a skip.
+    """
     directory = InferenceSettings().model_dir
     missing = [str(spec.path) for pack in PACKS.values() for spec in pack.specs(directory) if not spec.path.is_file()]
     if missing:
-        pytest.skip(f"models missing (run `make models`): {', '.join(missing)}")
+        message = f"models missing (run `make models`): {', '.join(missing)}"
+        if os.environ.get("FACEMINT_REQUIRE_MODELS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     return directory
 
 
