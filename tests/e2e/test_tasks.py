@@ -22,6 +22,15 @@ def centre(box: list[float]) -> tuple[float, float]:
     return box[0] + box[2] / 2, box[1] + box[3] / 2
 
 
+def assert_same_faces_as(reference: dict[str, Any], task: dict[str, Any]) -> None:
+    """The task found the reference's six faces, each centre within 6 source pixels."""
+    expected = sorted(centre(f["bbox"]) for f in reference["result"]["frames"][0]["faces"])
+    found = sorted(centre(f["bbox"]) for f in task["result"]["frames"][0]["faces"])
+    assert len(found) == 6
+    for (ex, ey), (fx, fy) in zip(expected, found, strict=True):
+        assert abs(ex - fx) <= 6 and abs(ey - fy) <= 6
+
+
 def test_image_task_returns_the_full_shape(reference: dict[str, Any]) -> None:
     assert set(reference) >= {
         "request_id",
@@ -67,11 +76,7 @@ def test_other_image_formats_find_the_same_faces(
     url = media.add(f"group-{fmt}.bin", encode(group_image(), fmt, **params))  # no telling extension: sniffed
     task = wait(api, submit(api, type="image", media_url=url))
     assert task["status"] == "succeeded", task
-    expected = sorted(centre(f["bbox"]) for f in reference["result"]["frames"][0]["faces"])
-    found = sorted(centre(f["bbox"]) for f in task["result"]["frames"][0]["faces"])
-    assert len(found) == 6
-    for (ex, ey), (fx, fy) in zip(expected, found, strict=True):
-        assert abs(ex - fx) <= 6 and abs(ey - fy) <= 6
+    assert_same_faces_as(reference, task)
 
 
 def test_exif_rotated_jpeg_is_analysed_upright(
@@ -86,11 +91,7 @@ def test_exif_rotated_jpeg_is_analysed_upright(
     task = wait(api, submit(api, type="image", media_url=url))
     assert task["status"] == "succeeded", task
     assert (task["media"]["width"], task["media"]["height"]) == (1280, 886)
-    expected = sorted(centre(f["bbox"]) for f in reference["result"]["frames"][0]["faces"])
-    found = sorted(centre(f["bbox"]) for f in task["result"]["frames"][0]["faces"])
-    assert len(found) == 6
-    for (ex, ey), (fx, fy) in zip(expected, found, strict=True):
-        assert abs(ex - fx) <= 6 and abs(ey - fy) <= 6
+    assert_same_faces_as(reference, task)
 
 
 def test_long_poll_answers_when_the_task_finishes(api: httpx.Client, media: MediaServer) -> None:

@@ -6,8 +6,10 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from facemint_library.store import Scope, Space, VectorPoint, VectorStore, make_store
+from facemint_library.settings import HnswSettings
+from facemint_library.store import EdgeStore, Scope, Space, VectorPoint, VectorStore, make_store
 from facemint_library.synthetic import identity_samples, unit_rows
 from facemint_library.testing import harness_settings
 
@@ -134,4 +136,29 @@ async def test_edge_store_survives_a_restart_and_indexes_on_maintenance(tmp_path
     assert await store.count(SPACE, Scope("acc", "lib")) == 60
     [hits] = await store.search(SPACE, Scope("acc", "lib"), vectors[:1], limit=1)
     assert hits[0].person_id == "p0"
+    await store.close()
+
+
+@pytest.mark.parametrize("quantization", ["int8", "none"])
+async def test_search_returns_exact_cosines_with_and_without_quantization(
+    backend: str, tmp_path: Path, quantization: str
+) -> None:
+    # With int8 vectors the candidates must still come back with their exact float cosines (rescoring). A library
+    # this small is scanned, not graphed; the graph path at 100k-1M is measured by `make bench-library`.
+    settings = harness_settings(backend, tmp_path)
+    settings = settings.model_copy(update={"hnsw": HnswSettings(quantization=quantization)})
+    store = make_store(settings)
+    await store.open()
+    rng = np.random.default_rng(11)
+    vectors, labels = identity_samples(rng, 400, 3, SPACE.dim)
+    await store.ensure_space(SPACE)
+    await store.upsert(SPACE, points(vectors, "acc", "lib", [f"p{i}" for i in labels]))
+    if isinstance(store, EdgeStore):
+        await store.maintain()
+    queries = vectors[::97]
+    hits = await store.search(SPACE, Scope("acc", "lib"), queries, limit=5)
+    exact = unit_rows(queries) @ unit_rows(vectors).T
+    for row, query_hits in enumerate(hits):
+        assert query_hits[0].person_id == f"p{labels[row * 97]}"
+        assert np.allclose([h.score for h in query_hits], np.sort(exact[row])[::-1][:5], atol=1e-4)
     await store.close()

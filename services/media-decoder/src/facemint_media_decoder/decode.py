@@ -205,19 +205,17 @@ def _to_bgr(image: Image.Image) -> BGRImage:
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
-def _complete_jpeg(path: Path) -> npt.NDArray[np.uint8] | None:
+def _complete_jpeg(path: Path) -> bytes | None:
     """The bytes of a JPEG file that ends with its end-of-image marker; None for a truncated one."""
-    data = np.fromfile(path, dtype=np.uint8)
-    if len(data) < 4 or data[-2:].tobytes() != b"\xff\xd9":
-        return None
-    return data
+    data = path.read_bytes()
+    return data if len(data) >= 4 and data.endswith(b"\xff\xd9") else None
 
 
-def _fast_jpeg(data: npt.NDArray[np.uint8]) -> BGRImage | None:
+def _fast_jpeg(data: bytes) -> BGRImage | None:
     """Decode a complete JPEG with OpenCV (libjpeg-turbo, EXIF orientation applied, BGR out): about 4x faster
     than Pillow for a 1080p photo, with identical pixels. Returns None, to take the Pillow path with its precise
     errors, for a file OpenCV cannot decode."""
-    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     return np.ascontiguousarray(decoded) if decoded is not None else None
 
 
@@ -356,7 +354,7 @@ class MediaDecoder:
             self._check_resolution(*image.size, Kind.IMAGE)
             jpeg = _complete_jpeg(path) if probe.sniffed.format is MediaFormat.JPEG else None
             if jpeg is not None and len(jpeg) <= encoded_up_to:
-                yield EncodedFrame(0, 0.0, jpeg.tobytes(), probe.width, probe.height)
+                yield EncodedFrame(0, 0.0, jpeg, probe.width, probe.height)
                 return
             fast = _fast_jpeg(jpeg) if jpeg is not None else None
             if fast is not None:

@@ -54,8 +54,3 @@ class Completions:
                 waiting.discard(future)
                 if not waiting:
                     del self._waiters[task_id]
-
-    @property
-    def waiting(self) -> int:
-        """Readers waiting now."""
-        return sum(len(futures) for futures in self._waiters.values())
