@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import qdrant_edge as qe
 
 from facemint_library.settings import HnswSettings
 from facemint_library.store import EdgeStore, Scope, Space, VectorPoint, VectorStore, make_store
@@ -60,7 +61,7 @@ async def test_deletions_remove_points_by_id_person_and_library(store: VectorSto
     await store.upsert(SPACE, points(vectors[:1], "acc", "other", ["p1"]))
     lib = Scope("acc", "lib")
     assert await store.count(SPACE, lib) == 6
-    await store.delete_points(SPACE, [batch[0].point_id])
+    await store.delete_points(SPACE, lib, [batch[0].point_id])
     assert await store.count(SPACE, lib) == 5
     await store.delete_scope(SPACE, Scope("acc", "lib", "p2"))
     assert await store.count(SPACE, Scope("acc", "lib", "p2")) == 0
@@ -89,7 +90,7 @@ async def test_a_space_that_was_never_created_is_empty(store: VectorStore) -> No
     assert await store.search(SPACE, Scope("acc", "lib"), query, limit=3) == [[], []]
     assert await store.count(SPACE) == 0
     await store.delete_scope(SPACE, Scope("acc", "lib"))
-    await store.delete_points(SPACE, [uuid.uuid4()])
+    await store.delete_points(SPACE, Scope("acc", "lib"), [uuid.uuid4()])
 
 
 async def test_spaces_of_different_models_are_separate(store: VectorStore) -> None:
@@ -162,3 +163,53 @@ async def test_search_returns_exact_cosines_with_and_without_quantization(
         assert query_hits[0].person_id == f"p{labels[row * 97]}"
         assert np.allclose([h.score for h in query_hits], np.sort(exact[row])[::-1][:5], atol=1e-4)
     await store.close()
+
+
+async def test_edge_store_keeps_each_library_in_its_own_shard_and_drops_it_with_the_library(tmp_path: Path) -> None:
+    store = make_store(harness_settings("edge", tmp_path))
+    assert isinstance(store, EdgeStore)
+    await store.open()
+    rng = np.random.default_rng(8)
+    vectors = unit_rows(rng.standard_normal((4, SPACE.dim), dtype=np.float32))
+    await store.upsert(SPACE, points(vectors[:2], "acc", "lib_a", ["a1", "a2"]))
+    await store.upsert(SPACE, points(vectors[2:], "acc", "lib_b", ["b1", "b2"]))
+    shards = store.data_dir / SPACE.name
+    assert sorted(p.name for p in shards.iterdir()) == ["lib_a", "lib_b"]
+    await store.delete_scope(SPACE, Scope("acc", "lib_a"))
+    assert sorted(p.name for p in shards.iterdir()) == ["lib_b"]
+    assert await store.search(SPACE, Scope("acc", "lib_a"), vectors, limit=4) == [[], [], [], []]
+    await store.upsert(SPACE, points(vectors[:1], "acc", "lib_a", ["a3"]))  # the library id can be used again
+    assert (await store.count(SPACE, Scope("acc", "lib_a")), await store.count(SPACE)) == (1, 3)
+    await store.close()
+
+
+async def test_edge_store_splits_a_shard_of_the_old_per_model_layout_into_library_shards(tmp_path: Path) -> None:
+    # Stores written before per-library shards held one shard per model, libraries told apart by payload.
+    root = tmp_path / "vectors"
+    old = qe.EdgeShard.create(
+        str(root / SPACE.name), qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=SPACE.dim, distance=qe.Distance.Cosine))
+    )
+    rng = np.random.default_rng(9)
+    vectors = unit_rows(rng.standard_normal((2500, SPACE.dim), dtype=np.float32))
+    libraries = ["lib_a" if i % 3 else "lib_b" for i in range(len(vectors))]
+    ids = [uuid.uuid4() for _ in vectors]
+    old.update(
+        qe.UpdateOperation.upsert_points(
+            [
+                qe.Point(pid, v.tolist(), dict(account_id="acc", library_uid=lib, person_id=f"p{i}", kind="template"))
+                for i, (pid, v, lib) in enumerate(zip(ids, vectors, libraries, strict=True))
+            ]
+        )
+    )
+    old.flush()
+    old.close()
+    store = EdgeStore(root, HnswSettings())
+    await store.open()
+    assert sorted(p.name for p in (root / SPACE.name).iterdir()) == ["lib_a", "lib_b"]
+    assert await store.count(SPACE, Scope("acc", "lib_a")) == libraries.count("lib_a")
+    assert await store.count(SPACE, Scope("acc", "lib_b")) == libraries.count("lib_b")
+    [[hit]] = await store.search(SPACE, Scope("acc", "lib_b"), vectors[3:4], limit=1)
+    assert (hit.point_id, hit.person_id, hit.kind) == (ids[3], "p3", "template")
+    assert abs(hit.score - 1.0) < 1e-4
+    await store.close()
+    assert not list(root.glob("*.old")) and not list(root.glob("*.split"))

@@ -362,7 +362,7 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
                 upserted = True
         except BaseException:
             if upserted and space is not None:  # the commit failed after the vectors were written
-                await self.store.delete_points(space, [point_id])
+                await self.store.delete_points(space, Scope(account_id, str(lib.library_uid)), [point_id])
             raise
         return face_row
 
@@ -414,7 +414,8 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
             await repo.delete_face(conn, face.face_id)
             remaining = await repo.person_embeddings(conn, request.library_id, request.person_id)
             space = _space(lib)
-            await self.store.delete_points(space, [face.point_id])
+            scope = Scope(lib.account_id, str(lib.library_uid))
+            await self.store.delete_points(space, scope, [face.point_id])
             if len(remaining):
                 point = VectorPoint(
                     person.centroid_point_id,
@@ -426,7 +427,7 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
                 )
                 await self.store.upsert(space, [point])
             else:
-                await self.store.delete_points(space, [person.centroid_point_id])
+                await self.store.delete_points(space, scope, [person.centroid_point_id])
         await self.refresh_vector_gauge()
         return library_pb2.DeleteFaceResponse()
 

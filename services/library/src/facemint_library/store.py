@@ -5,19 +5,21 @@
 - :class:`QdrantServerStore`: a Qdrant server through ``qdrant_client.AsyncQdrantClient``; the cluster default.
   ``location=":memory:"`` runs the client's local mode, which exercises the same client calls in tests.
 
-Layout: one collection ("space") per embedding model (id, version, dimension), shared by every library enrolled
-with that model. Points carry ``account_id``, ``library_uid``, ``person_id`` and ``kind`` (``template`` or
-``centroid``) in their payload; every deletion is filtered by account *and* library, every search by library
-with the account verified on each hit (:func:`_owned_hits`), and ``library_uid`` has a tenant-optimised keyword
-index. The collection has no global HNSW graph (``m=0``): each
-library gets its own graph (``payload_m``) once it outgrows ``full_scan_threshold_kb``, and smaller libraries are
-searched exactly through the payload index. Vectors are scalar-quantised to int8 by default (``HnswSettings``):
-graphs are built and searched on the bytes, and the best candidates are rescored with the float vectors.
+Layout, Qdrant server: one collection ("space") per embedding model (id, version, dimension), shared by every
+library enrolled with that model. Points carry ``account_id``, ``library_uid``, ``person_id`` and ``kind``
+(``template`` or ``centroid``) in their payload; every deletion is filtered by account *and* library, every search
+by library with the account verified on each hit (:func:`_owned_hits`), and ``library_uid`` has a tenant-optimised
+keyword index. The collection has no global HNSW graph (``m=0``): each library gets its own graph (``payload_m``)
+once it outgrows ``full_scan_threshold_kb``; smaller libraries are searched exactly through the payload index.
+One collection per model rather than per library because a Qdrant server's cost is per collection (segments, WAL,
+optimizer threads), and payload partitioning with per-tenant graphs is its recommended multi-tenant layout.
 
-Why one collection per model and not one per library: Qdrant's cost is per collection (segments, WAL, optimizer
-threads, file handles), so thousands of small libraries would be thousands of collections; payload partitioning
-with per-tenant graphs is Qdrant's recommended multi-tenant layout; and the model binding stays explicit because
-vectors of different models never share a collection.
+Layout, embedded engine: one shard per library of each space (:class:`EdgeStore`): a shard is cheap in process,
+and a search then needs no filter at all, which is what makes 1M-vector libraries fast (ADR 0007).
+
+Both: vectors of different models never share a collection or shard, so the model binding stays explicit. Vectors
+are scalar-quantised to int8 by default (``HnswSettings``): graphs are built and searched on the bytes, and the
+best candidates are rescored with the float vectors.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import shutil
@@ -51,6 +54,7 @@ PointKind = Literal["template", "centroid"]
 FloatArray = npt.NDArray[np.float32]
 
 _SPACE_PREFIX = "faces__"
+_EDGE_CONFIG = "edge_config.json"
 
 
 @dataclass(frozen=True)
@@ -124,12 +128,12 @@ def _scope_terms(scope: Scope, with_account: bool = True) -> list[tuple[str, str
 
 
 def _owned_hits(scope: Scope, rows: Sequence[Any]) -> list[Hit]:
-    """Hits of a search filtered by library only, each checked against the scope's account.
+    """Hits of a library's search, each checked against the scope's account.
 
-    Searches filter on ``library_uid`` alone: a library uid belongs to exactly one account (the service checks
-    ownership in PostgreSQL before searching), and a second condition checked at every point the graph visits
-    made 1M-vector searches ~1.7x slower. The account is still verified on what comes back, so a point of
-    another tenant can never reach a caller even if a uid were ever shared.
+    Searches are confined to one library (its own shard, or a ``library_uid`` filter on a server): a library uid
+    belongs to exactly one account (the service checks ownership in PostgreSQL before searching), and a second
+    condition checked at every point the graph visits made 1M-vector searches ~1.7x slower. The account is still
+    verified on what comes back, so a point of another tenant can never reach a caller even if a uid were shared.
     """
     hits = []
     for point in rows:
@@ -167,8 +171,8 @@ class VectorStore(abc.ABC):
         """Insert or replace points (durable when this returns)."""
 
     @abc.abstractmethod
-    async def delete_points(self, space: Space, point_ids: Sequence[uuid.UUID]) -> None:
-        """Delete points by id (missing ids are ignored)."""
+    async def delete_points(self, space: Space, scope: Scope, point_ids: Sequence[uuid.UUID]) -> None:
+        """Delete points of the scope by id (missing ids are ignored)."""
 
     @abc.abstractmethod
     async def delete_scope(self, space: Space, scope: Scope) -> None:
@@ -195,13 +199,20 @@ class VectorStore(abc.ABC):
 
 
 class EdgeStore(VectorStore):
-    """Qdrant's engine in process: one shard directory per space under ``data_dir``.
+    """Qdrant's engine in process: one shard per library, under ``data_dir/<space>/<library uid>/``.
+
+    Each library is a shard of its own with a plain HNSW graph, so a search walks that graph with no filter at all:
+    at 1M vectors a filtered search on a shared shard (``library_uid`` checked at every visited point) was ~2.5x
+    slower at the same recall (ADR 0007). Tenants are apart on disk; deleting a library drops its directory. A
+    shard costs one open file and ~0.6 MiB of memory, so thousands of libraries fit on one machine.
 
     The engine has no background threads of its own, so :meth:`maintain` (called periodically by the service and
     after bulk loads) runs the segment optimizers that build HNSW graphs and vacuum deleted points. Blocking calls
     run in a small thread pool; writes to one shard are serialised by a lock. Limitation of ``qdrant-edge-py`` 0.9:
     ``optimize`` holds the Python GIL while it builds a graph, so the whole process pauses for that time (seconds
     to a minute per 30k new 128-d vectors on 2 busy cores); large, growing libraries belong on a Qdrant server.
+    Stores written by earlier versions (one shard per model, libraries told apart by payload) are split into
+    per-library shards when the store opens (:meth:`_migrate`).
     """
 
     backend = "edge"
@@ -210,9 +221,9 @@ class EdgeStore(VectorStore):
         self.data_dir = data_dir
         self.hnsw = hnsw
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="edge-store")
-        self._shards: dict[str, Any] = {}
-        self._write_locks: dict[str, asyncio.Lock] = {}
-        self._dirty: set[str] = set()
+        self._shards: dict[tuple[str, str], Any] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._dirty: set[tuple[str, str]] = set()
         self._create_lock = asyncio.Lock()
 
     async def _run(self, fn: Any, *args: Any) -> Any:
@@ -222,12 +233,8 @@ class EdgeStore(VectorStore):
         int8 = self.hnsw.quantization == "int8"
         return qe.EdgeConfig(
             vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
-            # No global graph (m=0): every search is filtered by library, so each library gets its own graph.
             hnsw_config=qe.HnswIndexConfig(
-                m=0,
-                ef_construct=self.hnsw.ef_construct,
-                full_scan_threshold=self.hnsw.full_scan_threshold_kb,
-                payload_m=self.hnsw.m,
+                m=self.hnsw.m, ef_construct=self.hnsw.ef_construct, full_scan_threshold=self.hnsw.full_scan_threshold_kb
             ),
             quantization_config=qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True)
             if int8
@@ -243,13 +250,64 @@ class EdgeStore(VectorStore):
         )
 
     async def open(self) -> None:
-        """Load every shard found under ``data_dir``."""
+        """Load every library shard found under ``data_dir`` (splitting shards of the old layout first)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        for path in sorted(self.data_dir.glob(f"{_SPACE_PREFIX}*")):
-            if path.is_dir():
-                self._shards[path.name] = await self._run(qe.EdgeShard.load, str(path))
-                self._write_locks[path.name] = asyncio.Lock()
-                log.info("vector shard loaded", extra={"space": path.name})
+        for space_dir in sorted(self.data_dir.glob(f"{_SPACE_PREFIX}*")):
+            if (space_dir / _EDGE_CONFIG).exists():
+                await self._migrate(space_dir)
+        for space_dir in sorted(self.data_dir.glob(f"{_SPACE_PREFIX}*")):
+            for path in sorted(space_dir.iterdir()):
+                if not (path / _EDGE_CONFIG).exists():  # a shard whose creation did not complete: it held nothing
+                    shutil.rmtree(path, ignore_errors=True)
+                    continue
+                key = (space_dir.name, path.name)
+                self._shards[key] = await self._run(qe.EdgeShard.load, str(path))
+                self._locks[key] = asyncio.Lock()
+        log.info("vector shards loaded", extra={"shards": len(self._shards)})
+
+    async def _migrate(self, old: Path) -> None:
+        """Split a per-model shard of the old layout into per-library shards (crash-safe: the old shard is only
+        removed once the new ones are complete)."""
+        staging = old.with_name(old.name + ".split")
+        shutil.rmtree(staging, ignore_errors=True)
+        source = await self._run(qe.EdgeShard.load, str(old))
+        config = self._config(int(json.loads((old / _EDGE_CONFIG).read_text())["vectors"][""]["size"]))
+        created: dict[str, Any] = {}
+        offset = None
+        while True:
+            request = qe.ScrollRequest(offset=offset, limit=1000, with_payload=True, with_vector=True)
+            records, offset = await self._run(source.scroll, request)
+            by_library: dict[str, list[Any]] = {}
+            for record in records:
+                payload = dict(record.payload or {})
+                by_library.setdefault(str(payload.get("library_uid", "")), []).append(
+                    qe.Point(_as_uuid(record.id), list(record.vector), payload)
+                )
+            for library_uid, points in by_library.items():
+                if library_uid not in created:
+                    created[library_uid] = await self._run(self._new_shard, staging / library_uid, config)
+                await self._run(created[library_uid].update, qe.UpdateOperation.upsert_points(points))
+            if offset is None:
+                break
+        for shard in [*created.values(), source]:
+            await self._run(shard.flush)
+            await self._run(shard.close)
+        staging.mkdir(exist_ok=True)
+        moved = old.with_name(old.name + ".old")
+        old.rename(moved)
+        staging.rename(old)
+        shutil.rmtree(moved)
+        log.info("vector shard split into library shards", extra={"space": old.name, "libraries": len(created)})
+
+    @staticmethod
+    def _new_shard(path: Path, config: Any) -> Any:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shard = qe.EdgeShard.create(str(path), config)
+        for field in ("account_id", "person_id"):  # deletion filters; the graph needs no payload links
+            index = qe.KeywordIndexParams(enable_hnsw=False)
+            shard.update(qe.UpdateOperation.create_field_index(field, index))
+        shard.flush()
+        return shard
 
     async def close(self) -> None:
         """Flush and close every shard."""
@@ -265,77 +323,78 @@ class EdgeStore(VectorStore):
             raise RuntimeError(f"vector data directory {self.data_dir} is missing")
 
     async def ensure_space(self, space: Space) -> None:
-        """Create the shard of a model with its payload indexes."""
-        if space.name in self._shards:
-            return
-        async with self._create_lock:
-            if space.name in self._shards:
+        """Nothing to do: a library's shard is created with its first vector."""
+
+    async def _writable(self, space: Space, library_uid: str) -> tuple[str, str]:
+        """The key of a library's shard, created when missing."""
+        key = (space.name, library_uid)
+        if key not in self._shards:
+            async with self._create_lock:
+                if key not in self._shards:
+                    path = self.data_dir / space.name / library_uid
+                    shutil.rmtree(path, ignore_errors=True)  # a half-created shard from a crash
+                    self._shards[key] = await self._run(self._new_shard, path, self._config(space.dim))
+                    self._locks[key] = asyncio.Lock()
+                    log.info("vector shard created", extra={"space": space.name, "library_uid": library_uid})
+        return key
+
+    async def _write(self, key: tuple[str, str], operation: Any) -> None:
+        async with self._locks[key]:
+            shard = self._shards.get(key)
+            if shard is None:  # the library was deleted meanwhile
                 return
-            path = self.data_dir / space.name
-            if path.exists():  # a half-created shard from a crash: start it again
-                shutil.rmtree(path)
-            shard = await self._run(qe.EdgeShard.create, str(path), self._config(space.dim))
-            await self._run(
-                shard.update,
-                qe.UpdateOperation.create_field_index("library_uid", qe.KeywordIndexParams(is_tenant=True)),
-            )
-            for field in ("account_id", "person_id"):  # filters only: no per-value graphs
-                index = qe.KeywordIndexParams(enable_hnsw=False)
-                await self._run(shard.update, qe.UpdateOperation.create_field_index(field, index))
-            await self._run(shard.flush)
-            self._shards[space.name] = shard
-            self._write_locks[space.name] = asyncio.Lock()
-            log.info("vector shard created", extra={"space": space.name})
-
-    def _shard(self, space: Space) -> Any:
-        shard = self._shards.get(space.name)
-        if shard is None:
-            raise KeyError(f"vector space {space.name} does not exist")
-        return shard
-
-    async def _write(self, space: Space, operation: Any) -> None:
-        shard = self._shard(space)
-        async with self._write_locks[space.name]:
             await self._run(shard.update, operation)
             await self._run(shard.flush)
-        self._dirty.add(space.name)
+        self._dirty.add(key)
 
     @staticmethod
-    def _filter(scope: Scope, with_account: bool = True) -> Any:
-        terms = _scope_terms(scope, with_account)
+    def _filter(scope: Scope) -> Any:
+        terms = _scope_terms(scope)
         return qe.Filter(must=[qe.FieldCondition(key, match=qe.MatchValue(value)) for key, value in terms])
 
     async def upsert(self, space: Space, points: Sequence[VectorPoint]) -> None:
-        """Insert or replace points."""
-        if not points:
-            return
-        batch = [qe.Point(p.point_id, p.vector.astype(np.float32).tolist(), _payload(p)) for p in points]
-        await self._write(space, qe.UpdateOperation.upsert_points(batch))
+        """Insert or replace points (into the shard of each point's library)."""
+        by_library: dict[str, list[Any]] = {}
+        for p in points:
+            vector = p.vector.astype(np.float32).tolist()
+            by_library.setdefault(p.library_uid, []).append(qe.Point(p.point_id, vector, _payload(p)))
+        for library_uid, batch in by_library.items():
+            key = await self._writable(space, library_uid)
+            await self._write(key, qe.UpdateOperation.upsert_points(batch))
 
-    async def delete_points(self, space: Space, point_ids: Sequence[uuid.UUID]) -> None:
-        """Delete points by id."""
-        if point_ids and space.name in self._shards:
-            await self._write(space, qe.UpdateOperation.delete_points(list(point_ids)))
+    async def delete_points(self, space: Space, scope: Scope, point_ids: Sequence[uuid.UUID]) -> None:
+        """Delete points of the scope's library by id."""
+        key = (space.name, scope.library_uid)
+        if point_ids and key in self._shards:
+            await self._write(key, qe.UpdateOperation.delete_points(list(point_ids)))
 
     async def delete_scope(self, space: Space, scope: Scope) -> None:
-        """Delete every point matching the scope."""
-        if space.name in self._shards:
-            await self._write(space, qe.UpdateOperation.delete_points_by_filter(self._filter(scope)))
+        """Delete one person's points, or a whole library by dropping its shard."""
+        key = (space.name, scope.library_uid)
+        if key not in self._shards:
+            return
+        if scope.person_id is not None:
+            await self._write(key, qe.UpdateOperation.delete_points_by_filter(self._filter(scope)))
+            return
+        async with self._locks[key]:
+            shard = self._shards.pop(key, None)
+            self._dirty.discard(key)
+            if shard is not None:
+                await self._run(shard.close)
+                await self._run(shutil.rmtree, self.data_dir / space.name / scope.library_uid)
 
     async def search(
         self, space: Space, scope: Scope, queries: FloatArray, limit: int, exact: bool = False
     ) -> list[list[Hit]]:
-        """Batched filtered nearest-neighbour search."""
-        if space.name not in self._shards or len(queries) == 0:
+        """Batched nearest-neighbour search in the library's own shard (no filter needed)."""
+        shard = self._shards.get((space.name, scope.library_uid))
+        if shard is None or len(queries) == 0:
             return [[] for _ in range(len(queries))]
-        shard = self._shard(space)
-        flt = self._filter(scope, with_account=False)
         params = self._search_params(limit, exact)
         requests = [
             qe.QueryRequest(
                 limit=limit,
                 query=qe.Query.Nearest(q.astype(np.float32).tolist()),
-                filter=flt,
                 params=params,
                 with_payload=["person_id", "kind", "account_id"],
             )
@@ -345,11 +404,14 @@ class EdgeStore(VectorStore):
         return [_owned_hits(scope, rows) for rows in results]
 
     async def count(self, space: Space, scope: Scope | None = None) -> int:
-        """Exact count."""
-        if space.name not in self._shards:
-            return 0
-        request = qe.CountRequest(exact=True, filter=self._filter(scope) if scope else None)
-        return int(await self._run(self._shard(space).count, request))
+        """Exact count, of one library (or one person in it) or of the whole space."""
+        if scope is None:
+            keys = [key for key in self._shards if key[0] == space.name]
+            request = qe.CountRequest(exact=True)
+        else:
+            keys = [(space.name, scope.library_uid)] if (space.name, scope.library_uid) in self._shards else []
+            request = qe.CountRequest(exact=True, filter=self._filter(scope))
+        return sum([int(await self._run(self._shards[key].count, request)) for key in keys])
 
     async def total(self) -> int:
         """Points in every shard."""
@@ -362,10 +424,15 @@ class EdgeStore(VectorStore):
     async def maintain(self) -> bool:
         """Run the optimizers of every shard written since the last call; True if any segment changed."""
         changed = False
-        for name in list(self._dirty):
-            self._dirty.discard(name)
-            async with self._write_locks[name]:
-                changed |= bool(await self._run(self._shards[name].optimize))
+        for key in list(self._dirty):
+            self._dirty.discard(key)
+            lock = self._locks.get(key)
+            if lock is None:
+                continue
+            async with lock:
+                shard = self._shards.get(key)
+                if shard is not None:
+                    changed |= bool(await self._run(shard.optimize))
         return changed
 
 
@@ -475,11 +542,12 @@ class QdrantServerStore(VectorStore):
         ]
         await self.client.upsert(space.name, points=batch, wait=True)
 
-    async def delete_points(self, space: Space, point_ids: Sequence[uuid.UUID]) -> None:
-        """Delete points by id."""
+    async def delete_points(self, space: Space, scope: Scope, point_ids: Sequence[uuid.UUID]) -> None:
+        """Delete points of the scope by id."""
         if point_ids and await self._exists(space):
-            selector = models.PointIdsList(points=[str(p) for p in point_ids])
-            await self.client.delete(space.name, points_selector=selector, wait=True)
+            flt = self._filter(scope)
+            flt.must.append(models.HasIdCondition(has_id=[str(p) for p in point_ids]))
+            await self.client.delete(space.name, points_selector=models.FilterSelector(filter=flt), wait=True)
 
     async def delete_scope(self, space: Space, scope: Scope) -> None:
         """Delete every point matching the scope."""

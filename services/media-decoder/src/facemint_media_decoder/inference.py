@@ -105,16 +105,17 @@ class InferenceClient:
         return response
 
     async def analyze(
-        self, frames: AsyncIterator[inference_pb2.Frame], options: common_pb2.AnalyzeOptions
+        self, frames: AsyncIterator[inference_pb2.Frame], options: common_pb2.AnalyzeOptions, known_total: int = 0
     ) -> AsyncGenerator[tuple[int, float, inference_pb2.FrameFaces], None]:
-        """Analyse frames in order.
+        """Analyse frames in order. ``known_total``: how many frames the media has, when that is exact (a still
+        image: 1); the last batch then leaves with its last frame, without waiting for the iterator to end.
 
         Yields:
             ``(index, timestamp, faces)`` for every frame, in the order the frames arrived.
         """
         pending: deque[tuple[list[tuple[int, float]], asyncio.Task[inference_pb2.AnalyzeFramesResponse]]] = deque()
         batch: list[inference_pb2.Frame] = []
-        batch_bytes = 0
+        batch_bytes = received = 0
 
         def send() -> None:
             request = inference_pb2.AnalyzeFramesRequest(frames=batch, options=options)
@@ -133,6 +134,10 @@ class InferenceClient:
                             yield index, timestamp, faces
                 batch.append(frame)
                 batch_bytes += size
+                received += 1
+                if received == known_total:
+                    send()
+                    batch, batch_bytes = [], 0
             if batch:
                 send()
                 batch = []

@@ -177,8 +177,9 @@ class MediaDecoderServicer(media_decoder_pb2_grpc.MediaDecoderServiceServicer): 
                     yield to_wire(frame, max_frame_bytes, quality)
 
             frames = self._pool.iterate(wire_frames, self._settings.decode.read_ahead_frames)
+            known_total = 1 if kind is Kind.IMAGE else 0  # a still has exactly one frame
             try:
-                async with frames, aclosing(self._inference.analyze(frames, request.options)) as results:
+                async with frames, aclosing(self._inference.analyze(frames, request.options, known_total)) as results:
                     async for index, timestamp, faces in results:
                         self._metrics.frames_decoded.labels(kind.value).inc()
                         yield media_decoder_pb2.AnalyzeMediaResponse(

@@ -4,7 +4,8 @@ Every terminal transition publishes a ``TaskEvent`` on ``facemint.events.task.<s
 core NATS subscribers receive it too). Each orchestrator replica subscribes to those subjects, so a reader
 waiting on one replica is woken when the task finishes on any replica. A lost or late event only delays the
 answer until the wait times out; the reader then sees the stored state, which is always authoritative. The
-replica that finished the task wakes its own readers at once, before it builds and publishes the event.
+replica that finished the task wakes its own readers at once, before it builds and publishes the event, and hands
+them the stored row, so they answer without reading it again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from nats.aio.msg import Msg
 
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core import streams
+from facemint_orchestrator.store import TaskRow
 
 TERMINAL_EVENTS_SUBJECT = streams.event_subject("*")
 
@@ -26,13 +28,13 @@ class Completions:
     """Futures of readers waiting for a task to finish, keyed by task id."""
 
     def __init__(self) -> None:
-        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._waiters: dict[str, set[asyncio.Future[TaskRow | None]]] = {}
 
-    def notify(self, task_id: str) -> None:
-        """Wake every reader of ``task_id`` (its terminal state is committed)."""
+    def notify(self, task_id: str, row: TaskRow | None = None) -> None:
+        """Wake every reader of ``task_id`` (its terminal state is committed; ``row`` is it, when known here)."""
         for future in self._waiters.pop(task_id, set()):
             if not future.done():
-                future.set_result(None)
+                future.set_result(row)
 
     async def on_event(self, msg: Msg) -> None:
         """A terminal event from any replica: wake every reader of that task here."""
@@ -42,9 +44,10 @@ class Completions:
             return
 
     @contextlib.contextmanager
-    def watch(self, task_id: str) -> Iterator[asyncio.Future[None]]:
-        """A future resolved when ``task_id`` finishes; register before reading the task, so no event is missed."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def watch(self, task_id: str) -> Iterator[asyncio.Future[TaskRow | None]]:
+        """A future resolved when ``task_id`` finishes (with its row, or None when woken by another replica's
+        event); register before reading the task, so no event is missed."""
+        future: asyncio.Future[TaskRow | None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(task_id, set()).add(future)
         try:
             yield future

@@ -50,7 +50,9 @@ class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
             if row.status in TERMINAL:
                 return row.to_proto()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(finished, wait)
+                done = await asyncio.wait_for(finished, wait)
+                if done is not None:  # the terminal row, from the worker that stored it (ownership checked above)
+                    return done.to_proto()
         return (await self.store.get_owned(request.account_id, request.task_id)).to_proto()
 
     async def ListTasks(  # noqa: N802

@@ -47,7 +47,7 @@ from facemint_core.taskview import public_task
 from facemint_orchestrator.assemble import Tracker, build_result
 from facemint_orchestrator.completions import Completions
 from facemint_orchestrator.settings import OrchestratorSettings
-from facemint_orchestrator.store import TERMINAL, TaskRow, TaskStore
+from facemint_orchestrator.store import TaskRow, TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,8 @@ class Worker:
         retries a failed publish)."""
         if row is None:
             return
-        self.completions.notify(row.record["task_id"])
+        self.completions.notify(row.record["task_id"], row)
+        await asyncio.sleep(0)  # let the woken long polls answer before the event is built
         try:
             await self.publish_event(row)
         except Exception:
@@ -177,14 +178,10 @@ class Worker:
         """Handle one job message (the PullWorker acks when this returns)."""
         job = orchestrator_pb2.TaskJob.FromString(msg.data)
         task_id_var.set(job.task_id)
-        current = await self.store.get(job.task_id)
-        if current is None:
-            log.warning("job for an unknown task dropped")
-            return
-        if current.status in TERMINAL:
-            return
         row = await self.store.start(job.task_id)
-        if row is None:
+        if row is None:  # already terminal (a redelivery or a cancellation), or unknown
+            if await self.store.get(job.task_id) is None:
+                log.warning("job for an unknown task dropped")
             return
         attempt = int(row.record["attempts"])
         log.info("task started", extra={"attempt": attempt, "type": row.record["type"]})
@@ -254,6 +251,7 @@ class Worker:
                 setattr(request, name, getattr(spec, name))
         frames: list[tuple[float, list[common_pb2.Face]]] = []
         last_progress = time.monotonic()
+        media_write: asyncio.Task[None] | None = None
         try:
             stream = self.decoder.AnalyzeMedia(
                 request, timeout=self.settings.worker.task_timeout_seconds, metadata=call_metadata()
@@ -264,7 +262,10 @@ class Worker:
                     duration = round(info.duration, 3) if spec.type != "image" else None
                     media = {"url": spec.media_url, "duration": duration, "width": info.width, "height": info.height}
                     expected = info.expected_frames or self.estimate_frames(spec, info.duration)
-                    await self.store.set_media(task_id, media, expected, self.estimate_seconds(expected))
+                    # Written while the frames are analysed, not before: off the latency of short tasks.
+                    media_write = asyncio.create_task(
+                        self.store.set_media(task_id, media, expected, self.estimate_seconds(expected))
+                    )
                     continue
                 frames.append((item.frame.timestamp, list(item.frame.faces)))
                 FRAMES.inc()
@@ -272,8 +273,14 @@ class Worker:
                     last_progress = time.monotonic()
                     if await self.store.progress(task_id, len(frames)) == "cancelled":
                         raise UserCancelled()
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from None
+        except BaseException as exc:
+            if media_write is not None:  # settled before the task can reach a terminal state
+                await asyncio.gather(media_write, return_exceptions=True)
+            if isinstance(exc, grpc.aio.AioRpcError):
+                raise from_rpc_error(exc) from None
+            raise
+        if media_write is not None:
+            await media_write
         if not frames:
             raise InvalidMedia("the media contains no decodable frame in the requested range")
         if not any(faces for _, faces in frames):
