@@ -23,10 +23,25 @@ MIGRATIONS_DIR = Path(str(resources.files("facemint_core") / "migrations"))
 _LOCK_KEY = 0x46414345  # "FACE"
 
 
+async def keep_session(_conn: asyncpg.Connection) -> None:
+    """What a connection needs when it goes back to the pool beyond asyncpg's own cleanup: nothing.
+
+    asyncpg always rolls back an open transaction and drops listeners on release; its default reset then also
+    runs ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``, one more round trip for every pooled
+    query. Pooled connections here never carry session state: advisory locks are transaction-scoped
+    (``pg_advisory_xact_lock``), LISTEN and the migration lock use dedicated connections, nothing runs a session
+    ``SET`` and cursors live inside transactions.
+    """
+
+
 async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
     """Create a connection pool."""
     pool = await asyncpg.create_pool(
-        settings.dsn, min_size=settings.min_pool_size, max_size=settings.max_pool_size, command_timeout=30
+        settings.dsn,
+        min_size=settings.min_pool_size,
+        max_size=settings.max_pool_size,
+        command_timeout=30,
+        reset=keep_session,
     )
     assert pool is not None
     return pool

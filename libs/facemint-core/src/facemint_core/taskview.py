@@ -13,8 +13,14 @@ from facemint.orchestrator.v1 import orchestrator_pb2
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
-def public_task(task: orchestrator_pb2.Task) -> dict[str, Any]:
-    """Render a task as the API returns it (without ``request_id``, which belongs to each response)."""
+class RawJSON(str):
+    """A value that is already JSON text, to be written into a response as it is instead of being parsed and
+    encoded again (a task's result, stored as compact JSON, is most of its size)."""
+
+
+def public_task(task: orchestrator_pb2.Task, raw_result: bool = False) -> dict[str, Any]:
+    """Render a task as the API returns it (without ``request_id``, which belongs to each response); with
+    ``raw_result`` the result stays the stored JSON text (:class:`RawJSON`)."""
     media: dict[str, Any] = {"url": task.spec.media_url, "duration": None, "width": None, "height": None}
     if task.media_json:
         media.update(json.loads(task.media_json))
@@ -25,7 +31,7 @@ def public_task(task: orchestrator_pb2.Task) -> dict[str, Any]:
         "media": media,
     }
     if task.status == "succeeded" and task.result_json:
-        view["result"] = json.loads(task.result_json)
+        view["result"] = RawJSON(task.result_json) if raw_result else json.loads(task.result_json)
     if task.status in ("queued", "running"):
         view["progress"] = {"frames_done": task.frames_done, "frames_total": task.frames_total}
         view["estimated_seconds"] = task.estimated_seconds

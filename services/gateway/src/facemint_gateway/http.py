@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from facemint_core.errors import FacemintError, InvalidRequest
+from facemint_core.taskview import RawJSON
 
 
 def request_id(request: Request) -> str:
@@ -16,9 +18,25 @@ def request_id(request: Request) -> str:
     return str(request.scope.get("facemint_request_id", ""))
 
 
+class _Response(JSONResponse):
+    """Starlette's JSON response, with top-level :class:`RawJSON` values written as they are."""
+
+    def render(self, content: Any) -> bytes:
+        raw: dict[bytes, bytes] = {}
+        for key, value in content.items():
+            if isinstance(value, RawJSON):
+                placeholder = f"raw-{uuid.uuid4().hex}"  # unguessable: cannot occur in user-supplied text
+                raw[json.dumps(placeholder).encode()] = value.encode()
+                content = {**content, key: placeholder}
+        body = super().render(content)
+        for quoted, text in raw.items():
+            body = body.replace(quoted, text, 1)
+        return body
+
+
 def ok(request: Request, body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response whose first field is ``request_id``."""
-    return JSONResponse({"request_id": request_id(request), **body}, status_code=status, headers=headers)
+    return _Response({"request_id": request_id(request), **body}, status_code=status, headers=headers)
 
 
 def error_response(request_id_value: str, exc: FacemintError, headers: dict[str, str] | None = None) -> Response:

@@ -19,6 +19,7 @@ from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from facemint_core.db import keep_session
 from facemint_core.errors import FacemintError, InternalError, RateLimited, ServiceUnavailable
 from facemint_core.ids import new_request_id
 from facemint_core.logging import request_id_var
@@ -88,10 +89,6 @@ RATE_LIMITED = Counter("facemint_gateway_rate_limited_total", "Requests refused 
 _DATABASE_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
-async def _keep_session(_conn: asyncpg.Connection) -> None:
-    """Release hook of the hot pool: its statements leave no session state to reset."""
-
-
 @dataclass
 class AccessState:
     """Authentication, limits and idempotency of the running gateway (``app.state.access``)."""
@@ -110,9 +107,8 @@ class AccessState:
         """Build the state and start the change listener and the janitor.
 
         Every authenticated request counts against its key in PostgreSQL, so the hot path (key lookups, the
-        counter upsert, usage reads) gets its own small pool of session-stateless statements, released without
-        asyncpg's reset query (one round trip less per request). Writes to accounts and keys, which use
-        transactions, stay on the app's pool.
+        counter upsert, usage reads) gets its own small pool, so that it never waits behind the transactions of
+        writes to accounts and keys, which stay on the app's pool.
         """
         cfg = settings.accounts
         hot = await asyncpg.create_pool(
@@ -120,7 +116,7 @@ class AccessState:
             min_size=1,
             max_size=cfg.hot_pool_size,
             command_timeout=10,
-            reset=_keep_session,
+            reset=keep_session,
         )
         assert hot is not None
         state = cls(

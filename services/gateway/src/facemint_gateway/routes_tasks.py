@@ -66,7 +66,7 @@ async def get_task(request: Request) -> Response:
             orchestrator_pb2.GetTaskRequest(account_id=account, task_id=task_id, wait_seconds=wait),
             timeout=svc.settings.rpc_timeout_seconds + wait,
         )
-        view = public_task(task)
+        view = public_task(task, raw_result=True)
         svc.terminal_tasks.put(account, task, view)
     return ok(request, view)
 

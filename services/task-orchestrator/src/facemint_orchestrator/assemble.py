@@ -103,10 +103,6 @@ class Tracker:
         return result
 
 
-def _round_point(p: common_pb2.Point) -> list[float]:
-    return [round(p.x, 1), round(p.y, 1)]
-
-
 def public_attributes(face: common_pb2.Face, requested: list[str]) -> dict[str, Any]:
     """The requested attributes of a face, exactly in the API's shapes (absent values omitted)."""
     a = face.attributes
@@ -115,7 +111,7 @@ def public_attributes(face: common_pb2.Face, requested: list[str]) -> dict[str, 
         if name == "pose" and a.HasField("pose"):
             out["pose"] = {"yaw": round(a.pose.yaw, 1), "pitch": round(a.pose.pitch, 1), "roll": round(a.pose.roll, 1)}
         elif name == "landmarks" and a.landmarks:
-            out["landmarks"] = [_round_point(p) for p in a.landmarks]
+            out["landmarks"] = [[round(p.x, 1), round(p.y, 1)] for p in a.landmarks]
         elif name == "quality" and a.HasField("quality"):
             out["quality"] = round(a.quality, 3)
         elif name in ("age", "gender", "emotion", "glasses", "mask") and a.HasField(name):
