@@ -40,8 +40,9 @@ class HnswSettings(BaseModel):
     ef=256-512, where m=16 missed 6% of them; the graph takes ~3.5x longer to build (``docs/library.md``)."""
     ef_construct: int = Field(default=200, ge=8, le=2048)
     ef_search: int = Field(default=1792, ge=8, le=4096)
-    """Candidates a graph search keeps. 1792: recall@10 0.99 against exact search at 1M x 128 within ~10 ms
-    (``docs/library.md``); libraries under ``full_scan_threshold_kb`` are scanned exactly and ignore it."""
+    """Candidates a graph search keeps. 1792: recall@10 0.995 against exact search at 1M x 128, p50 10-16 ms on
+    the 2-core development VM (``docs/library.md``); libraries under ``full_scan_threshold_kb`` are scanned
+    exactly and ignore it."""
     # Segments smaller than this (in KB of vectors) are searched exactly, without an HNSW graph.
     full_scan_threshold_kb: int = Field(default=10_000, ge=0)
     quantization: Literal["int8", "none"] = "int8"
