@@ -181,3 +181,26 @@ def test_sigterm_marks_not_ready_then_finishes_in_flight_work(tmp_path: Path) ->
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_pooled_connections_skip_the_reset_query_but_never_keep_an_open_transaction(postgres_server) -> None:  # type: ignore[no-untyped-def]
+    from facemint_core.db import create_pool
+    from facemint_core.settings import DatabaseSettings
+
+    pool = await create_pool(DatabaseSettings(dsn=postgres_server.dsn, min_pool_size=1, max_pool_size=1))
+    try:
+        conn = await pool.acquire()
+        backend = await conn.fetchval("SELECT pg_backend_pid()")
+        tx = conn.transaction()
+        await tx.start()  # an unmanaged transaction left open, as an error path might
+        await conn.execute("CREATE TEMP TABLE left_behind (x int) ON COMMIT DROP")
+        await pool.release(conn)
+        async with pool.acquire() as again:
+            assert await again.fetchval("SELECT pg_backend_pid()") == backend  # same session, no reconnect
+            assert not again.is_in_transaction()
+            assert await again.fetchval("SELECT to_regclass('pg_temp.left_behind')") is None  # rolled back
+            await again.execute("SET application_name = 'kept'")  # session state is not reset: none may be set
+        async with pool.acquire() as third:
+            assert await third.fetchval("SHOW application_name") == "kept"
+    finally:
+        await pool.close()

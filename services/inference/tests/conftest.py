@@ -108,16 +108,7 @@ def canonical_face(model_dir: Path) -> NDArray[Any]:
 @pytest.fixture(scope="session")
 def pipeline(pack_name: str, runner: Runner, executor: ThreadPoolExecutor, canonical_face: NDArray[Any]) -> Pipeline:
     """The pipeline of one pack on the shared runner, configured as the engine configures it for that runner."""
-    in_process = runner.kind == "onnxruntime"
-    return Pipeline(
-        PACKS[pack_name],
-        runner,
-        executor,
-        canonical_face,
-        640,
-        batch_split=2 if in_process else 1,
-        square_detector=not in_process,
-    )
+    return Pipeline.for_runner(PACKS[pack_name], runner, executor, canonical_face, 640, workers=2)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import qdrant_edge as qe
 
-from facemint_library.settings import HnswSettings
+from facemint_library.settings import HnswSettings, LibrarySettings
 from facemint_library.store import EdgeStore, Scope, Space, VectorPoint, VectorStore, make_store
 from facemint_library.synthetic import identity_samples, unit_rows
 from facemint_library.testing import harness_settings
@@ -123,14 +123,23 @@ async def test_edge_and_qdrant_client_agree_on_the_same_data(tmp_path: Path) -> 
         assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
 
 
-async def test_edge_store_survives_a_restart_and_indexes_on_maintenance(tmp_path: Path) -> None:
-    settings = harness_settings("edge", tmp_path)
+async def loaded(
+    settings: LibrarySettings, seed: int, identities: int, per_identity: int
+) -> tuple[VectorStore, np.ndarray, np.ndarray]:
+    """An open store of ``settings`` holding one library of synthetic identities (persons ``p<label>``)."""
     store = make_store(settings)
     await store.open()
-    rng = np.random.default_rng(7)
-    vectors, labels = identity_samples(rng, 30, 2, SPACE.dim)
+    vectors, labels = identity_samples(np.random.default_rng(seed), identities, per_identity, SPACE.dim)
     await store.ensure_space(SPACE)
     await store.upsert(SPACE, points(vectors, "acc", "lib", [f"p{i}" for i in labels]))
+    return store, vectors, labels
+
+
+async def test_edge_store_survives_maintenance_and_a_restart(tmp_path: Path) -> None:
+    settings = harness_settings("edge", tmp_path)
+    store, vectors, _ = await loaded(settings, 7, 30, 2)
+    assert isinstance(store, EdgeStore)
+    await store.maintain()
     await store.close()
     store = make_store(settings)
     await store.open()
@@ -148,12 +157,7 @@ async def test_search_returns_exact_cosines_with_and_without_quantization(
     # this small is scanned, not graphed; the graph path at 100k-1M is measured by `make bench-library`.
     settings = harness_settings(backend, tmp_path)
     settings = settings.model_copy(update={"hnsw": HnswSettings(quantization=quantization)})
-    store = make_store(settings)
-    await store.open()
-    rng = np.random.default_rng(11)
-    vectors, labels = identity_samples(rng, 400, 3, SPACE.dim)
-    await store.ensure_space(SPACE)
-    await store.upsert(SPACE, points(vectors, "acc", "lib", [f"p{i}" for i in labels]))
+    store, vectors, labels = await loaded(settings, 11, 400, 3)
     if isinstance(store, EdgeStore):
         await store.maintain()
     queries = vectors[::97]

@@ -87,16 +87,8 @@ class Engine:
                 log.warning("models unavailable", extra={"pack": self.pack.name, "reason": problem})
             self.problem = problem
             return False
-        in_process = self.runner.kind == "onnxruntime"
-        self._pipeline = Pipeline(
-            self.pack,
-            self.runner,
-            self._executor,
-            canonical,
-            self.settings.detection_size,
-            batch_split=self.settings.executor_workers if in_process else 1,
-            square_detector=not in_process,
-        )
+        size, workers = self.settings.detection_size, self.settings.executor_workers
+        self._pipeline = Pipeline.for_runner(self.pack, self.runner, self._executor, canonical, size, workers)
         log.info(
             "models loaded", extra={"pack": self.pack.name, "runner": self.runner.kind, "model_dir": str(model_dir)}
         )

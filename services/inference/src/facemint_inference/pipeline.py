@@ -156,10 +156,39 @@ class _Built:
 
 
 _DECODERS: dict[str, Decoder] = {"scrfd": decode_scrfd, "yunet": decode_yunet}
+_ATTRIBUTE_DECODERS: dict[str, Callable[[NDArray[Any]], Sequence[Any]]] = {
+    "age": attributes.decode_age,
+    "gender": attributes.decode_gender,
+    "emotion": attributes.decode_emotion,
+    "mask": attributes.decode_mask,
+}
 
 
 class Pipeline:
     """Runs a model pack on batches of frames."""
+
+    @classmethod
+    def for_runner(
+        cls,
+        pack: Pack,
+        runner: Runner,
+        executor: Executor,
+        canonical_face: NDArray[Any] | None,
+        detection_size: int,
+        workers: int,
+    ) -> Pipeline:
+        """The pipeline as each runner wants it: the in-process runner splits batches over the ``workers`` and
+        crops the detector input; a server batches by itself and is configured for the square input."""
+        in_process = runner.kind == "onnxruntime"
+        return cls(
+            pack,
+            runner,
+            executor,
+            canonical_face,
+            detection_size,
+            batch_split=workers if in_process else 1,
+            square_detector=not in_process,
+        )
 
     def __init__(
         self,
@@ -393,13 +422,7 @@ class Pipeline:
                 for face, pose in zip(faces, [pose for part in parts for pose in part], strict=True):
                     face.pose = pose
         else:
-            decoders: dict[str, Callable[[NDArray[Any]], Sequence[Any]]] = {
-                "age": attributes.decode_age,
-                "gender": attributes.decode_gender,
-                "emotion": attributes.decode_emotion,
-                "mask": attributes.decode_mask,
-            }
-            for face, value in zip(faces, decoders[name](raw), strict=True):
+            for face, value in zip(faces, _ATTRIBUTE_DECODERS[name](raw), strict=True):
                 setattr(face, name, value)
 
     async def _run(self, images: list[NDArray[Any]], faces: list[Face], wanted: frozenset[str], built: _Built) -> None:
