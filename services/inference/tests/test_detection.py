@@ -75,13 +75,15 @@ async def test_cropped_detector_input_finds_the_same_faces_as_the_square(
     assert detector_canvas([wide.shape], 640, square=False) == (640, 384)
     assert detector_canvas([wide.shape, (1920, 1080, 3)], 640, square=False) == (640, 640)  # with a portrait
     found = {}
-    for square in (True, False):
-        pipe = Pipeline(pack, runner, executor, canonical_face, 640, square_detector=square)
-        faces = (await pipe.analyze([wide], AnalyzeOptions.create()))[0]
-        found[square] = (centres(faces), [face.detection.score for face in faces])
+    try:
+        for square in (True, False):
+            pipe = Pipeline(pack, runner, executor, canonical_face, 640, square_detector=square)
+            faces = (await pipe.analyze([wide], AnalyzeOptions.create()))[0]
+            found[square] = (centres(faces), [face.detection.score for face in faces])
+    finally:
+        await runner.close()
     assert_same_faces(found[False][0], found[True][0], tolerance=2)
     np.testing.assert_allclose(sorted(found[False][1]), sorted(found[True][1]), atol=0.02)
-    await runner.close()
 
 
 async def test_single_portrait_has_one_face(pipeline: Pipeline) -> None:
