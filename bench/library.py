@@ -92,10 +92,8 @@ async def vector_search(
             for j in range(i, min(size, i + BATCH))
         ]
         await store.upsert(space, batch)
-    load_s = time.perf_counter() - start
-    start = time.perf_counter()
-    await store.maintain()
-    build_s = time.perf_counter() - start
+    await store.maintain()  # full segments were indexed during the load; this indexes the remainder
+    ingest_s = time.perf_counter() - start
     picked = rng.integers(0, size, queries)
     probe = around(rng, data[picked])  # a new photo of an enrolled identity
     truth = _exact_top(probe, data, 10)
@@ -104,14 +102,14 @@ async def vector_search(
         "vectors": size,
         "dim": dim,
         "identities": size // PER_IDENTITY,
-        "load_seconds": round(load_s, 1),
-        "load_vectors_per_second": round(size / load_s),
-        "index_build_seconds": round(build_s, 1),
+        "ingest_seconds": round(ingest_s, 1),
+        "ingest_vectors_per_second": round(size / ingest_s),
         "disk_mib": round(_dir_bytes(path) / 2**20),
         "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "hnsw_m": hnsw.m,
         "ef_construct": hnsw.ef_construct,
         "quantization": hnsw.quantization,
+        "segment_kb": hnsw.segment_kb,
         "match_cosine": round(match_cosine, 4),
         "runs": [],
     }
@@ -305,8 +303,7 @@ def report(data: dict[str, Any]) -> str:
                     fmt(run["recall_at_10"], 4),
                     fmt(run.get("identity_at_1"), 3),
                     fmt(run.get("match_recall"), 4),
-                    f"{r['load_vectors_per_second']:,}",
-                    fmt(r["index_build_seconds"], 0),
+                    fmt(r["ingest_seconds"], 0),
                     r["max_rss_mib"],
                 ]
             )
@@ -315,7 +312,8 @@ def report(data: dict[str, Any]) -> str:
         f"Run {data['date']} on {machine_line(data['machine'])}; load average at start {data['load_average']}.",
         "Vector search: embedded Qdrant engine (`EdgeStore`), one library holding every vector in its own shard, "
         "searched as the service does (the library's own graph, no filter; the account verified on the hits); "
-        f"HNSW m={data['params']['m']}, ef_construct={data['params']['ef_construct']}, "
+        f"HNSW m={data['params']['m']}, ef_construct={data['params']['ef_construct']}, segments of at most "
+        f"{data['params']['segment_kb']:,} KB of vectors (searched in parallel), "
         f"vectors quantised: {data['params'].get('quantization', 'none')} (rescored with the float vectors, "
         f"oversampling {data['params'].get('oversampling', '-')}); {data['params']['queries']} queries, one at a "
         f"time, top-10; synthetic identities with {PER_IDENTITY} samples each. identity@1: the nearest point is a "
@@ -332,8 +330,7 @@ def report(data: dict[str, Any]) -> str:
                 "recall@10",
                 "identity@1",
                 "recall of matches",
-                "load vec/s",
-                "index build s",
+                "load + index s",
                 "peak RSS MiB",
             ],
             rows,
@@ -392,6 +389,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "ef": args.ef,
             "quantization": args.quantization,
             "oversampling": args.oversampling,
+            "segment_kb": args.segment_kb,
         },
         "search": [],
         "identification": [],
@@ -410,6 +408,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             quantization=args.quantization,
             oversampling=args.oversampling,
             search_threads=args.search_threads,
+            segment_kb=args.segment_kb,
         )
         if not args.skip_identification:
             for pack in ("open", "insightface"):
@@ -436,12 +435,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=_ints, default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--dims", type=_ints, default=[128, 512])
     parser.add_argument("--max-dim-1m", type=int, default=128, help="skip 1M runs of larger dimensions (time)")
-    parser.add_argument("--ef", type=_ints, default=[256, 512, 1024, 1536, 1792, 2048])
+    parser.add_argument("--ef", type=_ints, default=[256, 384, 512, 640, 768, 1024])
     parser.add_argument("--m", type=int, default=HnswSettings().m)
     parser.add_argument("--ef-construct", type=int, default=HnswSettings().ef_construct)
     parser.add_argument("--quantization", choices=["int8", "none"], default="int8")
     parser.add_argument("--oversampling", type=float, default=2.0)
     parser.add_argument("--search-threads", type=int, default=0)
+    parser.add_argument("--segment-kb", type=int, default=HnswSettings().segment_kb)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--enrolments", type=int, default=300)
     parser.add_argument("--skip-identification", action="store_true")

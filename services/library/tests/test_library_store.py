@@ -149,6 +149,28 @@ async def test_edge_store_survives_maintenance_and_a_restart(tmp_path: Path) -> 
     await store.close()
 
 
+async def test_edge_store_indexes_a_growing_library_in_bounded_segments(tmp_path: Path) -> None:
+    settings = harness_settings("edge", tmp_path)
+    hnsw = HnswSettings(segment_kb=128, full_scan_threshold_kb=16, ef_search=64)  # 1024 vectors of 32-d
+    store = make_store(settings.model_copy(update={"hnsw": hnsw}))
+    assert isinstance(store, EdgeStore)
+    await store.open()
+    vectors, labels = identity_samples(np.random.default_rng(5), 660, 5, SPACE.dim)
+    await store.ensure_space(SPACE)
+    for start in range(0, len(vectors), 1100):  # each batch fills a segment: it is indexed on its own
+        chunk = slice(start, start + 1100)
+        await store.upsert(SPACE, points(vectors[chunk], "acc", "lib", [f"p{i}" for i in labels[chunk]]))
+    info = store._shards[(SPACE.name, "lib")].info()
+    assert (info.points_count, info.indexed_vectors_count) == (3300, 3300)
+    assert info.segments_count >= 3
+    await store.maintain()  # a segment limit also bounds merges: the segments stay apart
+    assert store._shards[(SPACE.name, "lib")].info().segments_count >= 3
+    queries = vectors[::331]
+    hits = await store.search(SPACE, Scope("acc", "lib"), queries, limit=1)
+    assert [h[0].person_id for h in hits] == [f"p{labels[i]}" for i in range(0, len(vectors), 331)]
+    await store.close()
+
+
 @pytest.mark.parametrize("quantization", ["int8", "none"])
 async def test_search_returns_exact_cosines_with_and_without_quantization(
     backend: str, tmp_path: Path, quantization: str

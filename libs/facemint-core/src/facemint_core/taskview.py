@@ -6,6 +6,8 @@ One place builds it, so that the polling response and the webhook payload are id
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from facemint.orchestrator.v1 import orchestrator_pb2
@@ -16,6 +18,20 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 class RawJSON(str):
     """A value that is already JSON text, to be written into a response as it is instead of being parsed and
     encoded again (a task's result, stored as compact JSON, is most of its size)."""
+
+
+def render_json(content: dict[str, Any], encode: Callable[[dict[str, Any]], bytes]) -> bytes:
+    """Encode ``content`` with ``encode``, writing its top-level :class:`RawJSON` values as they are."""
+    raw: dict[bytes, bytes] = {}
+    for key, value in content.items():
+        if isinstance(value, RawJSON):
+            placeholder = f"raw-{uuid.uuid4().hex}"  # unguessable: cannot occur in user-supplied text
+            raw[json.dumps(placeholder).encode()] = value.encode()
+            content = {**content, key: placeholder}
+    body = encode(content)
+    for quoted, text in raw.items():
+        body = body.replace(quoted, text, 1)
+    return body
 
 
 def public_task(task: orchestrator_pb2.Task, raw_result: bool = False) -> dict[str, Any]:

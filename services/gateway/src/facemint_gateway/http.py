@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from facemint_core.errors import FacemintError, InvalidRequest
-from facemint_core.taskview import RawJSON
+from facemint_core.taskview import render_json
 
 
 def request_id(request: Request) -> str:
@@ -22,16 +21,7 @@ class _Response(JSONResponse):
     """Starlette's JSON response, with top-level :class:`RawJSON` values written as they are."""
 
     def render(self, content: Any) -> bytes:
-        raw: dict[bytes, bytes] = {}
-        for key, value in content.items():
-            if isinstance(value, RawJSON):
-                placeholder = f"raw-{uuid.uuid4().hex}"  # unguessable: cannot occur in user-supplied text
-                raw[json.dumps(placeholder).encode()] = value.encode()
-                content = {**content, key: placeholder}
-        body = super().render(content)
-        for quoted, text in raw.items():
-            body = body.replace(quoted, text, 1)
-        return body
+        return render_json(content, super().render)
 
 
 def ok(request: Request, body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:

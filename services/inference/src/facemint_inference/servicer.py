@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
+from typing import Any
 
 import grpc
+import numpy as np
 
 from facemint.common.v1 import common_pb2
 from facemint.inference.v1 import inference_pb2, inference_pb2_grpc
@@ -33,6 +35,14 @@ def options_from_proto(options: common_pb2.AnalyzeOptions) -> AnalyzeOptions:
     )
 
 
+def _add_points(field: Any, points: Any) -> None:
+    """Append (x, y) rows to a repeated ``Point`` field (``add`` on plain floats: ~5x faster than building
+    ``Point`` messages from numpy scalars, which matters for 106 landmarks per face)."""
+    add = field.add
+    for x, y in np.asarray(points, dtype=np.float64).tolist():
+        add(x=x, y=y)
+
+
 def face_to_proto(face: Face) -> common_pb2.Face:
     """Render one analysed face; only the computed outputs are set."""
     det = face.detection
@@ -40,8 +50,8 @@ def face_to_proto(face: Face) -> common_pb2.Face:
     message = common_pb2.Face(
         bbox=common_pb2.BBox(x=x1, y=y1, width=x2 - x1, height=y2 - y1),
         confidence=det.score,
-        keypoints=[common_pb2.Point(x=float(x), y=float(y)) for x, y in det.keypoints],
     )
+    _add_points(message.keypoints, det.keypoints)
     attrs = message.attributes
     if face.age is not None:
         attrs.age = face.age
@@ -58,7 +68,7 @@ def face_to_proto(face: Face) -> common_pb2.Face:
     if face.quality is not None:
         attrs.quality = face.quality
     if face.landmarks is not None:
-        attrs.landmarks.extend(common_pb2.Point(x=float(x), y=float(y)) for x, y in face.landmarks)
+        _add_points(attrs.landmarks, face.landmarks)
     if face.embedding is not None:
         message.embedding.CopyFrom(
             common_pb2.Embedding(

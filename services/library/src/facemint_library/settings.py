@@ -39,10 +39,10 @@ class HnswSettings(BaseModel):
     """32 (with ``ef_construct`` 200) rather than 16/100: at 1M x 128 every above-threshold match is found at
     ef=256-512, where m=16 missed 6% of them; the graph takes ~3.5x longer to build (``docs/library.md``)."""
     ef_construct: int = Field(default=200, ge=8, le=2048)
-    ef_search: int = Field(default=1792, ge=8, le=4096)
-    """Candidates a graph search keeps. 1792: recall@10 0.995 against exact search at 1M x 128, p50 10-16 ms on
-    the 2-core development VM (``docs/library.md``); libraries under ``full_scan_threshold_kb`` are scanned
-    exactly and ignore it."""
+    ef_search: int = Field(default=640, ge=8, le=4096)
+    """Candidates a graph search keeps in each segment (``segment_kb``). 640: recall@10 0.995 against exact search
+    at 1M x 128 (``docs/library.md``); libraries under ``full_scan_threshold_kb`` are scanned exactly and ignore
+    it."""
     # Segments smaller than this (in KB of vectors) are searched exactly, without an HNSW graph.
     full_scan_threshold_kb: int = Field(default=10_000, ge=0)
     quantization: Literal["int8", "none"] = "int8"
@@ -53,6 +53,11 @@ class HnswSettings(BaseModel):
     oversampling: float = Field(default=2.0, ge=1.0, le=16.0)
     search_threads: int = Field(default=0, ge=0, le=64)
     """Threads one search may use across the segments of the embedded engine (0: the engine's default)."""
+    segment_kb: int = Field(default=128_000, ge=64, le=100_000_000)
+    """Float vectors per indexed segment at most, in KB (Qdrant's ``max_segment_size``), embedded engine: a library
+    is indexed in segments of this size, which one search walks in parallel, so ``ef_search`` buys about the same
+    recall whatever the library's size. 128,000 KB: 256k vectors at 128-d, 64k at 512-d. Applies to libraries
+    created after the change."""
 
 
 class EnrolSettings(BaseModel):

@@ -239,6 +239,11 @@ class EdgeStore(VectorStore):
             quantization_config=qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True)
             if int8
             else None,
+            # Segments under the full-scan threshold are searched exactly, so only larger ones get a graph.
+            optimizers=qe.EdgeOptimizersConfig(
+                max_segment_size=self.hnsw.segment_kb,
+                indexing_threshold=min(self.hnsw.full_scan_threshold_kb, self.hnsw.segment_kb),
+            ),
             max_search_threads=self.hnsw.search_threads or None,
         )
 
@@ -361,6 +366,20 @@ class EdgeStore(VectorStore):
         for library_uid, batch in by_library.items():
             key = await self._writable(space, library_uid)
             await self._write(key, qe.UpdateOperation.upsert_points(batch))
+            await self._seal_if_full(key, space.dim)
+
+    async def _seal_if_full(self, key: tuple[str, str], dim: int) -> None:
+        """Index the vectors not yet in a graph once they fill a segment (``segment_kb``), so that a large library
+        is a set of bounded segments that one search walks in parallel rather than one huge graph (the engine's
+        optimizer indexes whatever has accumulated as one segment and never splits it)."""
+        async with self._locks[key]:
+            shard = self._shards.get(key)
+            if shard is None:
+                return
+            info = await self._run(shard.info)
+            unindexed_kb = (int(info.points_count) - int(info.indexed_vectors_count)) * dim * 4 / 1024
+            if unindexed_kb >= self.hnsw.segment_kb:
+                await self._run(shard.optimize)
 
     async def delete_points(self, space: Space, scope: Scope, point_ids: Sequence[uuid.UUID]) -> None:
         """Delete points of the scope's library by id."""

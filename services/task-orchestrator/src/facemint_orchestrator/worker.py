@@ -43,7 +43,7 @@ from facemint_core.grpcutil import call_metadata
 from facemint_core.jetstream import Retry, backoff_delay, publish
 from facemint_core.logging import task_id_var
 from facemint_core.metrics import LATENCY_BUCKETS
-from facemint_core.taskview import public_task
+from facemint_core.taskview import public_task, render_json
 from facemint_orchestrator.assemble import Tracker, build_result
 from facemint_orchestrator.completions import Completions
 from facemint_orchestrator.settings import OrchestratorSettings
@@ -65,6 +65,10 @@ KINDS = {
     "video": media_decoder_pb2.MEDIA_KIND_VIDEO,
     "gif": media_decoder_pb2.MEDIA_KIND_ANIMATED,
 }
+
+
+def _compact(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 class Throughput:
@@ -141,7 +145,7 @@ class Worker:
             account_id=task.account_id,
             status=task.status,
             callback_url=task.spec.callback_url,
-            task_json=json.dumps(public_task(task), separators=(",", ":")),
+            task_json=render_json(public_task(task, raw_result=True), _compact).decode(),
             occurred_at=task.completed_at,
         )
         await publish(
