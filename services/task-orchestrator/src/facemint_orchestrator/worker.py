@@ -109,6 +109,7 @@ class Worker:
         self.library = library
         self.throughput = Throughput(settings.estimate.seconds_per_frame)
         self.running: dict[str, asyncio.Task[Any]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
         self.cancelled: set[str] = set()
 
     # -- estimates ---------------------------------------------------------------------------------------------
@@ -273,6 +274,9 @@ class Worker:
                     continue
                 frames.append((item.frame.timestamp, list(item.frame.faces)))
                 FRAMES.inc()
+                if spec.type == "image":  # a still has one frame: go on without waiting for its stream's end
+                    self._finish_in_background(stream)
+                    break
                 if time.monotonic() - last_progress >= self.settings.worker.progress_interval_seconds:
                     last_progress = time.monotonic()
                     if await self.store.progress(task_id, len(frames)) == "cancelled":
@@ -296,6 +300,12 @@ class Worker:
         tracking = self.settings.tracking
         tracker = Tracker(tracking.min_iou, tracking.min_similarity, tracking.max_gap_samples)
         return build_result(frames, list(spec.attributes), tracker, matches), len(frames)
+
+    def _finish_in_background(self, stream: Any) -> None:
+        """Read a media stream whose frames have all arrived to its end, off the task's path."""
+        task = asyncio.create_task(_read_to_end(stream))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _recognise(
         self, row: TaskRow, frames: list[tuple[float, list[common_pb2.Face]]]
@@ -341,6 +351,14 @@ class Worker:
             except Exception:
                 log.exception("sweep failed")
             await asyncio.sleep(self.settings.worker.sweep_interval_seconds)
+
+
+async def _read_to_end(stream: Any) -> None:
+    try:
+        async for _ in stream:
+            pass
+    except grpc.aio.AioRpcError as exc:
+        log.warning("media stream failed after its last frame", extra={"code": exc.code().name})
 
 
 async def cancel_task(worker: Worker, account_id: str, task_id: str) -> TaskRow:
