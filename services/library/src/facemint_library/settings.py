@@ -39,10 +39,10 @@ class HnswSettings(BaseModel):
     """32 (with ``ef_construct`` 200) rather than 16/100: at 1M x 128 every above-threshold match is found at
     ef=256-512, where m=16 missed 6% of them; the graph takes ~3.5x longer to build (``docs/library.md``)."""
     ef_construct: int = Field(default=200, ge=8, le=2048)
-    ef_search: int = Field(default=640, ge=8, le=4096)
-    """Candidates a graph search keeps in each segment (``segment_kb``). 640: recall@10 0.995 against exact search
-    at 1M x 128 (``docs/library.md``); libraries under ``full_scan_threshold_kb`` are scanned exactly and ignore
-    it."""
+    ef_search: int = Field(default=512, ge=8, le=4096)
+    """Candidates a graph search keeps in each segment (``segment_kb``). 512: at 1M x 128, recall@10 0.994 against
+    exact search in 7-8 ms p50 on the 2-core development VM (two runs, ``docs/library.md``); 640-768 buy recall
+    0.997-0.999 for 1-3 ms more. Libraries under ``full_scan_threshold_kb`` are scanned exactly and ignore it."""
     # Segments smaller than this (in KB of vectors) are searched exactly, without an HNSW graph.
     full_scan_threshold_kb: int = Field(default=10_000, ge=0)
     quantization: Literal["int8", "none"] = "int8"
