@@ -225,6 +225,101 @@ def _check_host_name(host: str) -> None:
         raise BlockedAddress(f"host {host!r} is a cloud metadata endpoint")
 
 
+class _AsyncioStream(httpcore.AsyncNetworkStream):
+    """A TCP (or TLS) connection on asyncio streams, raising httpcore's exceptions."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Up to ``max_bytes`` as soon as any arrive; ``b""`` at the end of the stream."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max_bytes)
+        except TimeoutError:
+            raise httpcore.ReadTimeout(f"no data for {timeout} s") from None
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc) or type(exc).__name__) from None
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Send ``buffer`` and wait until the transport has taken it."""
+        if not buffer:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                self._writer.write(buffer)
+                await self._writer.drain()
+        except TimeoutError:
+            raise httpcore.WriteTimeout(f"could not send for {timeout} s") from None
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc) or type(exc).__name__) from None
+
+    async def aclose(self) -> None:
+        """Close without waiting for the peer (a stalled server cannot hold the close)."""
+        self._writer.close()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        """Upgrade to TLS in place (SNI and certificate checks against ``server_hostname``)."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"TLS handshake took longer than {timeout} s") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from None
+        return self
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        """Transport details (``ssl_object``, ``peername``, ...), as httpcore asks for them."""
+        if info == "is_readable":  # asked of an idle pooled connection: has the server closed it?
+            return self._reader.at_eof() or self._writer.is_closing()
+        return self._writer.get_extra_info(info)
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """Plain asyncio sockets for httpcore: about 1 ms less per media fetch than its AnyIO backend (measured on a
+    348 KB image from a loopback server: 4.2 vs 5.2 ms), mostly the per-read cost of AnyIO's cancel scopes."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Connect to ``host`` (an address literal here: the pinned backend has resolved it)."""
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(
+                    host, port, local_addr=(local_address, 0) if local_address else None, limit=1 << 20
+                )
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"connecting to {host}:{port} took longer than {timeout} s") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from None
+        sock = writer.get_extra_info("socket")
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+        return _AsyncioStream(reader, writer)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Never used: the pinned backend refuses unix sockets before they get here."""
+        raise httpcore.ConnectError("unix sockets are not supported")
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, as the connection pool asks for between retries."""
+        await asyncio.sleep(seconds)
+
+
 class _PinnedBackend(httpcore.AsyncNetworkBackend):
     """Resolves and vets the host at connect time, then connects to a vetted address only."""
 
@@ -392,11 +487,11 @@ class SafeHttpClient:
             resolver: Host resolver; defaults to ``getaddrinfo`` (tests inject fixed answers).
             ssl_context: TLS settings; defaults to certificate verification against certifi's CAs.
             max_connections: Connections kept open at most, across hosts.
-            network_backend: What opens a TCP connection to a vetted address; defaults to AnyIO sockets (tests
+            network_backend: What opens a TCP connection to a vetted address; defaults to asyncio sockets (tests
                 route a public test address to a local server with it).
         """
         self.policy = policy
-        self._backend = _PinnedBackend(policy, resolver or system_resolver, network_backend or httpcore.AnyIOBackend())
+        self._backend = _PinnedBackend(policy, resolver or system_resolver, network_backend or AsyncioBackend())
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context or httpx.create_ssl_context(),
             max_connections=max_connections,
