@@ -90,6 +90,7 @@ def media_info(probe: Probe, fetched: Fetched, window: SamplingWindow) -> media_
 class _Job:
     fetched: Fetched
     probe: Probe
+    info: media_decoder_pb2.MediaInfo
 
 
 class MediaDecoderServicer(media_decoder_pb2_grpc.MediaDecoderServiceServicer):  # type: ignore[misc]
@@ -112,8 +113,9 @@ class MediaDecoderServicer(media_decoder_pb2_grpc.MediaDecoderServiceServicer): 
         self._decoder = MediaDecoder(settings.decode_limits())
 
     @asynccontextmanager
-    async def _job(self, url: str, kind: Kind) -> AsyncIterator[_Job]:
-        """Admit, fetch and probe one media file; the spool file is removed when the block ends."""
+    async def _job(self, url: str, kind: Kind, window: SamplingWindow) -> AsyncIterator[_Job]:
+        """Admit, fetch and probe one media file (its ``MediaInfo`` for ``window`` computed in the same worker step);
+        the spool file is removed when the block ends."""
         async with self._pool.job():
             self._metrics.active_jobs.inc()
             try:
@@ -126,14 +128,19 @@ class MediaDecoderServicer(media_decoder_pb2_grpc.MediaDecoderServiceServicer): 
                     metrics=self._metrics,
                 ) as fetched:
                     started = time.perf_counter()
+
+                    def probe_and_describe() -> tuple[Probe, media_decoder_pb2.MediaInfo]:
+                        probe = self._decoder.probe(fetched.path, kind)
+                        return probe, media_info(probe, fetched, window)
+
                     try:
-                        probe = await self._pool.run(lambda: self._decoder.probe(fetched.path, kind))
+                        probe, info = await self._pool.run(probe_and_describe)
                     except InvalidMedia:
                         self._metrics.invalid_media.labels(kind.value).inc()
                         raise
                     finally:
                         self._metrics.decode_seconds.labels(kind.value, "probe").observe(time.perf_counter() - started)
-                    yield _Job(fetched, probe)
+                    yield _Job(fetched, probe, info)
             finally:
                 self._metrics.active_jobs.dec()
 
@@ -142,10 +149,8 @@ class MediaDecoderServicer(media_decoder_pb2_grpc.MediaDecoderServiceServicer): 
     ) -> media_decoder_pb2.ProbeMediaResponse:
         """Fetch and probe a media URL."""
         kind = _kind(request.kind)
-        async with self._job(_url(request.media_url), kind) as job:
-            window = SamplingWindow(rate=DEFAULT_SAMPLE_RATE)
-            info = await self._pool.run(lambda: media_info(job.probe, job.fetched, window))
-        return media_decoder_pb2.ProbeMediaResponse(media_info=info)
+        async with self._job(_url(request.media_url), kind, SamplingWindow(rate=DEFAULT_SAMPLE_RATE)) as job:
+            return media_decoder_pb2.ProbeMediaResponse(media_info=job.info)
 
     async def AnalyzeMedia(  # noqa: N802 - gRPC method name
         self, request: media_decoder_pb2.AnalyzeMediaRequest, context: grpc.aio.ServicerContext
@@ -158,8 +163,8 @@ class MediaDecoderServicer(media_decoder_pb2_grpc.MediaDecoderServiceServicer): 
         window = sampling_window(request)
         if request.resume_from_index < 0:
             raise InvalidRequest("resume_from_index must not be negative")
-        async with self._job(url, kind) as job:
-            info = await self._pool.run(lambda: media_info(job.probe, job.fetched, window))
+        async with self._job(url, kind, window) as job:
+            info = job.info
             log.info(
                 "media probed",
                 extra={"container": info.container, "animated": job.probe.sniffed.animated, "width": info.width,
