@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core.errors import Forbidden, InvalidRequest, NotFound
@@ -205,7 +206,7 @@ class TaskStore:
                       updated_at = now()
                WHERE task_id = $1 AND status = 'running' RETURNING *""",
             task_id,
-            json.dumps(result, separators=(",", ":")),
+            orjson.dumps(result).decode(),  # ~10x faster than json.dumps for the ~11 KB of a six-face result
             frames_done,
         )
         return TaskRow(row) if row else None
