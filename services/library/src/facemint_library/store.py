@@ -15,7 +15,8 @@ One collection per model rather than per library because a Qdrant server's cost 
 optimizer threads), and payload partitioning with per-tenant graphs is its recommended multi-tenant layout.
 
 Layout, embedded engine: one shard per library of each space (:class:`EdgeStore`): a shard is cheap in process,
-and a search then needs no filter at all, which is what makes 1M-vector libraries fast (ADR 0007).
+and a search then needs no filter at all, which is what makes 1M-vector libraries fast (ADR 0007). A shard is
+indexed in segments of at most ``HnswSettings.segment_kb``, which one search walks in parallel (ADR 0008).
 
 Both: vectors of different models never share a collection or shard, so the model binding stays explicit. Vectors
 are scalar-quantised to int8 by default (``HnswSettings``): graphs are built and searched on the bytes, and the
