@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import shutil
 import ssl
@@ -407,6 +408,37 @@ async def test_connection_refused_raises_fetch_failed() -> None:
     async with _client() as client:
         with pytest.raises(FetchFailed):
             await _get(client, f"http://127.0.0.1:{port}/ok")
+
+
+async def test_keep_alive_connections_are_reused_and_replaced_once_the_server_closed_them() -> None:
+    # HTTP/1.1 with keep-alive: the asyncio backend must report an idle connection the server has closed as
+    # readable (at EOF), so that the pool opens a new one instead of sending into a dead socket.
+    connections: list[int] = []
+    close_after_reply = False
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections))
+        while await reader.readuntil(b"\r\n\r\n"):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            if close_after_reply:
+                break
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    try:
+        async with _client() as client:
+            assert [await _get(client, url), await _get(client, url)] == [b"ok", b"ok"]
+            assert len(connections) == 1  # the second request went over the pooled connection
+            close_after_reply = True
+            assert await _get(client, url) == b"ok"  # still the pooled one; the server closes it afterwards
+            await asyncio.sleep(0.05)  # the close reaches the client
+            assert await _get(client, url) == b"ok"
+            assert len(connections) == 2  # the closed connection was noticed and replaced
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 @pytest.fixture
