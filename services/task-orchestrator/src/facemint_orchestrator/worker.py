@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import time
 from typing import Any
 
 import grpc
+import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -65,10 +65,6 @@ KINDS = {
     "video": media_decoder_pb2.MEDIA_KIND_VIDEO,
     "gif": media_decoder_pb2.MEDIA_KIND_ANIMATED,
 }
-
-
-def _compact(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
 
 
 class Throughput:
@@ -146,7 +142,7 @@ class Worker:
             account_id=task.account_id,
             status=task.status,
             callback_url=task.spec.callback_url,
-            task_json=render_json(public_task(task, raw_result=True), _compact).decode(),
+            task_json=render_json(public_task(task, raw_result=True), orjson.dumps).decode(),
             occurred_at=task.completed_at,
         )
         await publish(
