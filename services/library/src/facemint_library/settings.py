@@ -29,10 +29,10 @@ class QdrantSettings(BaseModel):
 
 
 class HnswSettings(BaseModel):
-    """HNSW index parameters of the vector collections (one per embedding model).
+    """HNSW index parameters of the vector stores.
 
-    ``m`` is the degree of each library's own graph: the graph of its shard (embedded engine), or Qdrant's
-    ``payload_m`` (server: the collection has no global graph).
+    ``m`` is the degree of each library's own graphs: one per segment of its shard (embedded engine, segments of at
+    most ``segment_kb``), or Qdrant's ``payload_m`` (server: one collection per embedding model, no global graph).
     """
 
     m: int = Field(default=32, ge=4, le=128)
