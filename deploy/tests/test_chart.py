@@ -165,3 +165,13 @@ def test_dockerfile_check_flags_an_unpinned_base_a_root_user_and_a_shell_entrypo
     assert any("not pinned by digest" in p for p in problems)
     assert any("USER is missing or root" in p for p in problems)
     assert any("no exec-form ENTRYPOINT" in p for p in problems)
+
+
+@pytest.mark.parametrize("metrics_from", [[], [{"podSelector": {"matchLabels": {"app": "prometheus"}}}]])
+def test_restricting_the_public_api_never_renders_an_open_gateway_policy(metrics_from: list[dict[str, Any]]) -> None:
+    gateway_from = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+    values = {"networkPolicy": {"enabled": True, "gatewayFrom": gateway_from, "metricsFrom": metrics_from}}
+    policies = [obj for _, obj in v.rendered_objects(values) if obj["kind"] == "NetworkPolicy"]
+    gateway = next(p for p in policies if p["metadata"]["name"].endswith("-gateway"))
+    http_rules = [rule for rule in gateway["spec"]["ingress"] if {"port": "http", "protocol": "TCP"} in rule["ports"]]
+    assert [rule.get("from") for rule in http_rules] == [gateway_from + metrics_from]
