@@ -196,7 +196,10 @@ def values_schema() -> Schema:
             }
         ),
         "postgresql": obj({"existingSecret": string(), "existingSecretKey": string(min_length=1), "dsn": string()}),
-        "nats": obj({"url": string(pattern=r"^(nats|tls)://")}, required=("url",)),
+        "nats": obj(
+            {"url": string(pattern=r"^(nats|tls)://"), "streamReplicas": integer(minimum=1, maximum=5)},
+            required=("url",),
+        ),
         "qdrant": obj(
             {
                 "url": string(pattern=r"^https?://"),

@@ -20,12 +20,13 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
-from facemint_core import errors
+from facemint_core import errors, streams
 from facemint_core.db import apply_migrations
 from facemint_core.grpcutil import open_channel, start_grpc_server
-from facemint_core.jetstream import Poison, PullWorker, Retry, ensure_pull_consumer, ensure_stream, publish
+from facemint_core.jetstream import Poison, PullWorker, Retry, connect, ensure_pull_consumer, ensure_stream, publish
 from facemint_core.lifecycle import ServiceRuntime
-from facemint_core.settings import ServiceSettings
+from facemint_core.settings import NatsSettings, ServiceSettings
+from facemint_local.natscluster import NatsCluster
 from facemint_local.procs import free_port
 
 pytestmark = pytest.mark.integration
@@ -204,3 +205,23 @@ async def test_pooled_connections_skip_the_reset_query_but_never_keep_an_open_tr
             assert await third.fetchval("SHOW application_name") == "kept"
     finally:
         await pool.close()
+
+
+async def test_streams_keep_three_replicas_when_a_service_restarts_with_the_default(tmp_path: Path) -> None:
+    """On a 3-node cluster, streams created R3 stay R3 when a service starts again with the default setting (1)."""
+    cluster = NatsCluster(tmp_path)
+    cluster.start()
+    nc = await connect(NatsSettings(url=cluster.url), "test")
+    try:
+        js = nc.jetstream()
+        await streams.ensure_jobs_stream(js, replicas=3)
+        await streams.ensure_events_stream(js, replicas=3)
+        await streams.ensure_jobs_stream(js)  # what a restarted orchestrator without the setting does
+        await streams.ensure_events_stream(js)
+        for name in (streams.JOBS_STREAM, streams.EVENTS_STREAM):
+            info = await js.stream_info(name)
+            assert info.config.num_replicas == 3
+            assert info.cluster is not None and len(info.cluster.replicas or []) == 2  # the leader plus two
+    finally:
+        await nc.close()
+        cluster.stop()

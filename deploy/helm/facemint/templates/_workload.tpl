@@ -31,6 +31,7 @@ The resources of one Facemint service. templates/<component>/*.yaml each include
 {{- end }}
 {{- if $c.nats }}
 {{- $_ := set $env (print $p "NATS__URL") $root.Values.nats.url }}
+{{- $_ := set $env (print $p "NATS__STREAM_REPLICAS") (toString $root.Values.nats.streamReplicas) }}
 {{- end }}
 {{- if and $c.objectStore $root.Values.objectStore.endpoint }}
 {{- $_ := set $env (print $p "OBJECT_STORE__ENDPOINT") $root.Values.objectStore.endpoint }}

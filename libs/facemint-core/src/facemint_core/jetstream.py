@@ -43,7 +43,7 @@ class Poison(Exception):
 async def connect(settings: NatsSettings, name: str) -> NatsClient:
     """Connect to NATS, reconnecting forever in the background after a first successful connection."""
     return await nats.connect(
-        settings.url,
+        [url.strip() for url in settings.url.split(",")],
         name=f"facemint-{name}",
         connect_timeout=settings.connect_timeout_seconds,
         max_reconnect_attempts=-1,
@@ -59,8 +59,13 @@ async def ensure_stream(
     work_queue: bool = False,
     max_age_seconds: float = 7 * 24 * 3600,
     duplicate_window_seconds: float = 3600,
+    replicas: int = 1,
 ) -> None:
-    """Create the stream, or update it in place when it exists (safe to call from every replica)."""
+    """Create the stream, or update it in place when it exists (safe to call from every replica).
+
+    An existing stream keeps its replica count when that is higher than ``replicas``: a restart with a default
+    setting never shrinks a stream an operator replicated.
+    """
     config = StreamConfig(
         name=name,
         subjects=subjects,
@@ -68,12 +73,14 @@ async def ensure_stream(
         storage=StorageType.FILE,
         max_age=max_age_seconds,
         duplicate_window=duplicate_window_seconds,
+        num_replicas=replicas,
     )
     try:
-        await js.stream_info(name)
+        info = await js.stream_info(name)
     except NotFoundError:
         await js.add_stream(config)
         return
+    config.num_replicas = max(replicas, info.config.num_replicas or 1)
     await js.update_stream(config)
 
 

@@ -34,7 +34,11 @@ class NatsSettings(BaseModel):
     """The NATS JetStream connection."""
 
     url: str = "nats://127.0.0.1:4222"
+    """One server URL, or several separated by commas (the client fails over between a cluster's nodes)."""
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    """Replicas of each JetStream stream the service creates (3 on a 3-node cluster). A restart never lowers the
+    replicas of an existing stream: scale one down with ``nats stream edit``."""
 
 
 class DatabaseSettings(BaseModel):

@@ -18,11 +18,11 @@ def event_subject(status: str) -> str:
     return f"facemint.events.task.{status}"
 
 
-async def ensure_jobs_stream(js: JetStreamContext) -> None:
+async def ensure_jobs_stream(js: JetStreamContext, replicas: int = 1) -> None:
     """The work-queue stream of detection jobs (each job consumed once, then removed)."""
-    await ensure_stream(js, JOBS_STREAM, [JOBS_SUBJECT], work_queue=True)
+    await ensure_stream(js, JOBS_STREAM, [JOBS_SUBJECT], work_queue=True, replicas=replicas)
 
 
-async def ensure_events_stream(js: JetStreamContext) -> None:
+async def ensure_events_stream(js: JetStreamContext, replicas: int = 1) -> None:
     """The stream of terminal task events, kept for seven days."""
-    await ensure_stream(js, EVENTS_STREAM, [EVENTS_SUBJECTS], max_age_seconds=7 * 24 * 3600)
+    await ensure_stream(js, EVENTS_STREAM, [EVENTS_SUBJECTS], max_age_seconds=7 * 24 * 3600, replicas=replicas)

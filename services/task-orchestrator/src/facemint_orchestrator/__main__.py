@@ -29,8 +29,8 @@ async def setup(runtime: ServiceRuntime) -> None:
     pool = await open_database(runtime, settings.database, settings.apply_migrations)
     nc = await open_nats(runtime, settings.nats)
     js = nc.jetstream()
-    await streams.ensure_jobs_stream(js)
-    await streams.ensure_events_stream(js)
+    await streams.ensure_jobs_stream(js, settings.nats.stream_replicas)
+    await streams.ensure_events_stream(js, settings.nats.stream_replicas)
     wcfg = settings.worker
     await ensure_pull_consumer(
         js,

@@ -25,7 +25,7 @@ async def setup(runtime: ServiceRuntime) -> None:
     pool = await open_database(runtime, settings.database, settings.apply_migrations)
     nc = await open_nats(runtime, settings.nats)
     js = nc.jetstream()
-    await streams.ensure_events_stream(js)
+    await streams.ensure_events_stream(js, settings.nats.stream_replicas)
     ecfg = settings.events
     await ensure_pull_consumer(
         js,
