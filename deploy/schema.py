@@ -187,6 +187,7 @@ def values_schema() -> Schema:
         "podSecurityContext": ref(K8S + "PodSecurityContext"),
         "containerSecurityContext": ref(K8S + "SecurityContext"),
         "terminationGracePeriodSeconds": integer(minimum=0),
+        "preStopSleepSeconds": integer(minimum=0),
         "config": obj(
             {
                 "logLevel": string(enum=["DEBUG", "INFO", "WARNING", "ERROR"]),
@@ -195,7 +196,16 @@ def values_schema() -> Schema:
                 "shutdownGraceSeconds": {"type": "number", "minimum": 0},
             }
         ),
-        "postgresql": obj({"existingSecret": string(), "existingSecretKey": string(min_length=1), "dsn": string()}),
+        "postgresql": obj(
+            {
+                "existingSecret": string(),
+                "existingSecretKey": string(min_length=1),
+                "dsn": string(),
+                "poolSize": integer(minimum=1),
+                "maxConnections": integer(minimum=1),
+                "reservedConnections": integer(minimum=0),
+            }
+        ),
         "nats": obj(
             {"url": string(pattern=r"^(nats|tls)://"), "streamReplicas": integer(minimum=1, maximum=5)},
             required=("url",),

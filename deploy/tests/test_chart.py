@@ -175,3 +175,21 @@ def test_restricting_the_public_api_never_renders_an_open_gateway_policy(metrics
     gateway = next(p for p in policies if p["metadata"]["name"].endswith("-gateway"))
     http_rules = [rule for rule in gateway["spec"]["ingress"] if {"port": "http", "protocol": "TCP"} in rule["ports"]]
     assert [rule.get("from") for rule in http_rules] == [gateway_from + metrics_from]
+
+
+def test_postgresql_connection_budget_fails_a_render_that_could_exceed_max_connections() -> None:
+    values = scenario_values("ha")
+    values["postgresql"]["maxConnections"] = 100  # PostgreSQL's default, against 28 pods x 6
+    with pytest.raises(Exception, match=r"connection budget exceeded: 28 pods x postgresql.poolSize 6 = 168"):
+        v.rendered_objects(values)
+
+
+def test_pods_keep_serving_through_a_pre_stop_sleep_shorter_than_their_grace_period() -> None:
+    for _, obj in v.rendered_objects(scenario_values("ha")):
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"].startswith("facemint-"):
+            pod = obj["spec"]["template"]["spec"]
+            container = pod["containers"][0]
+            assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": 5}}, obj["metadata"]["name"]
+            assert pod["terminationGracePeriodSeconds"] > 5 + 20
+    with pytest.raises(Exception, match="terminationGracePeriodSeconds"):
+        v.rendered_objects({"terminationGracePeriodSeconds": 20})

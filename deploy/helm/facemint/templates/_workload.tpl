@@ -29,6 +29,9 @@ The resources of one Facemint service. templates/<component>/*.yaml each include
 {{- if and $c.migrates $root.Values.migrations.enabled }}
 {{- $_ := set $env (print $p "APPLY_MIGRATIONS") "false" }}
 {{- end }}
+{{- if $c.database }}
+{{- $_ := set $env (print $p "DATABASE__MAX_POOL_SIZE") (toString $root.Values.postgresql.poolSize) }}
+{{- end }}
 {{- if $c.nats }}
 {{- $_ := set $env (print $p "NATS__URL") $root.Values.nats.url }}
 {{- $_ := set $env (print $p "NATS__STREAM_REPLICAS") (toString $root.Values.nats.streamReplicas) }}
@@ -209,6 +212,13 @@ spec:
             periodSeconds: 5
             timeoutSeconds: 3
             failureThreshold: 2
+          {{- if $root.Values.preStopSleepSeconds }}
+          # Keep serving while the endpoint is removed from Services and load balancers; SIGTERM comes after.
+          lifecycle:
+            preStop:
+              sleep:
+                seconds: {{ $root.Values.preStopSleepSeconds }}
+          {{- end }}
           resources:
             {{- toYaml $values.resources | nindent 12 }}
           volumeMounts:
