@@ -188,6 +188,7 @@ def values_schema() -> Schema:
         "containerSecurityContext": ref(K8S + "SecurityContext"),
         "terminationGracePeriodSeconds": integer(minimum=0),
         "preStopSleepSeconds": integer(minimum=0),
+        "clusterDomain": string(min_length=1),
         "config": obj(
             {
                 "logLevel": string(enum=["DEBUG", "INFO", "WARNING", "ERROR"]),
@@ -249,6 +250,8 @@ def values_schema() -> Schema:
                 "enabled": BOOLEAN,
                 "externalUrl": string(),
                 "replicaCount": integer(minimum=0),
+                "maxSurge": integer(minimum=0),
+                "maxUnavailable": integer(minimum=0),
                 "image": image(tag_required=True),
                 "extraArgs": array(string(pattern="^--")),
                 "resources": ref(K8S + "ResourceRequirements"),

@@ -193,3 +193,27 @@ def test_pods_keep_serving_through_a_pre_stop_sleep_shorter_than_their_grace_per
             assert pod["terminationGracePeriodSeconds"] > 5 + 20
     with pytest.raises(Exception, match="terminationGracePeriodSeconds"):
         v.rendered_objects({"terminationGracePeriodSeconds": 20})
+
+
+def test_inference_reaches_every_triton_pod_through_a_headless_service() -> None:
+    objects = {
+        (obj["kind"], obj["metadata"]["name"]): obj for _, obj in v.rendered_objects(scenario_values("gpu-triton"))
+    }
+    headless = objects[("Service", "facemint-triton-headless")]
+    assert headless["spec"]["clusterIP"] == "None"
+    assert [port["name"] for port in headless["spec"]["ports"]] == ["grpc"]  # scraped once, through the other
+    env = objects[("ConfigMap", "facemint-inference")]["data"]
+    assert env["FACEMINT_INFERENCE_TRITON__URL"] == "dns:///facemint-triton-headless.facemint.svc.cluster.local:8001"
+    assert env["FACEMINT_INFERENCE_TRITON__LOAD_BALANCING"] == "round_robin"
+
+
+def test_a_triton_rollout_that_would_stop_every_pod_is_refused() -> None:
+    values = scenario_values("gpu-triton")
+    values["triton"].update(replicaCount=1, maxSurge=0, maxUnavailable=1)
+    with pytest.raises(Exception, match="stops every Triton pod"):
+        v.rendered_objects(values)
+    values["triton"]["replicaCount"] = 2
+    deployment = next(
+        o for _, o in v.rendered_objects(values) if o["kind"] == "Deployment" and "triton" in o["metadata"]["name"]
+    )
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}

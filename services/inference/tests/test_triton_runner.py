@@ -216,3 +216,69 @@ async def test_a_server_that_goes_down_makes_calls_and_reloads_fail_with_the_rea
     finally:
         await runner.close()
         server.stop()
+
+
+class _Forwarder:
+    """A TCP forwarder on 127.0.0.1 to the Triton server, counting the bytes clients sent through it: a second
+    address of the same server, so a client's balancing across addresses can be observed."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.sent = 0
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._carry, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _carry(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [client_writer, server_writer]
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    if writer is server_writer:
+                        self.sent += len(data)
+                    writer.write(data)
+                    await writer.drain()
+            except ConnectionError:
+                pass
+            finally:
+                writer.close()
+
+        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        for writer in self.writers:
+            writer.close()
+        await asyncio.sleep(0.1)  # the pipes see end of stream and return
+
+
+@pytest.mark.parametrize(("policy", "used"), [("round_robin", 2), ("pick_first", 1)])
+async def test_round_robin_spreads_calls_over_every_address_of_the_target(
+    policy: str, used: int, triton_server: TritonServer
+) -> None:
+    """Two addresses of one server (as a headless Service resolves to every Triton pod): round robin sends calls
+    through both, pick_first (gRPC's default) pins every call to one."""
+    forwarders = [_Forwarder(triton_server.grpc_port), _Forwarder(triton_server.grpc_port)]
+    ports = [await f.start() for f in forwarders]
+    target = "ipv4:" + ",".join(f"127.0.0.1:{port}" for port in ports)
+    runner = TritonRunner(TritonSettings(url=target, timeout_seconds=60, load_balancing=policy))  # type: ignore[arg-type]
+    try:
+        spec = await served_spec(triton_server, "gender")
+        await runner.load([spec])
+        inputs = await random_inputs(triton_server, spec.name, batch=1)  # about 12 KB a call
+        before = [f.sent for f in forwarders]
+        for _ in range(6):
+            await runner.infer(spec.name, inputs)
+        carried = [f.sent - sent for f, sent in zip(forwarders, before, strict=True)]
+        assert sum(1 for n in carried if n > 24_000) == used, carried  # two calls or more through each used
+    finally:
+        await runner.close()
+        for f in forwarders:
+            await f.stop()

@@ -191,7 +191,8 @@ webhook-dispatcher:
 {{- if .Values.triton.externalUrl }}
 {{- .Values.triton.externalUrl }}
 {{- else }}
-{{- printf "%s:8001" (include "facemint.componentName" (dict "root" . "component" "triton")) }}
+{{- /* The headless Service resolves to every ready Triton pod; the client balances each call over them. */}}
+{{- printf "dns:///%s-headless.%s.svc.%s:8001" (include "facemint.componentName" (dict "root" . "component" "triton")) .Release.Namespace .Values.clusterDomain }}
 {{- end }}
 {{- end }}
 

@@ -52,6 +52,7 @@ The resources of one Facemint service. templates/<component>/*.yaml each include
 {{- $_ := set $env (print $p "MODEL_DIR") $root.Values.models.mountPath }}
 {{- if eq $runner "triton" }}
 {{- $_ := set $env (print $p "TRITON__URL") (include "facemint.tritonUrl" $root) }}
+{{- $_ := set $env (print $p "TRITON__LOAD_BALANCING") "round_robin" }}
 {{- end }}
 {{- end }}
 {{- range $k, $v := $values.env }}

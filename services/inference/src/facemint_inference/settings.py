@@ -50,7 +50,11 @@ class TritonSettings(BaseModel):
     """The Triton Inference Server that serves ``model_dir`` when ``runner`` is ``triton``."""
 
     url: str = "127.0.0.1:8001"
+    """A gRPC target: ``host:port``, or ``dns:///name:port`` of a headless Service to reach every Triton pod."""
     timeout_seconds: float = Field(default=30.0, gt=0)
+    load_balancing: Literal["pick_first", "round_robin"] = "pick_first"
+    """``round_robin`` spreads calls over every address ``url`` resolves to (one connection each), instead of pinning
+    every call to the first one; with a headless Service each call goes to the next Triton pod."""
 
 
 class InferenceSettings(ServiceSettings):

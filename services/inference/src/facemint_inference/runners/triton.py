@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from tritonclient.grpc import InferInput, InferRequestedOutput
-from tritonclient.grpc.aio import InferenceServerClient
+from tritonclient.grpc.aio import MAX_GRPC_MESSAGE_SIZE, InferenceServerClient, KeepAliveOptions
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype, triton_to_np_dtype
 
 from facemint_inference.runners.base import ModelSpec, ModelUnavailable, Runner
@@ -69,6 +69,20 @@ class TritonRunner(Runner):
         self._client: InferenceServerClient | None = None
         self._models: dict[str, _ServedModel] = {}
 
+    def _channel_args(self) -> list[tuple[str, Any]]:
+        """tritonclient's own channel defaults (message size, keepalive), which ``channel_args`` replaces, plus the
+        load-balancing policy."""
+        keepalive = KeepAliveOptions()
+        return [
+            ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+            ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+            ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
+            ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+            ("grpc.lb_policy_name", self._settings.load_balancing),
+        ]
+
     def _unavailable(self, what: str, exc: InferenceServerException) -> ModelUnavailable:
         return ModelUnavailable(f"{what}: Triton at {self._settings.url}: {exc.message()}")
 
@@ -92,7 +106,7 @@ class TritonRunner(Runner):
                 (one message naming every such model).
         """
         if self._client is None:
-            self._client = InferenceServerClient(url=self._settings.url)
+            self._client = InferenceServerClient(url=self._settings.url, channel_args=self._channel_args())
         client = self._client
         try:
             live = await client.is_server_live(client_timeout=self._settings.timeout_seconds)
