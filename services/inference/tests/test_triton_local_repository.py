@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,10 @@ output [ { name: "516" data_type: TYPE_FP32 dims: [ 512 ] } ]
 dynamic_batching { }
 instance_group [ { kind: KIND_GPU count: 2 gpus: [ 0 ] } ]
 optimization { execution_accelerators { gpu_execution_accelerator : [ { name : "tensorrt" } ] } }
+parameters { key: "cudnn_conv_algo_search" value: { string_value: "1" } }
 model_warmup [ { name: "zeros" batch_size: 1
+  inputs { key: "input.1" value { data_type: TYPE_FP32 dims: [ 3, 112, 112 ] zero_data: true } } },
+  { name: "zeros_batch_64" batch_size: 64
   inputs { key: "input.1" value { data_type: TYPE_FP32 dims: [ 3, 112, 112 ] zero_data: true } } } ]
 """
 
@@ -46,13 +51,15 @@ def test_local_config_keeps_the_served_interface_and_switches_to_the_python_back
     assert local.backend == "python" and not local.platform
     assert local.name == cluster.name and local.max_batch_size == cluster.max_batch_size
     assert local.input == cluster.input and local.output == cluster.output
-    assert local.model_warmup == cluster.model_warmup
+    assert list(local.model_warmup) == [cluster.model_warmup[0]]  # batch 1 only: larger ones size GPU workspaces
     assert local.HasField("dynamic_batching") and not local.HasField("optimization")
     assert [(g.kind, g.count, list(g.gpus)) for g in local.instance_group] == [
         (model_config_pb2.ModelInstanceGroup.KIND_CPU, 2, [])
     ]
-    assert local.parameters["onnx_path"].string_value == "/models/embedder/1/model.onnx"
-    assert local.parameters["intra_op_threads"].string_value == "2"
+    assert dict(local.parameters) == {
+        "onnx_path": model_config_pb2.ModelParameter(string_value="/models/embedder/1/model.onnx"),
+        "intra_op_threads": model_config_pb2.ModelParameter(string_value="2"),
+    }
 
 
 def test_local_config_refuses_a_model_that_is_not_onnx() -> None:
@@ -115,3 +122,39 @@ def test_server_environment_puts_libpython_pytriton_libs_and_the_venv_first(tmp_
     assert process_env["PATH"].split(":")[0] == str(tmp_path / "venv" / "bin")
     assert process_env["VIRTUAL_ENV"] == str(tmp_path / "venv")
     assert "PYTHONPATH" not in process_env and process_env["HOME"] == "/root"
+
+
+def test_every_cluster_config_is_tuned_for_a_gpu() -> None:
+    """The committed configs (from make_models.render_config): heuristic cuDNN search, a bounded batching delay,
+    warm-up at every common batch size, one served version."""
+    configs = sorted((Path(__file__).resolve().parents[3] / "triton-models").glob("*/config.pbtxt"))
+    assert len(configs) >= 9
+    for path in configs:
+        config = parse(path.read_text())
+        assert config.parameters["cudnn_conv_algo_search"].string_value == "1", path
+        assert config.version_policy.latest.num_versions == 1, path
+        batches = [warmup.batch_size for warmup in config.model_warmup]
+        if config.max_batch_size > 0:
+            assert config.dynamic_batching.max_queue_delay_microseconds > 0, path
+            assert batches == sorted({1, min(8, config.max_batch_size), config.max_batch_size}), path
+        else:
+            assert batches == [1], path
+
+
+def test_make_models_can_render_tensorrt_fp16_configs(tmp_path: Path) -> None:
+    """``--triton-accelerator tensorrt-fp16`` adds ONNX Runtime's TensorRT provider in FP16 to a valid config."""
+    tool = Path(__file__).resolve().parents[1] / "tools" / "make_models.py"
+    argv = [
+        sys.executable,
+        str(tool),
+        "--only",
+        "gender",
+        "--out",
+        str(tmp_path),
+        "--triton-accelerator",
+        "tensorrt-fp16",
+    ]
+    subprocess.run(argv, check=True, capture_output=True, timeout=300)
+    config = parse((tmp_path / "gender" / "config.pbtxt").read_text())
+    (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert accelerator.name == "tensorrt" and accelerator.parameters["precision_mode"] == "FP16"

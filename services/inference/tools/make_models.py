@@ -1283,8 +1283,25 @@ def config_dims(spec: ModelSpec, tensor: TensorSig, is_input: bool) -> list[int]
     return list(tensor.dims)
 
 
-def render_config(spec: ModelSpec, inputs: list[TensorSig], outputs: list[TensorSig]) -> str:
-    """Render config.pbtxt for Triton's onnxruntime backend."""
+MAX_QUEUE_DELAY_US = 500
+"""How long Triton's dynamic batcher may hold a request to batch it with others (0.5 ms: a face's attribute calls
+arrive within microseconds of each other, and a GPU call costs far more than the wait)."""
+WARMUP_BATCH = 8
+"""A typical batch (the faces of a busy frame), warmed up besides 1 and the maximum."""
+ACCELERATORS = ("cuda", "tensorrt-fp16")
+
+
+def render_config(spec: ModelSpec, inputs: list[TensorSig], outputs: list[TensorSig], accelerator: str = "cuda") -> str:
+    """Render config.pbtxt for Triton's onnxruntime backend.
+
+    Choices made for a GPU: cuDNN picks convolution algorithms heuristically (the backend's default, an
+    exhaustive benchmark, runs again for every new batch shape the dynamic batcher forms, stalling those
+    calls); the batcher waits at most ``MAX_QUEUE_DELAY_US``; warm-up runs at batch 1, ``WARMUP_BATCH`` and the
+    maximum, so readiness means every common shape has its workspace; only the newest version is served.
+    ``accelerator="tensorrt-fp16"`` adds ONNX Runtime's TensorRT provider in FP16 (engines built at load).
+    """
+    if accelerator not in ACCELERATORS:
+        raise MakeModelsError(f"unknown accelerator {accelerator!r}: choose from {', '.join(ACCELERATORS)}")
 
     def dims(values: list[int]) -> str:
         return "[ " + ", ".join(str(v) for v in values) + " ]"
@@ -1300,12 +1317,20 @@ def render_config(spec: ModelSpec, inputs: list[TensorSig], outputs: list[Tensor
         f'name: "{spec.name}"',
         'platform: "onnxruntime_onnx"',
         f"max_batch_size: {spec.max_batch_size}",
+        "version_policy: { latest: { num_versions: 1 } }",
         "input [\n" + ",\n".join(tensor_block(t, True) for t in inputs) + "\n]",
         "output [\n" + ",\n".join(tensor_block(t, False) for t in outputs) + "\n]",
     ]
     if spec.max_batch_size > 0:
-        lines.append("dynamic_batching { }")
+        lines.append(f"dynamic_batching {{\n  max_queue_delay_microseconds: {MAX_QUEUE_DELAY_US}\n}}")
     lines.append("instance_group [\n  {\n    kind: KIND_GPU\n    count: 1\n  }\n]")
+    lines.append('parameters {\n  key: "cudnn_conv_algo_search"\n  value: { string_value: "1" }\n}')
+    if accelerator == "tensorrt-fp16":
+        lines.append(
+            "optimization { execution_accelerators { gpu_execution_accelerator: [ {\n"
+            '  name: "tensorrt"\n  parameters { key: "precision_mode" value: "FP16" }\n'
+            '  parameters { key: "max_workspace_size_bytes" value: "1073741824" }\n} ] } }'
+        )
     warm_inputs = []
     for tensor in inputs:
         warm_inputs.append(
@@ -1314,7 +1339,12 @@ def render_config(spec: ModelSpec, inputs: list[TensorSig], outputs: list[Tensor
             f"        dims: {dims(config_dims(spec, tensor, True))}\n"
             "        zero_data: true\n      }\n    }"
         )
-    lines.append('model_warmup [\n  {\n    name: "zeros"\n    batch_size: 1\n' + "\n".join(warm_inputs) + "\n  }\n]")
+    batches = sorted({1, min(WARMUP_BATCH, spec.max_batch_size), spec.max_batch_size} - {0}) or [1]
+    warmups = [
+        f'  {{\n    name: "zeros_batch_{batch}"\n    batch_size: {batch}\n' + "\n".join(warm_inputs) + "\n  }"
+        for batch in batches
+    ]
+    lines.append("model_warmup [\n" + ",\n".join(warmups) + "\n]")
     return "\n".join(lines) + "\n"
 
 
@@ -1369,7 +1399,7 @@ def produce(
     return f"built in {time.perf_counter() - started:.1f}s", changed
 
 
-def build_all(specs: list[ModelSpec], out: Path, cache: PackageCache) -> None:
+def build_all(specs: list[ModelSpec], out: Path, cache: PackageCache, accelerator: str = "cuda") -> None:
     """Produce every selected model, asset and config."""
     lock = cache.lock
     names = {s.name for s in specs}
@@ -1381,7 +1411,9 @@ def build_all(specs: list[ModelSpec], out: Path, cache: PackageCache) -> None:
         )
         cache.lock_changed |= changed
         inputs, outputs = read_signature(out / spec.name / "1" / "model.onnx")
-        wrote = write_if_changed(out / spec.name / "config.pbtxt", render_config(spec, inputs, outputs).encode())
+        wrote = write_if_changed(
+            out / spec.name / "config.pbtxt", render_config(spec, inputs, outputs, accelerator).encode()
+        )
         print(f"{spec.name:18s} {status}{'; config written' if wrote else ''}")
     for asset in ASSETS:
         if asset.model not in names:
@@ -1529,6 +1561,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="compare the Keras/TFLite conversions with TensorFlow (creates a disposable venv)",
     )
+    parser.add_argument(
+        "--triton-accelerator",
+        choices=ACCELERATORS,
+        default="cuda",
+        help="GPU execution in the Triton configs: cuda (default) or tensorrt-fp16 (TensorRT engines in FP16)",
+    )
     parser.add_argument("--lock", type=Path, default=LOCK_PATH, help="lock manifest (default: %(default)s)")
     parser.add_argument(
         "--update-lock",
@@ -1542,7 +1580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cache = PackageCache(args.cache, lock, args.update_lock)
         specs = selected(args.pack, args.only)
         try:
-            build_all(specs, args.out, cache)
+            build_all(specs, args.out, cache, args.triton_accelerator)
         finally:
             if cache.lock_changed:
                 save_lock(lock, args.lock)

@@ -243,9 +243,10 @@ def cluster_model_names(src: Path) -> list[str]:
 def local_model_config(cluster_config: str, onnx_path: Path, intra_op_threads: int = 1) -> str:
     """Turn a cluster ``config.pbtxt`` (onnxruntime backend) into the local Python-backend one.
 
-    Kept: name, ``max_batch_size``, inputs and outputs, dynamic batching, warm-up and instance counts.
+    Kept: name, ``max_batch_size``, inputs and outputs, dynamic batching, batch-1 warm-up and instance counts.
     Changed: ``backend: "python"`` instead of the platform, CPU instead of GPU instances, no
-    onnxruntime-specific ``optimization`` block, and ``onnx_path`` / ``intra_op_threads`` parameters for
+    onnxruntime-specific ``optimization`` block or GPU parameters, no warm-up at larger batches (they size GPU
+    workspaces; on the CPU they only slow the start), and ``onnx_path`` / ``intra_op_threads`` parameters for
     ``model.py``.
 
     Args:
@@ -265,6 +266,10 @@ def local_model_config(cluster_config: str, onnx_path: Path, intra_op_threads: i
     config.ClearField("platform")
     config.backend = "python"
     config.ClearField("optimization")
+    config.parameters.clear()
+    single = [warmup for warmup in config.model_warmup if warmup.batch_size <= 1]
+    del config.model_warmup[:]
+    config.model_warmup.extend(single)
     if config.max_batch_size > 0:
         config.dynamic_batching.SetInParent()
     if not config.instance_group:
