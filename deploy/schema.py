@@ -134,6 +134,12 @@ def service_block(key: str) -> Schema:
         "tolerations": array(ref(K8S + "Toleration")),
         "affinity": ref(K8S + "Affinity"),
         "topologySpreadConstraints": array(ref(K8S + "TopologySpreadConstraint")),
+        "podLabels": labels(),
+        "priorityClassName": string(),
+        "runtimeClassName": string(),
+        "extraVolumes": array(ref(K8S + "Volume")),
+        "extraVolumeMounts": array(ref(K8S + "VolumeMount")),
+        "extraContainers": array(ref(K8S + "Container")),
         "tmpSizeLimit": string(pattern=QUANTITY),
     }
     if key == "gateway":
@@ -181,6 +187,7 @@ def values_schema() -> Schema:
         "fullnameOverride": string(),
         "commonLabels": labels(),
         "imagePullSecrets": array(ref(K8S + "LocalObjectReference")),
+        "imageRegistry": string(),
         "serviceAccount": obj(
             {"create": BOOLEAN, "annotations": annotation_map(), "automountServiceAccountToken": BOOLEAN}
         ),

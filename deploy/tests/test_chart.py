@@ -217,3 +217,37 @@ def test_a_triton_rollout_that_would_stop_every_pod_is_refused() -> None:
         o for _, o in v.rendered_objects(values) if o["kind"] == "Deployment" and "triton" in o["metadata"]["name"]
     )
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+
+
+def test_pods_take_labels_sidecars_volumes_classes_and_a_registry_prefix() -> None:
+    sidecar = {"name": "proxy", "image": "registry.example.com/proxy:1.0"}
+    volume = {"name": "certs", "secret": {"secretName": "facemint-certs"}}
+    mount = {"name": "certs", "mountPath": "/etc/certs", "readOnly": True}
+    values = {
+        "imageRegistry": "registry.example.com/mirror/",
+        "library": {
+            "podLabels": {"team": "search"},
+            "priorityClassName": "facemint-high",
+            "runtimeClassName": "gvisor",
+            "extraContainers": [sidecar],
+            "extraVolumes": [volume],
+            "extraVolumeMounts": [mount],
+        },
+    }
+    deployments = {o["metadata"]["name"]: o for _, o in v.rendered_objects(values) if o["kind"] == "Deployment"}
+    pod = deployments["facemint-library"]["spec"]["template"]
+    assert pod["metadata"]["labels"]["team"] == "search"
+    assert "team" not in deployments["facemint-library"]["spec"]["selector"]["matchLabels"]
+    spec = pod["spec"]
+    assert (spec["priorityClassName"], spec["runtimeClassName"]) == ("facemint-high", "gvisor")
+    assert spec["containers"][1] == sidecar and volume in spec["volumes"]
+    assert mount in spec["containers"][0]["volumeMounts"]
+    assert spec["containers"][0]["image"].startswith("registry.example.com/mirror/ghcr.io/facemint/library:")
+    assert "priorityClassName" not in deployments["facemint-gateway"]["spec"]["template"]["spec"]
+
+
+def test_the_spool_and_the_model_copy_request_ephemeral_storage() -> None:
+    deployments = {o["metadata"]["name"]: o for _, o in v.rendered_objects({}) if o["kind"] == "Deployment"}
+    for name, size in (("facemint-media-decoder", "8Gi"), ("facemint-inference", "4Gi")):
+        requests = deployments[name]["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
+        assert requests["ephemeral-storage"] == size

@@ -66,7 +66,8 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 
 {{/* An image reference from {repository, tag}; an empty tag means the chart's appVersion. */}}
 {{- define "facemint.image" -}}
-{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- $registry := .root.Values.imageRegistry | trimSuffix "/" }}
+{{- printf "%s%s:%s" (ternary (printf "%s/" $registry) "" (ne $registry "")) .image.repository (default .root.Chart.AppVersion .image.tag) }}
 {{- end }}
 
 {{/* The ServiceAccount a component's pods run as. */}}

@@ -142,6 +142,9 @@ spec:
     metadata:
       labels:
         {{- include "facemint.podLabels" . | nindent 8 }}
+        {{- with $values.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       annotations:
         checksum/config: {{ include "facemint.settings" . | sha256sum }}
         {{- with $values.podAnnotations }}
@@ -153,6 +156,12 @@ spec:
       # Service links would inject FACEMINT_<SERVICE>_PORT=tcp://... variables that collide with the settings prefix.
       enableServiceLinks: false
       terminationGracePeriodSeconds: {{ $root.Values.terminationGracePeriodSeconds }}
+      {{- with $values.priorityClassName }}
+      priorityClassName: {{ . }}
+      {{- end }}
+      {{- with $values.runtimeClassName }}
+      runtimeClassName: {{ . }}
+      {{- end }}
       securityContext:
         {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
       {{- with $root.Values.imagePullSecrets }}
@@ -228,12 +237,21 @@ spec:
             {{- if $useModels }}
             {{- include "facemint.modelsMount" $root | trim | nindent 12 }}
             {{- end }}
+            {{- with $values.extraVolumeMounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+        {{- with $values.extraContainers }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       volumes:
         - name: tmp
           emptyDir:
             sizeLimit: {{ $values.tmpSizeLimit }}
         {{- if $useModels }}
         {{- include "facemint.modelsVolume" $root | trim | nindent 8 }}
+        {{- end }}
+        {{- with $values.extraVolumes }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
       {{- with $values.nodeSelector }}
       nodeSelector:
