@@ -215,7 +215,13 @@ def values_schema() -> Schema:
             }
         ),
         "nats": obj(
-            {"url": string(pattern=r"^(nats|tls)://"), "streamReplicas": integer(minimum=1, maximum=5)},
+            {
+                "url": string(pattern=r"^(nats|tls)://"),
+                "existingSecret": string(),
+                "existingSecretKey": string(min_length=1),
+                "tls": obj({"existingSecret": string(), "clientCertificate": BOOLEAN}),
+                "streamReplicas": integer(minimum=1, maximum=5),
+            },
             required=("url",),
         ),
         "qdrant": obj(
@@ -379,6 +385,12 @@ def build_schema(values_text: str | None = None) -> Schema:
         if name in copied:
             continue
         copied[name] = _strip(available[name])
+        types = copied[name].get("type")
+        is_object = types == "object" or (isinstance(types, list) and "object" in types)
+        if is_object and not {"properties", "additionalProperties"} & copied[name].keys():
+            # Free-form by definition in Kubernetes (FieldsV1, reached through a Volume's ephemeral claim template):
+            # said so explicitly, so that every object of the document states whether it is closed.
+            copied[name]["additionalProperties"] = True
         wanted |= _refs(copied[name]) - copied.keys()
     document: Schema = {
         "$schema": "http://json-schema.org/draft-07/schema#",

@@ -251,3 +251,31 @@ def test_the_spool_and_the_model_copy_request_ephemeral_storage() -> None:
     for name, size in (("facemint-media-decoder", "8Gi"), ("facemint-inference", "4Gi")):
         requests = deployments[name]["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
         assert requests["ephemeral-storage"] == size
+
+
+def test_nats_url_and_tls_come_from_secrets() -> None:
+    values = {"nats": {"url": "nats://nats:4222", "existingSecret": "nats-auth", "tls": {"existingSecret": "nats-ca"}}}
+    objects = {(o["kind"], o["metadata"]["name"]): o for _, o in v.rendered_objects(values)}
+    config = objects[("ConfigMap", "facemint-task-orchestrator")]["data"]
+    assert "FACEMINT_ORCHESTRATOR_NATS__URL" not in config
+    assert config["FACEMINT_ORCHESTRATOR_NATS__TLS_CA_FILE"] == "/etc/facemint/nats-tls/ca.crt"
+    pod = objects[("Deployment", "facemint-task-orchestrator")]["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["FACEMINT_ORCHESTRATOR_NATS__URL"]["valueFrom"]["secretKeyRef"] == {"name": "nats-auth", "key": "url"}
+    assert {"name": "nats-tls", "secret": {"secretName": "nats-ca"}} in pod["volumes"]
+    gateway = objects[("Deployment", "facemint-gateway")]["spec"]["template"]["spec"]
+    assert all(vol["name"] != "nats-tls" for vol in gateway["volumes"])  # the gateway does not use NATS
+
+
+def test_a_changed_chart_managed_secret_rolls_the_pods_that_read_it() -> None:
+    def checksums(dsn: str) -> dict[str, str]:
+        values = {"postgresql": {"existingSecret": "", "dsn": dsn}}
+        return {
+            o["metadata"]["name"]: o["spec"]["template"]["metadata"]["annotations"]["checksum/secrets"]
+            for _, o in v.rendered_objects(values)
+            if o["kind"] == "Deployment"
+        }
+
+    before, after = checksums("postgresql://a@db/facemint"), checksums("postgresql://b@db/facemint")
+    assert before["facemint-library"] != after["facemint-library"]
+    assert before["facemint-inference"] == after["facemint-inference"]  # it reads no database

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -27,7 +28,7 @@ from facemint_core.jetstream import Poison, PullWorker, Retry, connect, ensure_p
 from facemint_core.lifecycle import ServiceRuntime
 from facemint_core.settings import NatsSettings, ServiceSettings
 from facemint_local.natscluster import NatsCluster
-from facemint_local.procs import free_port
+from facemint_local.procs import free_port, port_open, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -225,3 +226,44 @@ async def test_streams_keep_three_replicas_when_a_service_restarts_with_the_defa
     finally:
         await nc.close()
         cluster.stop()
+
+
+def _tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 signed by it (openssl), as (ca, cert, key)."""
+    ca, ca_key, cert, key, csr = (folder / n for n in ("ca.pem", "ca.key", "server.pem", "server.key", "server.csr"))
+    ext = folder / "san.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    for argv in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=facemint-test-ca",
+         "-keyout", str(ca_key), "-out", str(ca)],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr)],
+        ["x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "1",
+         "-extfile", str(ext), "-out", str(cert)],
+    ):  # fmt: skip
+        subprocess.run(["openssl", *argv], check=True, capture_output=True)
+    return ca, cert, key
+
+
+async def test_nats_connection_uses_tls_verified_against_the_configured_ca(tmp_path: Path) -> None:
+    ca, cert, key = _tls_files(tmp_path)
+    port = free_port()
+    nats_server = str(Path(sys.executable).parent / "nats-server")
+    argv = [nats_server, "-a", "127.0.0.1", "-p", str(port), "--tls", "--tlscert", str(cert), "--tlskey", str(key)]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await asyncio.to_thread(wait_until, lambda: port_open(port), 20, "NATS with TLS")
+        url = f"tls://127.0.0.1:{port}"
+        nc = await connect(NatsSettings(url=url, tls_ca_file=ca), "test")
+        try:
+            await nc.publish("facemint.test", b"over tls")
+            await nc.flush(timeout=5)
+            assert nc.is_connected
+        finally:
+            await nc.close()
+        with pytest.raises(ssl.SSLCertVerificationError):  # the server's certificate is unknown without the CA
+            await asyncio.wait_for(
+                nats.connect(url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False), 10
+            )
+    finally:
+        server.kill()
+        server.wait(5)

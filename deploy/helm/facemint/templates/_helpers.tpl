@@ -208,6 +208,28 @@ webhook-dispatcher:
 {{- end }}
 {{- end }}
 
+{{/*
+A digest of the Secrets a component reads: a change rolls its pods. Secrets created outside the chart are read with
+`lookup` at install/upgrade time (`helm template`, which has no cluster, sees none of them); the development DSN
+Secret the chart renders itself is hashed from its value.
+*/}}
+{{- define "facemint.secretsChecksum" -}}
+{{- $root := .root }}
+{{- $c := include "facemint.component" . | fromYaml }}
+{{- $names := list }}
+{{- if $c.database }}{{ $names = append $names (include "facemint.postgresqlSecret" $root) }}{{ end }}
+{{- if and $c.objectStore $root.Values.objectStore.endpoint }}{{ $names = append $names $root.Values.objectStore.existingSecret }}{{ end }}
+{{- if and $c.qdrant $root.Values.qdrant.existingSecret }}{{ $names = append $names $root.Values.qdrant.existingSecret }}{{ end }}
+{{- if and $c.nats $root.Values.nats.existingSecret }}{{ $names = append $names $root.Values.nats.existingSecret }}{{ end }}
+{{- if and $c.nats $root.Values.nats.tls.existingSecret }}{{ $names = append $names $root.Values.nats.tls.existingSecret }}{{ end }}
+{{- $parts := list }}
+{{- range $name := $names }}
+{{- $parts = append $parts (printf "%s=%s" $name ((lookup "v1" "Secret" $root.Release.Namespace $name).data | default dict | toJson)) }}
+{{- end }}
+{{- if and $c.database (not $root.Values.postgresql.existingSecret) }}{{ $parts = append $parts $root.Values.postgresql.dsn }}{{ end }}
+{{- join ";" $parts | sha256sum }}
+{{- end }}
+
 {{/* The model repository volume (a copy in an emptyDir, or a PVC). */}}
 {{- define "facemint.modelsVolume" -}}
 - name: models

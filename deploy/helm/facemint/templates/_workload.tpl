@@ -33,7 +33,16 @@ The resources of one Facemint service. templates/<component>/*.yaml each include
 {{- $_ := set $env (print $p "DATABASE__MAX_POOL_SIZE") (toString $root.Values.postgresql.poolSize) }}
 {{- end }}
 {{- if $c.nats }}
+{{- if not $root.Values.nats.existingSecret }}
 {{- $_ := set $env (print $p "NATS__URL") $root.Values.nats.url }}
+{{- end }}
+{{- with $root.Values.nats.tls.existingSecret }}
+{{- $_ := set $env (print $p "NATS__TLS_CA_FILE") "/etc/facemint/nats-tls/ca.crt" }}
+{{- if $root.Values.nats.tls.clientCertificate }}
+{{- $_ := set $env (print $p "NATS__TLS_CERT_FILE") "/etc/facemint/nats-tls/tls.crt" }}
+{{- $_ := set $env (print $p "NATS__TLS_KEY_FILE") "/etc/facemint/nats-tls/tls.key" }}
+{{- end }}
+{{- end }}
 {{- $_ := set $env (print $p "NATS__STREAM_REPLICAS") (toString $root.Values.nats.streamReplicas) }}
 {{- end }}
 {{- if and $c.objectStore $root.Values.objectStore.endpoint }}
@@ -87,6 +96,13 @@ data:
     secretKeyRef:
       name: {{ include "facemint.postgresqlSecret" $root }}
       key: {{ $root.Values.postgresql.existingSecretKey }}
+{{- end }}
+{{- if and $c.nats $root.Values.nats.existingSecret }}
+- name: {{ print $p "NATS__URL" }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $root.Values.nats.existingSecret }}
+      key: {{ $root.Values.nats.existingSecretKey }}
 {{- end }}
 {{- if and $c.objectStore $root.Values.objectStore.endpoint }}
 - name: {{ print $p "OBJECT_STORE__ACCESS_KEY" }}
@@ -147,6 +163,7 @@ spec:
         {{- end }}
       annotations:
         checksum/config: {{ include "facemint.settings" . | sha256sum }}
+        checksum/secrets: {{ include "facemint.secretsChecksum" . }}
         {{- with $values.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -237,6 +254,11 @@ spec:
             {{- if $useModels }}
             {{- include "facemint.modelsMount" $root | trim | nindent 12 }}
             {{- end }}
+            {{- if and $c.nats $root.Values.nats.tls.existingSecret }}
+            - name: nats-tls
+              mountPath: /etc/facemint/nats-tls
+              readOnly: true
+            {{- end }}
             {{- with $values.extraVolumeMounts }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
@@ -249,6 +271,11 @@ spec:
             sizeLimit: {{ $values.tmpSizeLimit }}
         {{- if $useModels }}
         {{- include "facemint.modelsVolume" $root | trim | nindent 8 }}
+        {{- end }}
+        {{- if and $c.nats $root.Values.nats.tls.existingSecret }}
+        - name: nats-tls
+          secret:
+            secretName: {{ $root.Values.nats.tls.existingSecret }}
         {{- end }}
         {{- with $values.extraVolumes }}
         {{- toYaml . | nindent 8 }}

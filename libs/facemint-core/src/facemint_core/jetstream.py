@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,14 +41,28 @@ class Poison(Exception):
     """Handler outcome: the message can never succeed; terminate it."""
 
 
+def tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
+    """The TLS context ``settings`` ask for (server verified against ``tls_ca_file``), or None for plain TCP."""
+    if settings.tls_ca_file is None:
+        return None
+    context = ssl.create_default_context(cafile=str(settings.tls_ca_file))
+    if settings.tls_cert_file is not None:
+        context.load_cert_chain(str(settings.tls_cert_file), str(settings.tls_key_file or settings.tls_cert_file))
+    return context
+
+
 async def connect(settings: NatsSettings, name: str) -> NatsClient:
-    """Connect to NATS, reconnecting forever in the background after a first successful connection."""
+    """Connect to NATS, reconnecting forever in the background after a first successful connection.
+
+    User and password, when the server wants them, travel in the URL (``nats://user:password@host:4222``).
+    """
     return await nats.connect(
         [url.strip() for url in settings.url.split(",")],
         name=f"facemint-{name}",
         connect_timeout=settings.connect_timeout_seconds,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
+        tls=tls_context(settings),
     )
 
 

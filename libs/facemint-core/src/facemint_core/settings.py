@@ -8,6 +8,7 @@ failure into one readable message and a non-zero exit, so that a bad value stops
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
@@ -39,6 +40,11 @@ class NatsSettings(BaseModel):
     stream_replicas: int = Field(default=1, ge=1, le=5)
     """Replicas of each JetStream stream the service creates (3 on a 3-node cluster). A restart never lowers the
     replicas of an existing stream: scale one down with ``nats stream edit``."""
+    tls_ca_file: Path | None = None
+    """CA bundle that signed the server's certificate: set, the connection uses TLS and verifies the server."""
+    tls_cert_file: Path | None = None
+    """Client certificate (PEM) for mutual TLS, with ``tls_key_file``."""
+    tls_key_file: Path | None = None
 
 
 class DatabaseSettings(BaseModel):
