@@ -5,9 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PKGS := $(wildcard libs/*) $(wildcard services/*)
 STAMP := $(VENV)/.installed
+CRD_STAMP := deploy/crd-schemas/node_modules/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup proto proto-check buf-lint models run test test-unit test-e2e lint typecheck check bench \
+.PHONY: help setup crd-schemas proto proto-check buf-lint models run test test-unit test-e2e lint typecheck check bench \
         bench-inference bench-accuracy bench-tasks bench-library bench-webhooks bench-gateway helm-lint manifests clean
 
 help: ## List every target with a line each
@@ -21,6 +22,12 @@ $(STAMP): requirements.lock $(foreach p,$(PKGS),$(p)/pyproject.toml)
 	touch $@
 
 setup: $(STAMP) ## Create .venv with every pinned dependency and the workspace packages (editable)
+
+$(CRD_STAMP): deploy/crd-schemas/package.json deploy/crd-schemas/package-lock.json
+	cd deploy/crd-schemas && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+crd-schemas: $(CRD_STAMP) ## Install the upstream CRD schemas (npm, pinned) that the chart's custom resources are checked against
 
 proto: $(STAMP) ## Regenerate Python code and .pyi stubs from protos/
 	PYTHON=$(PY) scripts/gen_proto.sh
@@ -38,7 +45,7 @@ models: $(STAMP) ## Obtain, convert and verify every model into triton-models/ (
 run: setup models ## Start the whole platform on this machine (Ctrl-C stops it)
 	$(VENV)/bin/facemint up
 
-test: setup models ## Run every test (unit, integration with real servers, e2e)
+test: setup models crd-schemas ## Run every test (unit, integration with real servers, e2e)
 	FACEMINT_REQUIRE_MODELS=1 $(PY) -m pytest -q
 
 test-unit: setup ## Run only the fast unit tests
@@ -76,7 +83,7 @@ bench-webhooks: setup ## Webhook deliveries/s and terminal-state -> first-attemp
 bench-gateway: setup ## Authenticated GET /v1/task/{id} req/s and p99 under wrk (needs Debian wrk)
 	$(PY) -m bench.gateway
 
-helm-lint: setup ## Lint and render the Helm chart, validate manifests
+helm-lint: setup crd-schemas ## Lint and render the Helm chart, validate manifests
 	$(PY) -m deploy.validate
 
 manifests: setup ## Render deploy/k8s/ from the Helm chart

@@ -277,6 +277,19 @@ def values_schema() -> Schema:
                 "pdb": pdb(),
             }
         ),
+        "keda": obj(
+            {
+                "enabled": BOOLEAN,
+                "natsMonitoringEndpoint": string(),
+                "account": string(min_length=1),
+                "useHttps": BOOLEAN,
+                "lagThreshold": obj(
+                    {key: integer(minimum=1) for key in ("taskOrchestrator", "mediaDecoder", "inference")}
+                ),
+                "pollingInterval": integer(minimum=1),
+                "cooldownPeriod": integer(minimum=0),
+            }
+        ),
         "migrations": obj(
             {
                 "enabled": BOOLEAN,

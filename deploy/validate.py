@@ -3,8 +3,10 @@
 Checks, each reported as PASS/FAIL (SKIP only with ``--skip-missing-tools``):
 
 - ``helm lint --strict`` (the Helm v4 SDK through ``helm-python-sdk``) with every ``ci/*-values.yaml`` scenario;
-- each scenario renders, and every object passes ``kubernetes-validate --strict`` for Kubernetes 1.30 (the
-  Prometheus Operator kinds, which it has no schema for, are checked against the subset of their CRDs the chart uses);
+- each scenario renders, and every object passes ``kubernetes-validate --strict`` for Kubernetes 1.30; the
+  Prometheus Operator and KEDA kinds, which it has no schema for, are checked against their upstream CRD schemas
+  (the npm packages ``@kubernetes-models/prometheus-operator`` and ``@kubernetes-models/keda``, installed into
+  ``deploy/crd-schemas`` by ``make crd-schemas``, run by ``validate.mjs`` in Node);
 - the chart's conventions on the rendered objects: security context, probes, selectors without changing labels,
   names within 63 characters (also for a 53-character release name), images with tags;
 - the schema rejects unknown keys and wrong types (negative tests), every object in it is closed, and every key of
@@ -132,135 +134,40 @@ def check_lint(values: dict[str, Any] | None) -> Problems:
 
 # ------------------------------------------------------------------------------------------- manifest validation
 
-_SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "ServiceMonitor"},
-        "metadata": {"type": "object"},
-        "spec": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["selector", "endpoints"],
-            "properties": {
-                "selector": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {"matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}},
-                },
-                "namespaceSelector": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "matchNames": {"type": "array", "items": {"type": "string"}},
-                        "any": {"type": "boolean"},
-                    },
-                },
-                "jobLabel": {"type": "string"},
-                "endpoints": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["port"],
-                        "properties": {
-                            "port": {"type": "string"},
-                            "path": {"type": "string"},
-                            "scheme": {"enum": ["http", "https"]},
-                            "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
-                            "scrapeTimeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
-                            "honorLabels": {"type": "boolean"},
-                            "relabelings": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "additionalProperties": False,
-                                    "properties": {
-                                        "action": {"enum": ["replace", "keep", "drop", "labelmap", "labeldrop"]},
-                                        "sourceLabels": {"type": "array", "items": {"type": "string"}},
-                                        "targetLabel": {"type": "string"},
-                                        "replacement": {"type": "string"},
-                                        "regex": {"type": "string"},
-                                        "separator": {"type": "string"},
-                                    },
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    },
-}
+CRD_VALIDATOR_DIR = CHART_DIR.parent.parent / "crd-schemas"
+"""npm project of the upstream CRD schemas (``make crd-schemas`` installs it) and its ``validate.mjs``."""
+CUSTOM_API_GROUPS = ("monitoring.coreos.com/", "keda.sh/")
 
-_PROMETHEUS_RULE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "PrometheusRule"},
-        "metadata": {"type": "object"},
-        "spec": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["groups"],
-            "properties": {
-                "groups": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["name", "rules"],
-                        "properties": {
-                            "name": {"type": "string"},
-                            "interval": {"type": "string"},
-                            "rules": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "additionalProperties": False,
-                                    "required": ["expr"],
-                                    "properties": {
-                                        "alert": {"type": "string"},
-                                        "record": {"type": "string"},
-                                        "expr": {"type": "string"},
-                                        "for": {"type": "string"},
-                                        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                                        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
-                                    },
-                                },
-                            },
-                        },
-                    },
-                }
-            },
-        },
-    },
-}
 
-_CRD_SCHEMAS = {"ServiceMonitor": _SERVICE_MONITOR_SCHEMA, "PrometheusRule": _PROMETHEUS_RULE_SCHEMA}
+def validate_custom_resources(objects: list[dict[str, Any]]) -> list[str | None]:
+    """Validate Prometheus Operator and KEDA objects against the upstream CRD schemas (as the npm packages
+    ``@kubernetes-models/prometheus-operator`` and ``@kubernetes-models/keda`` compile them), in one Node process."""
+    if not objects:
+        return []
+    node = shutil.which("node")
+    if node is None:
+        raise ToolMissing("node not found: run `make system-deps` (Debian package nodejs)")
+    if not (CRD_VALIDATOR_DIR / "node_modules" / "@kubernetes-models").is_dir():
+        raise ToolMissing(f"the CRD schemas are not installed in {CRD_VALIDATOR_DIR}: run `make crd-schemas`")
+    proc = subprocess.run(
+        [node, str(CRD_VALIDATOR_DIR / "validate.mjs")],
+        input=json.dumps(objects), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"validate.mjs failed:\n{proc.stderr}")
+    results: list[str | None] = json.loads(proc.stdout)
+    return [
+        None if problem is None else f"{obj['kind']}/{obj['metadata'].get('name', '?')}: {problem}"
+        for obj, problem in zip(objects, results, strict=True)
+    ]
 
 
 def validate_object(obj: dict[str, Any]) -> str | None:
-    """Validate one object against Kubernetes 1.30 (strict); returns the problem or None."""
-    import jsonschema
+    """Validate one built-in object against Kubernetes 1.30 (strict); returns the problem or None."""
     import kubernetes_validate
 
     kind = obj.get("kind", "?")
     name = (obj.get("metadata") or {}).get("name", "?")
-    if str(obj.get("apiVersion", "")).startswith("monitoring.coreos.com/"):
-        schema = _CRD_SCHEMAS.get(kind)
-        if schema is None:
-            return f"{kind}/{name}: no schema for this monitoring.coreos.com kind"
-        try:
-            jsonschema.validate(obj, schema)
-        except jsonschema.ValidationError as exc:
-            return f"{kind}/{name}: {exc.message} at {'/'.join(str(p) for p in exc.absolute_path)}"
-        return None
     try:
         kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
     except kubernetes_validate.ValidationError as exc:
@@ -268,6 +175,14 @@ def validate_object(obj: dict[str, Any]) -> str | None:
     except kubernetes_validate.SchemaNotFoundError as exc:
         return f"{kind}/{name}: {exc.message}"
     return None
+
+
+def validate_objects(objects: list[tuple[str, dict[str, Any]]]) -> Problems:
+    """Every rendered object: built-in kinds with kubernetes-validate, custom resources with their upstream CRDs."""
+    custom = [obj for _, obj in objects if str(obj.get("apiVersion", "")).startswith(CUSTOM_API_GROUPS)]
+    builtin = [obj for _, obj in objects if obj not in custom]
+    problems = [p for obj in builtin if (p := validate_object(obj))]
+    return problems + [p for p in validate_custom_resources(custom) if p]
 
 
 def check_conventions(objects: list[tuple[str, dict[str, Any]]]) -> Problems:
@@ -335,8 +250,7 @@ def check_conventions(objects: list[tuple[str, dict[str, Any]]]) -> Problems:
 def check_render(values: dict[str, Any]) -> Problems:
     """Render with ``values``; every object validates and follows the conventions."""
     objects = rendered_objects(values)
-    problems = [p for _, obj in objects if (p := validate_object(obj))]
-    return problems + check_conventions(objects)
+    return validate_objects(objects) + check_conventions(objects)
 
 
 def check_long_release_name() -> Problems:
@@ -345,8 +259,7 @@ def check_long_release_name() -> Problems:
     assert len(name) == 53
     values = load_values(CI_VALUES_DIR / "ha-values.yaml")
     objects = rendered_objects(values, name=name)
-    problems = [p for _, obj in objects if (p := validate_object(obj))]
-    return problems + check_conventions(objects)
+    return validate_objects(objects) + check_conventions(objects)
 
 
 def check_components() -> Problems:

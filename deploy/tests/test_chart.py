@@ -279,3 +279,26 @@ def test_a_changed_chart_managed_secret_rolls_the_pods_that_read_it() -> None:
     before, after = checksums("postgresql://a@db/facemint"), checksums("postgresql://b@db/facemint")
     assert before["facemint-library"] != after["facemint-library"]
     assert before["facemint-inference"] == after["facemint-inference"]  # it reads no database
+
+
+def test_keda_scales_the_queue_workers_on_jetstream_lag_and_the_gateway_keeps_its_hpa() -> None:
+    objects = [o for _, o in v.rendered_objects(scenario_values("ha"))]
+    scaled = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ScaledObject"}
+    hpas = {o["metadata"]["name"] for o in objects if o["kind"] == "HorizontalPodAutoscaler"}
+    workers = {"facemint-task-orchestrator", "facemint-media-decoder", "facemint-inference"}
+    assert set(scaled) == workers and not workers & hpas and "facemint-gateway" in hpas
+    lag = scaled["facemint-task-orchestrator"]["spec"]["triggers"][0]
+    assert lag["type"] == "nats-jetstream"
+    assert (lag["metadata"]["stream"], lag["metadata"]["consumer"]) == ("FACEMINT_JOBS", "orchestrator-detect")
+    assert v.validate_custom_resources(list(scaled.values())) == [None, None, None]
+
+
+def test_custom_resources_are_checked_against_the_upstream_crd_schemas() -> None:
+    objects = [o for _, o in v.rendered_objects(scenario_values("ha"))]
+    monitor = copy.deepcopy(next(o for o in objects if o["kind"] == "ServiceMonitor"))
+    monitor["spec"]["endpoints"][0]["interval"] = 30  # a number where the CRD wants a duration string
+    scaled = copy.deepcopy(next(o for o in objects if o["kind"] == "ScaledObject"))
+    del scaled["spec"]["scaleTargetRef"]
+    problems = v.validate_custom_resources([monitor, scaled])
+    assert problems[0] is not None and "interval must be string" in problems[0]
+    assert problems[1] is not None and "scaleTargetRef" in problems[1]

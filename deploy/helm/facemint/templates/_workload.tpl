@@ -349,6 +349,40 @@ spec:
 {{- if gt (int $values.autoscaling.minReplicas) (int $values.autoscaling.maxReplicas) }}
 {{- fail (printf "%s.autoscaling.minReplicas is above maxReplicas" $c.key) }}
 {{- end }}
+{{- if and $root.Values.keda.enabled (has .component (list "task-orchestrator" "media-decoder" "inference")) }}
+{{- /* The work behind these three is the detection job queue: scale on its consumer's lag, and on CPU. KEDA
+       manages the HorizontalPodAutoscaler itself, so the chart renders none for them. */}}
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: {{ include "facemint.componentName" . }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "facemint.labels" . | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "facemint.componentName" . }}
+  minReplicaCount: {{ $values.autoscaling.minReplicas }}
+  maxReplicaCount: {{ $values.autoscaling.maxReplicas }}
+  pollingInterval: {{ $root.Values.keda.pollingInterval }}
+  cooldownPeriod: {{ $root.Values.keda.cooldownPeriod }}
+  triggers:
+    - type: nats-jetstream
+      metadata:
+        natsServerMonitoringEndpoint: {{ required "keda.natsMonitoringEndpoint is required with keda.enabled" $root.Values.keda.natsMonitoringEndpoint | quote }}
+        account: {{ $root.Values.keda.account | quote }}
+        stream: FACEMINT_JOBS
+        consumer: orchestrator-detect
+        lagThreshold: {{ index $root.Values.keda.lagThreshold $c.key | toString | quote }}
+        activationLagThreshold: "0"
+        useHttps: {{ $root.Values.keda.useHttps | toString | quote }}
+    - type: cpu
+      metricType: Utilization
+      metadata:
+        value: {{ $values.autoscaling.targetCPUUtilizationPercentage | toString | quote }}
+{{- else }}
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata:
@@ -370,6 +404,7 @@ spec:
         target:
           type: Utilization
           averageUtilization: {{ $values.autoscaling.targetCPUUtilizationPercentage }}
+{{- end }}
 {{- end }}
 {{- end }}
 
