@@ -35,6 +35,21 @@ async def tasks_of(dsn: str, account: str) -> list[asyncpg.Record]:
         await conn.close()
 
 
+async def release_claims(dsn: str, account: str) -> None:
+    """Delete the account's Idempotency-Key records: the state a claim released after a 5xx leaves behind."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DELETE FROM idempotency_keys WHERE scope = $1", account)
+    finally:
+        await conn.close()
+
+
+def post_task(url: str, key: str, idempotency_key: str, body: dict[str, object] = TASK) -> httpx.Response:
+    """POST /v1/create-detection-task with an Idempotency-Key."""
+    headers = {"x-api-key": key, "Idempotency-Key": idempotency_key}
+    return httpx.post(url + "/v1/create-detection-task", json=body, headers=headers, timeout=30)
+
+
 async def create(target: str, request: orchestrator_pb2.CreateTaskRequest) -> orchestrator_pb2.Task:
     """One CreateTask call on a plain channel (no retries of its own)."""
     async with grpc.aio.insecure_channel(target) as channel:
@@ -109,19 +124,26 @@ async def test_retry_with_the_idempotency_key_after_a_released_claim_gets_the_st
     """A 5xx releases the key's claim although the task may have been stored (a deadline that passed after the
     insert): the client's retry with the same key and body must get that task, not a second one."""
     account, key, _ = gateway_stack.new_account()
-    headers = {"x-api-key": key, "Idempotency-Key": "order-7"}
-    first = httpx.post(gateway_stack.url + "/v1/create-detection-task", json=TASK, headers=headers, timeout=30)
+    first = post_task(gateway_stack.url, key, "order-7")
     assert first.status_code == 201, first.text
-    conn = await asyncpg.connect(gateway_stack.dsn)
-    try:  # the state a released claim leaves behind
-        await conn.execute("DELETE FROM idempotency_keys WHERE scope = $1", account)
-    finally:
-        await conn.close()
-    retry = httpx.post(gateway_stack.urls[1] + "/v1/create-detection-task", json=TASK, headers=headers, timeout=30)
+    await release_claims(gateway_stack.dsn, account)
+    retry = post_task(gateway_stack.urls[1], key, "order-7")
     assert retry.status_code == 201 and "idempotent-replayed" not in retry.headers
     assert retry.json()["task_id"] == first.json()["task_id"]
-    changed = httpx.post(
-        gateway_stack.url + "/v1/create-detection-task", json={**TASK, "min_face_size": 40}, headers=headers, timeout=30
-    )
+    changed = post_task(gateway_stack.url, key, "order-7", {**TASK, "min_face_size": 40})
     assert changed.status_code == 409  # the retry's response is stored again: the key now refuses another body
+    assert len(await tasks_of(gateway_stack.dsn, account)) == 1
+
+
+async def test_retry_at_the_concurrent_task_limit_gets_its_stored_task_instead_of_429(
+    gateway_stack: GatewayStack,
+) -> None:
+    account, key, _ = gateway_stack.new_account(concurrent_tasks=1)
+    first = post_task(gateway_stack.url, key, "order-8")
+    assert first.status_code == 201, first.text
+    await release_claims(gateway_stack.dsn, account)
+    retry = post_task(gateway_stack.url, key, "order-8")
+    assert retry.status_code == 201, retry.text
+    assert retry.json()["task_id"] == first.json()["task_id"]
+    assert post_task(gateway_stack.url, key, "order-9").status_code == 429  # a new task is still refused
     assert len(await tasks_of(gateway_stack.dsn, account)) == 1

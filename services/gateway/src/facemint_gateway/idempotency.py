@@ -77,12 +77,17 @@ def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
     return digest.hexdigest()
 
 
-def creation_id(scope: Scope) -> str:
-    """The id that makes creating a resource from this request idempotent: derived from the Idempotency-Key and the
-    request's fingerprint when the request has a key (so a retry with the key and body derives it again), else a
-    new random id (the request's own retries, such as gRPC's, reuse it)."""
+def derived_creation_id(scope: Scope) -> str | None:
+    """The creation id derived from the request's Idempotency-Key and fingerprint (a retry with the same key and
+    body derives it again); None without a key."""
     derived = scope.get(_DERIVED_ID)
-    return str(derived) if derived else f"rnd_{secrets.token_hex(20)}"
+    return str(derived) if derived else None
+
+
+def creation_id(scope: Scope) -> str:
+    """The id that makes creating a resource from this request idempotent: :func:`derived_creation_id`, else a new
+    random id (the request's own retries, such as gRPC's, reuse it)."""
+    return derived_creation_id(scope) or f"rnd_{secrets.token_hex(20)}"
 
 
 def redact_secrets(value: Any) -> Any:
