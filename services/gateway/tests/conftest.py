@@ -3,7 +3,8 @@
 One stack serves the whole session (tests isolate themselves by creating their own accounts): a fresh database with
 every migration, the real ``facemint_orchestrator`` (its media decoder is absent on purpose, so that the tasks it
 accepts stay queued or running: its retry backoff is ten minutes) and two ``facemint_gateway`` processes sharing
-that database, as in a deployment with several replicas.
+that database, as in a deployment with several replicas. ``stack_with_own_nats`` starts a gateway and an
+orchestrator on a NATS server of their own, for tests that stop it.
 """
 
 from __future__ import annotations
@@ -133,14 +134,9 @@ def start_gateway(
     return proc, f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture(scope="session")
-def gateway_stack(
-    postgres_server: PostgresServer, nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayStack]:
-    """A database, the orchestrator and two gateways sharing them, for the whole session."""
-    log_dir = tmp_path_factory.mktemp("gateway-logs")
-    dsn = _create_database(postgres_server.dsn)
-    admin_token = secrets.token_urlsafe(24)
+def _start_orchestrator(dsn: str, nats_url: str, log_dir: Path, **extra_env: str) -> tuple[ManagedProcess, str]:
+    """Start ``python -m facemint_orchestrator`` without a media decoder (its tasks stay queued or running: the retry
+    backoff is ten minutes); returns the process and its gRPC target."""
     grpc_port, http_port, nowhere = free_port(), free_port(), free_port()
     orchestrator = ManagedProcess(
         "orchestrator",
@@ -149,28 +145,72 @@ def gateway_stack(
         env=_base_env()
         | {
             "FACEMINT_ORCHESTRATOR_DATABASE__DSN": dsn,
-            "FACEMINT_ORCHESTRATOR_NATS__URL": nats_server.url,
+            "FACEMINT_ORCHESTRATOR_NATS__URL": nats_url,
             "FACEMINT_ORCHESTRATOR_GRPC__PORT": str(grpc_port),
             "FACEMINT_ORCHESTRATOR_HTTP__PORT": str(http_port),
             "FACEMINT_ORCHESTRATOR_MEDIA_DECODER_TARGET": f"127.0.0.1:{nowhere}",
             "FACEMINT_ORCHESTRATOR_LIBRARY_TARGET": f"127.0.0.1:{nowhere}",
             "FACEMINT_ORCHESTRATOR_WORKER__BACKOFF_BASE_SECONDS": "600",
             "FACEMINT_ORCHESTRATOR_WORKER__MAX_ATTEMPTS": "20",
+            **extra_env,
         },
     )
     orchestrator.start()
-    gateways: list[ManagedProcess] = []
     try:
         wait_until(lambda: orchestrator.alive() and _http_ready(http_port), 60, "orchestrator", interval=0.2)
+    except BaseException:
+        orchestrator.stop()
+        raise
+    return orchestrator, f"127.0.0.1:{grpc_port}"
+
+
+@pytest.fixture(scope="session")
+def gateway_stack(
+    postgres_server: PostgresServer, nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayStack]:
+    """A database, the orchestrator and two gateways sharing them, for the whole session."""
+    log_dir = tmp_path_factory.mktemp("gateway-logs")
+    dsn = _create_database(postgres_server.dsn)
+    admin_token = secrets.token_urlsafe(24)
+    orchestrator, target = _start_orchestrator(dsn, nats_server.url, log_dir)
+    gateways: list[ManagedProcess] = []
+    try:
         urls = []
         for name in ("gateway-a", "gateway-b"):
-            proc, url = start_gateway(name, dsn, admin_token, f"127.0.0.1:{grpc_port}", log_dir)
+            proc, url = start_gateway(name, dsn, admin_token, target, log_dir)
             gateways.append(proc)
             urls.append(url)
-        yield GatewayStack(dsn, admin_token, urls, gateways, orchestrator, f"127.0.0.1:{grpc_port}", log_dir)
+        yield GatewayStack(dsn, admin_token, urls, gateways, orchestrator, target, log_dir)
     finally:
         for proc in [*gateways, orchestrator]:
             proc.stop()
+
+
+@pytest.fixture
+def stack_with_own_nats(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[tuple[GatewayStack, NatsServer]]:
+    """A gateway and an orchestrator on a database and a NATS server of their own, which the test may stop and
+    start again; the orchestrator's sweep re-enqueues a queued task after one second."""
+    nats = NatsServer(tmp_path / "nats")
+    nats.start()
+    dsn = _create_database(postgres_server.dsn)
+    admin_token = secrets.token_urlsafe(24)
+    procs: list[ManagedProcess] = []
+    try:
+        orchestrator, target = _start_orchestrator(
+            dsn,
+            nats.url,
+            tmp_path,
+            FACEMINT_ORCHESTRATOR_WORKER__SWEEP_INTERVAL_SECONDS="0.5",
+            FACEMINT_ORCHESTRATOR_WORKER__REQUEUE_AFTER_SECONDS="1",
+        )
+        procs.append(orchestrator)
+        gateway, url = start_gateway("gateway-own-nats", dsn, admin_token, target, tmp_path)
+        procs.append(gateway)
+        yield GatewayStack(dsn, admin_token, [url], [gateway], orchestrator, target, tmp_path), nats
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        nats.stop()
 
 
 @pytest.fixture

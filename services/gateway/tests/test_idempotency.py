@@ -85,8 +85,12 @@ async def test_keys_are_scoped_per_account(gateway_stack: GatewayStack) -> None:
 async def test_records_expire_after_24_hours(gateway_stack: GatewayStack, db: asyncpg.Connection) -> None:
     account, key, _ = gateway_stack.new_account()
     first = post(gateway_stack.url, key, "old", TASK).json()
+    # A day passes for the key's record and for the task created under it (whose creation id the key derives).
     await db.execute(
         "UPDATE idempotency_keys SET created_at = now() - interval '24 hours 1 minute' WHERE scope = $1", account
+    )
+    await db.execute(
+        "UPDATE tasks SET created_at = now() - interval '24 hours 1 minute' WHERE account_id = $1", account
     )
     second = post(gateway_stack.url, key, "old", TASK)
     assert second.status_code == 201 and "idempotent-replayed" not in second.headers

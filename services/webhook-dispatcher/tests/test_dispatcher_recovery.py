@@ -66,6 +66,34 @@ async def test_sigkilled_dispatcher_completes_the_schedule_after_restart(
     assert row["attempt_count"] == 4 and len(receiver.requests) == 4
 
 
+async def test_attempt_cut_by_sigkill_is_retried_when_its_lease_ends_not_at_the_backoff_slot(
+    env: Env, receiver: Receiver, dispatcher_process: Callable[[WebhookSettings], DispatcherProcess]
+) -> None:
+    account = await create_account(env.dsn)
+    # The first attempt hangs and the process is killed during it; the next one would come 60 s later had it failed.
+    receiver.answer(Reply(200, delay=30.0))
+    settings = env.settings(
+        schedule={"base_seconds": 60.0, "factor": 1.0, "spread": 0.0, "time_scale": 1.0},
+        timeout_seconds=2.0,
+        lease_margin_seconds=0.5,
+    )
+    proc = dispatcher_process(settings)
+    proc.start()
+    event = await publish_event(env.js, account, receiver.url)
+    await receiver.wait_for(1)
+    proc.proc.kill()
+    proc.start()
+
+    # Lease: timeout 2 s + margin 0.5 s after the claim; the restarted process takes the delivery over then.
+    await receiver.wait_for(2, timeout=20)
+    row = await env.wait_state(event.task_id, "delivered")
+    attempts = await env.attempts(event.task_id)
+    assert [a["number"] for a in attempts] == [1, 2] and attempts[0]["error"] == INTERRUPTED
+    gap = (attempts[1]["attempted_at"] - attempts[0]["attempted_at"]).total_seconds()
+    assert 2.4 <= gap < 20, gap
+    assert row["attempt_count"] == 2 and len(receiver.requests) == 2
+
+
 async def test_no_delivery_is_lost_across_a_nats_restart(
     fresh_database: str, receiver: Receiver, start_dispatcher: StartDispatcher, tmp_path: Path
 ) -> None:

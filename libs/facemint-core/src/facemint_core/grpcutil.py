@@ -19,11 +19,57 @@ from facemint_core.metrics import RpcMetrics
 
 log = logging.getLogger(__name__)
 
+RETRY_SAFE: dict[str, dict[str, bool]] = {
+    "facemint.orchestrator.v1.TaskService": {
+        "CreateTask": True,  # carries creation_id: a repeat returns the task the first call stored
+        "GetTask": True,
+        "ListTasks": True,
+        "CancelTask": False,  # a repeat of a cancel that went through answers 409 "already cancelled"
+    },
+    "facemint.library.v1.LibraryService": {
+        "CreateLibrary": False,  # a repeat of a create that went through answers 409 "already exists"
+        "GetLibrary": True,
+        "ListLibraries": True,
+        "UpdateLibrary": True,  # sets the given fields: a repeat stores the same values
+        "DeleteLibrary": False,  # a repeat of a delete that went through answers 404
+        "EnrollFace": False,  # each call adds one more reference face
+        "ListPersons": True,
+        "GetPerson": True,
+        "DeletePerson": False,
+        "DeleteFace": False,
+        "Search": True,
+        "Compare": True,
+    },
+    "facemint.webhook.v1.WebhookService": {
+        "ListDeliveries": True,
+        "Redeliver": False,  # a repeat may send the webhook once more
+        "GetWebhookSecret": True,
+        "RotateWebhookSecret": False,  # a repeat replaces the new secret too and drops the one receivers still use
+    },
+    "facemint.media_decoder.v1.MediaDecoderService": {"AnalyzeMedia": True, "ProbeMedia": True},
+    "facemint.inference.v1.InferenceService": {
+        "AnalyzeFrames": True,
+        "AnalyzeFrameStream": True,
+        "GetModelInfo": True,
+    },
+}
+"""Whether a channel may send an RPC again after UNAVAILABLE, for every RPC of every service.
+
+UNAVAILABLE does not prove that the server did nothing (a connection can break after the server has acted), so only
+reads, pure computations and writes that carry an idempotency id are repeated; any other RPC is sent once and its
+caller sees the error (gRPC still re-sends transparently a call that never left the client).
+"""
+
 _RETRY_SERVICE_CONFIG = json.dumps(
     {
         "methodConfig": [
             {
-                "name": [{}],
+                "name": [
+                    {"service": service, "method": method}
+                    for service, methods in RETRY_SAFE.items()
+                    for method, safe in methods.items()
+                    if safe
+                ],
                 "retryPolicy": {
                     "maxAttempts": 5,
                     "initialBackoff": "0.1s",
@@ -38,7 +84,7 @@ _RETRY_SERVICE_CONFIG = json.dumps(
 
 
 def channel_options(max_message_bytes: int = 64 * 1024 * 1024) -> list[tuple[str, Any]]:
-    """Channel options: message size limits, retries on UNAVAILABLE, keepalive."""
+    """Channel options: message size limits, retries on UNAVAILABLE of the retry-safe RPCs, keepalive."""
     return [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
@@ -49,7 +95,7 @@ def channel_options(max_message_bytes: int = 64 * 1024 * 1024) -> list[tuple[str
 
 
 def open_channel(target: str, max_message_bytes: int = 64 * 1024 * 1024) -> grpc.aio.Channel:
-    """Open an insecure channel (in-cluster traffic is plain gRPC) that retries UNAVAILABLE with backoff."""
+    """Open an insecure channel (in-cluster traffic is plain gRPC) that retries the retry-safe RPCs on UNAVAILABLE."""
     return grpc.aio.insecure_channel(target, options=channel_options(max_message_bytes))
 
 

@@ -95,6 +95,7 @@ def create_app(settings: GatewaySettings, runtime: ServiceRuntime | None = None)
         TaskQuotaMiddleware,
         pool_getter=lambda: holder["svc"].pool,
         task_retry_after=settings.accounts.task_retry_after_seconds,
+        creation_ttl_seconds=settings.accounts.idempotency_ttl_seconds,
     )
     app.add_middleware(
         IdempotencyMiddleware, store_getter=lambda: app.state.access.idempotency, max_body_bytes=settings.max_body_bytes

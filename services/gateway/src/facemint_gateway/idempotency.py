@@ -13,12 +13,17 @@ canonical form, so that key order and whitespace do not matter).
 - Secrets are never stored: any API key in a response body (key creation and rotation) is replaced by ``null``
   in the stored copy, so a replay of those requests returns the key's metadata without the secret.
 - A claim whose request died (process killed) is taken over after ``idempotency_lock_seconds``.
+
+A request that runs with a key also gets a creation id derived from the key and the fingerprint
+(:func:`creation_id`), which the task route passes to the orchestrator: a retry after a 5xx whose task was stored
+after all (the claim was released) then gets that task back instead of a second one (ADR 9).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +35,7 @@ from facemint_core.errors import Conflict, InvalidRequest
 from facemint_gateway.http import error_response
 
 HEADER = b"idempotency-key"
+_DERIVED_ID = "facemint_idempotent_creation_id"
 MAX_KEY_LENGTH = 255
 ADMIN_SCOPE = "admin"
 _NOT_STORED_HEADERS = frozenset(
@@ -69,6 +75,19 @@ def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
+
+
+def derived_creation_id(scope: Scope) -> str | None:
+    """The creation id derived from the request's Idempotency-Key and fingerprint (a retry with the same key and
+    body derives it again); None without a key."""
+    derived = scope.get(_DERIVED_ID)
+    return str(derived) if derived else None
+
+
+def creation_id(scope: Scope) -> str:
+    """The id that makes creating a resource from this request idempotent: :func:`derived_creation_id`, else a new
+    random id (the request's own retries, such as gRPC's, reuse it)."""
+    return derived_creation_id(scope) or f"rnd_{secrets.token_hex(20)}"
 
 
 def redact_secrets(value: Any) -> Any:
@@ -204,6 +223,7 @@ class IdempotencyMiddleware:
             await self._answer_from_record(scope, receive, send, stored, fp)
             return
 
+        scope[_DERIVED_ID] = "key_" + hashlib.sha256(f"{key}\n{fp}".encode()).hexdigest()[:40]
         delivered = False
 
         async def replay_receive() -> Message:

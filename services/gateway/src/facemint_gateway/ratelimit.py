@@ -11,7 +11,8 @@
   ``Retry-After``.
 - Concurrent tasks, per account: queued + running rows of ``tasks``. Checked, together with the monthly minutes,
   by :class:`TaskQuotaMiddleware` on ``POST /v1/create-detection-task`` under a per-account advisory lock that is
-  held until the task has been created, so that racing requests cannot overshoot.
+  held until the task has been created, so that racing requests cannot overshoot. A retry whose Idempotency-Key
+  derives the creation id of a task already stored is let through: it gets that task back and creates nothing.
 - Monthly minutes, per account: ``usage_monthly``, kept by a trigger on ``tasks`` (migration 0004).
 """
 
@@ -31,6 +32,7 @@ from facemint_core.errors import RateLimited
 from facemint_core.timeutil import iso
 from facemint_gateway.auth import Account
 from facemint_gateway.http import error_response
+from facemint_gateway.idempotency import derived_creation_id
 
 WINDOW_SECONDS = 60
 CREATE_TASK_PATH = "/v1/create-detection-task"
@@ -256,10 +258,11 @@ class TaskQuotaMiddleware:
     racing requests, in one process or several, see each other's tasks.
     """
 
-    def __init__(self, app: ASGIApp, pool_getter: Any, task_retry_after: int) -> None:
+    def __init__(self, app: ASGIApp, pool_getter: Any, task_retry_after: int, creation_ttl_seconds: int) -> None:
         self.app = app
         self.pool_getter = pool_getter
         self.task_retry_after = task_retry_after
+        self.creation_ttl_seconds = creation_ttl_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         account = scope.get("facemint_account")
@@ -270,9 +273,24 @@ class TaskQuotaMiddleware:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "tasks:" + account.account_id)
             refusal = quota_refusal(account, await read_quota(conn, account.account_id), self.task_retry_after)
-            if refusal is not None:
+            if refusal is not None and not await self._stored_before(conn, account.account_id, scope):
                 error, retry_after = refusal
                 rid = str(scope.get("facemint_request_id", ""))
                 await error_response(rid, error, {"Retry-After": str(retry_after)})(scope, receive, send)
                 return
             await self.app(scope, receive, send)
+
+    async def _stored_before(self, conn: asyncpg.Connection, account_id: str, scope: Scope) -> bool:
+        """Whether an earlier try of this request stored its task (the orchestrator will return it, ADR 9)."""
+        derived = derived_creation_id(scope)
+        if derived is None:
+            return False
+        return bool(
+            await conn.fetchval(
+                """SELECT EXISTS (SELECT 1 FROM tasks WHERE account_id = $1 AND creation_id = $2
+                                  AND created_at >= now() - make_interval(secs => $3))""",
+                account_id,
+                derived,
+                float(self.creation_ttl_seconds),
+            )
+        )

@@ -11,12 +11,13 @@ from facemint_core.errors import InvalidRequest
 from facemint_core.taskview import public_task
 from facemint_core.timeutil import parse_iso
 from facemint_gateway.http import account_id, json_body, ok, request_id
+from facemint_gateway.idempotency import creation_id
 from facemint_gateway.services import services
 from facemint_gateway.validation import TASK_STATUSES, TASK_TYPES, list_limit, validate_detection_task
 
 
 async def create_detection_task(request: Request) -> Response:
-    """POST /v1/create-detection-task."""
+    """POST /v1/create-detection-task (the creation id makes the RPC safe to repeat, see ADR 9)."""
     svc = services(request)
     body = await json_body(request, svc.settings.max_body_bytes)
     spec = validate_detection_task(body, svc.settings.metadata_max_bytes, svc.settings.allow_http_callbacks)
@@ -26,6 +27,7 @@ async def create_detection_task(request: Request) -> Response:
             account_id=account_id(request),
             request_id=request_id(request),
             spec=orchestrator_pb2.TaskSpec(**spec),
+            creation_id=creation_id(request.scope),
         ),
     )
     return ok(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 import grpc
 
 from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
-from facemint_core.errors import InvalidRequest, ServiceUnavailable
-from facemint_orchestrator.store import TERMINAL, TaskStore
+from facemint_core.errors import InvalidRequest
+from facemint_orchestrator.store import TERMINAL, TaskRow, TaskStore
 from facemint_orchestrator.worker import Worker, cancel_task
+
+log = logging.getLogger(__name__)
 
 
 class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
@@ -24,17 +27,36 @@ class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
     async def CreateTask(  # noqa: N802 - gRPC method name
         self, request: orchestrator_pb2.CreateTaskRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.Task:
-        """Insert a queued task and enqueue its job."""
+        """Insert a queued task and enqueue its job; a repeated creation id returns the task it stored."""
         if not request.account_id or not request.spec.media_url or not request.spec.type:
             raise InvalidRequest("account_id, spec.type and spec.media_url are required")
         estimate = self.worker.estimate_seconds(self.worker.estimate_frames(request.spec))
-        row = await self.store.create(request.account_id, request.spec, estimate, request.request_id)
-        try:
-            await self.worker.publish_job(row.record["task_id"], request.account_id)
-        except Exception as exc:
-            # The task is stored: the sweep re-enqueues queued tasks whose job never reached the stream.
-            raise ServiceUnavailable(f"task stored but not yet enqueued: {exc}") from None
+        row, created = await self.store.create(
+            request.account_id,
+            request.spec,
+            estimate,
+            request.request_id,
+            request.creation_id,
+            self.worker.settings.creation_id_ttl_seconds,
+        )
+        if created:
+            await self._enqueue(row)
         return row.to_proto()
+
+    async def _enqueue(self, row: TaskRow) -> None:
+        """Publish a new task's job; when NATS cannot take it, leave it to the outbox sweep (ADR 9).
+
+        The task is durably queued either way, so the caller gets it rather than an error that would make it
+        create the task again.
+        """
+        task_id = row.record["task_id"]
+        if not self.worker.nc.is_connected:
+            log.warning("task stored, job left to the sweep: NATS is disconnected", extra={"task_id": task_id})
+            return
+        try:
+            await self.worker.publish_job(task_id, row.record["account_id"])
+        except Exception as exc:
+            log.warning("task stored, job left to the sweep: %s", exc, extra={"task_id": task_id})
 
     async def GetTask(  # noqa: N802
         self, request: orchestrator_pb2.GetTaskRequest, context: grpc.aio.ServicerContext

@@ -54,3 +54,6 @@ class OrchestratorSettings(ServiceSettings):
     apply_migrations: bool = True
     max_wait_seconds: float = Field(default=60.0, ge=0)
     """Longest long poll of ``GetTask`` (the gateway's ``wait`` is capped lower)."""
+    creation_id_ttl_seconds: float = Field(default=24 * 3600, gt=0)
+    """How long a ``CreateTask`` creation id returns the task it stored; keep it equal to the gateway's
+    ``accounts.idempotency_ttl_seconds``, the time an ``Idempotency-Key`` (from which the id may derive) is kept."""

@@ -17,7 +17,7 @@ import asyncpg
 import orjson
 
 from facemint.orchestrator.v1 import orchestrator_pb2
-from facemint_core.errors import Forbidden, InvalidRequest, NotFound
+from facemint_core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from facemint_core.ids import new_id
 from facemint_core.timeutil import iso, parse_iso
 
@@ -105,21 +105,57 @@ class TaskStore:
         self.pool = pool
 
     async def create(
-        self, account_id: str, spec: orchestrator_pb2.TaskSpec, estimated_seconds: int, request_id: str
-    ) -> TaskRow:
-        """Insert a queued task."""
-        row = await self.pool.fetchrow(
-            """INSERT INTO tasks (task_id, account_id, type, status, spec, estimated_seconds, request_id)
-               VALUES ($1, $2, $3, 'queued', $4, $5, $6) RETURNING *""",
-            new_id("task"),
-            account_id,
-            spec.type,
-            spec_to_json(spec),
-            estimated_seconds,
-            request_id,
-        )
-        assert row is not None
-        return TaskRow(row)
+        self,
+        account_id: str,
+        spec: orchestrator_pb2.TaskSpec,
+        estimated_seconds: int,
+        request_id: str,
+        creation_id: str,
+        creation_id_ttl_seconds: float,
+    ) -> tuple[TaskRow, bool]:
+        """Insert a queued task, unless the account stored one with the same creation id in the last
+        ``creation_id_ttl_seconds``: that task is returned instead (a repeated RPC or request). An empty creation id
+        is never de-duplicated; an older use of the id is forgotten (its task keeps running, the id is cleared).
+
+        Returns:
+            The task, and True when this call stored it.
+
+        Raises:
+            Conflict: The same creation id was being stored and expired concurrently, three times in a row.
+        """
+        for _ in range(3):
+            row = await self.pool.fetchrow(
+                """INSERT INTO tasks
+                       (task_id, account_id, type, status, spec, estimated_seconds, request_id, creation_id)
+                   VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7)
+                   ON CONFLICT (account_id, creation_id) DO NOTHING RETURNING *""",
+                new_id("task"),
+                account_id,
+                spec.type,
+                spec_to_json(spec),
+                estimated_seconds,
+                request_id,
+                creation_id or None,
+            )
+            if row is not None:
+                return TaskRow(row), True
+            row = await self.pool.fetchrow(
+                """SELECT * FROM tasks WHERE account_id = $1 AND creation_id = $2
+                   AND created_at >= now() - make_interval(secs => $3)""",
+                account_id,
+                creation_id,
+                creation_id_ttl_seconds,
+            )
+            if row is not None:
+                return TaskRow(row), False
+            await self.pool.execute(
+                """UPDATE tasks SET creation_id = NULL WHERE account_id = $1 AND creation_id = $2
+                   AND created_at < now() - make_interval(secs => $3)""",
+                account_id,
+                creation_id,
+                creation_id_ttl_seconds,
+            )
+        raise Conflict(f"creation id {creation_id!r} is being stored concurrently; retry")
 
     async def get(self, task_id: str) -> TaskRow | None:
         """A task by id, whoever owns it."""

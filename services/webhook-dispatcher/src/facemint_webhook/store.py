@@ -1,9 +1,10 @@
 """PostgreSQL access of the dispatcher: deliveries, their persisted schedule and attempts, and webhook secrets.
 
-A delivery is claimed by moving ``next_attempt_at`` past the attempt's lease in the same statement that selects it
-(``FOR UPDATE SKIP LOCKED``) and records the attempt as started. If the dispatcher dies before the outcome is
-recorded, the delivery becomes due again when the later of its backoff delay and the lease has passed; the
-unfinished attempt is then recorded as interrupted and counts towards ``max_attempts``.
+A delivery is claimed by moving ``next_attempt_at`` to the end of the attempt's lease in the same statement that
+selects it (``FOR UPDATE SKIP LOCKED``) and records the attempt as started; the backoff delay before the next attempt
+is set only when the outcome is recorded. If the dispatcher dies before that, the delivery becomes due again as soon
+as the lease has passed (not at the backoff slot the attempt would have used had it failed); the unfinished attempt
+is then recorded as interrupted and counts towards ``max_attempts``.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ WITH exhausted AS (
 )
 SELECT count(*) FROM exhausted"""
 
-# One statement: lock due deliveries, push their next_attempt_at past the lease, record the unfinished attempt of a
-# taken-over delivery as interrupted, and start the new attempt.
+# One statement: lock due deliveries, move their next_attempt_at to the end of the lease, record the unfinished
+# attempt of a taken-over delivery as interrupted, and start the new attempt.
 _CLAIM = """
 WITH due AS (
     SELECT delivery_id FROM webhook_deliveries
@@ -46,8 +47,7 @@ WITH due AS (
 ), claimed AS (
     UPDATE webhook_deliveries d
     SET attempt_count = d.attempt_count + 1,
-        next_attempt_at = now()
-            + make_interval(secs => greatest(coalesce(d.schedule_seconds[d.attempt_count + 1], 0), $2))
+        next_attempt_at = now() + make_interval(secs => $2)
     FROM due, accounts a
     WHERE d.delivery_id = due.delivery_id AND a.account_id = d.account_id
     RETURNING d.delivery_id, d.task_id, d.event, d.url, d.payload, d.attempt_count AS number,

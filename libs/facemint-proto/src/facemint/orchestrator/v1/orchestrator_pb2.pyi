@@ -37,14 +37,16 @@ class TaskSpec(_message.Message):
     def __init__(self, type: _Optional[str] = ..., media_url: _Optional[str] = ..., start_time: _Optional[float] = ..., end_time: _Optional[float] = ..., sample_rate: _Optional[int] = ..., min_face_size: _Optional[int] = ..., confidence_threshold: _Optional[float] = ..., attributes: _Optional[_Iterable[str]] = ..., recognize: _Optional[bool] = ..., library_id: _Optional[str] = ..., top_k: _Optional[int] = ..., callback_url: _Optional[str] = ..., metadata_json: _Optional[str] = ...) -> None: ...
 
 class CreateTaskRequest(_message.Message):
-    __slots__ = ("account_id", "request_id", "spec")
+    __slots__ = ("account_id", "request_id", "spec", "creation_id")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
+    CREATION_ID_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     request_id: str
     spec: TaskSpec
-    def __init__(self, account_id: _Optional[str] = ..., request_id: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ...) -> None: ...
+    creation_id: str
+    def __init__(self, account_id: _Optional[str] = ..., request_id: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., creation_id: _Optional[str] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("task_id", "account_id", "status", "spec", "created_at", "started_at", "completed_at", "estimated_seconds", "media_json", "result_json", "error_code", "error_message", "frames_done", "frames_total", "attempts")

@@ -62,7 +62,8 @@ class TaskServiceServicer:
     """
 
     def CreateTask(self, request, context):
-        """Create a task (status queued) and enqueue its job.
+        """Create a task (status queued) and enqueue its job. Safe to repeat with the same creation_id. A stored task is
+        returned even when its job could not be enqueued yet (NATS down): the outbox sweep enqueues it later.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,94 @@
+"""Channel retries: every RPC has a decision, and only the retry-safe ones are sent again after UNAVAILABLE."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import grpc
+import pytest
+
+from facemint.inference.v1 import inference_pb2
+from facemint.library.v1 import library_pb2
+from facemint.media_decoder.v1 import media_decoder_pb2
+from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from facemint.webhook.v1 import webhook_pb2, webhook_pb2_grpc
+from facemint_core.grpcutil import RETRY_SAFE, open_channel
+
+
+def test_every_rpc_of_every_service_has_a_retry_decision() -> None:
+    declared = {
+        service.full_name: set(service.methods_by_name)
+        for module in (orchestrator_pb2, library_pb2, webhook_pb2, media_decoder_pb2, inference_pb2)
+        for service in module.DESCRIPTOR.services_by_name.values()
+    }
+    assert {service: set(methods) for service, methods in RETRY_SAFE.items()} == declared
+
+
+class _Down:
+    """Answers UNAVAILABLE to every call and counts the calls, as a server that drops them would look."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    async def refuse(self, name: str, context: grpc.aio.ServicerContext) -> None:
+        self.calls[name] += 1
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+
+
+class _Tasks(orchestrator_pb2_grpc.TaskServiceServicer):
+    def __init__(self, down: _Down) -> None:
+        self.down = down
+
+    async def CreateTask(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        await self.down.refuse("CreateTask", context)
+
+    async def GetTask(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        await self.down.refuse("GetTask", context)
+
+    async def CancelTask(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        await self.down.refuse("CancelTask", context)
+
+
+class _Webhooks(webhook_pb2_grpc.WebhookServiceServicer):
+    def __init__(self, down: _Down) -> None:
+        self.down = down
+
+    async def GetWebhookSecret(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        await self.down.refuse("GetWebhookSecret", context)
+
+    async def RotateWebhookSecret(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        await self.down.refuse("RotateWebhookSecret", context)
+
+
+@pytest.mark.integration
+async def test_channel_repeats_reads_and_creates_with_an_id_but_sends_other_writes_once() -> None:
+    down = _Down()
+    server = grpc.aio.server()
+    orchestrator_pb2_grpc.add_TaskServiceServicer_to_server(_Tasks(down), server)
+    webhook_pb2_grpc.add_WebhookServiceServicer_to_server(_Webhooks(down), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = open_channel(f"127.0.0.1:{port}")
+    tasks, hooks = orchestrator_pb2_grpc.TaskServiceStub(channel), webhook_pb2_grpc.WebhookServiceStub(channel)
+    calls = (
+        (tasks.CreateTask, orchestrator_pb2.CreateTaskRequest(account_id="a", creation_id="c")),
+        (tasks.GetTask, orchestrator_pb2.GetTaskRequest(account_id="a", task_id="t")),
+        (tasks.CancelTask, orchestrator_pb2.CancelTaskRequest(account_id="a", task_id="t")),
+        (hooks.GetWebhookSecret, webhook_pb2.GetWebhookSecretRequest(account_id="a")),
+        (hooks.RotateWebhookSecret, webhook_pb2.RotateWebhookSecretRequest(account_id="a")),
+    )
+    try:
+        for method, request in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await method(request, timeout=20)
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await channel.close()
+        await server.stop(0)
+    assert down.calls == {
+        "CreateTask": 5,  # safe: the creation id makes a repeat return the first call's task
+        "GetTask": 5,
+        "CancelTask": 1,
+        "GetWebhookSecret": 5,
+        "RotateWebhookSecret": 1,  # a second rotation would drop the secret receivers still verify with
+    }
