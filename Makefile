@@ -38,7 +38,7 @@ models: $(STAMP) ## Obtain, convert and verify every model into triton-models/ (
 run: setup models ## Start the whole platform on this machine (Ctrl-C stops it)
 	$(VENV)/bin/facemint up
 
-system-deps: ## Install the system tools the tests need (promtool, chromium, node) or print how
+system-deps: ## Install the system tools the tests need (promtool, chromium, node, npm, openssl) or print how
 	scripts/system-deps.sh
 
 test: setup models system-deps ## Run every test (unit, integration with real servers, e2e)
