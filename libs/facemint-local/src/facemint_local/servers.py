@@ -121,6 +121,7 @@ def _system_cluster(link: Path, user: str) -> Path:
     Clusters whose link is gone (their data directory was deleted) are deleted first, unless their server still runs.
     A ``link`` that is a directory (a cluster made in place by an earlier version) is moved there.
     """
+    link = link.parent.resolve() / link.name  # the cluster records it: absolute, and not followed
     clusters = _system_dir("clusters")
     for home in clusters.iterdir():
         if not home.name.startswith(".") and not _cluster_in_use(home):
