@@ -41,7 +41,7 @@ run: setup models ## Start the whole platform on this machine (Ctrl-C stops it)
 system-deps: ## Install the system tools the tests need (promtool, chromium, node, npm, openssl) or print how
 	scripts/system-deps.sh
 
-test: setup models system-deps ## Run every test (unit, integration with real servers, e2e)
+test: system-deps setup models ## Run every test (unit, integration with real servers, e2e)
 	FACEMINT_REQUIRE_MODELS=1 $(PY) -m pytest -q
 
 test-unit: setup ## Run only the fast unit tests
