@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 CRD_STAMP := deploy/crd-schemas/node_modules/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup crd-schemas proto proto-check buf-lint models run test test-unit test-e2e lint typecheck check bench \
-        bench-inference bench-accuracy bench-tasks bench-library bench-webhooks bench-gateway helm-lint manifests clean
+.PHONY: help setup crd-schemas proto proto-check buf-lint models system-deps run test test-unit test-e2e lint \
+        typecheck check bench bench-inference bench-accuracy bench-tasks bench-library bench-webhooks bench-gateway \
+        helm-lint manifests clean
 
 help: ## List every target with a line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -45,7 +46,10 @@ models: $(STAMP) ## Obtain, convert and verify every model into triton-models/ (
 run: setup models ## Start the whole platform on this machine (Ctrl-C stops it)
 	$(VENV)/bin/facemint up
 
-test: setup models crd-schemas ## Run every test (unit, integration with real servers, e2e)
+system-deps: ## Install the system tools the tests need (promtool, chromium, node, npm, openssl) or print how
+	scripts/system-deps.sh
+
+test: system-deps setup models crd-schemas ## Run every test (unit, integration with real servers, e2e)
 	FACEMINT_REQUIRE_MODELS=1 $(PY) -m pytest -q
 
 test-unit: setup ## Run only the fast unit tests

@@ -91,7 +91,7 @@ def promtool() -> str:
     """Path of promtool, or ToolMissing with the way to install it."""
     found = shutil.which("promtool")
     if not found:
-        raise ToolMissing("promtool not found: install the Debian package `prometheus` (apt-get install -y prometheus)")
+        raise ToolMissing("promtool not found: run `make system-deps` (it installs the Debian package `prometheus`)")
     return found
 
 

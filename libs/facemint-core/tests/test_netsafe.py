@@ -445,7 +445,7 @@ async def test_keep_alive_connections_are_reused_and_replaced_once_the_server_cl
 def tls_files(tmp_path: Path) -> tuple[Path, Path, Path]:
     """A throw-away CA and a certificate for ``media.test`` signed by it (made with the openssl CLI)."""
     if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is not installed")
+        pytest.fail("the openssl command is missing: run `make system-deps`")
 
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)

@@ -103,10 +103,11 @@ async def _insert_result_task(dsn: str, account: str, media_url: str) -> str:
     return task_id
 
 
-@pytest.mark.skipif(not CHROMIUM.exists() or shutil.which("node") is None, reason="needs Debian chromium and node")
 async def test_dashboard_manages_keys_shows_results_and_starts_tasks(
     gateway_stack: GatewayStack, upload_gateway: str, media_server: str, tmp_path: Path
 ) -> None:
+    if not CHROMIUM.exists() or shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.fail("needs Debian chromium, node and npm: run `make system-deps`")
     _node_modules()
     account, key, key_id = gateway_stack.new_account()
     result_task = await _insert_result_task(gateway_stack.dsn, account, f"{media_server}/people.png")

