@@ -33,7 +33,6 @@ from facemint_library.calibration import Calibrations
 from facemint_library.testing import LibraryHarness, harness_settings, serve_library
 from facemint_local import testmedia
 from facemint_local.procs import ManagedProcess, free_port, wait_until
-from facemint_local.pytest_plugin import repo_root
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,7 +44,7 @@ PHOTOS = {
     "group.jpg": testmedia.T1,
 }
 """The served photos: file name -> media key."""
-MODELS = repo_root() / "triton-models"
+MODELS = testmedia.repo_root() / "triton-models"
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

