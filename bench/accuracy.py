@@ -47,6 +47,7 @@ from facemint_inference.detect import Detection
 from facemint_inference.glasses import ALIGNED_SIZE, default_model, has_glasses
 from facemint_inference.pipeline import AnalyzeOptions, Face, Pipeline
 from facemint_library.calibration import DECISION_THRESHOLD, Calibrations
+from facemint_local import testmedia
 
 DETECTION_COUNTS = BENCH_DATA / "detection_counts.json"
 DETECTION_CONFIDENCE = 0.5
@@ -369,7 +370,7 @@ def _summarise(records: list[dict[str, Any]], masked: list[bool | None]) -> dict
 async def attributes(pipe: Pipeline, labels: dict[str, Any]) -> dict[str, Any]:
     """Agreement of every attribute with the hand labels; mask also on synthetically masked copies of the faces."""
     rng = np.random.default_rng(MASK_SEED)
-    textures = [media.load(key) for key in media.MASK_TEXTURES]
+    textures = [media.load(key) for key in testmedia.MASKS]
     records: list[dict[str, Any]] = []
     masked_results: list[bool | None] = []
     labelled_faces = 0

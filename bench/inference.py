@@ -47,9 +47,10 @@ from bench.common import (
 from facemint_inference.packs import PACKS as PACK_MODELS
 from facemint_inference.pipeline import ATTRIBUTES, AnalyzeOptions, Pipeline
 from facemint_inference.settings import TritonSettings
+from facemint_local import testmedia
 from facemint_local.triton import TritonServer, ensure_triton_env, generate_local_repository
 
-PHOTO = "insightface-2.1:insightface/data/images/t1.jpg"
+PHOTO = testmedia.T1
 FRAME = (1920, 1080)
 TARGET_MS = 150.0
 """Goal: one 1080p image with six faces, everything requested, on ONNX Runtime."""

@@ -9,6 +9,7 @@ import pytest
 
 from bench import media
 from bench.accuracy import DETECTION_COUNTS, roc_auc, tar_at_far
+from facemint_local import testmedia
 
 GENDERS = {"female", "male", None}
 EXPRESSIONS = {"happy", "neutral", None}
@@ -49,6 +50,13 @@ def test_hand_labels_are_well_formed() -> None:
             assert face["gender"] in GENDERS and face["expression"] in EXPRESSIONS
             assert face["glasses"] in (True, False, None) and face["mask"] is False
             assert face["age"] is None or 0 <= face["age"] <= 100
+
+
+def test_every_package_photo_of_the_labels_is_pinned_by_sha256() -> None:
+    keys = set(media.load_labels()["faces"]) | set(json.loads(DETECTION_COUNTS.read_text())["images"])
+    package_keys = {key for key in keys if ":" in key.split("/", 1)[0]}
+    assert len(package_keys) >= 15
+    assert package_keys <= set(testmedia.MEMBERS), "labelled package photos that facemint_local.testmedia lacks"
 
 
 def test_visible_face_counts_are_consistent() -> None:

@@ -25,7 +25,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Literal
 
 import cv2
@@ -35,9 +34,7 @@ from numpy.typing import NDArray
 from facemint_inference.engine import Engine, create_runner
 from facemint_inference.pipeline import ATTRIBUTES, AnalyzeOptions, Face, Pipeline
 from facemint_inference.settings import InferenceSettings, OrtSettings
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from media import T1, load_image  # noqa: E402
+from facemint_local.testmedia import T1, bgr
 
 PackName = Literal["open", "insightface"]
 EVERYTHING = AnalyzeOptions.create(attributes=sorted(ATTRIBUTES), want_embeddings=True)
@@ -45,7 +42,7 @@ EVERYTHING = AnalyzeOptions.create(attributes=sorted(ATTRIBUTES), want_embedding
 
 def frame_1080p() -> NDArray[np.uint8]:
     """t1.jpg scaled to 1080 rows and centred on a black 1920 x 1080 frame."""
-    image = load_image(T1)
+    image = bgr(T1)
     scale = 1080 / image.shape[0]
     resized = cv2.resize(image, (round(image.shape[1] * scale), 1080), interpolation=cv2.INTER_CUBIC)
     frame = np.zeros((1080, 1920, 3), dtype=np.uint8)

@@ -7,7 +7,6 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from media import ASTRONAUT, MASK_BLUE, T1, load_image, shared_image
 from numpy.typing import NDArray
 from recording import RecordingRunner
 
@@ -15,6 +14,7 @@ from facemint_inference import attributes, glasses
 from facemint_inference.align import warp
 from facemint_inference.detect import Detection
 from facemint_inference.pipeline import ATTRIBUTES, AnalyzeOptions, Face, Pipeline
+from facemint_local.testmedia import ASTRONAUT, BIDEN, MASK_BLUE, OBAMA, T1, bgr
 
 EVERYTHING = AnalyzeOptions.create(attributes=sorted(ATTRIBUTES), want_embeddings=True)
 T1_GENDERS = {112: "female", 321: "female", 518: "male", 796: "male", 957: "male", 1179: "female"}
@@ -53,7 +53,7 @@ def paste_mask(image: NDArray[Any], detection: Detection, texture: NDArray[Any])
 
 
 async def test_embeddings_are_unit_vectors_tagged_with_their_model(pipeline: Pipeline) -> None:
-    faces = (await pipeline.analyze([load_image(T1)], AnalyzeOptions.create(want_embeddings=True)))[0]
+    faces = (await pipeline.analyze([bgr(T1)], AnalyzeOptions.create(want_embeddings=True)))[0]
     embedder = pipeline.pack.embedder
     for face in faces:
         assert face.embedding is not None
@@ -64,7 +64,7 @@ async def test_embeddings_are_unit_vectors_tagged_with_their_model(pipeline: Pip
 
 
 async def test_same_person_in_another_rendition_is_closer_than_anyone_else(pipeline: Pipeline) -> None:
-    t1 = load_image(T1)
+    t1 = bgr(T1)
     small = cv2.resize(t1, None, fx=0.7, fy=0.7, interpolation=cv2.INTER_AREA)
     _, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 60])
     other = np.asarray(cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
@@ -85,15 +85,15 @@ def _centres(faces: list[Face]) -> NDArray[Any]:
 
 
 async def test_two_photos_of_obama_are_closer_than_obama_and_biden(pipeline: Pipeline) -> None:
-    obama = await one_face(pipeline, shared_image("face_recognition/obama.jpg"))
-    obama2 = await one_face(pipeline, shared_image("face_recognition/obama2.jpg"))
-    biden = await one_face(pipeline, shared_image("face_recognition/biden.jpg"))
+    obama = await one_face(pipeline, bgr(OBAMA[0]))
+    obama2 = await one_face(pipeline, bgr(OBAMA[1]))
+    biden = await one_face(pipeline, bgr(BIDEN))
     assert cosine(obama, obama2) > cosine(obama, biden) + 0.2
     assert cosine(obama, obama2) > cosine(obama2, biden) + 0.2
 
 
 async def test_landmarks_are_106_points_on_the_face(pipeline: Pipeline) -> None:
-    faces = (await pipeline.analyze([load_image(T1)], AnalyzeOptions.create(attributes=["landmarks"])))[0]
+    faces = (await pipeline.analyze([bgr(T1)], AnalyzeOptions.create(attributes=["landmarks"])))[0]
     for face in faces:
         assert face.landmarks is not None and face.landmarks.shape == (106, 2)
         box = face.detection.box
@@ -108,16 +108,16 @@ async def test_landmarks_are_106_points_on_the_face(pipeline: Pipeline) -> None:
 
 async def test_frontal_portraits_read_near_zero_pose(pipeline: Pipeline) -> None:
     options = AnalyzeOptions.create(attributes=["pose"])
-    pose = (await one_face(pipeline, shared_image("deepface/img1.jpg"), options)).pose
+    pose = (await one_face(pipeline, bgr(OBAMA[0]), options)).pose
     assert pose is not None
     assert abs(pose.yaw) < 8 and abs(pose.pitch) < 8 and abs(pose.roll) < 5
-    astronaut = (await one_face(pipeline, load_image(ASTRONAUT), options)).pose
+    astronaut = (await one_face(pipeline, bgr(ASTRONAUT), options)).pose
     assert astronaut is not None
     assert abs(astronaut.yaw) < 10 and abs(astronaut.pitch) < 20 and abs(astronaut.roll) < 8
 
 
 async def test_pose_follows_image_rotation_and_mirroring(pipeline: Pipeline) -> None:
-    image = load_image(ASTRONAUT)
+    image = bgr(ASTRONAUT)
     options = AnalyzeOptions.create(attributes=["pose"])
     base = (await one_face(pipeline, image, options)).pose
     mirrored = (await one_face(pipeline, np.ascontiguousarray(image[:, ::-1]), options)).pose
@@ -131,11 +131,11 @@ async def test_pose_follows_image_rotation_and_mirroring(pipeline: Pipeline) -> 
 
 
 async def test_age_gender_emotion_on_known_faces(pipeline: Pipeline) -> None:
-    astronaut = await one_face(pipeline, load_image(ASTRONAUT))
+    astronaut = await one_face(pipeline, bgr(ASTRONAUT))
     assert astronaut.gender == "female"
     assert astronaut.age is not None and 25 <= astronaut.age <= 55
     assert astronaut.emotion == "happy"
-    faces = (await pipeline.analyze([load_image(T1)], AnalyzeOptions.create(attributes=["gender", "emotion"])))[0]
+    faces = (await pipeline.analyze([bgr(T1)], AnalyzeOptions.create(attributes=["gender", "emotion"])))[0]
     right = 0
     for face, centre in zip(faces, _centres(faces), strict=True):
         truth = T1_GENDERS[min(T1_GENDERS, key=lambda x: abs(x - centre[0]))]
@@ -146,16 +146,16 @@ async def test_age_gender_emotion_on_known_faces(pipeline: Pipeline) -> None:
 
 
 async def test_mask_is_seen_on_masked_faces_only(pipeline: Pipeline) -> None:
-    image = load_image(ASTRONAUT)
+    image = bgr(ASTRONAUT)
     bare = await one_face(pipeline, image, AnalyzeOptions.create(attributes=["mask"]))
     assert bare.mask is False
-    masked_image = paste_mask(image, bare.detection, load_image(MASK_BLUE))
+    masked_image = paste_mask(image, bare.detection, bgr(MASK_BLUE))
     masked = await one_face(pipeline, masked_image, AnalyzeOptions.create(attributes=["mask"]))
     assert masked.mask is True
 
 
 async def test_glasses_classifier_separates_drawn_glasses_from_a_bare_face(pipeline: Pipeline) -> None:
-    image = load_image(ASTRONAUT)
+    image = bgr(ASTRONAUT)
     face = await one_face(pipeline, image, AnalyzeOptions.create(attributes=["glasses"]))
     assert face.glasses is False
     aligned = warp(image, attributes.aligned_matrix(face.detection), 112)
@@ -167,7 +167,7 @@ async def test_glasses_classifier_separates_drawn_glasses_from_a_bare_face(pipel
 
 
 async def test_quality_is_higher_for_sharper_and_bigger_faces(pipeline: Pipeline) -> None:
-    image = load_image(ASTRONAUT)
+    image = bgr(ASTRONAUT)
     options = AnalyzeOptions.create(attributes=["quality"], min_face_size=1)
     sharp = (await one_face(pipeline, image, options)).quality
     blurred = (await one_face(pipeline, cv2.GaussianBlur(image, (0, 0), 4), options)).quality
@@ -179,20 +179,20 @@ async def test_quality_is_higher_for_sharper_and_bigger_faces(pipeline: Pipeline
 
 async def test_only_requested_outputs_are_computed(recorded: tuple[RecordingRunner, Pipeline]) -> None:
     recording, pipeline = recorded
-    face = await one_face(pipeline, load_image(ASTRONAUT), AnalyzeOptions.create(attributes=["age"]))
+    face = await one_face(pipeline, bgr(ASTRONAUT), AnalyzeOptions.create(attributes=["age"]))
     assert face.age is not None
     assert (face.gender, face.emotion, face.pose, face.glasses, face.mask, face.quality) == (None,) * 6
     assert face.landmarks is None and face.embedding is None
     assert recording.models() == [pipeline.pack.detector.name, "age"]
     recording.calls.clear()
-    face = await one_face(pipeline, load_image(ASTRONAUT), AnalyzeOptions.create(attributes=["quality"]))
+    face = await one_face(pipeline, bgr(ASTRONAUT), AnalyzeOptions.create(attributes=["quality"]))
     assert face.quality is not None and face.embedding is None, "quality uses the embedding without returning it"
     assert sorted(recording.models()) == sorted([pipeline.pack.detector.name, pipeline.pack.embedder.model.name])
 
 
 async def test_one_call_per_model_for_all_faces_of_all_frames(recorded: tuple[RecordingRunner, Pipeline]) -> None:
     recording, pipeline = recorded
-    results = await pipeline.analyze([load_image(T1), load_image(ASTRONAUT)], EVERYTHING)
+    results = await pipeline.analyze([bgr(T1), bgr(ASTRONAUT)], EVERYTHING)
     assert [len(faces) for faces in results] == [6, 1]
     names = recording.models()
     assert len(names) == len(set(names)) == len(pipeline.pack.models)

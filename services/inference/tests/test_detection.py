@@ -9,7 +9,6 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from media import ASTRONAUT, T1, load_image
 from numpy.typing import NDArray
 from recording import RecordingRunner
 
@@ -18,6 +17,7 @@ from facemint_inference.packs import PACKS
 from facemint_inference.pipeline import ATTRIBUTES, AnalyzeOptions, Face, Pipeline
 from facemint_inference.runners.ort import OrtRunner
 from facemint_inference.settings import OrtSettings
+from facemint_local.testmedia import ASTRONAUT, T1, bgr
 
 T1_CENTRES = np.array([[796, 411], [518, 340], [112, 330], [957, 132], [1179, 337], [321, 209]], dtype=np.float32)
 """Face centres of t1.jpg in pixels (the six people of the photo, measured by eye on the detector output)."""
@@ -38,7 +38,7 @@ def assert_same_faces(found: NDArray[Any], expected: NDArray[Any], tolerance: fl
 
 
 async def test_t1_has_six_faces_at_their_positions(pipeline: Pipeline) -> None:
-    faces = (await pipeline.analyze([load_image(T1)], AnalyzeOptions.create()))[0]
+    faces = (await pipeline.analyze([bgr(T1)], AnalyzeOptions.create()))[0]
     assert_same_faces(centres(faces), T1_CENTRES, tolerance=15)
     for face in faces:
         det = face.detection
@@ -52,7 +52,7 @@ async def test_t1_has_six_faces_at_their_positions(pipeline: Pipeline) -> None:
 
 @pytest.mark.parametrize("width", [3840, 7680], ids=["4K", "8K"])
 async def test_upscaled_frame_gives_boxes_in_source_pixels(pipeline: Pipeline, width: int) -> None:
-    t1 = load_image(T1)
+    t1 = bgr(T1)
     scale = min(width / t1.shape[1], 4320 / t1.shape[0])
     big = cv2.resize(t1, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     small_faces = (await pipeline.analyze([t1], AnalyzeOptions.create()))[0]
@@ -71,7 +71,7 @@ async def test_cropped_detector_input_finds_the_same_faces_as_the_square(
     pack = PACKS[pack_name]
     runner = OrtRunner(OrtSettings(), executor)
     await runner.load([pack.detector.spec(model_dir)])
-    wide = cv2.resize(load_image(T1), (1920, 1080), interpolation=cv2.INTER_LINEAR)  # fitted: 640 x 360
+    wide = cv2.resize(bgr(T1), (1920, 1080), interpolation=cv2.INTER_LINEAR)  # fitted: 640 x 360
     assert detector_canvas([wide.shape], 640, square=False) == (640, 384)
     assert detector_canvas([wide.shape, (1920, 1080, 3)], 640, square=False) == (640, 640)  # with a portrait
     found = {}
@@ -87,13 +87,13 @@ async def test_cropped_detector_input_finds_the_same_faces_as_the_square(
 
 
 async def test_single_portrait_has_one_face(pipeline: Pipeline) -> None:
-    faces = (await pipeline.analyze([load_image(ASTRONAUT)], AnalyzeOptions.create()))[0]
+    faces = (await pipeline.analyze([bgr(ASTRONAUT)], AnalyzeOptions.create()))[0]
     assert len(faces) == 1
     assert_same_faces(centres(faces), np.array([[224, 118]]), tolerance=20)
 
 
 async def test_min_face_size_drops_smaller_faces(pipeline: Pipeline) -> None:
-    t1 = load_image(T1)
+    t1 = bgr(T1)
     faces = (await pipeline.analyze([t1], AnalyzeOptions.create()))[0]
     widths = sorted(min(f.detection.width, f.detection.height) for f in faces)
     limit = (widths[2] + widths[3]) / 2
@@ -105,12 +105,12 @@ async def test_min_face_size_drops_smaller_faces(pipeline: Pipeline) -> None:
 async def test_faces_below_min_face_size_cost_no_per_face_model(recorded: tuple[RecordingRunner, Pipeline]) -> None:
     recording, pipeline = recorded
     options = AnalyzeOptions.create(min_face_size=1000, attributes=sorted(ATTRIBUTES), want_embeddings=True)
-    assert (await pipeline.analyze([load_image(T1)], options)) == [[]]
+    assert (await pipeline.analyze([bgr(T1)], options)) == [[]]
     assert recording.models() == [pipeline.pack.detector.name]
 
 
 async def test_confidence_threshold_filters_detections(pipeline: Pipeline) -> None:
-    t1 = load_image(T1)
+    t1 = bgr(T1)
     faces = (await pipeline.analyze([t1], AnalyzeOptions.create(confidence_threshold=0.3)))[0]
     cut = sorted(face.detection.score for face in faces)[2]
     strict = (await pipeline.analyze([t1], AnalyzeOptions.create(confidence_threshold=float(cut) + 1e-4)))[0]

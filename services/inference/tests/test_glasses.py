@@ -6,7 +6,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from media import ASTRONAUT, load_image
 from numpy.typing import NDArray
 
 from facemint_inference import attributes
@@ -21,6 +20,7 @@ from facemint_inference.glasses import (
     hog_features,
 )
 from facemint_inference.pipeline import AnalyzeOptions, Pipeline
+from facemint_local.testmedia import ASTRONAUT, bgr
 
 
 def reference_hog(crop: NDArray[Any], params: HogParams) -> NDArray[np.float64]:
@@ -77,7 +77,7 @@ def test_packaged_weights_are_small_complete_and_round_trip() -> None:
 
 
 async def test_bare_face_is_not_glasses_and_drawn_rims_raise_the_probability(pipeline: Pipeline) -> None:
-    image = load_image(ASTRONAUT)
+    image = bgr(ASTRONAUT)
     faces = (await pipeline.analyze([image], AnalyzeOptions.create()))[0]
     assert len(faces) == 1
     aligned = warp(image, attributes.aligned_matrix(faces[0].detection), 112)

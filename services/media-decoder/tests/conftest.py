@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from decoder_testkit import MediaServer
@@ -12,8 +11,6 @@ from prometheus_client import CollectorRegistry
 from facemint_core.netsafe import FetchPolicy, SafeHttpClient, parse_networks
 from facemint_media_decoder.decode import DecodeLimits, MediaDecoder
 from facemint_media_decoder.metrics import DecoderMetrics
-
-SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
 @pytest.fixture
@@ -47,11 +44,3 @@ def decoder() -> MediaDecoder:
 def metrics() -> DecoderMetrics:
     """Decoder metrics in a registry of their own."""
     return DecoderMetrics(CollectorRegistry())
-
-
-@pytest.fixture
-def shared_data() -> Path:
-    """The shared development media (real photos and clips), or skip when it is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared test media not found at {SHARED_DATA}")
-    return SHARED_DATA

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -23,6 +24,7 @@ from PIL import Image, ImageOps
 
 from facemint.inference.v1 import inference_pb2
 from facemint_core.errors import InvalidMedia
+from facemint_local import testmedia
 from facemint_media_decoder.decode import DecodedFrame, DecodeLimits, EncodedFrame, MediaDecoder
 from facemint_media_decoder.inference import to_wire
 from facemint_media_decoder.sampling import SamplingWindow
@@ -133,13 +135,23 @@ def test_palette_png_with_transparency_decodes(decoder: MediaDecoder, tmp_path: 
     assert_close(frame.image[5, 5], RED, tolerance=0)
 
 
-def test_real_photos_decode_with_their_exif_orientation(decoder: MediaDecoder, shared_data: Path) -> None:
-    photos = sorted((shared_data / "deepface").glob("img*.jpg"))[:8] + [
-        shared_data / "face_recognition" / "obama-1080p.jpg",
-        shared_data / "face_recognition" / "alex-lacamoire.png",
-        shared_data / "facenet_pytorch" / "multiface.jpg",
-    ]
-    for photo in photos:
+REAL_PHOTOS = [
+    testmedia.T1,
+    testmedia.PLAYERS,
+    testmedia.YAO_MING,  # EXIF without orientation
+    *testmedia.OBAMA,  # EXIF orientation 1, Adobe colour transform, ICC profile
+    testmedia.BIDEN,
+    *testmedia.MACRON,
+    *testmedia.MASKS,  # progressive JPEG; EXIF orientation 0 (out of range)
+    testmedia.OBAMA_RGBA,  # PNG with alpha
+    testmedia.ASTRONAUT,  # PNG with an ICC profile
+    testmedia.TOM_HANKS,
+]
+"""Real photos of several encoders and metadata, from pinned registry packages."""
+
+
+def test_real_photos_decode_with_their_exif_orientation(decoder: MediaDecoder) -> None:
+    for photo in map(testmedia.path, REAL_PHOTOS):
         [frame] = decode_all(decoder, photo, Kind.IMAGE)
         with Image.open(photo) as reference:
             upright = ImageOps.exif_transpose(reference)
@@ -273,8 +285,19 @@ def test_video_frames_stream_lazily(decoder: MediaDecoder, tmp_path: Path) -> No
     frames.close()  # type: ignore[attr-defined]
 
 
-def test_real_video_sampling_matches_expected_frames(decoder: MediaDecoder, shared_data: Path) -> None:
-    path = shared_data / "face_recognition" / "short_hamilton_clip.mp4"
+def test_real_faces_video_sampling_matches_expected_frames(decoder: MediaDecoder, tmp_path: Path) -> None:
+    # Like a phone clip: 640 x 360 H.264 at 29.97 fps (B-frames: decode order differs from presentation), 10 s,
+    # of real face photos moving across the frame.
+    faces = [testmedia.rgb(key).resize((120, 150)) for key in (testmedia.MACRON[1], testmedia.ARDERN[1])]
+    data, _ = testmedia.moving_faces_video(
+        faces,
+        [(0.0, 10.0, (20, 40), (480, 160)), (2.0, 9.0, (500, 200), (60, 20))],
+        size=(640, 360),
+        fps=Fraction(30000, 1001),
+        seconds=10.0,
+    )
+    path = tmp_path / "faces.mp4"
+    path.write_bytes(data)
     probe = decoder.probe(path, Kind.VIDEO)
     window = SamplingWindow(start=1.0, end=7.0, rate=2)
     frames = decode_all(decoder, path, Kind.VIDEO, window)

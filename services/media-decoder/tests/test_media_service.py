@@ -37,6 +37,7 @@ from facemint.media_decoder.v1 import media_decoder_pb2_grpc
 from facemint_core.errors import ERROR_CODE_METADATA_KEY
 from facemint_core.grpcutil import ServerInterceptor
 from facemint_core.metrics import RpcMetrics
+from facemint_local import testmedia
 from facemint_media_decoder.metrics import DecoderMetrics
 from facemint_media_decoder.service import MediaDecoderApp
 from facemint_media_decoder.settings import (
@@ -195,10 +196,8 @@ async def test_analyze_image_returns_one_frame(
     assert (received.width, received.height) == (32, 64)
 
 
-async def test_analyze_real_photo(
-    decoder_service: Decoder, inference: Inference, media_server: MediaServer, shared_data: Path
-) -> None:
-    url = media_server.serve("/couple.jpg", shared_data / "deepface" / "couple.jpg")
+async def test_analyze_real_photo(decoder_service: Decoder, inference: Inference, media_server: MediaServer) -> None:
+    url = media_server.serve("/players.jpg", testmedia.path(testmedia.PLAYERS))
     info, frames = await analyze(decoder_service, media_url=url, kind=pb.MEDIA_KIND_IMAGE)
     assert info.container == "jpeg" and len(frames) == 1
     [received] = inference.double.frames

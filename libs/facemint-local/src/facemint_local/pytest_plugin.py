@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from facemint_local.servers import NatsServer, ObjectStore, PostgresServer
+from facemint_local.testmedia import repo_root
 from facemint_local.triton import TritonServer, ensure_triton_env, generate_local_repository
 
 
@@ -84,12 +85,3 @@ async def fresh_database(postgres_server: PostgresServer) -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
-
-
-def repo_root() -> Path:
-    """The repository root (the folder holding the Makefile)."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "Makefile").exists() and (parent / "services").is_dir():
-            return parent
-    raise RuntimeError("repository root not found")
