@@ -9,7 +9,6 @@ All async tests and fixtures of this folder share one session event loop, so mod
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +24,7 @@ from facemint_inference.packs import PACKS
 from facemint_inference.pipeline import Pipeline
 from facemint_inference.runners.base import Runner
 from facemint_inference.settings import InferenceSettings
+from facemint_local.pytest_plugin import models_missing
 from facemint_local.triton import TritonServer
 
 RUNNER_KINDS = ["onnxruntime", pytest.param("triton", marks=pytest.mark.integration)]
@@ -75,10 +75,7 @@ def model_dir() -> Path:
     directory = InferenceSettings().model_dir
     missing = [str(spec.path) for pack in PACKS.values() for spec in pack.specs(directory) if not spec.path.is_file()]
     if missing:
-        message = f"models missing (run `make models`): {', '.join(missing)}"
-        if os.environ.get("FACEMINT_REQUIRE_MODELS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        models_missing(f"models missing (run `make models`): {', '.join(missing)}")
     return directory
 
 

@@ -33,6 +33,7 @@ from facemint_library.calibration import Calibrations
 from facemint_library.testing import LibraryHarness, harness_settings, serve_library
 from facemint_local import testmedia
 from facemint_local.procs import ManagedProcess, free_port, wait_until
+from facemint_local.pytest_plugin import models_missing
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -88,7 +89,7 @@ def _side_by_side(keys: list[str], height: int = 600) -> Image.Image:
 def media_decoder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """The real inference and media-decoder services, and a URL prefix serving the photos."""
     if not (MODELS / "yunet" / "1" / "model.onnx").is_file() or not (MODELS / "sface" / "1" / "model.onnx").is_file():
-        pytest.skip("the open pack's models are not installed (run `make models`)")
+        models_missing("the open pack's models are not installed (run `make models`)")
     photos = tmp_path_factory.mktemp("photos")
     for name, key in PHOTOS.items():
         shutil.copyfile(testmedia.path(key), photos / name)
