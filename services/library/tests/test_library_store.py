@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
 import uuid
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 import qdrant_edge as qe
 
-from facemint_library.settings import HnswSettings, LibrarySettings
-from facemint_library.store import EdgeStore, Scope, Space, VectorPoint, VectorStore, make_store
+from facemint_library.settings import HnswSettings, LibrarySettings, QdrantSettings
+from facemint_library.store import EdgeStore, QdrantServerStore, Scope, Space, VectorPoint, VectorStore, make_store
 from facemint_library.synthetic import identity_samples, unit_rows
 from facemint_library.testing import harness_settings
 
@@ -239,3 +243,49 @@ async def test_edge_store_splits_a_shard_of_the_old_per_model_layout_into_librar
     assert abs(hit.score - 1.0) < 1e-4
     await store.close()
     assert not list(root.glob("*.old")) and not list(root.glob("*.split"))
+
+
+class _QdrantRestStandIn(http.server.BaseHTTPRequestHandler):
+    """Answers the three calls QdrantServerStore makes to set up a collection, recording their bodies. A stand-in,
+    not a Qdrant: no Qdrant server can be installed from the registries this project builds from."""
+
+    created: ClassVar[list[dict[str, Any]]] = []
+
+    def _answer(self, result: object) -> None:
+        body = json.dumps({"result": result, "status": "ok", "time": 0.0}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - GET /collections/<name>/exists
+        self._answer({"exists": False})
+
+    def do_PUT(self) -> None:  # noqa: N802 - PUT /collections/<name> and /collections/<name>/index
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        if self.path.split("?")[0].endswith("/index"):
+            self._answer({"operation_id": 1, "status": "completed"})
+        else:
+            self.created.append(body)
+            self._answer(True)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def test_collections_are_created_with_the_configured_shards_and_replicas() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _QdrantRestStandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = QdrantSettings(
+        url=f"http://127.0.0.1:{server.server_port}", shard_number=3, replication_factor=3, write_consistency_factor=2
+    )
+    store = QdrantServerStore(settings, HnswSettings())
+    await store.open()
+    try:
+        await store.ensure_space(Space("sface", "2021dec", 128))
+    finally:
+        await store.close()
+        server.shutdown()
+    (created,) = _QdrantRestStandIn.created
+    assert (created["shard_number"], created["replication_factor"], created["write_consistency_factor"]) == (3, 3, 2)

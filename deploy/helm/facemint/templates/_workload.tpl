@@ -53,6 +53,9 @@ The resources of one Facemint service. templates/<component>/*.yaml each include
 {{- if $c.qdrant }}
 {{- $_ := set $env (print $p "VECTOR_BACKEND") "qdrant" }}
 {{- $_ := set $env (print $p "QDRANT__URL") $root.Values.qdrant.url }}
+{{- $_ := set $env (print $p "QDRANT__SHARD_NUMBER") (toString $root.Values.qdrant.shardNumber) }}
+{{- $_ := set $env (print $p "QDRANT__REPLICATION_FACTOR") (toString $root.Values.qdrant.replicationFactor) }}
+{{- $_ := set $env (print $p "QDRANT__WRITE_CONSISTENCY_FACTOR") (toString $root.Values.qdrant.writeConsistencyFactor) }}
 {{- end }}
 {{- if $c.models }}
 {{- $runner := include "facemint.inferenceRunner" $root }}

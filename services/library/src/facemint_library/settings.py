@@ -26,6 +26,12 @@ class QdrantSettings(BaseModel):
     api_key: str = ""
     location: str = ""
     timeout_seconds: float = Field(default=10.0, gt=0)
+    shard_number: int = Field(default=1, ge=1)
+    """Shards of each collection the service creates (spread over a Qdrant cluster's nodes)."""
+    replication_factor: int = Field(default=1, ge=1)
+    """Copies of each shard (3 on a 3-node cluster: a collection survives the loss of a node)."""
+    write_consistency_factor: int = Field(default=1, ge=1)
+    """Replicas that must confirm a write before it succeeds."""
 
 
 class HnswSettings(BaseModel):

@@ -509,9 +509,14 @@ class QdrantServerStore(VectorStore):
             if space.name in self._known:
                 return
             if not await self.client.collection_exists(space.name):
+                # Sharding and replication are set once, at creation: a restart never changes an existing collection
+                # (scale one with Qdrant's own cluster API).
                 await self.client.create_collection(
                     space.name,
                     vectors_config=models.VectorParams(size=space.dim, distance=models.Distance.COSINE),
+                    shard_number=self.settings.shard_number,
+                    replication_factor=self.settings.replication_factor,
+                    write_consistency_factor=self.settings.write_consistency_factor,
                     hnsw_config=models.HnswConfigDiff(
                         m=0,
                         ef_construct=self.hnsw.ef_construct,
