@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.server
+import importlib.metadata
 import json
 import threading
 import uuid
@@ -250,6 +252,7 @@ class _QdrantRestStandIn(http.server.BaseHTTPRequestHandler):
     not a Qdrant: no Qdrant server can be installed from the registries this project builds from."""
 
     created: ClassVar[list[dict[str, Any]]] = []
+    version_asked = threading.Event()  # the client checks the server's version from a thread of its own
 
     def _answer(self, result: object) -> None:
         body = json.dumps({"result": result, "status": "ok", "time": 0.0}).encode()
@@ -259,7 +262,17 @@ class _QdrantRestStandIn(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - GET /collections/<name>/exists
+    def do_GET(self) -> None:  # noqa: N802 - the client's version check (GET /), then GET /collections/<name>/exists
+        if self.path == "/":
+            version = importlib.metadata.version("qdrant-client")  # a server of the client's own release
+            body = json.dumps({"title": "qdrant - vector search engine", "version": version}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.version_asked.set()
+            return
         self._answer({"exists": False})
 
     def do_PUT(self) -> None:  # noqa: N802 - PUT /collections/<name> and /collections/<name>/index
@@ -284,8 +297,10 @@ async def test_collections_are_created_with_the_configured_shards_and_replicas()
     await store.open()
     try:
         await store.ensure_space(Space("sface", "2021dec", 128))
+        assert await asyncio.to_thread(_QdrantRestStandIn.version_asked.wait, 10)
     finally:
         await store.close()
         server.shutdown()
+        server.server_close()
     (created,) = _QdrantRestStandIn.created
     assert (created["shard_number"], created["replication_factor"], created["write_consistency_factor"]) == (3, 3, 2)
