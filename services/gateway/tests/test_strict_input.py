@@ -247,3 +247,19 @@ def test_a_task_stored_with_nan_metadata_before_the_fix_is_still_readable(
     page = client.get("/v1/tasks", params={"status": "cancelled", "limit": 100})
     assert page.status_code == 200, page.text
     assert any(t["task_id"] == task_id for t in page.json()["tasks"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/task/task_%00"),
+        ("DELETE", "/v1/library/%00"),
+        ("GET", "/v1/library/lib/person/p%001"),
+        ("GET", "/v1/tasks?cursor=%00"),
+        ("GET", "/v1/libraries?cursor=a%00b"),
+    ],
+)
+def test_a_nul_in_the_path_or_query_string_is_refused(client: httpx.Client, method: str, path: str) -> None:
+    resp = client.request(method, path)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["code"] == "invalid_request" and "NUL" in resp.json()["error"]["message"]
