@@ -29,6 +29,7 @@ from facemint_core.netsafe import (
     TooManyRedirects,
     block_reason,
     parse_networks,
+    parse_url,
     redact_url,
 )
 
@@ -356,6 +357,53 @@ async def test_invalid_urls_are_refused(url: str) -> None:
     async with _client() as client:
         with pytest.raises(InvalidUrl):
             await _get(client, url)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://0177.0.0.1/a.jpg", "Invalid IPv4 address"),
+        ("http://2130706433/a.jpg", "not an IPv4 address in dotted-decimal form"),
+        ("http://0x7f.1/a.jpg", "not an IPv4 address in dotted-decimal form"),
+        ("http://0X7F000001/", "not an IPv4 address in dotted-decimal form"),
+        ("http://127.1/", "not an IPv4 address in dotted-decimal form"),
+        ("http://1.2.3.4./", "not an IPv4 address in dotted-decimal form"),
+        ("http://example.123/", "not an IPv4 address in dotted-decimal form"),
+        ("https://example.com/a.jpg\r\nHost: evil", "whitespace or control characters"),
+        ("https://example.com/a\x00.jpg", "whitespace or control characters"),
+        ("https://example.com/a b.jpg", "whitespace or control characters"),
+        ("\thttps://example.com/a.jpg", "whitespace or control characters"),
+        ("https://user:pw@example.com/", "credentials"),
+        ("https://user@example.com/", "credentials"),
+        ("gopher://example.com/", "scheme 'gopher' is not allowed"),
+        ("https:///a.jpg", "no host"),
+    ],
+)
+def test_parse_url_refuses_forms_that_other_parsers_read_differently(url: str, reason: str) -> None:
+    with pytest.raises(InvalidUrl, match=reason):
+        parse_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/a.jpg?X-Amz-Signature=abc%20def",
+        "http://93.184.216.34:8080/a.jpg",
+        "http://[::ffff:93.184.216.34]/a.jpg",
+        "https://bücher.example/a.jpg",
+        "https://cdn-1.example.com./a.jpg",
+    ],
+)
+def test_parse_url_accepts_ordinary_urls(url: str) -> None:
+    assert parse_url(url).host
+
+
+async def test_redirect_to_a_non_canonical_ipv4_address_is_refused(http_server: tuple[_Server, str]) -> None:
+    server, base = http_server
+    async with _client() as client:
+        with pytest.raises(InvalidUrl, match="dotted-decimal"):
+            await _get(client, f"{base}/redirect?to=http://2130706433/secret")
+    assert [s["path"] for s in server.seen] == ["/redirect?to=http://2130706433/secret"]
 
 
 async def test_declared_length_over_limit_fails_before_reading(http_server: tuple[_Server, str]) -> None:

@@ -10,6 +10,7 @@ orchestrator on a NATS server of their own, for tests that stop it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import sys
@@ -213,23 +214,37 @@ def stack_with_own_nats(postgres_server: PostgresServer, tmp_path: Path) -> Iter
         nats.stop()
 
 
-@pytest.fixture
-def extra_gateway(gateway_stack: GatewayStack) -> Iterator[Callable[..., str]]:
-    """Start another gateway process on the stack (keyword arguments: extra environment); returns its URL."""
+@contextlib.contextmanager
+def _more_gateways(stack: GatewayStack) -> Iterator[Callable[..., str]]:
+    """A function that starts another gateway process on the stack (keyword arguments: extra environment) and
+    returns its URL; the processes stop on exit."""
     started: list[ManagedProcess] = []
 
     def start(**env: str) -> str:
-        name = f"gateway-extra-{len(started) + 1}"
-        proc, url = start_gateway(
-            name, gateway_stack.dsn, gateway_stack.admin_token, gateway_stack.orchestrator_target,
-            gateway_stack.log_dir, **env,
-        )  # fmt: skip
+        name = f"gateway-extra-{uuid.uuid4().hex[:6]}"
+        proc, url = start_gateway(name, stack.dsn, stack.admin_token, stack.orchestrator_target, stack.log_dir, **env)
         started.append(proc)
         return url
 
-    yield start
-    for proc in started:
-        proc.stop()
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.stop()
+
+
+@pytest.fixture
+def extra_gateway(gateway_stack: GatewayStack) -> Iterator[Callable[..., str]]:
+    """Start another gateway process on the stack (keyword arguments: extra environment); returns its URL."""
+    with _more_gateways(gateway_stack) as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def module_gateway(gateway_stack: GatewayStack) -> Iterator[Callable[..., str]]:
+    """As :func:`extra_gateway`, for the whole test module."""
+    with _more_gateways(gateway_stack) as start:
+        yield start
 
 
 @pytest.fixture

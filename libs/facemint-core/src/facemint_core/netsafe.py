@@ -35,6 +35,7 @@ import contextlib
 import ipaddress
 import socket
 import ssl
+import string
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -223,6 +224,54 @@ def _check_host_name(host: str) -> None:
     name = host.rstrip(".").lower()
     if name in METADATA_HOSTNAMES:
         raise BlockedAddress(f"host {host!r} is a cloud metadata endpoint")
+
+
+def _ends_in_a_number(host: str) -> bool:
+    """Whether a URL parser following the WHATWG URL standard reads ``host`` as an IPv4 address."""
+    if ":" in host:  # an IPv6 literal
+        return False
+    last = host.removesuffix(".").rsplit(".", 1)[-1]
+    if last[:2].lower() == "0x":
+        return all(c in string.hexdigits for c in last[2:])
+    return last.isascii() and last.isdigit()
+
+
+def parse_url(url: str | httpx.URL, https_only: bool = False) -> httpx.URL:
+    """Parse a user-supplied URL and check its form; the network policy (addresses, names) is not applied here.
+
+    Refused: malformed URLs, whitespace or control characters anywhere (CR/LF, NUL, tab, space), schemes other
+    than ``http``/``https`` (``https`` only with ``https_only``), a missing host, credentials (userinfo), and IPv4
+    addresses written in any form but four decimal numbers without leading zeros (``0177.0.0.1``, ``2130706433``,
+    ``0x7f.1``, ``127.1``), which resolvers and other URL parsers read differently.
+
+    Raises:
+        InvalidUrl: The URL is refused; the message says why (without the URL's query string).
+    """
+    text = str(url)
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise InvalidUrl("URL contains whitespace or control characters")
+    try:
+        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise InvalidUrl(f"malformed URL: {exc}") from None
+    allowed = ("https",) if https_only else ("http", "https")
+    if parsed.scheme not in allowed:
+        raise InvalidUrl(f"URL scheme {parsed.scheme!r} is not allowed (allowed: {', '.join(allowed)})")
+    if not parsed.host:
+        raise InvalidUrl("URL has no host")
+    if parsed.userinfo:
+        raise InvalidUrl("credentials in the URL are not supported")
+    if _ends_in_a_number(parsed.host) and not _is_dotted_decimal(parsed.host):
+        raise InvalidUrl(f"host {parsed.host!r} is not an IPv4 address in dotted-decimal form (a.b.c.d)")
+    return parsed
+
+
+def _is_dotted_decimal(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)  # four decimal numbers, no leading zeros
+    except ValueError:
+        return False
+    return True
 
 
 class _AsyncioStream(httpcore.AsyncNetworkStream):
@@ -510,17 +559,7 @@ class SafeHttpClient:
         await self._pool.aclose()
 
     def _parse(self, url: str | httpx.URL) -> httpx.URL:
-        try:
-            parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
-        except (httpx.InvalidURL, TypeError) as exc:
-            raise InvalidUrl(f"malformed URL: {exc}") from None
-        allowed = ("https",) if self.policy.https_only else ("http", "https")
-        if parsed.scheme not in allowed:
-            raise InvalidUrl(f"URL scheme {parsed.scheme!r} is not allowed (allowed: {', '.join(allowed)})")
-        if not parsed.host:
-            raise InvalidUrl("URL has no host")
-        if parsed.userinfo:
-            raise InvalidUrl("credentials in the URL are not supported")
+        parsed = parse_url(url, https_only=self.policy.https_only)
         _check_host_name(parsed.host)
         literal = _literal_address(parsed.host)
         if literal is not None:
@@ -636,6 +675,7 @@ __all__ = [
     "TooManyRedirects",
     "block_reason",
     "parse_networks",
+    "parse_url",
     "redact_url",
     "system_resolver",
 ]

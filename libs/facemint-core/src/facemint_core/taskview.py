@@ -34,6 +34,11 @@ def render_json(content: dict[str, Any], encode: Callable[[dict[str, Any]], byte
     return body
 
 
+def _non_finite_as_null(constant: str) -> None:
+    """``NaN`` and ``Infinity`` in metadata stored before the gateway refused them: read as ``null``, since a JSON
+    response cannot carry them."""
+
+
 def public_task(task: orchestrator_pb2.Task, raw_result: bool = False) -> dict[str, Any]:
     """Render a task as the API returns it (without ``request_id``, which belongs to each response); with
     ``raw_result`` the result stays the stored JSON text (:class:`RawJSON`)."""
@@ -52,7 +57,7 @@ def public_task(task: orchestrator_pb2.Task, raw_result: bool = False) -> dict[s
         view["progress"] = {"frames_done": task.frames_done, "frames_total": task.frames_total}
         view["estimated_seconds"] = task.estimated_seconds
     if task.spec.metadata_json:
-        view["metadata"] = json.loads(task.spec.metadata_json)
+        view["metadata"] = json.loads(task.spec.metadata_json, parse_constant=_non_finite_as_null)
     view["created_at"] = task.created_at
     view["completed_at"] = task.completed_at or None
     if task.status == "failed":

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -38,19 +38,52 @@ def error_response(request_id_value: str, exc: FacemintError, headers: dict[str,
     )
 
 
-async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
-    """Read and parse a JSON object body, bounded in size; InvalidRequest when malformed."""
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects accepted in a request body (``[[1]]`` is 2 deep)."""
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a request body strictly; InvalidRequest for anything that is not plain, storable JSON.
+
+    Refused: malformed JSON and invalid UTF-8, ``NaN``/``Infinity`` and numbers too large for a double, lone
+    surrogates (``"\\ud800"``), NUL characters (PostgreSQL cannot store them), and arrays and objects nested
+    more than :data:`MAX_JSON_DEPTH` deep. Integers beyond 64 bits are read as floats.
+    """
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"malformed JSON: {exc}") from None
+    pending: list[tuple[Any, int]] = [(parsed, 0)]
+    while pending:  # iterative: no recursion however deep the input
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if "\0" in value:
+                raise InvalidRequest("JSON strings may not contain NUL characters (\\u0000)")
+            continue
+        if not isinstance(value, list | dict):
+            continue
+        if depth == MAX_JSON_DEPTH:
+            raise InvalidRequest(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+        items = value if isinstance(value, list) else [*value, *value.values()]
+        pending.extend((item, depth + 1) for item in items)
+    return parsed
+
+
+async def json_body(request: Request, max_bytes: int, allow_empty: bool = False) -> dict[str, Any]:
+    """Read and parse (:func:`parse_json`) a JSON object body, bounded in size; InvalidRequest when malformed.
+
+    With ``allow_empty``, an empty body is read as ``{}``.
+    """
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > max_bytes:
             raise InvalidRequest(f"request body exceeds {max_bytes} bytes")
-    if not body:
+    if not body.strip():
+        if allow_empty:
+            return {}
         raise InvalidRequest("request body is empty: a JSON object is required")
-    try:
-        parsed = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"malformed JSON: {exc}") from None
+    parsed = parse_json(body)
     if not isinstance(parsed, dict):
         raise InvalidRequest("the request body must be a JSON object")
     return parsed

@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facemint_core.apikeys import looks_like_key
 from facemint_core.errors import Conflict, InvalidRequest
-from facemint_gateway.http import error_response
+from facemint_gateway.http import error_response, parse_json
 
 HEADER = b"idempotency-key"
 _DERIVED_ID = "facemint_idempotent_creation_id"
@@ -67,8 +67,8 @@ class StoredResponse:
 def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
     """Hash of what identifies a request; a JSON body is canonicalised first."""
     try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError):
+        canonical = json.dumps(parse_json(body), sort_keys=True, separators=(",", ":")).encode()
+    except InvalidRequest:  # refused by the route too
         canonical = body
     digest = hashlib.sha256()
     for part in (method.encode(), path.encode(), query, canonical):

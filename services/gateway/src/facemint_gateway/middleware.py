@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facemint_core.db import keep_session
-from facemint_core.errors import FacemintError, InternalError, RateLimited, ServiceUnavailable
+from facemint_core.errors import FacemintError, InternalError, InvalidRequest, RateLimited, ServiceUnavailable
 from facemint_core.ids import new_request_id
 from facemint_core.logging import request_id_var
 from facemint_core.metrics import LATENCY_BUCKETS
@@ -44,7 +44,8 @@ def _route_label(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    """Assigns ``request_id`` (echoing a valid ``x-request-id``), records metrics, renders stray errors."""
+    """Assigns ``request_id`` (echoing a valid ``x-request-id``), refuses a NUL in the path or query string,
+    records metrics, renders stray errors."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -69,6 +70,8 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            if "\0" in scope["path"] or b"%00" in scope.get("query_string", b""):
+                raise InvalidRequest("the URL may not contain NUL characters (%00)")  # PostgreSQL cannot store them
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
             if status["started"]:

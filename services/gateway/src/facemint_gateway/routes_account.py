@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -11,30 +10,13 @@ from starlette.routing import BaseRoute, Route
 
 from facemint_core.errors import InvalidRequest
 from facemint_gateway.auth import Account
-from facemint_gateway.http import ok
+from facemint_gateway.http import json_body, ok
 from facemint_gateway.middleware import AccessState, access_state
 from facemint_gateway.ratelimit import RateDecision, usage_view
 
 MAX_NAME_LENGTH = 100
 MAX_KEY_LIFETIME_SECONDS = 10 * 365 * 24 * 3600
-
-
-async def optional_json_body(request: Request, max_bytes: int = 16 * 1024) -> dict[str, Any]:
-    """A JSON object body, or ``{}`` when the body is empty; InvalidRequest when malformed or too large."""
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > max_bytes:
-            raise InvalidRequest(f"request body exceeds {max_bytes} bytes")
-    if not raw.strip():
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"malformed JSON: {exc}") from None
-    if not isinstance(parsed, dict):
-        raise InvalidRequest("the request body must be a JSON object")
-    return parsed
+MAX_BODY_BYTES = 16 * 1024
 
 
 def optional_int(body: dict[str, Any], name: str, minimum: int, maximum: int) -> int | None:
@@ -49,7 +31,9 @@ def optional_int(body: dict[str, Any], name: str, minimum: int, maximum: int) ->
 
 def optional_name(body: dict[str, Any]) -> str:
     """An optional display name (``""`` when absent, null or empty)."""
-    name = body.get("name") or ""
+    name = body.get("name")
+    if name is None:
+        return ""
     if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
         raise InvalidRequest(f"'name' must be a string of at most {MAX_NAME_LENGTH} characters")
     return name.strip()
@@ -86,7 +70,7 @@ async def list_keys(request: Request) -> Response:
 async def create_key(request: Request) -> Response:
     """POST /v1/keys {"name"?, "expires_in_seconds"?}: a new key; its secret is in ``key``, shown this once."""
     state = access_state(request)
-    name, expires_in = key_request(await optional_json_body(request))
+    name, expires_in = key_request(await json_body(request, MAX_BODY_BYTES, allow_empty=True))
     created = await state.accounts.create_key(caller(request).account_id, name, expires_in)
     return ok(request, created, status=201)
 
@@ -95,7 +79,7 @@ async def rotate_key(request: Request) -> Response:
     """POST /v1/keys/{key_id}/rotate {"grace_seconds"?}: a new key; the old one expires after the grace period."""
     state = access_state(request)
     account = caller(request)
-    grace = rotate_request(await optional_json_body(request), state)
+    grace = rotate_request(await json_body(request, MAX_BODY_BYTES, allow_empty=True), state)
     rotated = await state.accounts.rotate_key(request.path_params["key_id"], account.account_id, grace)
     state.auth.cache.evict_account(account.account_id)
     return ok(request, rotated, status=201)

@@ -14,14 +14,14 @@ from starlette.routing import BaseRoute, Route
 
 from facemint_core.errors import InvalidRequest, Unauthorized
 from facemint_gateway.auth import Account, PlanLimits
-from facemint_gateway.http import ok
+from facemint_gateway.http import json_body, ok
 from facemint_gateway.middleware import AccessState, access_state
 from facemint_gateway.ratelimit import read_quota, usage_view
 from facemint_gateway.routes_account import (
+    MAX_BODY_BYTES,
     MAX_NAME_LENGTH,
     key_request,
     optional_int,
-    optional_json_body,
     rotate_request,
 )
 from facemint_gateway.validation import list_limit, optional_str, require_str
@@ -64,7 +64,7 @@ async def list_plans(request: Request) -> Response:
 async def create_account(request: Request) -> Response:
     """POST /admin/v1/accounts {"name", "plan"?, "limits"?, "create_key"?}: a new account and, by default, a key."""
     state = admin(request)
-    body = await optional_json_body(request)
+    body = await json_body(request, MAX_BODY_BYTES, allow_empty=True)
     _check_fields(body, {"name", "plan", "limits", "create_key"})
     name = require_str(body, "name", MAX_NAME_LENGTH)
     plan = optional_str(body, "plan", 64) or None
@@ -95,7 +95,7 @@ async def get_account(request: Request) -> Response:
 async def update_account(request: Request) -> Response:
     """PATCH /admin/v1/accounts/{account_id} {"name"?, "plan"?, "limits"?}: takes effect at once everywhere."""
     state = admin(request)
-    body = await optional_json_body(request)
+    body = await json_body(request, MAX_BODY_BYTES, allow_empty=True)
     _check_fields(body, {"name", "plan", "limits"})
     name = optional_str(body, "name", MAX_NAME_LENGTH) or None
     plan = optional_str(body, "plan", 64) or None
@@ -127,14 +127,14 @@ async def list_keys(request: Request) -> Response:
 async def create_key(request: Request) -> Response:
     """POST /admin/v1/accounts/{account_id}/keys {"name"?, "expires_in_seconds"?}: the secret is shown once."""
     state = admin(request)
-    name, expires_in = key_request(await optional_json_body(request))
+    name, expires_in = key_request(await json_body(request, MAX_BODY_BYTES, allow_empty=True))
     return ok(request, await state.accounts.create_key(request.path_params["account_id"], name, expires_in), 201)
 
 
 async def rotate_key(request: Request) -> Response:
     """POST /admin/v1/keys/{key_id}/rotate {"grace_seconds"?}: a new key; the old one expires after the grace."""
     state = admin(request)
-    grace = rotate_request(await optional_json_body(request), state)
+    grace = rotate_request(await json_body(request, MAX_BODY_BYTES, allow_empty=True), state)
     rotated = await state.accounts.rotate_key(request.path_params["key_id"], None, grace)
     state.auth.cache.evict_account(rotated["account_id"])
     return ok(request, rotated, status=201)

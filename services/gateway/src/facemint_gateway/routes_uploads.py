@@ -58,7 +58,7 @@ async def create_upload(request: Request) -> Response:
         raise ServiceUnavailable("signed uploads are not configured on this deployment")
     body = await json_body(request, 4096)
     kind = body.get("type", "image")
-    if kind not in CONTENT_TYPES:
+    if not isinstance(kind, str) or kind not in CONTENT_TYPES:
         raise InvalidRequest("'type' must be one of video, image, gif")
     filename = body.get("filename", "")
     if not isinstance(filename, str) or len(filename) > 200:

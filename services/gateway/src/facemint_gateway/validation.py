@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
-from urllib.parse import urlsplit
 
 from facemint_core.errors import InvalidRequest
+from facemint_core.netsafe import InvalidUrl, parse_url
 
 ATTRIBUTES = ("age", "gender", "emotion", "pose", "glasses", "mask", "quality", "landmarks")
 TASK_TYPES = ("video", "image", "gif")
@@ -46,12 +46,12 @@ def optional_str(body: dict[str, Any], name: str, max_len: int = 2048) -> str:
 
 
 def http_url(value: str, name: str, https_only: bool = False) -> str:
-    """A syntactically valid absolute http(s) URL."""
-    parts = urlsplit(value)
-    allowed = ("https",) if https_only else ("http", "https")
-    if parts.scheme not in allowed or not parts.hostname:
+    """An absolute http(s) URL in the form the media fetcher and webhook sender accept (:func:`netsafe.parse_url`)."""
+    try:
+        parse_url(value, https_only)
+    except InvalidUrl as exc:
         need = "an https URL" if https_only else "an absolute http or https URL"
-        raise InvalidRequest(f"'{name}' must be {need}")
+        raise InvalidRequest(f"'{name}' must be {need}: {exc}") from None
     return value
 
 
@@ -107,7 +107,9 @@ def validate_detection_task(
         raise InvalidRequest("'confidence_threshold' must be a number from 0 to 1")
     spec["confidence_threshold"] = float(threshold)
 
-    attributes = body.get("attributes") or []
+    attributes = body.get("attributes")
+    if attributes is None:
+        attributes = []
     if not isinstance(attributes, list) or not all(isinstance(a, str) for a in attributes):
         raise InvalidRequest("'attributes' must be an array of strings")
     bad = sorted(set(attributes) - set(ATTRIBUTES))
@@ -116,7 +118,7 @@ def validate_detection_task(
     spec["attributes"] = [a for a in ATTRIBUTES if a in attributes]
 
     recognize = body.get("recognize", 0)
-    if recognize not in (0, 1) or isinstance(recognize, bool):
+    if not _is_int(recognize) or recognize not in (0, 1):
         raise InvalidRequest("'recognize' must be 0 or 1")
     spec["recognize"] = recognize == 1
     spec["library_id"] = optional_str(body, "library_id", 128)
