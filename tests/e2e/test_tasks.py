@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from facemint_local.harness import MediaServer, RunningPlatform
-from facemint_local.testmedia import animated, encode, group_image, moving_faces_video
+from facemint_local.testmedia import animated, encode, group_image, moving_faces_video, with_declared_duration
 from tests.e2e.apiutil import submit, wait
 
 pytestmark = [pytest.mark.e2e]
@@ -207,6 +207,22 @@ def _long_video(reference: dict[str, Any], seconds: float) -> bytes:
     crops = _face_crops(reference, 1)
     data, _ = moving_faces_video(crops, [(0.0, seconds, (20, 40), (700, 300))], fps=10, seconds=seconds)
     return data
+
+
+def test_video_is_billed_for_its_decoded_frames_not_its_declared_duration(
+    api: httpx.Client, media: MediaServer, reference: dict[str, Any]
+) -> None:
+    # A 12 s video whose mvhd, tkhd and mdhd claim 1 s: every frame still decodes, so all 12 s are analysed.
+    url = media.add("declares-1s.mp4", with_declared_duration(_long_video(reference, 12.0), 1.0))
+    before = api.get("/v1/usage").json()
+    task = wait(api, submit(api, type="video", media_url=url, sample_rate=1))
+    assert task["status"] == "succeeded", task
+    assert task["media"]["duration"] == 1.0  # what the headers declare, shown as is
+    assert [f["timestamp"] for f in task["result"]["frames"]] == [float(i) for i in range(12)]
+    after = api.get("/v1/usage").json()
+    assert after["tasks_billed"] == before["tasks_billed"] + 1
+    # frames at 0, 1, ..., 11 s, each standing for a 1 s sampling interval: 12 s = 0.2 minutes
+    assert after["minutes"]["used"] - before["minutes"]["used"] == pytest.approx(12 / 60, abs=2e-4)
 
 
 def test_cancel_stops_a_running_video_task(

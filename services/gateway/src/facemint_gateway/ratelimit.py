@@ -12,7 +12,7 @@
 - Concurrent tasks, per account: queued + running rows of ``tasks``. Checked, together with the monthly minutes,
   by :class:`TaskQuotaMiddleware` on ``POST /v1/create-detection-task`` under a per-account advisory lock that is
   held until the task has been created, so that racing requests cannot overshoot.
-- Monthly minutes, per account: ``usage_monthly``, kept by a trigger on ``tasks`` (migration 0004).
+- Monthly minutes, per account: ``usage_monthly``, kept by a trigger on ``tasks`` (migrations 0004 and 0006).
 """
 
 from __future__ import annotations
