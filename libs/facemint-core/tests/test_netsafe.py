@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import shutil
 import ssl
@@ -436,6 +437,43 @@ async def test_keep_alive_connections_are_reused_and_replaced_once_the_server_cl
             await asyncio.sleep(0.05)  # the close reaches the client
             assert await _get(client, url) == b"ok"
             assert len(connections) == 2  # the closed connection was noticed and replaced
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("bad_reply", "reuses"),
+    [
+        # Content-Length 100 on a 59 KB body: the rest would be read as the next response ("illegal status line")
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 59_000, False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged", False),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", True),  # exactly framed: kept
+    ],
+    ids=["longer-than-declared", "smuggled-response", "chunked", "exact"],
+)
+async def test_a_connection_goes_back_to_the_pool_only_after_an_exactly_framed_response(
+    bad_reply: bytes, reuses: bool
+) -> None:
+    connections: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections))
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while request := await reader.readuntil(b"\r\n\r\n"):
+                bad = request.startswith(b"GET /bad ")
+                writer.write(bad_reply if bad else b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with _client() as client:
+            await _get(client, f"{base}/bad")
+            assert await _get(client, f"{base}/next") == b"good"  # the next fetch from the host is unharmed
+            assert len(connections) == (1 if reuses else 2)
     finally:
         server.close()
         await server.wait_closed()

@@ -8,6 +8,12 @@ kept for the ``Host`` header, TLS SNI and certificate verification. Redirects ar
 number of times, and every hop is checked again (scheme, host name, addresses). Response bodies are never
 decompressed (``Accept-Encoding: identity``), and are cut off at ``max_bytes`` while they stream.
 
+Connections are pooled (HTTP/1.1 keep-alive), and a connection goes back to the pool only when its response was
+exactly a head plus ``Content-Length`` bytes of body. Bytes past the declared length (a server that declares 100
+bytes and sends 59 KB) would otherwise be read as the start of the next response on that connection, so any
+response framed otherwise (extra bytes, chunked or close-delimited, an interim 1xx) closes its connection, as does
+any protocol or network error during the exchange.
+
 Forbidden addresses: loopback, private (RFC 1918, ULA), link-local, multicast, reserved, unspecified, shared
 address space (CGNAT, ``100.64.0.0/10``), anything else not globally routable, and IPv6 addresses that embed such
 an IPv4 address (IPv4-mapped, 6to4, Teredo, NAT64). A policy's allow-list of networks re-admits addresses for
@@ -33,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import re
 import socket
 import ssl
 import typing
@@ -63,6 +70,7 @@ METADATA_HOSTNAMES = frozenset({"metadata.google.internal", "metadata.goog", "me
 _SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+_HEAD_END = re.compile(rb"\n\r?\n")  # the blank line that ends a response head, as h11 finds it
 
 
 class FetchError(Exception):
@@ -320,6 +328,64 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
+class _CountingStream(httpcore.AsyncNetworkStream):
+    """Wraps every connection of the client and measures each response on it: the bytes received since the
+    request was sent, and where the response head ended, so that :class:`SafeResponse` can tell whether the
+    response was exactly its head and its declared body (see :meth:`delimited_by`)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._received = 0
+        self._head_end: int | None = None
+        self._tail = b""
+        self._closed = False
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Read from the connection, counting the bytes and looking for the end of the response head."""
+        data = await self._inner.read(max_bytes, timeout)
+        if self._head_end is None:
+            window = self._tail + data
+            found = _HEAD_END.search(window)
+            if found is not None:
+                self._head_end = self._received - len(self._tail) + found.end()
+            else:
+                self._tail = window[-2:]
+        self._received += len(data)
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Send (part of) a request: the response that follows is counted from zero."""
+        self._received, self._head_end, self._tail = 0, None, b""
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        self._closed = True
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        """Upgrade the wrapped connection to TLS and keep counting (the bytes after decryption)."""
+        self._inner = await self._inner.start_tls(ssl_context, server_hostname, timeout)
+        return self
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        """The wrapped connection's details; a closed connection is "readable" (the pool drops it)."""
+        if info == "is_readable" and self._closed:
+            return True
+        return self._inner.get_extra_info(info)
+
+    def delimited_by(self, content_length: int | None) -> bool:
+        """Whether the response received since the last request was exactly its head and ``content_length``
+        bytes: nothing more arrived that the next response on this connection would begin with."""
+        return (
+            content_length is not None
+            and self._head_end is not None
+            and self._received == self._head_end + content_length
+        )
+
+
 class _PinnedBackend(httpcore.AsyncNetworkBackend):
     """Resolves and vets the host at connect time, then connects to a vetted address only."""
 
@@ -357,7 +423,8 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         last: Exception | None = None
         for ip in addresses:
             try:
-                return await self._inner.connect_tcp(str(ip), port, timeout, local_address, socket_options)
+                stream = await self._inner.connect_tcp(str(ip), port, timeout, local_address, socket_options)
+                return _CountingStream(stream)
             except httpcore.ConnectError as exc:
                 last = exc
         assert last is not None
@@ -429,11 +496,20 @@ class SafeResponse:
                 async with _deadline_scope(self._deadline, self._total_timeout):
                     chunk = await iterator.__anext__()
             except StopAsyncIteration:
+                await self._close_unless_delimited()
                 return
             self.bytes_read += len(chunk)
             if self._max_bytes is not None and self.bytes_read > self._max_bytes:
                 raise TooLarge(f"{redact_url(self.url)}: body exceeds {self._max_bytes} bytes")
             yield chunk
+
+    async def _close_unless_delimited(self) -> None:
+        """Close the connection of a complete response unless it was exactly its head and its declared body, so
+        that the pool never hands it to another request (a body longer than its ``Content-Length`` would be read
+        as the next response)."""
+        stream = self._response.extensions.get("network_stream")
+        if isinstance(stream, _CountingStream) and not stream.delimited_by(self.content_length):
+            await stream.aclose()
 
     async def read(self) -> bytes:
         """Read the whole body (bounded by ``max_bytes``)."""
