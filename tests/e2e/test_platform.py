@@ -19,7 +19,7 @@ from facemint.library.v1 import library_pb2, library_pb2_grpc
 from facemint.media_decoder.v1 import media_decoder_pb2, media_decoder_pb2_grpc
 from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from facemint.webhook.v1 import webhook_pb2, webhook_pb2_grpc
-from facemint_local.harness import MediaServer, RunningPlatform, pids_alive, start_platform
+from facemint_local.harness import MEDIA_HOST, MediaServer, RunningPlatform, pids_alive, start_platform
 from facemint_local.testmedia import png_with_faces
 
 pytestmark = [pytest.mark.e2e]
@@ -29,7 +29,9 @@ GRPC_SERVICES = ("task-orchestrator", "media-decoder", "inference", "library", "
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    running = start_platform(tmp_path_factory.mktemp("platform"))
+    running = start_platform(
+        tmp_path_factory.mktemp("platform"), extra_env={"FACEMINT_LOCAL_FETCH_ALLOW_CIDRS": f'["{MEDIA_HOST}/32"]'}
+    )
     yield running
     running.stop()
 

@@ -29,6 +29,7 @@ from facemint_core.netsafe import (
     TooLarge,
     TooManyRedirects,
     block_reason,
+    parse_endpoints,
     parse_networks,
     redact_url,
 )
@@ -219,6 +220,42 @@ def test_allow_list_readmits_addresses_but_never_metadata_endpoints() -> None:
     assert block_reason(ipaddress.ip_address("127.0.0.2"), allow) == "loopback"
     assert block_reason(ipaddress.ip_address("169.254.169.254"), allow) == "cloud metadata endpoint"
     assert block_reason(ipaddress.ip_address("fd00:ec2::254"), allow) == "cloud metadata endpoint"
+
+
+def test_endpoint_entries_parse_as_address_and_port() -> None:
+    assert parse_endpoints(["127.0.0.3:8333", " [::1]:9000 ", ""]) == (
+        (ipaddress.ip_address("127.0.0.3"), 8333),
+        (ipaddress.ip_address("::1"), 9000),
+    )
+    for bad in ("127.0.0.3", "127.0.0.3:0", "127.0.0.3:http", "store.local:8333"):
+        with pytest.raises(ValueError):
+            parse_endpoints([bad])
+
+
+async def test_an_allowed_endpoint_admits_its_port_only(http_server: tuple[_Server, str]) -> None:
+    # The object store's S3 port is allowed; its filer on another port of the same address is not.
+    _, url = http_server
+    allowed = parse_endpoints([url.removeprefix("http://")])
+    with ThreadingHTTPServer(("127.0.0.1", 0), _Handler) as other:
+        other_url = f"http://127.0.0.1:{other.server_address[1]}/ok"
+    async with _client(allow=(), allow_endpoints=allowed) as client:
+        assert await _get(client, f"{url}/ok") == b"hello world"
+        with pytest.raises(BlockedAddress, match=r"127.0.0.1 is a loopback address \(port"):
+            await _get(client, other_url)
+        with pytest.raises(BlockedAddress):  # nor after a redirect
+            await _get(client, f"{url}/redirect?to={other_url}")
+
+    async def store_resolver(host: str, port: int) -> list[IPAddress]:
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    policy = FetchPolicy(allow_endpoints=allowed, connect_timeout=2.0, read_timeout=2.0, total_timeout=10.0)
+    async with SafeHttpClient(policy, resolver=store_resolver) as client:  # a name: checked when resolved
+        port = url.rsplit(":", 1)[1]
+        assert await _get(client, f"http://store.test:{port}/ok") == b"hello world"
+        with pytest.raises(BlockedAddress, match="'store.test' resolves to 127.0.0.1"):
+            await _get(client, other_url.replace("127.0.0.1", "store.test"))
+    metadata = FetchPolicy(allow_endpoints=parse_endpoints(["169.254.169.254:80"]))
+    assert metadata.block_reason(ipaddress.ip_address("169.254.169.254"), 80) == "cloud metadata endpoint"
 
 
 def test_redact_url_drops_query_fragment_and_credentials() -> None:

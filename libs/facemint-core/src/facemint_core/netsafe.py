@@ -17,8 +17,10 @@ any protocol or network error during the exchange.
 Forbidden addresses: loopback, private (RFC 1918, ULA), link-local, multicast, reserved, unspecified, shared
 address space (CGNAT, ``100.64.0.0/10``), anything else not globally routable, and IPv6 addresses that embed such
 an IPv4 address (IPv4-mapped, 6to4, Teredo, NAT64). A policy's allow-list of networks re-admits addresses for
-development and tests (``127.0.0.1/32``). Cloud metadata endpoints (``169.254.169.254``, ``fd00:ec2::254``,
-``metadata.google.internal``, ...) are refused even when an allow-list network covers them.
+development and tests (``127.0.0.1/32``), and its allow-list of endpoints re-admits one port of one address (the
+local object store's S3 port, ``127.0.0.1:8333``, without the store's other ports on that address). Cloud metadata
+endpoints (``169.254.169.254``, ``fd00:ec2::254``, ``metadata.google.internal``, ...) are refused even when an
+allow-list covers them.
 
 Exception tree::
 
@@ -51,6 +53,8 @@ import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Endpoint = tuple[IPAddress, int]
+"""An address and a TCP port."""
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 """Resolves a host name and port to every address it has (IPv4 and IPv6)."""
 
@@ -114,6 +118,20 @@ def parse_networks(cidrs: Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip())
 
 
+def parse_endpoints(entries: Iterable[str]) -> tuple[Endpoint, ...]:
+    """Parse allow-list entries such as ``"127.0.0.1:8333"`` or ``"[::1]:9000"`` (an address literal and a port);
+    raises ValueError on a bad entry."""
+    endpoints: list[Endpoint] = []
+    for entry in (e.strip() for e in entries):
+        if not entry:
+            continue
+        host, sep, port = entry.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{entry!r} is not an address:port endpoint")
+        endpoints.append((ipaddress.ip_address(host.removeprefix("[").removesuffix("]")), int(port)))
+    return tuple(endpoints)
+
+
 @dataclass(frozen=True)
 class FetchPolicy:
     """What outbound requests may reach, and how long they may take.
@@ -121,6 +139,8 @@ class FetchPolicy:
     Attributes:
         allow: Networks whose addresses are allowed even though they are not public (development, tests).
             Metadata endpoints stay refused whatever this holds.
+        allow_endpoints: Single ports of single addresses allowed even though not public (an object store's S3
+            port, while the store's other ports on the same address stay refused).
         https_only: Refuse ``http://`` URLs, on the first request and on every redirect.
         connect_timeout: Seconds to resolve the host and establish TCP (and TLS).
         read_timeout: Seconds to wait for any single read from the server.
@@ -130,12 +150,21 @@ class FetchPolicy:
     """
 
     allow: tuple[IPNetwork, ...] = ()
+    allow_endpoints: tuple[Endpoint, ...] = ()
     https_only: bool = False
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     total_timeout: float = 300.0
     max_redirects: int = 5
     user_agent: str = "facemint/0.1"
+
+    def block_reason(self, ip: IPAddress, port: int) -> str | None:
+        """Why ``ip``:``port`` may not be contacted under this policy, or ``None`` when it may."""
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if (ip, port) in self.allow_endpoints and ip not in METADATA_ADDRESSES:
+            return None
+        return block_reason(ip, self.allow)
 
 
 def redact_url(url: str | httpx.URL) -> str:
@@ -405,9 +434,9 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         if not addresses:
             raise FetchFailed(f"host {host!r} has no address")
         for ip in addresses:
-            reason = block_reason(ip, self._policy.allow)
+            reason = self._policy.block_reason(ip, port)
             if reason is not None:
-                raise BlockedAddress(f"host {host!r} resolves to {ip}, a {reason} address")
+                raise BlockedAddress(f"host {host!r} resolves to {ip}, a {reason} address (port {port})")
         return addresses
 
     async def connect_tcp(
@@ -600,9 +629,10 @@ class SafeHttpClient:
         _check_host_name(parsed.host)
         literal = _literal_address(parsed.host)
         if literal is not None:
-            reason = block_reason(literal, self.policy.allow)
+            port = parsed.port or (443 if parsed.scheme == "https" else 80)
+            reason = self.policy.block_reason(literal, port)
             if reason is not None:
-                raise BlockedAddress(f"{literal} is a {reason} address")
+                raise BlockedAddress(f"{literal} is a {reason} address (port {port})")
         return parsed
 
     def _request(
@@ -698,6 +728,7 @@ def _header(response: httpcore.Response, name: bytes) -> str | None:
 
 __all__ = [
     "BlockedAddress",
+    "Endpoint",
     "FetchError",
     "FetchFailed",
     "FetchPolicy",
@@ -711,6 +742,7 @@ __all__ = [
     "TooLarge",
     "TooManyRedirects",
     "block_reason",
+    "parse_endpoints",
     "parse_networks",
     "redact_url",
     "system_resolver",

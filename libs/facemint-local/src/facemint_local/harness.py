@@ -112,10 +112,15 @@ def pids_alive(pids: list[int]) -> list[int]:
     return alive
 
 
-class MediaServer:
-    """A static HTTP server on 127.0.0.1 serving a folder (the platform's fetch allow-list covers loopback)."""
+MEDIA_HOST = "127.0.0.2"
+"""Where tests and benchmarks serve media from: a loopback address of its own, which a platform started with
+``FACEMINT_LOCAL_FETCH_ALLOW_CIDRS='["127.0.0.2/32"]'`` may fetch from without reaching anything else on loopback."""
 
-    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
+
+class MediaServer:
+    """A static HTTP server serving a folder, on :data:`MEDIA_HOST` unless told otherwise."""
+
+    def __init__(self, root: Path, host: str = MEDIA_HOST) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.host = host
