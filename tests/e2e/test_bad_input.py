@@ -19,7 +19,7 @@ import pytest
 
 from facemint_local.harness import MediaServer, RunningPlatform
 from facemint_local.testmedia import encode, group_image
-from tests.e2e.apiutil import submit, wait
+from tests.e2e.apiutil import submit, upload, wait
 from tests.e2e.conftest import MEDIA_HOST
 
 pytestmark = [pytest.mark.e2e]
@@ -145,10 +145,9 @@ def test_the_object_store_is_reachable_only_through_signed_s3_urls(
 ) -> None:
     # An upload of this account, then its bytes asked for on every other port of the object store, as another
     # tenant would through the filer (http://<store>:8888/buckets/<bucket>/<account>/<upload>): unsigned.
-    upload = api.post("/v1/uploads", json={"type": "image"}).json()
     data = encode(group_image(), "JPEG")
-    assert httpx.put(upload["upload_url"], content=data).status_code == 200
-    signed = urlsplit(upload["media_url"])
+    uploaded = upload(api, "image", data)
+    signed = urlsplit(uploaded["media_url"])
     store = platform.reload()["servers"]["object_store"]
     listening = {
         c.laddr.port
@@ -164,7 +163,7 @@ def test_the_object_store_is_reachable_only_through_signed_s3_urls(
         assert task["status"] == "failed" and task["error"]["code"] == "invalid_media", (port, task)
         assert "loopback" in task["error"]["message"], (port, task["error"])
     # The signed URL on the S3 port itself still works.
-    task = wait(api, submit(api, type="image", media_url=upload["media_url"]))
+    task = wait(api, submit(api, type="image", media_url=uploaded["media_url"]))
     assert task["status"] == "succeeded", task
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from facemint_local.harness import MediaServer, RunningPlatform
 from facemint_local.testmedia import animated, encode, group_image, moving_faces_video, with_declared_duration
-from tests.e2e.apiutil import submit, wait
+from tests.e2e.apiutil import submit, upload, wait
 
 pytestmark = [pytest.mark.e2e]
 
@@ -308,12 +308,8 @@ def test_openapi_and_docs_are_served(platform: RunningPlatform) -> None:
 
 
 def test_signed_upload_flow(api: httpx.Client) -> None:
-    resp = api.post("/v1/uploads", json={"type": "image", "filename": "me.jpg"})
-    assert resp.status_code == 201, resp.text
-    upload = resp.json()
-    put = httpx.put(upload["upload_url"], content=encode(group_image(), "JPEG"))
-    assert put.status_code == 200, put.text
-    task = wait(api, submit(api, type="image", media_url=upload["media_url"]))
+    signed = upload(api, "image", encode(group_image(), "JPEG"))
+    task = wait(api, submit(api, type="image", media_url=signed["media_url"]))
     assert task["status"] == "succeeded" and len(task["result"]["frames"][0]["faces"]) == 6
 
 
