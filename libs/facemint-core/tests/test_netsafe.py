@@ -516,6 +516,35 @@ async def test_a_connection_goes_back_to_the_pool_only_after_an_exactly_framed_r
         await server.wait_closed()
 
 
+async def test_bytes_arriving_on_an_idle_pooled_connection_retire_it() -> None:
+    # A correctly framed response, then, once the connection is back in the pool, a stray response: the next fetch
+    # must not read it as its own.
+    connections: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections))
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    try:
+        async with _client() as client:
+            assert await _get(client, url) == b"good"
+            await asyncio.sleep(0.2)  # the stray bytes reach the idle connection
+            assert await _get(client, url) == b"good"
+            assert len(connections) == 2
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 @pytest.fixture
 def tls_files(tmp_path: Path) -> tuple[Path, Path, Path]:
     """A throw-away CA and a certificate for ``media.test`` signed by it (made with the openssl CLI)."""

@@ -12,7 +12,8 @@ Connections are pooled (HTTP/1.1 keep-alive), and a connection goes back to the 
 exactly a head plus ``Content-Length`` bytes of body. Bytes past the declared length (a server that declares 100
 bytes and sends 59 KB) would otherwise be read as the start of the next response on that connection, so any
 response framed otherwise (extra bytes, chunked or close-delimited, an interim 1xx) closes its connection, as does
-any protocol or network error during the exchange.
+any protocol or network error during the exchange; an idle pooled connection on which any byte arrives is dropped
+before it is reused.
 
 Forbidden addresses: loopback, private (RFC 1918, ULA), link-local, multicast, reserved, unspecified, shared
 address space (CGNAT, ``100.64.0.0/10``), anything else not globally routable, and IPv6 addresses that embed such
@@ -262,10 +263,32 @@ def _check_host_name(host: str) -> None:
         raise BlockedAddress(f"host {host!r} is a cloud metadata endpoint")
 
 
+class _Reader(asyncio.StreamReader):
+    """A StreamReader that knows how many received bytes nobody has read yet. On an idle keep-alive connection any
+    such byte is a server's protocol error (it would be read as the start of the next response), so the connection
+    must be dropped rather than reused."""
+
+    def __init__(self) -> None:
+        super().__init__(limit=1 << 20)
+        self.unread = 0
+
+    def feed_data(self, data: Iterable[typing.SupportsIndex]) -> None:
+        """Take bytes from the transport (counted)."""
+        chunk = bytes(data)
+        self.unread += len(chunk)
+        super().feed_data(chunk)
+
+    async def read(self, n: int = -1) -> bytes:
+        """Read up to ``n`` bytes (counted)."""
+        data = await super().read(n)
+        self.unread -= len(data)
+        return data
+
+
 class _AsyncioStream(httpcore.AsyncNetworkStream):
     """A TCP (or TLS) connection on asyncio streams, raising httpcore's exceptions."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: _Reader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
 
@@ -311,8 +334,8 @@ class _AsyncioStream(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> typing.Any:
         """Transport details (``ssl_object``, ``peername``, ...), as httpcore asks for them."""
-        if info == "is_readable":  # asked of an idle pooled connection: has the server closed it?
-            return self._reader.at_eof() or self._writer.is_closing()
+        if info == "is_readable":  # asked of an idle pooled connection: has the server closed it, or sent junk?
+            return self._reader.at_eof() or self._writer.is_closing() or self._reader.unread > 0
         return self._writer.get_extra_info(info)
 
 
@@ -329,15 +352,21 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         """Connect to ``host`` (an address literal here: the pinned backend has resolved it)."""
+        loop = asyncio.get_running_loop()
+        reader = _Reader()
         try:
-            async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
-                    host, port, local_addr=(local_address, 0) if local_address else None, limit=1 << 20
+            async with asyncio.timeout(timeout):  # asyncio.open_connection, with a reader that counts
+                transport, protocol = await loop.create_connection(
+                    lambda: asyncio.StreamReaderProtocol(reader),
+                    host,
+                    port,
+                    local_addr=(local_address, 0) if local_address else None,
                 )
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"connecting to {host}:{port} took longer than {timeout} s") from None
         except OSError as exc:
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from None
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         sock = writer.get_extra_info("socket")
         for option in socket_options or ():
             sock.setsockopt(*option)
