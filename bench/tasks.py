@@ -117,11 +117,8 @@ def main() -> None:
     jpeg = encode(image, "JPEG", quality=92)
     bare = Bare(jpeg, args.pack)
     with tempfile.TemporaryDirectory() as tmp:
-        platform = start_platform(
-            Path(tmp) / "platform",
-            extra_env={"FACEMINT_LOCAL_PACK": args.pack, "FACEMINT_LOCAL_FETCH_ALLOW_CIDRS": f'["{MEDIA_HOST}/32"]'},
-        )
-        media = MediaServer(Path(tmp) / "media")
+        platform = start_platform(Path(tmp) / "platform", extra_env={"FACEMINT_LOCAL_PACK": args.pack})
+        media = MediaServer(Path(tmp) / "media", host=MEDIA_HOST)
         try:
             with httpx.Client(
                 base_url=platform.gateway_url, headers={"x-api-key": platform.api_key}, timeout=60

@@ -23,7 +23,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
     running = start_platform(
         tmp_path_factory.mktemp("platform"),
         extra_env={
-            "FACEMINT_LOCAL_FETCH_ALLOW_CIDRS": f'["{MEDIA_HOST}/32"]',
             "FACEMINT_LOCAL_OBJECT_STORE_HOST": "127.0.0.3",
             "FACEMINT_MEDIA_DECODER_FETCH__READ_TIMEOUT_SECONDS": "3",
             "FACEMINT_MEDIA_DECODER_FETCH__TOTAL_TIMEOUT_SECONDS": "20",

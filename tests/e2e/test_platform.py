@@ -29,9 +29,7 @@ GRPC_SERVICES = ("task-orchestrator", "media-decoder", "inference", "library", "
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    running = start_platform(
-        tmp_path_factory.mktemp("platform"), extra_env={"FACEMINT_LOCAL_FETCH_ALLOW_CIDRS": f'["{MEDIA_HOST}/32"]'}
-    )
+    running = start_platform(tmp_path_factory.mktemp("platform"))
     yield running
     running.stop()
 
@@ -61,7 +59,7 @@ def test_every_service_is_ready_over_http_and_grpc(platform: RunningPlatform) ->
 
 
 def test_one_rpc_on_each_service(platform: RunningPlatform, tmp_path: Path) -> None:
-    media = MediaServer(tmp_path / "media")
+    media = MediaServer(tmp_path / "media", host=MEDIA_HOST)
     image_url = media.add("face.png", png_with_faces())
 
     async def calls() -> None:
