@@ -27,7 +27,7 @@ from PIL import Image
 from bench.common import machine, machine_line, markdown_table, now, pipeline, write_results
 from facemint.common.v1 import common_pb2
 from facemint.inference.v1 import inference_pb2, inference_pb2_grpc
-from facemint_local.harness import MediaServer, start_platform
+from facemint_local.harness import MEDIA_HOST, MediaServer, start_platform
 from facemint_local.testmedia import encode, group_image, moving_faces_video
 
 ALL_ATTRIBUTES = ["age", "gender", "emotion", "pose", "glasses", "mask", "quality", "landmarks"]
@@ -118,7 +118,7 @@ def main() -> None:
     bare = Bare(jpeg, args.pack)
     with tempfile.TemporaryDirectory() as tmp:
         platform = start_platform(Path(tmp) / "platform", extra_env={"FACEMINT_LOCAL_PACK": args.pack})
-        media = MediaServer(Path(tmp) / "media")
+        media = MediaServer(Path(tmp) / "media", host=MEDIA_HOST)
         try:
             with httpx.Client(
                 base_url=platform.gateway_url, headers={"x-api-key": platform.api_key}, timeout=60

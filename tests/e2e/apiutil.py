@@ -28,3 +28,14 @@ def wait(api: httpx.Client, task_id: str, timeout: float = 180) -> dict[str, Any
             return dict(doc)
         time.sleep(0.3)
     raise AssertionError(f"task {task_id} not finished after {timeout} s")
+
+
+def upload(api: httpx.Client, kind: str, data: bytes) -> dict[str, Any]:
+    """A signed upload of ``data``: ``POST /v1/uploads``, then the form POST to the object store; returns the
+    upload's description (``media_url`` ...)."""
+    resp = api.post("/v1/uploads", json={"type": kind})
+    assert resp.status_code == 201, resp.text
+    doc = resp.json()
+    sent = httpx.post(doc["upload_url"], data=doc["fields"], files={"file": ("media", data)}, timeout=60)
+    assert sent.status_code == 204, sent.text
+    return dict(doc)

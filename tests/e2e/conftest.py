@@ -1,7 +1,8 @@
 """Shared end-to-end fixtures: one local platform for the task and bad-input suites.
 
-Media are served from 127.0.0.2, the only private address the platform may fetch from here, so that redirects to
-127.0.0.1 and to the cloud-metadata address are refused exactly as they would be in production.
+Media are served from 127.0.0.2, the only private address the platform may fetch from here besides its object
+store's S3 port, so that redirects to 127.0.0.1 and to the cloud-metadata address are refused exactly as they would
+be in production.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from facemint_local.harness import MediaServer, RunningPlatform, start_platform
+from facemint_local.harness import MEDIA_HOST, MediaServer, RunningPlatform, start_platform
 from facemint_local.testmedia import encode, group_image
 from tests.e2e.apiutil import submit, wait
-
-MEDIA_HOST = "127.0.0.2"
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +23,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
     running = start_platform(
         tmp_path_factory.mktemp("platform"),
         extra_env={
-            "FACEMINT_LOCAL_FETCH_ALLOW_CIDRS": f'["{MEDIA_HOST}/32"]',
             "FACEMINT_LOCAL_OBJECT_STORE_HOST": "127.0.0.3",
             "FACEMINT_MEDIA_DECODER_FETCH__READ_TIMEOUT_SECONDS": "3",
             "FACEMINT_MEDIA_DECODER_FETCH__TOTAL_TIMEOUT_SECONDS": "20",

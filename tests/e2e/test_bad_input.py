@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import threading
 import time
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -17,7 +19,7 @@ import pytest
 
 from facemint_local.harness import MediaServer, RunningPlatform
 from facemint_local.testmedia import encode, group_image
-from tests.e2e.apiutil import submit, wait
+from tests.e2e.apiutil import submit, upload, wait
 from tests.e2e.conftest import MEDIA_HOST
 
 pytestmark = [pytest.mark.e2e]
@@ -136,6 +138,33 @@ def test_hostile_origins_are_refused(
 def test_direct_private_address_is_refused(api: httpx.Client, pids_before: dict[str, int]) -> None:
     task = wait(api, submit(api, type="image", media_url="http://10.1.2.3/x.jpg"), timeout=60)
     assert task["status"] == "failed" and task["error"]["code"] == "invalid_media"
+
+
+def test_the_object_store_is_reachable_only_through_signed_s3_urls(
+    platform: RunningPlatform, api: httpx.Client, pids_before: dict[str, int]
+) -> None:
+    # An upload of this account, then its bytes asked for on every other port of the object store, as another
+    # tenant would through the filer (http://<store>:8888/buckets/<bucket>/<account>/<upload>): unsigned.
+    data = encode(group_image(), "JPEG")
+    uploaded = upload(api, "image", data)
+    signed = urlsplit(uploaded["media_url"])
+    store = platform.reload()["servers"]["object_store"]
+    listening = {
+        c.laddr.port
+        for c in psutil.Process(store["pid"]).net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port != store["port"]
+    }
+    assert listening, "the object store listens on no other port"
+    for port in sorted(listening):
+        unsigned = f"http://{signed.hostname}:{port}/buckets{signed.path}"
+        with contextlib.suppress(httpx.HTTPError):  # gRPC ports do not speak HTTP/1.1
+            assert httpx.get(unsigned, timeout=5).content != data, f"port {port} serves the object unsigned"
+        task = wait(api, submit(api, type="image", media_url=unsigned), timeout=60)
+        assert task["status"] == "failed" and task["error"]["code"] == "invalid_media", (port, task)
+        assert "loopback" in task["error"]["message"], (port, task["error"])
+    # The signed URL on the S3 port itself still works.
+    task = wait(api, submit(api, type="image", media_url=uploaded["media_url"]))
+    assert task["status"] == "succeeded", task
 
 
 @pytest.mark.parametrize(

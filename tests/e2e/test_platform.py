@@ -19,7 +19,7 @@ from facemint.library.v1 import library_pb2, library_pb2_grpc
 from facemint.media_decoder.v1 import media_decoder_pb2, media_decoder_pb2_grpc
 from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from facemint.webhook.v1 import webhook_pb2, webhook_pb2_grpc
-from facemint_local.harness import MediaServer, RunningPlatform, pids_alive, start_platform
+from facemint_local.harness import MEDIA_HOST, MediaServer, RunningPlatform, pids_alive, start_platform
 from facemint_local.testmedia import png_with_faces
 
 pytestmark = [pytest.mark.e2e]
@@ -59,7 +59,7 @@ def test_every_service_is_ready_over_http_and_grpc(platform: RunningPlatform) ->
 
 
 def test_one_rpc_on_each_service(platform: RunningPlatform, tmp_path: Path) -> None:
-    media = MediaServer(tmp_path / "media")
+    media = MediaServer(tmp_path / "media", host=MEDIA_HOST)
     image_url = media.add("face.png", png_with_faces())
 
     async def calls() -> None:

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from facemint_local.harness import MediaServer, RunningPlatform
-from facemint_local.testmedia import animated, encode, group_image, moving_faces_video
-from tests.e2e.apiutil import submit, wait
+from facemint_local.testmedia import animated, encode, group_image, moving_faces_video, with_declared_duration
+from tests.e2e.apiutil import submit, upload, wait
 
 pytestmark = [pytest.mark.e2e]
 
@@ -209,6 +209,36 @@ def _long_video(reference: dict[str, Any], seconds: float) -> bytes:
     return data
 
 
+def _billed_minutes(api: httpx.Client, url: str, **spec: Any) -> tuple[dict[str, Any], float]:
+    """Run a video task; return it and the minutes it added to this month's usage (one task billed)."""
+    before = api.get("/v1/usage").json()
+    task = wait(api, submit(api, type="video", media_url=url, **spec))
+    after = api.get("/v1/usage").json()
+    assert after["tasks_billed"] == before["tasks_billed"] + 1, task
+    return task, after["minutes"]["used"] - before["minutes"]["used"]
+
+
+def test_video_is_billed_for_its_decoded_frames_not_its_declared_duration(
+    api: httpx.Client, media: MediaServer, reference: dict[str, Any]
+) -> None:
+    # A 12 s video whose mvhd, tkhd and mdhd claim 1 s: every frame still decodes, so all 12 s are analysed.
+    url = media.add("declares-1s.mp4", with_declared_duration(_long_video(reference, 12.0), 1.0))
+    task, minutes = _billed_minutes(api, url, sample_rate=1)
+    assert task["status"] == "succeeded", task
+    assert task["media"]["duration"] == 1.0  # what the headers declare, shown as is
+    assert [f["timestamp"] for f in task["result"]["frames"]] == [float(i) for i in range(12)]
+    # frames at 0, 1, ..., 11 s, each standing for a 1 s sampling interval: 12 s = 0.2 minutes
+    assert minutes == pytest.approx(12 / 60, abs=2e-4)
+
+
+def test_video_without_faces_is_billed_for_its_decoded_frames(api: httpx.Client, media: MediaServer) -> None:
+    faceless, _ = moving_faces_video([], [], size=(320, 240), fps=10, seconds=6.0)
+    url = media.add("faceless-declares-1s.mp4", with_declared_duration(faceless, 1.0))
+    task, minutes = _billed_minutes(api, url, sample_rate=2)
+    assert task["status"] == "failed" and task["error"]["code"] == "no_faces_detected", task
+    assert minutes == pytest.approx(6 / 60, abs=2e-4)  # 0 .. 5.5 s at 2 fps: 6 s, billed as the API says
+
+
 def test_cancel_stops_a_running_video_task(
     platform: RunningPlatform, api: httpx.Client, media: MediaServer, reference: dict[str, Any]
 ) -> None:
@@ -292,12 +322,8 @@ def test_openapi_and_docs_are_served(platform: RunningPlatform) -> None:
 
 
 def test_signed_upload_flow(api: httpx.Client) -> None:
-    resp = api.post("/v1/uploads", json={"type": "image", "filename": "me.jpg"})
-    assert resp.status_code == 201, resp.text
-    upload = resp.json()
-    put = httpx.put(upload["upload_url"], content=encode(group_image(), "JPEG"))
-    assert put.status_code == 200, put.text
-    task = wait(api, submit(api, type="image", media_url=upload["media_url"]))
+    signed = upload(api, "image", encode(group_image(), "JPEG"))
+    task = wait(api, submit(api, type="image", media_url=signed["media_url"]))
     assert task["status"] == "succeeded" and len(task["result"]["frames"][0]["faces"]) == 6
 
 

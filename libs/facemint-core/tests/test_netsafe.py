@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import shutil
 import ssl
@@ -28,6 +29,7 @@ from facemint_core.netsafe import (
     TooLarge,
     TooManyRedirects,
     block_reason,
+    parse_endpoints,
     parse_networks,
     parse_url,
     redact_url,
@@ -219,6 +221,42 @@ def test_allow_list_readmits_addresses_but_never_metadata_endpoints() -> None:
     assert block_reason(ipaddress.ip_address("127.0.0.2"), allow) == "loopback"
     assert block_reason(ipaddress.ip_address("169.254.169.254"), allow) == "cloud metadata endpoint"
     assert block_reason(ipaddress.ip_address("fd00:ec2::254"), allow) == "cloud metadata endpoint"
+
+
+def test_endpoint_entries_parse_as_address_and_port() -> None:
+    assert parse_endpoints(["127.0.0.3:8333", " [::1]:9000 ", ""]) == (
+        (ipaddress.ip_address("127.0.0.3"), 8333),
+        (ipaddress.ip_address("::1"), 9000),
+    )
+    for bad in ("127.0.0.3", "127.0.0.3:0", "127.0.0.3:http", "store.local:8333"):
+        with pytest.raises(ValueError):
+            parse_endpoints([bad])
+
+
+async def test_an_allowed_endpoint_admits_its_port_only(http_server: tuple[_Server, str]) -> None:
+    # The object store's S3 port is allowed; its filer on another port of the same address is not.
+    _, url = http_server
+    allowed = parse_endpoints([url.removeprefix("http://")])
+    with ThreadingHTTPServer(("127.0.0.1", 0), _Handler) as other:
+        other_url = f"http://127.0.0.1:{other.server_address[1]}/ok"
+    async with _client(allow=(), allow_endpoints=allowed) as client:
+        assert await _get(client, f"{url}/ok") == b"hello world"
+        with pytest.raises(BlockedAddress, match=r"127.0.0.1 is a loopback address \(port"):
+            await _get(client, other_url)
+        with pytest.raises(BlockedAddress):  # nor after a redirect
+            await _get(client, f"{url}/redirect?to={other_url}")
+
+    async def store_resolver(host: str, port: int) -> list[IPAddress]:
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    policy = FetchPolicy(allow_endpoints=allowed, connect_timeout=2.0, read_timeout=2.0, total_timeout=10.0)
+    async with SafeHttpClient(policy, resolver=store_resolver) as client:  # a name: checked when resolved
+        port = url.rsplit(":", 1)[1]
+        assert await _get(client, f"http://store.test:{port}/ok") == b"hello world"
+        with pytest.raises(BlockedAddress, match="'store.test' resolves to 127.0.0.1"):
+            await _get(client, other_url.replace("127.0.0.1", "store.test"))
+    metadata = FetchPolicy(allow_endpoints=parse_endpoints(["169.254.169.254:80"]))
+    assert metadata.block_reason(ipaddress.ip_address("169.254.169.254"), 80) == "cloud metadata endpoint"
 
 
 def test_redact_url_drops_query_fragment_and_credentials() -> None:
@@ -484,6 +522,72 @@ async def test_keep_alive_connections_are_reused_and_replaced_once_the_server_cl
             await asyncio.sleep(0.05)  # the close reaches the client
             assert await _get(client, url) == b"ok"
             assert len(connections) == 2  # the closed connection was noticed and replaced
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("bad_reply", "reuses"),
+    [
+        # Content-Length 100 on a 59 KB body: the rest would be read as the next response ("illegal status line")
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 59_000, False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged", False),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", False),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", True),  # exactly framed: kept
+    ],
+    ids=["longer-than-declared", "smuggled-response", "chunked", "exact"],
+)
+async def test_a_connection_goes_back_to_the_pool_only_after_an_exactly_framed_response(
+    bad_reply: bytes, reuses: bool
+) -> None:
+    connections: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections))
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while request := await reader.readuntil(b"\r\n\r\n"):
+                bad = request.startswith(b"GET /bad ")
+                writer.write(bad_reply if bad else b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with _client() as client:
+            await _get(client, f"{base}/bad")
+            assert await _get(client, f"{base}/next") == b"good"  # the next fetch from the host is unharmed
+            assert len(connections) == (1 if reuses else 2)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_bytes_arriving_on_an_idle_pooled_connection_retire_it() -> None:
+    # A correctly framed response, then, once the connection is back in the pool, a stray response: the next fetch
+    # must not read it as its own.
+    connections: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections))
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    try:
+        async with _client() as client:
+            assert await _get(client, url) == b"good"
+            await asyncio.sleep(0.2)  # the stray bytes reach the idle connection
+            assert await _get(client, url) == b"good"
+            assert len(connections) == 2
     finally:
         server.close()
         await server.wait_closed()

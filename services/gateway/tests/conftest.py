@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from facemint_local.procs import ManagedProcess, free_port, wait_until
-from facemint_local.servers import NatsServer, PostgresServer
+from facemint_local.servers import NatsServer, ObjectStore, PostgresServer
 
 AUTH_CACHE_TTL_SECONDS = 30
 """Long on purpose: revocation must reach the other process through NOTIFY, well before the TTL."""
@@ -245,6 +245,22 @@ def module_gateway(gateway_stack: GatewayStack) -> Iterator[Callable[..., str]]:
     """As :func:`extra_gateway`, for the whole test module."""
     with _more_gateways(gateway_stack) as start:
         yield start
+
+
+@pytest.fixture
+def start_upload_gateway(extra_gateway: Callable[..., str], object_store: ObjectStore) -> Callable[..., str]:
+    """Start another gateway process with signed uploads to the session's object store; keyword arguments set
+    further ``OBJECT_STORE__*`` settings (``image_max_bytes="65536"``). Returns its URL."""
+
+    def start(**settings: str) -> str:
+        return extra_gateway(
+            FACEMINT_GATEWAY_OBJECT_STORE__ENDPOINT=object_store.endpoint,
+            FACEMINT_GATEWAY_OBJECT_STORE__ACCESS_KEY=object_store.access_key,
+            FACEMINT_GATEWAY_OBJECT_STORE__SECRET_KEY=object_store.secret_key,
+            **{f"FACEMINT_GATEWAY_OBJECT_STORE__{name.upper()}": value for name, value in settings.items()},
+        )
+
+    return start
 
 
 @pytest.fixture

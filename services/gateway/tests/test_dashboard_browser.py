@@ -2,7 +2,7 @@
 
 The browser signs in with an API key, creates, rotates and revokes keys, views a succeeded task's result drawn over
 its image (the task is written to the database directly: no face models run in this test), starts a task through
-the signed upload flow (presigned PUT to the S3 store) and another from a media URL, and meets the task limit.
+the signed upload flow (presigned POST form to the S3 store) and another from a media URL, and meets the task limit.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import asyncpg
 import httpx
 import pytest
 from PIL import Image, ImageDraw
-
-from facemint_local.servers import ObjectStore
 
 if TYPE_CHECKING:
     from conftest import GatewayStack
@@ -70,13 +68,9 @@ def media_server(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def upload_gateway(extra_gateway: Callable[..., str], object_store: ObjectStore) -> str:
+def upload_gateway(start_upload_gateway: Callable[..., str]) -> str:
     """A third gateway process on the same database and orchestrator, with signed uploads configured."""
-    return extra_gateway(
-        FACEMINT_GATEWAY_OBJECT_STORE__ENDPOINT=object_store.endpoint,
-        FACEMINT_GATEWAY_OBJECT_STORE__ACCESS_KEY=object_store.access_key,
-        FACEMINT_GATEWAY_OBJECT_STORE__SECRET_KEY=object_store.secret_key,
-    )
+    return start_upload_gateway()
 
 
 async def _insert_result_task(dsn: str, account: str, media_url: str) -> str:
@@ -151,7 +145,7 @@ async def test_dashboard_manages_keys_shows_results_and_starts_tasks(
     media_url = uploaded["media"]["url"]
     assert media_url.startswith(f"http://127.0.0.1:{urlport(media_url)}/") and "X-Amz-Signature" in media_url
     fetched = httpx.get(media_url)
-    assert fetched.status_code == 200 and fetched.content[:8] == b"\x89PNG\r\n\x1a\n"  # the bytes the browser PUT
+    assert fetched.status_code == 200 and fetched.content[:8] == b"\x89PNG\r\n\x1a\n"  # the bytes the browser posted
 
 
 def urlport(url: str) -> int:

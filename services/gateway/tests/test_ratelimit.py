@@ -126,18 +126,24 @@ async def test_racing_task_creation_on_two_processes_never_overshoots(gateway_st
 
 
 async def _insert_task(
-    db: asyncpg.Connection, account: str, status: str, task_type: str, media: dict[str, float] | None, **spec: float
+    db: asyncpg.Connection,
+    account: str,
+    status: str,
+    task_type: str,
+    analysed: float | None = None,
+    media: dict[str, float] | None = None,
 ) -> str:
     task_id = f"task_test{uuid.uuid4().hex[:16]}"
     await db.execute(
-        """INSERT INTO tasks (task_id, account_id, type, status, spec, media, completed_at)
-           VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $4 IN ('succeeded', 'failed') THEN now() END)""",
+        """INSERT INTO tasks (task_id, account_id, type, status, spec, media, analysed_seconds, completed_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $4 IN ('succeeded', 'failed') THEN now() END)""",
         task_id,
         account,
         task_type,
         status,
-        json.dumps({"type": task_type, "media_url": "http://127.0.0.1:9/m", **spec}),
+        json.dumps({"type": task_type, "media_url": "http://127.0.0.1:9/m"}),
         json.dumps(media) if media is not None else None,
+        analysed,
     )
     return task_id
 
@@ -151,37 +157,39 @@ async def _billed(db: asyncpg.Connection, account: str) -> tuple[float, int]:
     return (row["seconds"], row["tasks"]) if row else (0.0, 0)
 
 
-async def test_minutes_are_metered_from_the_analysed_media_duration(
+async def test_minutes_are_metered_from_the_analysed_span_not_the_declared_duration(
     gateway_stack: GatewayStack, db: asyncpg.Connection
 ) -> None:
     account, _, _ = gateway_stack.new_account()
-    await _insert_task(db, account, "succeeded", "image", {"duration": None, "width": 640, "height": 480})
+    await _insert_task(db, account, "succeeded", "image")
     assert await _billed(db, account) == (1.0, 1)  # an image counts 1 s = 1/60 minute
-    await _insert_task(db, account, "succeeded", "video", {"duration": 30.0}, start_time=5.0, end_time=20.0)
-    assert await _billed(db, account) == (16.0, 2)  # 15 s analysed
-    await _insert_task(db, account, "succeeded", "video", {"duration": 12.5}, start_time=2.5)
-    assert await _billed(db, account) == (26.0, 3)
-    await _insert_task(db, account, "failed", "image", None)  # failures are free...
-    assert await _billed(db, account) == (26.0, 3)
-    no_faces = await _insert_task(db, account, "running", "gif", None)
+    await _insert_task(db, account, "succeeded", "video", 15.0, media={"duration": 30.0})
+    assert await _billed(db, account) == (16.0, 2)  # the 15 s the sampled frames covered
+    await _insert_task(db, account, "succeeded", "video", 10.0, media={"duration": 1.0})
+    assert await _billed(db, account) == (26.0, 3)  # a header declaring less changes nothing
+    await _insert_task(db, account, "succeeded", "video", media={"duration": 60.0})
+    assert await _billed(db, account) == (27.0, 4)  # nor one declaring more: no analysed span, the minimum
+    await _insert_task(db, account, "failed", "image")  # failures are free...
+    assert await _billed(db, account) == (27.0, 4)
+    no_faces = await _insert_task(db, account, "running", "gif", 3.0)
     await db.execute(
         """UPDATE tasks SET status = 'failed', error_code = 'no_faces_detected', completed_at = now()
            WHERE task_id = $1""",
         no_faces,
     )
-    assert await _billed(db, account) == (27.0, 4)  # ...except no_faces_detected, billed per the API
-    late = await _insert_task(db, account, "running", "gif", None)
+    assert await _billed(db, account) == (30.0, 5)  # ...except no_faces_detected, billed per the API
+    late = await _insert_task(db, account, "running", "gif")
     await db.execute("UPDATE tasks SET status = 'succeeded', completed_at = now() WHERE task_id = $1", late)
-    await db.execute("UPDATE tasks SET media = $2 WHERE task_id = $1", late, json.dumps({"duration": 4.0}))
-    assert await _billed(db, account) == (31.0, 5)  # a duration written after success is billed once, in full
+    await db.execute("UPDATE tasks SET analysed_seconds = 4.0 WHERE task_id = $1", late)
+    assert await _billed(db, account) == (34.0, 6)  # a span written after success is billed once, in full
 
 
 async def test_exhausted_monthly_minutes_refuse_new_tasks(gateway_stack: GatewayStack, db: asyncpg.Connection) -> None:
     account, key, _ = gateway_stack.new_account(monthly_minutes=1)
-    await _insert_task(db, account, "succeeded", "video", {"duration": 59.0})
+    await _insert_task(db, account, "succeeded", "video", 59.0)
     async with httpx.AsyncClient(base_url=gateway_stack.urls[1], headers={"x-api-key": key}) as client:
         assert (await client.post("/v1/create-detection-task", json=TASK)).status_code == 201
-        await _insert_task(db, account, "succeeded", "image", {"duration": None})
+        await _insert_task(db, account, "succeeded", "image")
         usage = (await client.get("/v1/usage")).json()
         assert usage["minutes"] == {"used": 1.0, "limit": 1, "remaining": 0.0}
         refused = await client.post("/v1/create-detection-task", json=TASK)

@@ -1,4 +1,4 @@
-"""Result assembly: face tracks, face ids, votes and the summary."""
+"""Result assembly: face tracks, face ids, votes, the summary and the billed span."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from facemint.common.v1 import common_pb2
 from facemint.library.v1 import library_pb2
-from facemint_orchestrator.assemble import Tracker, build_result, iou
+from facemint_orchestrator.assemble import Tracker, analysed_seconds, build_result, iou
 
 
 def _face(x: float, y: float, emb: list[float] | None = None, size: float = 100) -> common_pb2.Face:
@@ -64,3 +64,11 @@ def test_track_person_is_the_vote_of_its_faces() -> None:
     assert result["frames"][1]["faces"][0]["identity"] == {
         "matches": [{"person_id": "p_2", "name": "Two", "score": 0.8}]
     }
+
+
+def test_analysed_span_runs_from_the_first_frame_to_one_interval_past_the_last() -> None:
+    assert analysed_seconds([i / 2 for i in range(120)], 2, None) == 60.0  # 0 .. 59.5 s at 2 fps: a minute
+    assert analysed_seconds([10.0, 10.5, 11.0], 2, None) == 1.5  # from start_time 10 s
+    assert analysed_seconds([0.0, 1.0, 2.0], 1, 2.4) == 2.4  # cut at end_time
+    assert analysed_seconds([0.0, 1.0, 3.0], 2, None) == 3.5  # sparse frames: the span, not frames / rate
+    assert analysed_seconds([], 2, None) == 0.0

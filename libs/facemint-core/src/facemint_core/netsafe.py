@@ -8,11 +8,20 @@ kept for the ``Host`` header, TLS SNI and certificate verification. Redirects ar
 number of times, and every hop is checked again (scheme, host name, addresses). Response bodies are never
 decompressed (``Accept-Encoding: identity``), and are cut off at ``max_bytes`` while they stream.
 
+Connections are pooled (HTTP/1.1 keep-alive), and a connection goes back to the pool only when its response was
+exactly a head plus ``Content-Length`` bytes of body. Bytes past the declared length (a server that declares 100
+bytes and sends 59 KB) would otherwise be read as the start of the next response on that connection, so any
+response framed otherwise (extra bytes, chunked or close-delimited, an interim 1xx) closes its connection, as does
+any protocol or network error during the exchange; an idle pooled connection on which any byte arrives is dropped
+before it is reused.
+
 Forbidden addresses: loopback, private (RFC 1918, ULA), link-local, multicast, reserved, unspecified, shared
 address space (CGNAT, ``100.64.0.0/10``), anything else not globally routable, and IPv6 addresses that embed such
 an IPv4 address (IPv4-mapped, 6to4, Teredo, NAT64). A policy's allow-list of networks re-admits addresses for
-development and tests (``127.0.0.1/32``). Cloud metadata endpoints (``169.254.169.254``, ``fd00:ec2::254``,
-``metadata.google.internal``, ...) are refused even when an allow-list network covers them.
+development and tests (``127.0.0.1/32``), and its allow-list of endpoints re-admits one port of one address (the
+local object store's S3 port, ``127.0.0.1:8333``, without the store's other ports on that address). Cloud metadata
+endpoints (``169.254.169.254``, ``fd00:ec2::254``, ``metadata.google.internal``, ...) are refused even when an
+allow-list covers them.
 
 Exception tree::
 
@@ -33,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import re
 import socket
 import ssl
 import string
@@ -45,6 +55,8 @@ import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Endpoint = tuple[IPAddress, int]
+"""An address and a TCP port."""
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 """Resolves a host name and port to every address it has (IPv4 and IPv6)."""
 
@@ -64,6 +76,7 @@ METADATA_HOSTNAMES = frozenset({"metadata.google.internal", "metadata.goog", "me
 _SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+_HEAD_END = re.compile(rb"\n\r?\n")  # the blank line that ends a response head, as h11 finds it
 
 
 class FetchError(Exception):
@@ -107,6 +120,20 @@ def parse_networks(cidrs: Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip())
 
 
+def parse_endpoints(entries: Iterable[str]) -> tuple[Endpoint, ...]:
+    """Parse allow-list entries such as ``"127.0.0.1:8333"`` or ``"[::1]:9000"`` (an address literal and a port);
+    raises ValueError on a bad entry."""
+    endpoints: list[Endpoint] = []
+    for entry in (e.strip() for e in entries):
+        if not entry:
+            continue
+        host, sep, port = entry.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{entry!r} is not an address:port endpoint")
+        endpoints.append((ipaddress.ip_address(host.removeprefix("[").removesuffix("]")), int(port)))
+    return tuple(endpoints)
+
+
 @dataclass(frozen=True)
 class FetchPolicy:
     """What outbound requests may reach, and how long they may take.
@@ -114,6 +141,8 @@ class FetchPolicy:
     Attributes:
         allow: Networks whose addresses are allowed even though they are not public (development, tests).
             Metadata endpoints stay refused whatever this holds.
+        allow_endpoints: Single ports of single addresses allowed even though not public (an object store's S3
+            port, while the store's other ports on the same address stay refused).
         https_only: Refuse ``http://`` URLs, on the first request and on every redirect.
         connect_timeout: Seconds to resolve the host and establish TCP (and TLS).
         read_timeout: Seconds to wait for any single read from the server.
@@ -123,12 +152,21 @@ class FetchPolicy:
     """
 
     allow: tuple[IPNetwork, ...] = ()
+    allow_endpoints: tuple[Endpoint, ...] = ()
     https_only: bool = False
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     total_timeout: float = 300.0
     max_redirects: int = 5
     user_agent: str = "facemint/0.1"
+
+    def block_reason(self, ip: IPAddress, port: int) -> str | None:
+        """Why ``ip``:``port`` may not be contacted under this policy, or ``None`` when it may."""
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if (ip, port) in self.allow_endpoints and ip not in METADATA_ADDRESSES:
+            return None
+        return block_reason(ip, self.allow)
 
 
 def redact_url(url: str | httpx.URL) -> str:
@@ -274,10 +312,32 @@ def _is_dotted_decimal(host: str) -> bool:
     return True
 
 
+class _Reader(asyncio.StreamReader):
+    """A StreamReader that knows how many received bytes nobody has read yet. On an idle keep-alive connection any
+    such byte is a server's protocol error (it would be read as the start of the next response), so the connection
+    must be dropped rather than reused."""
+
+    def __init__(self) -> None:
+        super().__init__(limit=1 << 20)
+        self.unread = 0
+
+    def feed_data(self, data: Iterable[typing.SupportsIndex]) -> None:
+        """Take bytes from the transport (counted)."""
+        chunk = bytes(data)
+        self.unread += len(chunk)
+        super().feed_data(chunk)
+
+    async def read(self, n: int = -1) -> bytes:
+        """Read up to ``n`` bytes (counted)."""
+        data = await super().read(n)
+        self.unread -= len(data)
+        return data
+
+
 class _AsyncioStream(httpcore.AsyncNetworkStream):
     """A TCP (or TLS) connection on asyncio streams, raising httpcore's exceptions."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: _Reader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
 
@@ -323,8 +383,8 @@ class _AsyncioStream(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> typing.Any:
         """Transport details (``ssl_object``, ``peername``, ...), as httpcore asks for them."""
-        if info == "is_readable":  # asked of an idle pooled connection: has the server closed it?
-            return self._reader.at_eof() or self._writer.is_closing()
+        if info == "is_readable":  # asked of an idle pooled connection: has the server closed it, or sent junk?
+            return self._reader.at_eof() or self._writer.is_closing() or self._reader.unread > 0
         return self._writer.get_extra_info(info)
 
 
@@ -341,15 +401,21 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         """Connect to ``host`` (an address literal here: the pinned backend has resolved it)."""
+        loop = asyncio.get_running_loop()
+        reader = _Reader()
         try:
-            async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
-                    host, port, local_addr=(local_address, 0) if local_address else None, limit=1 << 20
+            async with asyncio.timeout(timeout):  # asyncio.open_connection, with a reader that counts
+                transport, protocol = await loop.create_connection(
+                    lambda: asyncio.StreamReaderProtocol(reader),
+                    host,
+                    port,
+                    local_addr=(local_address, 0) if local_address else None,
                 )
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"connecting to {host}:{port} took longer than {timeout} s") from None
         except OSError as exc:
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from None
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         sock = writer.get_extra_info("socket")
         for option in socket_options or ():
             sock.setsockopt(*option)
@@ -367,6 +433,64 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     async def sleep(self, seconds: float) -> None:
         """Sleep, as the connection pool asks for between retries."""
         await asyncio.sleep(seconds)
+
+
+class _CountingStream(httpcore.AsyncNetworkStream):
+    """Wraps every connection of the client and measures each response on it: the bytes received since the
+    request was sent, and where the response head ended, so that :class:`SafeResponse` can tell whether the
+    response was exactly its head and its declared body (see :meth:`delimited_by`)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._received = 0
+        self._head_end: int | None = None
+        self._tail = b""
+        self._closed = False
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        """Read from the connection, counting the bytes and looking for the end of the response head."""
+        data = await self._inner.read(max_bytes, timeout)
+        if self._head_end is None:
+            window = self._tail + data
+            found = _HEAD_END.search(window)
+            if found is not None:
+                self._head_end = self._received - len(self._tail) + found.end()
+            else:
+                self._tail = window[-2:]
+        self._received += len(data)
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Send (part of) a request: the response that follows is counted from zero."""
+        self._received, self._head_end, self._tail = 0, None, b""
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        self._closed = True
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        """Upgrade the wrapped connection to TLS and keep counting (the bytes after decryption)."""
+        self._inner = await self._inner.start_tls(ssl_context, server_hostname, timeout)
+        return self
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        """The wrapped connection's details; a closed connection is "readable" (the pool drops it)."""
+        if info == "is_readable" and self._closed:
+            return True
+        return self._inner.get_extra_info(info)
+
+    def delimited_by(self, content_length: int | None) -> bool:
+        """Whether the response received since the last request was exactly its head and ``content_length``
+        bytes: nothing more arrived that the next response on this connection would begin with."""
+        return (
+            content_length is not None
+            and self._head_end is not None
+            and self._received == self._head_end + content_length
+        )
 
 
 class _PinnedBackend(httpcore.AsyncNetworkBackend):
@@ -388,9 +512,9 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         if not addresses:
             raise FetchFailed(f"host {host!r} has no address")
         for ip in addresses:
-            reason = block_reason(ip, self._policy.allow)
+            reason = self._policy.block_reason(ip, port)
             if reason is not None:
-                raise BlockedAddress(f"host {host!r} resolves to {ip}, a {reason} address")
+                raise BlockedAddress(f"host {host!r} resolves to {ip}, a {reason} address (port {port})")
         return addresses
 
     async def connect_tcp(
@@ -406,7 +530,8 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         last: Exception | None = None
         for ip in addresses:
             try:
-                return await self._inner.connect_tcp(str(ip), port, timeout, local_address, socket_options)
+                stream = await self._inner.connect_tcp(str(ip), port, timeout, local_address, socket_options)
+                return _CountingStream(stream)
             except httpcore.ConnectError as exc:
                 last = exc
         assert last is not None
@@ -478,11 +603,20 @@ class SafeResponse:
                 async with _deadline_scope(self._deadline, self._total_timeout):
                     chunk = await iterator.__anext__()
             except StopAsyncIteration:
+                await self._close_unless_delimited()
                 return
             self.bytes_read += len(chunk)
             if self._max_bytes is not None and self.bytes_read > self._max_bytes:
                 raise TooLarge(f"{redact_url(self.url)}: body exceeds {self._max_bytes} bytes")
             yield chunk
+
+    async def _close_unless_delimited(self) -> None:
+        """Close the connection of a complete response unless it was exactly its head and its declared body, so
+        that the pool never hands it to another request (a body longer than its ``Content-Length`` would be read
+        as the next response)."""
+        stream = self._response.extensions.get("network_stream")
+        if isinstance(stream, _CountingStream) and not stream.delimited_by(self.content_length):
+            await stream.aclose()
 
     async def read(self) -> bytes:
         """Read the whole body (bounded by ``max_bytes``)."""
@@ -563,9 +697,10 @@ class SafeHttpClient:
         _check_host_name(parsed.host)
         literal = _literal_address(parsed.host)
         if literal is not None:
-            reason = block_reason(literal, self.policy.allow)
+            port = parsed.port or (443 if parsed.scheme == "https" else 80)
+            reason = self.policy.block_reason(literal, port)
             if reason is not None:
-                raise BlockedAddress(f"{literal} is a {reason} address")
+                raise BlockedAddress(f"{literal} is a {reason} address (port {port})")
         return parsed
 
     def _request(
@@ -661,6 +796,7 @@ def _header(response: httpcore.Response, name: bytes) -> str | None:
 
 __all__ = [
     "BlockedAddress",
+    "Endpoint",
     "FetchError",
     "FetchFailed",
     "FetchPolicy",
@@ -674,6 +810,7 @@ __all__ = [
     "TooLarge",
     "TooManyRedirects",
     "block_reason",
+    "parse_endpoints",
     "parse_networks",
     "parse_url",
     "redact_url",

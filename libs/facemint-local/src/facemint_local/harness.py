@@ -73,12 +73,19 @@ class RunningPlatform:
         return int(self.proc.returncode)
 
 
+MEDIA_HOST = "127.0.0.2"
+"""Where tests and benchmarks serve media (``MediaServer(root, host=MEDIA_HOST)``): a loopback address of their own,
+the only one a platform from :func:`start_platform` may fetch from besides its object store's S3 port."""
+
+
 def start_platform(data_dir: Path, timeout: float = 240, extra_env: dict[str, str] | None = None) -> RunningPlatform:
-    """Run ``python -m facemint_local.supervisor`` on free ports and wait until it reports ready."""
+    """Run ``python -m facemint_local.supervisor`` on free ports and wait until it reports ready. It may fetch media
+    and deliver webhooks to :data:`MEDIA_HOST` (``extra_env`` can say otherwise)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEMINT_")}
     env["FACEMINT_LOCAL_DATA_DIR"] = str(data_dir)
     for name in PORT_NAMES:
         env[f"FACEMINT_LOCAL_PORTS__{name.upper()}"] = "0"
+    env["FACEMINT_LOCAL_FETCH_ALLOW_CIDRS"] = json.dumps([f"{MEDIA_HOST}/32"])
     env.update(extra_env or {})
     log_path = data_dir / "supervisor.log"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +120,8 @@ def pids_alive(pids: list[int]) -> list[int]:
 
 
 class MediaServer:
-    """A static HTTP server on 127.0.0.1 serving a folder (the platform's fetch allow-list covers loopback)."""
+    """A static HTTP server serving a folder, on 127.0.0.1 unless told otherwise (a platform from
+    :func:`start_platform` fetches from :data:`MEDIA_HOST` only)."""
 
     def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
         root.mkdir(parents=True, exist_ok=True)

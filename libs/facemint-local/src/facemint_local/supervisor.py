@@ -62,9 +62,13 @@ class LocalSettings(BaseSettings):
     max_restart_backoff_seconds: float = Field(default=30.0, gt=0)
     object_store: bool = True
     object_store_host: str = "127.0.0.1"
-    fetch_allow_cidrs: list[str] = ["127.0.0.0/8"]
-    """Addresses the media-decoder and webhook-dispatcher may reach although private (local development); the
-    object store's own address is always added, so that uploaded media can be fetched."""
+    fetch_allow_cidrs: list[str] = []
+    """Networks the media-decoder and webhook-dispatcher may reach although private, e.g. ``["127.0.0.2/32"]`` for
+    a local media server or webhook receiver. None by default: all of loopback would open every internal port of
+    this machine (the object store's filer, NATS monitoring, the services' ops ports) to media and webhook URLs."""
+    fetch_allow_endpoints: list[str] = []
+    """Single ``address:port`` endpoints allowed likewise. The media-decoder is always allowed the object store's
+    S3 endpoint (exactly that port), so that uploaded media can be fetched through their presigned URLs."""
 
 
 @dataclass
@@ -177,10 +181,12 @@ class Platform:
                 "FACEMINT_GATEWAY_OBJECT_STORE__ACCESS_KEY": self.objects.access_key,
                 "FACEMINT_GATEWAY_OBJECT_STORE__SECRET_KEY": self.objects.secret_key,
             }
-        allowed = list(self.settings.fetch_allow_cidrs)
+        cidrs = json.dumps(self.settings.fetch_allow_cidrs)
+        endpoints = list(self.settings.fetch_allow_endpoints)
+        webhook_endpoints = json.dumps(endpoints)
         if self.objects is not None:
-            allowed.append(f"{self.objects.host}/32")
-        loopback = json.dumps(allowed)
+            endpoints.append(f"{self.objects.host}:{self.objects.port}")
+        media_endpoints = json.dumps(endpoints)
         self.services = [
             svc("inference", "facemint_inference", "FACEMINT_INFERENCE_", grpc["inference"], {
                 "FACEMINT_INFERENCE_PACK": self.settings.pack,
@@ -188,7 +194,8 @@ class Platform:
             }),
             svc("media-decoder", "facemint_media_decoder", "FACEMINT_MEDIA_DECODER_", grpc["media_decoder"], {
                 "FACEMINT_MEDIA_DECODER_INFERENCE__TARGET": target["inference"],
-                "FACEMINT_MEDIA_DECODER_FETCH__ALLOW_CIDRS": loopback,
+                "FACEMINT_MEDIA_DECODER_FETCH__ALLOW_CIDRS": cidrs,
+                "FACEMINT_MEDIA_DECODER_FETCH__ALLOW_ENDPOINTS": media_endpoints,
                 "FACEMINT_MEDIA_DECODER_DECODE__SPOOL_DIR": str(data / "spool"),
             }),
             svc("library", "facemint_library", "FACEMINT_LIBRARY_", grpc["library"], {
@@ -206,7 +213,8 @@ class Platform:
                 "FACEMINT_WEBHOOK_DATABASE__DSN": dsn,
                 "FACEMINT_WEBHOOK_NATS__URL": nats_url,
                 "FACEMINT_WEBHOOK_ALLOW_HTTP": "true",
-                "FACEMINT_WEBHOOK_ALLOW_CIDRS": loopback,
+                "FACEMINT_WEBHOOK_ALLOW_CIDRS": cidrs,
+                "FACEMINT_WEBHOOK_ALLOW_ENDPOINTS": webhook_endpoints,
             }),
             svc("gateway", "facemint_gateway", "FACEMINT_GATEWAY_", 0, {
                 "FACEMINT_GATEWAY_DATABASE__DSN": dsn,

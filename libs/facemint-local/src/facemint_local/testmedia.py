@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+import struct
 import subprocess
 import sys
 import tarfile
@@ -365,6 +366,63 @@ def moving_faces_video(
         for packet in stream.encode():
             container.mux(packet)
     return buf.getvalue(), truth
+
+
+# Byte offset and size of the duration in each header box's payload (after the box header), by box version.
+# mvhd, mdhd: version+flags, creation, modification, timescale, duration; tkhd: ..., track_id, reserved, duration.
+_DURATION_FIELDS = {
+    b"mvhd": {0: (16, 4), 1: (24, 8)},
+    b"tkhd": {0: (20, 4), 1: (28, 8)},
+    b"mdhd": {0: (16, 4), 1: (24, 8)},
+}
+_TIMESCALE_OFFSET = {0: 12, 1: 20}  # in mvhd and mdhd
+_CONTAINER_BOXES = {b"moov", b"trak", b"mdia"}
+
+
+def _boxes(data: bytearray, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    """The ISO-BMFF boxes between ``start`` and ``end``: (type, payload start, box end)."""
+    boxes = []
+    at = start
+    while at + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, at)
+        header = 8
+        if size == 1:
+            size, header = struct.unpack_from(">Q", data, at + 8)[0], 16
+        elif size == 0:
+            size = end - at
+        if size < header or at + size > end:
+            raise ValueError(f"malformed {kind!r} box at byte {at}")
+        boxes.append((kind, at + header, at + size))
+        at += size
+    return boxes
+
+
+def with_declared_duration(mp4: bytes, seconds: float) -> bytes:
+    """An MP4 whose movie, track and media headers (``mvhd``, ``tkhd``, ``mdhd``) declare ``seconds`` of duration;
+    the samples, and so the decoded frames and their timestamps, are unchanged."""
+    data = bytearray(mp4)
+    movie_timescale = 0
+
+    def patch(kind: bytes, payload: int) -> None:
+        nonlocal movie_timescale
+        version = data[payload]
+        offset, size = _DURATION_FIELDS[kind][version]
+        timescale = movie_timescale  # tkhd counts in the movie's timescale, mvhd and mdhd in their own
+        if kind != b"tkhd":
+            timescale = struct.unpack_from(">I", data, payload + _TIMESCALE_OFFSET[version])[0]
+        if kind == b"mvhd":
+            movie_timescale = timescale
+        struct.pack_into(">I" if size == 4 else ">Q", data, payload + offset, round(seconds * timescale))
+
+    def walk(start: int, end: int) -> None:
+        for kind, payload, box_end in _boxes(data, start, end):
+            if kind in _CONTAINER_BOXES:
+                walk(payload, box_end)
+            elif kind in _DURATION_FIELDS:
+                patch(kind, payload)
+
+    walk(0, len(data))
+    return bytes(data)
 
 
 def main() -> int:

@@ -250,7 +250,8 @@ class FacemintClient(_HttpApi):
         return self._request("POST", f"/v1/task/{task_id}/cancel", {}, idempotency_key=str(uuid.uuid4()))
 
     def create_upload(self, type: TaskType, filename: str = "") -> dict[str, Any]:
-        """A presigned upload: PUT the bytes to ``upload_url``, then submit ``media_url`` in a task."""
+        """A presigned upload: POST ``fields`` and then the bytes (a form field named ``file``, at most ``max_bytes``)
+        as ``multipart/form-data`` to ``upload_url``, then submit ``media_url`` in a task."""
         return self._request("POST", "/v1/uploads", {"type": type, "filename": filename})
 
     def usage(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -67,6 +68,8 @@ def create_app(settings: GatewaySettings, runtime: ServiceRuntime | None = None)
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         svc = await Services.open(settings)
+        store = settings.object_store
+        sweeper = asyncio.create_task(routes_uploads.sweep_forever(store)) if store.endpoint else None
         holder["svc"] = svc
         app.state.services = svc
         if runtime is not None:
@@ -78,6 +81,10 @@ def create_app(settings: GatewaySettings, runtime: ServiceRuntime | None = None)
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
             await svc.close()
 
     routes: list[BaseRoute] = []

@@ -175,8 +175,11 @@ SCHEMAS: dict[str, Any] = {
     "UploadCreated": {
         "type": "object",
         "properties": {"request_id": {"type": "string"}, "upload_id": {"type": "string"},
-                       "upload_url": {"type": "string"}, "method": {"const": "PUT"},
-                       "expires_in": {"type": "integer"}, "media_url": {"type": "string"}},
+                       "type": {"type": "string", "enum": list(TASK_TYPES)},
+                       "upload_url": {"type": "string"}, "method": {"const": "POST"},
+                       "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                       "max_bytes": {"type": "integer"}, "expires_in": {"type": "integer"},
+                       "media_url": {"type": "string"}},
     },
     "Object": {"type": "object"},
 }  # fmt: skip

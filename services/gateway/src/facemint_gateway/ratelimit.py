@@ -13,7 +13,7 @@
   by :class:`TaskQuotaMiddleware` on ``POST /v1/create-detection-task`` under a per-account advisory lock that is
   held until the task has been created, so that racing requests cannot overshoot. A retry whose Idempotency-Key
   derives the creation id of a task already stored is let through: it gets that task back and creates nothing.
-- Monthly minutes, per account: ``usage_monthly``, kept by a trigger on ``tasks`` (migration 0004).
+- Monthly minutes, per account: ``usage_monthly``, kept by a trigger on ``tasks`` (migrations 0004 and 0006).
 """
 
 from __future__ import annotations

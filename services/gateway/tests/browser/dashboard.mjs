@@ -101,7 +101,7 @@ try {
   out.summary = await page.textContent("#result-summary");
   await page.screenshot({ path: `${env.SCREENSHOT_DIR}/result.png`, fullPage: true });
 
-  // A new task through the signed upload flow: presigned PUT to the object store, then the task.
+  // A new task through the signed upload flow: a form POST to the object store (presigned policy), then the task.
   await page.setInputFiles("#task-file", env.UPLOAD_FILE);
   await page.click("#task-form button[type=submit]");
   await page.waitForFunction((known) => {

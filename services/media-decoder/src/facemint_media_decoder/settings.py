@@ -1,7 +1,8 @@
 """Settings of the media-decoder, from ``FACEMINT_MEDIA_DECODER_*`` environment variables.
 
 Groups use a double underscore, e.g. ``FACEMINT_MEDIA_DECODER_INFERENCE__TARGET=127.0.0.1:50051`` (required),
-``FACEMINT_MEDIA_DECODER_FETCH__ALLOW_CIDRS='["127.0.0.1/32"]'``, ``FACEMINT_MEDIA_DECODER_DECODE__WORKERS=4``.
+``FACEMINT_MEDIA_DECODER_FETCH__ALLOW_CIDRS='["127.0.0.1/32"]'``,
+``FACEMINT_MEDIA_DECODER_FETCH__ALLOW_ENDPOINTS='["127.0.0.1:8333"]'``, ``FACEMINT_MEDIA_DECODER_DECODE__WORKERS=4``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from facemint_core.netsafe import FetchPolicy, parse_networks
+from facemint_core.netsafe import FetchPolicy, parse_endpoints, parse_networks
 from facemint_core.settings import ServiceSettings
 from facemint_media_decoder.decode import DecodeLimits
 from facemint_media_decoder.sniff import Kind
@@ -26,7 +27,12 @@ class FetchSettings(BaseModel):
 
     allow_cidrs: list[str] = Field(
         default_factory=list,
-        description="Non-public networks that may be fetched anyway, e.g. 127.0.0.1/32 for a local object store",
+        description="Non-public networks that may be fetched anyway, e.g. 10.0.0.0/8 for an in-cluster store",
+    )
+    allow_endpoints: list[str] = Field(
+        default_factory=list,
+        description="Non-public address:port endpoints that may be fetched anyway, e.g. 127.0.0.1:8333 for the S3 "
+        "port of a local object store (its other ports on that address stay refused)",
     )
     https_only: bool = False
     connect_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -40,10 +46,17 @@ class FetchSettings(BaseModel):
         parse_networks(value)
         return value
 
+    @field_validator("allow_endpoints")
+    @classmethod
+    def _valid_endpoints(cls, value: list[str]) -> list[str]:
+        parse_endpoints(value)
+        return value
+
     def policy(self) -> FetchPolicy:
         """The netsafe policy these settings describe."""
         return FetchPolicy(
             allow=parse_networks(self.allow_cidrs),
+            allow_endpoints=parse_endpoints(self.allow_endpoints),
             https_only=self.https_only,
             connect_timeout=self.connect_timeout_seconds,
             read_timeout=self.read_timeout_seconds,

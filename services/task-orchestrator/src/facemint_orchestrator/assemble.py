@@ -4,6 +4,9 @@ Tracks associate faces across sampled frames greedily, best pair first, by a sco
 embedding similarity; a track that has not been seen for ``max_gap_samples`` sampled frames is closed. The
 ``face_id`` of a face is its track's (``f_<n>``, stable within the task), so the same face keeps its id across
 frames. With recognition, a track's ``person_id`` is the majority vote of its faces' best matches.
+
+:func:`analysed_seconds` is what a video or GIF task bills: the span the sampled frames cover, from their decoded
+timestamps, never the duration the container declares.
 """
 
 from __future__ import annotations
@@ -101,6 +104,27 @@ class Tracker:
                     track.embedding = mixed / max(float(np.linalg.norm(mixed)), 1e-6)
             result.append(track)
         return result
+
+
+def analysed_seconds(timestamps: list[float], sample_rate: int, end_time: float | None) -> float:
+    """The span of media that the sampled frames cover, in seconds (what a video or GIF task bills).
+
+    Each sampled frame stands for one sampling interval (``1 / sample_rate``) from its timestamp, so the span runs
+    from the first frame to one interval past the last one, cut at ``end_time`` when the request set it. Sampling
+    takes at most one frame per interval, so the span is never less than frames / rate; it passes the media's true
+    end by less than one interval.
+
+    Args:
+        timestamps: Decoded timestamps of the sampled frames, ascending.
+        sample_rate: Frames analysed per second.
+        end_time: The request's end of the analysed range, if any.
+    """
+    if not timestamps:
+        return 0.0
+    end = timestamps[-1] + 1 / sample_rate
+    if end_time is not None:
+        end = min(end, end_time)
+    return max(0.0, end - timestamps[0])
 
 
 def public_attributes(face: common_pb2.Face, requested: list[str]) -> dict[str, Any]:

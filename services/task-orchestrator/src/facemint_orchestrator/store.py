@@ -235,15 +235,27 @@ class TaskStore:
             status = await self.pool.fetchval("SELECT status FROM tasks WHERE task_id = $1", task_id)
         return str(status)
 
-    async def succeed(self, task_id: str, result: dict[str, Any], frames_done: int) -> TaskRow | None:
-        """running -> succeeded; None when the task was no longer running."""
+    async def set_analysed(self, task_id: str, analysed_seconds: float) -> None:
+        """Record the span the sampled frames covered (billed once the task ends billable; migration 0006)."""
+        await self.pool.execute(
+            "UPDATE tasks SET analysed_seconds = $2 WHERE task_id = $1 AND status = 'running'",
+            task_id,
+            analysed_seconds,
+        )
+
+    async def succeed(
+        self, task_id: str, result: dict[str, Any], frames_done: int, analysed_seconds: float
+    ) -> TaskRow | None:
+        """running -> succeeded, with the span the sampled frames covered; None when the task was no longer
+        running."""
         row = await self.pool.fetchrow(
-            """UPDATE tasks SET status = 'succeeded', result = $2, frames_done = $3, completed_at = now(),
-                      updated_at = now()
+            """UPDATE tasks SET status = 'succeeded', result = $2, frames_done = $3, analysed_seconds = $4,
+                      completed_at = now(), updated_at = now()
                WHERE task_id = $1 AND status = 'running' RETURNING *""",
             task_id,
             orjson.dumps(result).decode(),  # ~10x faster than json.dumps for the ~11 KB of a six-face result
             frames_done,
+            analysed_seconds,
         )
         return TaskRow(row) if row else None
 

@@ -44,7 +44,7 @@ from facemint_core.jetstream import Retry, backoff_delay, publish
 from facemint_core.logging import task_id_var
 from facemint_core.metrics import LATENCY_BUCKETS
 from facemint_core.taskview import public_task, render_json
-from facemint_orchestrator.assemble import Tracker, build_result
+from facemint_orchestrator.assemble import Tracker, analysed_seconds, build_result
 from facemint_orchestrator.completions import Completions
 from facemint_orchestrator.settings import OrchestratorSettings
 from facemint_orchestrator.store import TaskRow, TaskStore
@@ -190,7 +190,7 @@ class Worker:
         analysis = asyncio.create_task(self._analyse(row))
         self.running[job.task_id] = analysis
         try:
-            result, frames = await asyncio.wait_for(analysis, self.settings.worker.task_timeout_seconds)
+            result, frames, analysed = await asyncio.wait_for(analysis, self.settings.worker.task_timeout_seconds)
         except asyncio.CancelledError:
             if job.task_id in self.cancelled:
                 log.info("task cancelled while running")
@@ -222,7 +222,7 @@ class Worker:
         elapsed = time.monotonic() - started
         self.throughput.observe(elapsed, frames)
         TASK_SECONDS.labels(row.record["type"]).observe(elapsed)
-        await self.finish(await self.store.succeed(job.task_id, result, frames))
+        await self.finish(await self.store.succeed(job.task_id, result, frames, analysed))
         log.info("task succeeded", extra={"seconds": round(elapsed, 3), "frames": frames})
 
     async def on_poison(self, msg: Msg, reason: str) -> None:
@@ -232,7 +232,8 @@ class Worker:
             await self.store.fail(job.task_id, "internal_error", f"task could not be processed: {reason}")
         )
 
-    async def _analyse(self, row: TaskRow) -> tuple[dict[str, Any], int]:
+    async def _analyse(self, row: TaskRow) -> tuple[dict[str, Any], int, float]:
+        """Analyse a task's media: its result, the number of sampled frames and the span they cover (billed)."""
         spec = row.spec
         task_id = row.record["task_id"]
         request = media_decoder_pb2.AnalyzeMediaRequest(
@@ -287,7 +288,12 @@ class Worker:
             await media_write
         if not frames:
             raise InvalidMedia("the media contains no decodable frame in the requested range")
+        analysed = 0.0
+        if spec.type != "image":  # an image bills a flat second
+            end_time = spec.end_time if spec.HasField("end_time") else None
+            analysed = analysed_seconds([timestamp for timestamp, _ in frames], spec.sample_rate, end_time)
         if not any(faces for _, faces in frames):
+            await self.store.set_analysed(task_id, analysed)  # no_faces_detected is billed too
             raise NoFacesDetected(
                 f"no face met the thresholds (min_face_size={spec.min_face_size}, "
                 f"confidence_threshold={spec.confidence_threshold})"
@@ -295,7 +301,7 @@ class Worker:
         matches = await self._recognise(row, frames) if spec.recognize else None
         tracking = self.settings.tracking
         tracker = Tracker(tracking.min_iou, tracking.min_similarity, tracking.max_gap_samples)
-        return build_result(frames, list(spec.attributes), tracker, matches), len(frames)
+        return build_result(frames, list(spec.attributes), tracker, matches), len(frames), analysed
 
     def _finish_in_background(self, stream: Any) -> None:
         """Read a media stream whose frames have all arrived to its end, off the task's path."""

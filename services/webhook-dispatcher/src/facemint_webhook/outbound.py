@@ -14,6 +14,7 @@ from facemint_core.netsafe import (
     FetchPolicy,
     InvalidUrl,
     SafeHttpClient,
+    parse_endpoints,
     parse_networks,
 )
 from facemint_webhook.settings import WebhookSettings
@@ -44,6 +45,7 @@ class WebhookSender:
     def __init__(self, settings: WebhookSettings) -> None:
         policy = FetchPolicy(
             allow=parse_networks(settings.allow_cidrs),
+            allow_endpoints=parse_endpoints(settings.allow_endpoints),
             https_only=not settings.allow_http,
             connect_timeout=settings.timeout_seconds,
             read_timeout=settings.timeout_seconds,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from facemint_core.netsafe import parse_networks
+from facemint_core.netsafe import parse_endpoints, parse_networks
 from facemint_core.settings import DatabaseSettings, GrpcSettings, NatsSettings, ServiceSettings
 
 
@@ -49,6 +49,7 @@ class WebhookSettings(ServiceSettings):
     # Outbound HTTP.
     allow_http: bool = False
     allow_cidrs: list[str] = Field(default_factory=list)
+    allow_endpoints: list[str] = Field(default_factory=list)
     timeout_seconds: float = Field(default=10.0, gt=0)
     max_response_bytes: int = Field(default=4096, ge=0)
     # The scheduler.
@@ -62,6 +63,12 @@ class WebhookSettings(ServiceSettings):
     @classmethod
     def _valid_cidrs(cls, value: list[str]) -> list[str]:
         parse_networks(value)
+        return value
+
+    @field_validator("allow_endpoints")
+    @classmethod
+    def _valid_endpoints(cls, value: list[str]) -> list[str]:
+        parse_endpoints(value)
         return value
 
     @property

@@ -61,17 +61,23 @@ export class Api {
     return this.request("POST", "/v1/create-detection-task", spec, { "idempotency-key": crypto.randomUUID() });
   }
 
-  /** Ask for a presigned upload (POST /v1/uploads); returns {upload_url, method, media_url, ...}. */
+  /** Ask for a presigned upload (POST /v1/uploads); returns {upload_url, fields, max_bytes, media_url, ...}. */
   createUpload(type, filename) { return this.request("POST", "/v1/uploads", { type, filename }); }
 }
 
-/** PUT a file to a presigned URL (straight to the object store, not through the gateway). */
+/**
+ * POST a file to the object store as a form upload with the presigned policy's fields (straight to the store, not
+ * through the gateway); the store refuses a file over the policy's size limit, so it is checked here first.
+ */
 export async function uploadFile(upload, file) {
-  const resp = await fetch(upload.upload_url, {
-    method: upload.method || "PUT",
-    body: file,
-    headers: file.type ? { "content-type": file.type } : {},
-  });
+  if (file.size > upload.max_bytes) {
+    throw new ApiError(413, "payload_too_large",
+      `the file is ${file.size} bytes; a ${upload.type} upload may have at most ${upload.max_bytes}`, "");
+  }
+  const form = new FormData();
+  for (const [name, value] of Object.entries(upload.fields)) form.append(name, value);
+  form.append("file", file);  // after the policy's fields, as S3 requires
+  const resp = await fetch(upload.upload_url, { method: "POST", body: form });
   if (!resp.ok) {
     throw new ApiError(resp.status, "upload_failed", `the upload was refused (HTTP ${resp.status})`, "");
   }
