@@ -67,7 +67,7 @@ async def setup(runtime: ServiceRuntime) -> None:
         streams.JOBS_STREAM,
         CONSUMER,
         worker.handle,
-        concurrency=wcfg.concurrency,
+        concurrency=wcfg.concurrency + wcfg.image_concurrency + wcfg.waiting_jobs,
         ack_wait_seconds=wcfg.ack_wait_seconds,
         max_deliver=wcfg.max_attempts + 2,
         on_poison=worker.on_poison,
@@ -80,6 +80,7 @@ async def setup(runtime: ServiceRuntime) -> None:
         sweep.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweep
+        worker.scheduler.close()  # jobs still waiting for a slot go back to the stream at once
         await puller.stop(grace)
 
     async def jobs_stream() -> None:
