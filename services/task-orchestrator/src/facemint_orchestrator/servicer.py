@@ -30,7 +30,7 @@ class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
         estimate = self.worker.estimate_seconds(self.worker.estimate_frames(request.spec))
         row = await self.store.create(request.account_id, request.spec, estimate, request.request_id)
         try:
-            await self.worker.publish_job(row.record["task_id"], request.account_id)
+            await self.worker.publish_job(row.record["task_id"], request.account_id, request.spec.type)
         except Exception as exc:
             # The task is stored: the sweep re-enqueues queued tasks whose job never reached the stream.
             raise ServiceUnavailable(f"task stored but not yet enqueued: {exc}") from None

@@ -132,10 +132,10 @@ class Worker:
 
     # -- events --------------------------------------------------------------------------------------------------
 
-    async def publish_job(self, task_id: str, account_id: str) -> None:
-        """Enqueue a task (de-duplicated by task id)."""
+    async def publish_job(self, task_id: str, account_id: str, task_type: str) -> None:
+        """Enqueue a task on its lane's subject (de-duplicated by task id)."""
         job = orchestrator_pb2.TaskJob(task_id=task_id, account_id=account_id)
-        await publish(self.js, streams.JOBS_SUBJECT, job.SerializeToString(), msg_id=task_id)
+        await publish(self.js, streams.job_subject(task_type), job.SerializeToString(), msg_id=task_id)
 
     async def publish_event(self, row: TaskRow) -> None:
         """Publish the terminal event of a task, once (de-duplicated by task id and status)."""
@@ -346,7 +346,7 @@ class Worker:
         for task_id in await self.store.stale_queued(self.settings.worker.requeue_after_seconds):
             queued = await self.store.get(task_id)
             if queued is not None and queued.status == "queued":
-                await self.publish_job(task_id, queued.record["account_id"])
+                await self.publish_job(task_id, queued.record["account_id"], queued.record["type"])
                 await self.store.touch(task_id)
         for status, n in (await self.store.count_by_status()).items():
             QUEUE_DEPTH.labels(status).set(n)
