@@ -17,9 +17,11 @@ import numpy as np
 from facemint.common.v1 import common_pb2
 from facemint.inference.v1 import inference_pb2, inference_pb2_grpc
 from facemint_core.errors import InvalidRequest
+from facemint_core.grpcutil import PRIORITY_METADATA
 from facemint_inference.engine import Engine
 from facemint_inference.frames import decode_frames
 from facemint_inference.pipeline import AnalyzeOptions, Face
+from facemint_inference.priority import INTERACTIVE
 from facemint_inference.settings import InferenceSettings
 
 SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
@@ -114,7 +116,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):  # type: i
     async def AnalyzeFrames(  # noqa: N802 - gRPC method name
         self, request: inference_pb2.AnalyzeFramesRequest, context: grpc.aio.ServicerContext
     ) -> inference_pb2.AnalyzeFramesResponse:
-        """Analyse a batch of frames."""
+        """Analyse a batch of frames (before background work when the caller marks it interactive)."""
+        if any((key, value) == PRIORITY_METADATA for key, value in context.invocation_metadata() or ()):
+            INTERACTIVE.set(True)  # this call's own context: its steps are queued first
         return await self._analyze(request)
 
     async def AnalyzeFrameStream(  # noqa: N802 - gRPC method name
