@@ -30,14 +30,14 @@ def test_an_interactive_step_overtakes_the_queued_background_steps() -> None:
     try:
         running, release = blocking(executor)
         background = [executor.submit(order.append, f"video-{i}") for i in range(3)]
-        token = INTERACTIVE.set(True)
-        try:
+        with executor.interactive():
             image = executor.submit(order.append, "image")
-        finally:
-            INTERACTIVE.reset(token)
-        release.set()
-        concurrent.futures.wait([running, image, *background])
-        assert order == ["image", "video-0", "video-1", "video-2"]
+            release.set()
+            concurrent.futures.wait([running, image])
+            executor.submit(order.append, "image, second step").result(timeout=5)
+            assert order == ["image", "image, second step"], "no background step starts during the request"
+        concurrent.futures.wait(background)
+        assert order[2:] == ["video-0", "video-1", "video-2"]
     finally:
         executor.shutdown()
 
@@ -46,13 +46,16 @@ async def test_run_in_executor_carries_the_request_context_and_errors() -> None:
     executor = PriorityExecutor(2, thread_name_prefix="test")
     loop = asyncio.get_running_loop()
 
-    async def interactive_request() -> bool:
-        INTERACTIVE.set(True)  # as the servicer does, in the request's own task
-        return await loop.run_in_executor(executor, INTERACTIVE.get) is False  # the worker thread has no context
+    async def interactive_request() -> tuple[bool, bool]:
+        with executor.interactive():  # as the servicer does, in the request's own task
+            submitted = INTERACTIVE.get()
+            in_thread = await loop.run_in_executor(executor, INTERACTIVE.get)  # the worker thread has no context
+        return submitted, in_thread
 
     try:
-        assert await asyncio.create_task(interactive_request())
+        assert await asyncio.create_task(interactive_request()) == (True, False)
         assert INTERACTIVE.get() is False
+        assert await loop.run_in_executor(executor, int, "7") == 7, "background work runs again afterwards"
         with pytest.raises(ZeroDivisionError):
             await loop.run_in_executor(executor, divmod, 1, 0)
     finally:

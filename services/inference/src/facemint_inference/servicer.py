@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor
 from typing import Any
 
 import grpc
@@ -21,7 +20,7 @@ from facemint_core.grpcutil import PRIORITY_METADATA
 from facemint_inference.engine import Engine
 from facemint_inference.frames import decode_frames
 from facemint_inference.pipeline import AnalyzeOptions, Face
-from facemint_inference.priority import INTERACTIVE
+from facemint_inference.priority import PriorityExecutor
 from facemint_inference.settings import InferenceSettings
 
 SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
@@ -86,8 +85,8 @@ def face_to_proto(face: Face) -> common_pb2.Face:
 class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):  # type: ignore[misc]
     """Analyses frames with the engine's pipeline."""
 
-    def __init__(self, engine: Engine, settings: InferenceSettings, executor: Executor) -> None:
-        """Serve ``engine``; frames are decoded in ``executor``."""
+    def __init__(self, engine: Engine, settings: InferenceSettings, executor: PriorityExecutor) -> None:
+        """Serve ``engine``; frames are decoded in ``executor``, which also runs interactive calls first."""
         self._engine = engine
         self._settings = settings
         self._executor = executor
@@ -118,7 +117,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):  # type: i
     ) -> inference_pb2.AnalyzeFramesResponse:
         """Analyse a batch of frames (before background work when the caller marks it interactive)."""
         if any((key, value) == PRIORITY_METADATA for key, value in context.invocation_metadata() or ()):
-            INTERACTIVE.set(True)  # this call's own context: its steps are queued first
+            with self._executor.interactive():
+                return await self._analyze(request)
         return await self._analyze(request)
 
     async def AnalyzeFrameStream(  # noqa: N802 - gRPC method name
