@@ -56,15 +56,15 @@ def test_an_image_finishes_within_3x_its_idle_latency_while_another_account_send
     gif = media.add("sparse-canvas.gif", sparse_canvas_gif())
     video = media.add("long-tiny.mp4", long_tiny_video())
     image_seconds(api, image, 1)  # warm-up
-    idle = image_seconds(api, image, 3)
+    idle = image_seconds(api, image, 5)
 
     costly = [submit(abuser, type="gif", media_url=gif), submit(abuser, type="video", media_url=video)]
     try:
         deadline = time.monotonic() + 60
-        while not any(abuser.get(f"/v1/task/{t}").json()["status"] == "running" for t in costly):
-            assert time.monotonic() < deadline, "the costly tasks never started"
+        while abuser.get(f"/v1/task/{costly[1]}").json()["status"] != "running":
+            assert time.monotonic() < deadline, "the video never started"
             time.sleep(0.2)
-        loaded = image_seconds(api, image, 3, timeout=3 * idle + 30)
+        loaded = image_seconds(api, image, 5, timeout=3 * idle + 30)
         assert loaded <= 3 * idle, f"image: {loaded:.2f} s with another account's costly media, {idle:.2f} s idle"
         refused = wait(abuser, costly[0], timeout=60)
         assert refused["status"] == "failed" and refused["error"]["code"] == "invalid_media", refused
