@@ -91,7 +91,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):  # type: i
         self._settings = settings
         self._executor = executor
 
-    async def _analyze(self, request: inference_pb2.AnalyzeFramesRequest) -> inference_pb2.AnalyzeFramesResponse:
+    async def _analyze(
+        self, request: inference_pb2.AnalyzeFramesRequest, interactive: bool = False
+    ) -> inference_pb2.AnalyzeFramesResponse:
         frames = list(request.frames)
         if len(frames) > self._settings.max_frames_per_request:
             raise InvalidRequest(
@@ -102,7 +104,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):  # type: i
         images = await asyncio.get_running_loop().run_in_executor(
             self._executor, decode_frames, frames, self._settings.max_frame_pixels
         )
-        results = await pipeline.analyze(images, options)
+        if interactive:
+            results = await pipeline.analyze(images, options)
+        else:  # frame by frame: an interactive call waits for one frame's model call at most, not a batch's
+            results = [faces for image in images for faces in await pipeline.analyze([image], options)]
         return inference_pb2.AnalyzeFramesResponse(
             frames=[
                 inference_pb2.FrameFaces(
@@ -118,7 +123,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):  # type: i
         """Analyse a batch of frames (before background work when the caller marks it interactive)."""
         if any((key, value) == PRIORITY_METADATA for key, value in context.invocation_metadata() or ()):
             with self._executor.interactive():
-                return await self._analyze(request)
+                return await self._analyze(request, interactive=True)
         return await self._analyze(request)
 
     async def AnalyzeFrameStream(  # noqa: N802 - gRPC method name
