@@ -6,8 +6,9 @@ interactive with the ``x-priority`` gRPC metadata (:data:`facemint_core.grpcutil
 runs that request inside :meth:`PriorityExecutor.interactive`, which sets :data:`INTERACTIVE` (every step the
 request submits, decoding, pre- and post-processing, model calls, is queued ahead of the others) and, while any
 interactive request is in flight, starts no background step. Steps that have started are never interrupted: an
-image waits at most for the background steps already running (one batch's model call). Images are short and the
-orchestrator bounds how many run at once, so background work pauses for moments, not for long.
+image waits at most for the background steps already running (the servicer analyses background batches frame by
+frame, so that is one frame's model call). Images are short and the orchestrator bounds how many run at once, so
+background work pauses for moments, not for long.
 """
 
 from __future__ import annotations
