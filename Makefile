@@ -9,8 +9,8 @@ CRD_STAMP := deploy/crd-schemas/node_modules/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help setup crd-schemas proto proto-check buf-lint models system-deps testmedia run test test-unit test-e2e \
-        lint typecheck check bench bench-inference bench-accuracy bench-tasks bench-library bench-webhooks \
-        bench-gateway helm-lint manifests clean
+        lint typecheck check bench bench-inference bench-accuracy bench-tasks bench-fairness bench-library \
+        bench-webhooks bench-gateway helm-lint manifests clean
 
 help: ## List every target with a line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -70,7 +70,7 @@ typecheck: setup ## mypy over libs and services
 
 check: lint typecheck proto-check ## Everything CI checks besides the tests
 
-bench: bench-inference bench-accuracy bench-tasks bench-library bench-webhooks bench-gateway ## Run every benchmark (writes bench/results/)
+bench: bench-inference bench-accuracy bench-tasks bench-fairness bench-library bench-webhooks bench-gateway ## Run every benchmark (writes bench/results/)
 
 bench-inference: setup models testmedia ## Inference speed: ms per frame / face, images/s (ONNX Runtime and Triton)
 	$(PY) -m bench.inference
@@ -80,6 +80,9 @@ bench-accuracy: setup models testmedia ## Accuracy of both model packs on ../sha
 
 bench-tasks: setup models testmedia ## End-to-end task latency through the local platform
 	$(PY) -m bench.tasks
+
+bench-fairness: setup models ## One account's image latency, idle and while another sends the costly media of issue #13
+	$(PY) -m bench.fairness
 
 bench-library: setup ## Vector search latency/recall at 10k, 100k, 1M
 	$(PY) -m bench.library

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -219,6 +220,29 @@ def test_animation_frame_and_pixel_budgets_are_enforced(tmp_path: Path) -> None:
         MediaDecoder(DecodeLimits(animated_max_frames=5)).probe(path, Kind.ANIMATED)
     with pytest.raises(InvalidMedia, match="pixels in all frames together"):
         MediaDecoder(DecodeLimits(animated_max_total_pixels=50_000)).probe(path, Kind.ANIMATED)
+
+
+def test_a_tiny_gif_on_a_huge_canvas_is_refused_by_its_work_budget_at_probe(
+    decoder: MediaDecoder, tmp_path: Path
+) -> None:
+    """Issue #13: 5 KB, 230 frames of 1x1 on 4096x4096 bill 23 s but took 5 min 50 s to decode (1.5 s a frame)."""
+    path = tmp_path / "sparse.gif"
+    path.write_bytes(testmedia.sparse_canvas_gif())
+    started = time.perf_counter()
+    with pytest.raises(InvalidMedia, match="230 frames of 4096x4096 pixels for 23 s: 168 megapixels .* work budget"):
+        decoder.probe(path, Kind.ANIMATED)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_the_work_budget_follows_the_billed_seconds(tmp_path: Path) -> None:
+    limits = DecodeLimits(animated_max_pixels_per_second=100_000)  # 10 frames of 100x100 per billed second
+    fits = animation(tmp_path / "fits.gif", "GIF", [100] * 20, size=(100, 100))  # 2 s, 200 000 pixels
+    assert MediaDecoder(limits).probe(fits, Kind.ANIMATED).frame_count == 20
+    fast = animation(tmp_path / "fast.gif", "GIF", [50] * 21, size=(100, 100))  # 1.05 s, 210 000 pixels
+    with pytest.raises(InvalidMedia, match="work budget"):
+        MediaDecoder(limits).probe(fast, Kind.ANIMATED)
+    short = animation(tmp_path / "short.gif", "GIF", [20] * 10, size=(100, 100))  # 0.2 s bills 1 s: fits
+    assert MediaDecoder(limits).probe(short, Kind.ANIMATED).frame_count == 10
 
 
 # --- video ------------------------------------------------------------------------------------------------------

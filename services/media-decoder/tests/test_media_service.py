@@ -170,6 +170,7 @@ async def test_analyze_video_streams_media_info_then_each_sampled_frame_in_order
     assert all(
         md.get("x-task-id") == "task_1" and md.get("x-request-id") == "req_test" for md in inference.double.metadata
     )
+    assert all("x-priority" not in md for md in inference.double.metadata)  # a video's frames are background work
     assert list(decoder_service.spool.iterdir()) == []
 
 
@@ -194,6 +195,7 @@ async def test_analyze_image_returns_one_frame(
     assert [(f.index, f.timestamp, len(f.faces)) for f in frames] == [(0, 0.0, 1)]
     [received] = inference.double.frames
     assert (received.width, received.height) == (32, 64)
+    assert [md.get("x-priority") for md in inference.double.metadata] == ["interactive"]  # ahead of videos' frames
 
 
 async def test_analyze_real_photo(decoder_service: Decoder, inference: Inference, media_server: MediaServer) -> None:

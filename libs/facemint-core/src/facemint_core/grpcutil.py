@@ -99,6 +99,10 @@ def open_channel(target: str, max_message_bytes: int = 64 * 1024 * 1024) -> grpc
     return grpc.aio.insecure_channel(target, options=channel_options(max_message_bytes))
 
 
+PRIORITY_METADATA = ("x-priority", "interactive")
+"""Call metadata that asks the callee to serve this call before background work (a still image's frame)."""
+
+
 def call_metadata(extra: dict[str, str] | None = None) -> list[tuple[str, str]]:
     """Metadata that carries the current request and task ids to the callee."""
     md = [("x-request-id", request_id_var.get()), ("x-task-id", task_id_var.get())]

@@ -425,6 +425,43 @@ def with_declared_duration(mp4: bytes, seconds: float) -> bytes:
     return bytes(data)
 
 
+def sparse_canvas_gif(frames: int = 230, side: int = 4096) -> bytes:
+    """A GIF of ``frames`` 1x1-pixel frames on a ``side`` x ``side`` logical screen (about 23 bytes a frame).
+
+    Cheap to store and to bill (the default 100 ms a frame), costly to decode: every frame is composited onto the
+    whole canvas. Written byte by byte because Pillow does not write frame rectangles smaller than the screen.
+    """
+    header = b"GIF89a" + side.to_bytes(2, "little") * 2 + bytes([0x80, 0, 0]) + b"\x00\x00\x00\xff\xff\xff"
+    loop = b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    frame = (
+        b"\x21\xf9\x04\x00\x00\x00\x00\x00"  # graphic control: no disposal, delay 0 (shown for 100 ms)
+        b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00"  # a 1x1 image at the origin, global colours
+        b"\x02\x02\x44\x01\x00"  # LZW: clear, colour 0, end
+    )
+    return header + loop + frame * frames + b"\x3b"
+
+
+def long_tiny_video(seconds: int = 1200, size: int = 32, fps: int = 2) -> bytes:
+    """A ``size`` x ``size`` H.264 MP4 of ``seconds`` (20 minutes by default): small, quick to encode, yet
+    ``seconds * sample_rate`` frames to analyse."""
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+        assert isinstance(stream, av.VideoStream)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(seconds * fps):
+            pixels = np.full((size, size, 3), (i * 7) % 256, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buf.getvalue()
+
+
 def main() -> int:
     """Fetch every pinned package and extract and check every member (``make testmedia``)."""
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
 import grpc
@@ -21,6 +20,7 @@ from facemint_core.lifecycle import ServiceRuntime, run_service
 from facemint_core.settings import load_settings
 from facemint_inference.engine import Engine, create_runner
 from facemint_inference.packs import PACKS
+from facemint_inference.priority import PriorityExecutor
 from facemint_inference.servicer import SERVICE_NAME, InferenceServicer
 from facemint_inference.settings import InferenceSettings
 
@@ -44,7 +44,7 @@ async def setup(runtime: ServiceRuntime) -> Engine:
             "the insightface pack's SCRFD, ArcFace and 2d106det weights are licensed for NON-COMMERCIAL "
             "RESEARCH USE ONLY; use the open pack (FACEMINT_INFERENCE_PACK=open) for anything else"
         )
-    executor = ThreadPoolExecutor(settings.executor_workers, thread_name_prefix="inference")
+    executor = PriorityExecutor(settings.executor_workers, thread_name_prefix="inference")
     runner = create_runner(settings, executor)
     engine = Engine(settings, runner, executor)
     runtime.readiness.add("models", engine.check)

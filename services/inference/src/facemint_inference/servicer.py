@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor
 from typing import Any
 
 import grpc
@@ -17,9 +16,11 @@ import numpy as np
 from facemint.common.v1 import common_pb2
 from facemint.inference.v1 import inference_pb2, inference_pb2_grpc
 from facemint_core.errors import InvalidRequest
+from facemint_core.grpcutil import PRIORITY_METADATA
 from facemint_inference.engine import Engine
 from facemint_inference.frames import decode_frames
 from facemint_inference.pipeline import AnalyzeOptions, Face
+from facemint_inference.priority import PriorityExecutor
 from facemint_inference.settings import InferenceSettings
 
 SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
@@ -84,13 +85,15 @@ def face_to_proto(face: Face) -> common_pb2.Face:
 class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):  # type: ignore[misc]
     """Analyses frames with the engine's pipeline."""
 
-    def __init__(self, engine: Engine, settings: InferenceSettings, executor: Executor) -> None:
-        """Serve ``engine``; frames are decoded in ``executor``."""
+    def __init__(self, engine: Engine, settings: InferenceSettings, executor: PriorityExecutor) -> None:
+        """Serve ``engine``; frames are decoded in ``executor``, which also runs interactive calls first."""
         self._engine = engine
         self._settings = settings
         self._executor = executor
 
-    async def _analyze(self, request: inference_pb2.AnalyzeFramesRequest) -> inference_pb2.AnalyzeFramesResponse:
+    async def _analyze(
+        self, request: inference_pb2.AnalyzeFramesRequest, interactive: bool = False
+    ) -> inference_pb2.AnalyzeFramesResponse:
         frames = list(request.frames)
         if len(frames) > self._settings.max_frames_per_request:
             raise InvalidRequest(
@@ -101,7 +104,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):  # type: i
         images = await asyncio.get_running_loop().run_in_executor(
             self._executor, decode_frames, frames, self._settings.max_frame_pixels
         )
-        results = await pipeline.analyze(images, options)
+        if interactive:
+            results = await pipeline.analyze(images, options)
+        else:  # frame by frame: an interactive call waits for one frame's model call at most, not a batch's
+            results = [faces for image in images for faces in await pipeline.analyze([image], options)]
         return inference_pb2.AnalyzeFramesResponse(
             frames=[
                 inference_pb2.FrameFaces(
@@ -114,7 +120,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):  # type: i
     async def AnalyzeFrames(  # noqa: N802 - gRPC method name
         self, request: inference_pb2.AnalyzeFramesRequest, context: grpc.aio.ServicerContext
     ) -> inference_pb2.AnalyzeFramesResponse:
-        """Analyse a batch of frames."""
+        """Analyse a batch of frames (before background work when the caller marks it interactive)."""
+        if any((key, value) == PRIORITY_METADATA for key, value in context.invocation_metadata() or ()):
+            with self._executor.interactive():
+                return await self._analyze(request, interactive=True)
         return await self._analyze(request)
 
     async def AnalyzeFrameStream(  # noqa: N802 - gRPC method name

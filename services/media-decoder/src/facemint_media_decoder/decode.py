@@ -1,8 +1,9 @@
 """Probe and decode media into sampled BGR frames (blocking code: run it in the decode pool).
 
 Probing reads headers only, and checks the resolution caps before any pixel is decoded: 7680x4320 (8K, either
-orientation) for images and video, 4096x4096 for animations, plus a frame count and a total pixel budget for
-animations (a tiny GIF can declare thousands of huge frames). Pillow's own decompression-bomb guard
+orientation) for images and video, 4096x4096 for animations, plus a frame count, a total pixel cap and a work
+budget for animations (a tiny GIF can declare thousands of huge frames; the budget keeps the decoding work, frames
+times canvas pixels, proportional to the seconds the animation bills). Pillow's own decompression-bomb guard
 (``Image.MAX_IMAGE_PIXELS``: a warning above it, an error above twice it) is left in force as a second line behind
 these smaller caps; both its error and its warning (which the service turns into an error at start-up, so that it
 is never merely logged) become :class:`~facemint_core.errors.InvalidMedia`.
@@ -75,6 +76,9 @@ class DecodeLimits:
         animated_max_side: Longest side of an animation, pixels.
         animated_max_frames: Frames of an animation.
         animated_max_total_pixels: Frames times canvas pixels of an animation (the decoding work).
+        animated_max_pixels_per_second: The work budget of an animation: frames times canvas pixels per second
+            it bills (its duration, at least 1 s). Every frame is composited onto the whole canvas, so a few KB of
+            tiny frames on a large canvas would otherwise cost minutes of decoding for seconds of billing.
         video_threads: FFmpeg decoding threads per video; 0 lets FFmpeg choose.
     """
 
@@ -83,6 +87,7 @@ class DecodeLimits:
     animated_max_side: int = 4096
     animated_max_frames: int = 10_000
     animated_max_total_pixels: int = 4_000_000_000
+    animated_max_pixels_per_second: int = 64_000_000
     video_threads: int = 0
 
 
@@ -283,6 +288,14 @@ class MediaDecoder:
             raise InvalidMedia(
                 f"the animation has {frames} frames of {width}x{height} pixels; the limit is "
                 f"{self.limits.animated_max_total_pixels} pixels in all frames together"
+            )
+        billed = max(1.0, timeline.duration)
+        if frames * width * height > self.limits.animated_max_pixels_per_second * billed:
+            raise InvalidMedia(
+                f"the animation has {frames} frames of {width}x{height} pixels for {timeline.duration:g} s: "
+                f"{frames * width * height / billed / 1e6:.0f} megapixels to decode per second of media, beyond the "
+                f"work budget of {self.limits.animated_max_pixels_per_second / 1e6:g} (a smaller canvas, fewer "
+                "frames or longer frame delays fit)"
             )
         return Probe(
             sniffed, Kind.ANIMATED, width, height, duration=timeline.duration, frame_count=frames, timeline=timeline

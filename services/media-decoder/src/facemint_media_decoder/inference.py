@@ -21,7 +21,7 @@ import grpc
 from facemint.common.v1 import common_pb2
 from facemint.inference.v1 import inference_pb2, inference_pb2_grpc
 from facemint_core.errors import InternalError, InvalidMedia, ServiceUnavailable, from_rpc_error
-from facemint_core.grpcutil import call_metadata
+from facemint_core.grpcutil import PRIORITY_METADATA, call_metadata
 from facemint_media_decoder.decode import DecodedFrame, EncodedFrame
 from facemint_media_decoder.metrics import DecoderMetrics
 
@@ -84,11 +84,13 @@ class InferenceClient:
         self._depth = pipeline_depth
         self._metrics = metrics
 
-    async def _call(self, request: inference_pb2.AnalyzeFramesRequest) -> inference_pb2.AnalyzeFramesResponse:
+    async def _call(
+        self, request: inference_pb2.AnalyzeFramesRequest, metadata: list[tuple[str, str]]
+    ) -> inference_pb2.AnalyzeFramesResponse:
         started = time.perf_counter()
         try:
             response: inference_pb2.AnalyzeFramesResponse = await self._stub.AnalyzeFrames(
-                request, timeout=self._timeout, metadata=call_metadata()
+                request, timeout=self._timeout, metadata=metadata
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _UNAVAILABLE:
@@ -108,7 +110,8 @@ class InferenceClient:
         self, frames: AsyncIterator[inference_pb2.Frame], options: common_pb2.AnalyzeOptions, known_total: int = 0
     ) -> AsyncGenerator[tuple[int, float, inference_pb2.FrameFaces], None]:
         """Analyse frames in order. ``known_total``: how many frames the media has, when that is exact (a still
-        image: 1); the last batch then leaves with its last frame, without waiting for the iterator to end.
+        image: 1); the last batch then leaves with its last frame, without waiting for the iterator to end, and a
+        still's frame is marked interactive, to be analysed before the frames of videos and animations.
 
         Yields:
             ``(index, timestamp, faces)`` for every frame, in the order the frames arrived.
@@ -116,11 +119,12 @@ class InferenceClient:
         pending: deque[tuple[list[tuple[int, float]], asyncio.Task[inference_pb2.AnalyzeFramesResponse]]] = deque()
         batch: list[inference_pb2.Frame] = []
         batch_bytes = received = 0
+        metadata = call_metadata(dict([PRIORITY_METADATA]) if known_total == 1 else None)
 
         def send() -> None:
             request = inference_pb2.AnalyzeFramesRequest(frames=batch, options=options)
             meta = [(f.index, f.timestamp) for f in batch]
-            pending.append((meta, asyncio.create_task(self._call(request))))
+            pending.append((meta, asyncio.create_task(self._call(request, metadata))))
 
         try:
             async for frame in frames:

@@ -77,6 +77,9 @@ class LimitSettings(BaseModel):
     animated_max_side: int = Field(default=4096, ge=1)
     animated_max_frames: int = Field(default=10_000, ge=1)
     animated_max_total_pixels: int = Field(default=4_000_000_000, ge=1)
+    animated_max_pixels_per_second: int = Field(
+        default=64_000_000, ge=1, description="work budget: frames x canvas pixels per second of animation billed"
+    )
 
     def max_bytes(self, kind: Kind) -> int:
         """The byte cap of a kind."""
@@ -130,5 +133,6 @@ class MediaDecoderSettings(ServiceSettings):
             animated_max_side=self.limits.animated_max_side,
             animated_max_frames=self.limits.animated_max_frames,
             animated_max_total_pixels=self.limits.animated_max_total_pixels,
+            animated_max_pixels_per_second=self.limits.animated_max_pixels_per_second,
             video_threads=self.decode.video_threads,
         )

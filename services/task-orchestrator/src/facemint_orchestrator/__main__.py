@@ -19,7 +19,8 @@ from facemint_orchestrator.settings import OrchestratorSettings
 from facemint_orchestrator.store import TaskStore
 from facemint_orchestrator.worker import Worker
 
-CONSUMER = "orchestrator-detect"
+CONSUMERS = {"orchestrator-detect": streams.JOBS_SUBJECT, "orchestrator-detect-image": streams.IMAGE_JOBS_SUBJECT}
+"""The durable consumer of each lane's subject (the video and GIF lane keeps the name it had before lanes)."""
 
 
 async def setup(runtime: ServiceRuntime) -> None:
@@ -32,14 +33,15 @@ async def setup(runtime: ServiceRuntime) -> None:
     await streams.ensure_jobs_stream(js, settings.nats.stream_replicas)
     await streams.ensure_events_stream(js, settings.nats.stream_replicas)
     wcfg = settings.worker
-    await ensure_pull_consumer(
-        js,
-        streams.JOBS_STREAM,
-        CONSUMER,
-        filter_subject=streams.JOBS_SUBJECT,
-        ack_wait_seconds=wcfg.ack_wait_seconds,
-        max_deliver=wcfg.max_attempts + 2,
-    )
+    for consumer, subject in CONSUMERS.items():
+        await ensure_pull_consumer(
+            js,
+            streams.JOBS_STREAM,
+            consumer,
+            filter_subject=subject,
+            ack_wait_seconds=wcfg.ack_wait_seconds,
+            max_deliver=wcfg.max_attempts + 2,
+        )
 
     decoder_channel = open_channel(settings.media_decoder_target)
     library_channel = open_channel(settings.library_target)
@@ -62,25 +64,35 @@ async def setup(runtime: ServiceRuntime) -> None:
     )
     await nc.subscribe(streams.CANCEL_SUBJECT, cb=worker.on_cancel_notice)
     await nc.subscribe(TERMINAL_EVENTS_SUBJECT, cb=completions.on_event)
-    puller = PullWorker(
-        js,
-        streams.JOBS_STREAM,
-        CONSUMER,
-        worker.handle,
-        concurrency=wcfg.concurrency,
-        ack_wait_seconds=wcfg.ack_wait_seconds,
-        max_deliver=wcfg.max_attempts + 2,
-        on_poison=worker.on_poison,
-        backoff_base_seconds=wcfg.backoff_base_seconds,
-    )
-    puller.start()
+    # Each lane fetches up to the slots it may use plus ``waiting_jobs``; the fair scheduler picks among them.
+    windows = {
+        streams.JOBS_SUBJECT: wcfg.concurrency,
+        streams.IMAGE_JOBS_SUBJECT: wcfg.concurrency + wcfg.image_concurrency,
+    }
+    pullers = [
+        PullWorker(
+            js,
+            streams.JOBS_STREAM,
+            consumer,
+            worker.handle,
+            concurrency=windows[subject] + wcfg.waiting_jobs,
+            ack_wait_seconds=wcfg.ack_wait_seconds,
+            max_deliver=wcfg.max_attempts + 2,
+            on_poison=worker.on_poison,
+            backoff_base_seconds=wcfg.backoff_base_seconds,
+        )
+        for consumer, subject in CONSUMERS.items()
+    ]
+    for puller in pullers:
+        puller.start()
     sweep = asyncio.create_task(worker.sweep_forever())
 
     async def stop_work(grace: float) -> None:
         sweep.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweep
-        await puller.stop(grace)
+        worker.scheduler.close()  # jobs still waiting for a slot go back to the stream at once
+        await asyncio.gather(*(puller.stop(grace) for puller in pullers))
 
     async def jobs_stream() -> None:
         await js.stream_info(streams.JOBS_STREAM)

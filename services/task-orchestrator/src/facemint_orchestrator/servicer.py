@@ -54,7 +54,7 @@ class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
             log.warning("task stored, job left to the sweep: NATS is disconnected", extra={"task_id": task_id})
             return
         try:
-            await self.worker.publish_job(task_id, row.record["account_id"])
+            await self.worker.publish_job(task_id, row.record["account_id"], row.record["type"])
         except Exception as exc:
             log.warning("task stored, job left to the sweep: %s", exc, extra={"task_id": task_id})
 

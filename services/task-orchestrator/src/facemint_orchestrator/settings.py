@@ -11,7 +11,11 @@ from facemint_core.settings import DatabaseSettings, GrpcSettings, NatsSettings,
 class WorkerSettings(BaseModel):
     """How jobs are consumed and retried."""
 
-    concurrency: int = Field(default=2, ge=1, le=64)
+    concurrency: int = Field(default=2, ge=1, le=64, description="tasks of any type run at once")
+    image_concurrency: int = Field(default=1, ge=0, le=64, description="more slots that run images only")
+    waiting_jobs: int = Field(
+        default=8, ge=0, le=256, description="jobs fetched beyond the slots, among which fair scheduling chooses"
+    )
     ack_wait_seconds: float = Field(default=15.0, gt=0)
     max_attempts: int = Field(default=4, ge=1, le=20)
     backoff_base_seconds: float = Field(default=1.0, ge=0)

@@ -46,8 +46,9 @@ from facemint_core.metrics import LATENCY_BUCKETS
 from facemint_core.taskview import public_task, render_json
 from facemint_orchestrator.assemble import Tracker, analysed_seconds, build_result
 from facemint_orchestrator.completions import Completions
+from facemint_orchestrator.scheduling import FairScheduler
 from facemint_orchestrator.settings import OrchestratorSettings
-from facemint_orchestrator.store import TaskRow, TaskStore
+from facemint_orchestrator.store import TERMINAL, TaskRow, TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ TASK_SECONDS = Histogram(
 QUEUE_DEPTH = Gauge("facemint_task_orchestrator_queue_depth", "Tasks by active status", ["status"])
 FRAMES = Counter("facemint_task_orchestrator_frames_total", "Sampled frames analysed")
 RETRIES = Counter("facemint_task_orchestrator_retries_total", "Transient failures retried")
+WAITING = Gauge("facemint_task_orchestrator_waiting_jobs", "Fetched jobs waiting for a worker slot (fair scheduling)")
 
 PERMANENT = (InvalidMedia, PayloadTooLarge, NoFacesDetected, InvalidRequest, Forbidden, NotFound)
 KINDS = {
@@ -104,6 +106,8 @@ class Worker:
         self.decoder = decoder
         self.library = library
         self.throughput = Throughput(settings.estimate.seconds_per_frame)
+        self.scheduler = FairScheduler(settings.worker.concurrency, settings.worker.image_concurrency)
+        WAITING.set_function(lambda: self.scheduler.waiting)
         self.running: dict[str, asyncio.Task[Any]] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self.cancelled: set[str] = set()
@@ -128,10 +132,10 @@ class Worker:
 
     # -- events --------------------------------------------------------------------------------------------------
 
-    async def publish_job(self, task_id: str, account_id: str) -> None:
-        """Enqueue a task (de-duplicated by task id)."""
+    async def publish_job(self, task_id: str, account_id: str, task_type: str) -> None:
+        """Enqueue a task on its lane's subject (de-duplicated by task id)."""
         job = orchestrator_pb2.TaskJob(task_id=task_id, account_id=account_id)
-        await publish(self.js, streams.JOBS_SUBJECT, job.SerializeToString(), msg_id=task_id)
+        await publish(self.js, streams.job_subject(task_type), job.SerializeToString(), msg_id=task_id)
 
     async def publish_event(self, row: TaskRow) -> None:
         """Publish the terminal event of a task, once (de-duplicated by task id and status)."""
@@ -176,13 +180,21 @@ class Worker:
     # -- the job ---------------------------------------------------------------------------------------------
 
     async def handle(self, msg: Msg) -> None:
-        """Handle one job message (the PullWorker acks when this returns)."""
+        """Handle one job message (the PullWorker acks when this returns): wait for a fair slot, run the task."""
         job = orchestrator_pb2.TaskJob.FromString(msg.data)
         task_id_var.set(job.task_id)
+        queued = await self.store.get(job.task_id)
+        if queued is None:
+            log.warning("job for an unknown task dropped")
+            return
+        if queued.status in TERMINAL:  # a redelivery, or cancelled while queued: no slot needed
+            return
+        async with self.scheduler.slot(queued.record["account_id"], image=queued.record["type"] == "image"):
+            await self._run(job)
+
+    async def _run(self, job: orchestrator_pb2.TaskJob) -> None:
         row = await self.store.start(job.task_id)
-        if row is None:  # already terminal (a redelivery or a cancellation), or unknown
-            if await self.store.get(job.task_id) is None:
-                log.warning("job for an unknown task dropped")
+        if row is None:  # terminal meanwhile (a cancellation while the job waited for its slot)
             return
         attempt = int(row.record["attempts"])
         log.info("task started", extra={"attempt": attempt, "type": row.record["type"]})
@@ -340,7 +352,7 @@ class Worker:
         for task_id in await self.store.stale_queued(self.settings.worker.requeue_after_seconds):
             queued = await self.store.get(task_id)
             if queued is not None and queued.status == "queued":
-                await self.publish_job(task_id, queued.record["account_id"])
+                await self.publish_job(task_id, queued.record["account_id"], queued.record["type"])
                 await self.store.touch(task_id)
         for status, n in (await self.store.count_by_status()).items():
             QUEUE_DEPTH.labels(status).set(n)
