@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+READYZ_MAX_AGE_SECONDS = 1.0
+"""How old a readiness report ``/readyz`` may answer with: probes never cost more than a round of checks a second."""
+
 StopHook = Callable[[float], Awaitable[Any]]
 """A stop hook receives the seconds of grace left."""
 
@@ -80,7 +83,7 @@ def ops_routes(readiness: Readiness) -> list[BaseRoute]:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
-        report = await readiness.evaluate()
+        report = await readiness.evaluate(READYZ_MAX_AGE_SECONDS)
         return JSONResponse(
             {"status": "ready" if report.ready else "not_ready", "checks": report.checks},
             status_code=200 if report.ready else 503,
