@@ -1,0 +1,72 @@
+"""A killed server comes back (issue #13, item 2): SIGKILL PostgreSQL, NATS or the object store while tasks with
+webhooks are in flight; the supervisor reaps and restarts it on its port and data directory, the services reconnect,
+every task succeeds once and every webhook arrives (one delivery id per task)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from facemint_local.harness import (
+    RunningPlatform,
+    WebhookReceiver,
+    kill_server_under_load,
+    start_platform,
+    upload_media,
+)
+from facemint_local.testmedia import group_photo
+
+pytestmark = [pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    running = start_platform(tmp_path_factory.mktemp("platform"))  # its own: its servers get killed
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def api(platform: RunningPlatform) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=platform.gateway_url, headers={"x-api-key": platform.api_key}, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def media_url(api: httpx.Client) -> str:
+    """The group photo in the platform's object store (a signed upload), so that killing the store matters."""
+    return upload_media(api, group_photo(), "image", "group.jpg")
+
+
+@pytest.mark.parametrize("server", ["nats", "postgres", "object_store"])
+def test_killed_server_restarts_and_every_task_succeeds_once_with_one_webhook(
+    platform: RunningPlatform, api: httpx.Client, receiver: WebhookReceiver, media_url: str, server: str
+) -> None:
+    body = {"type": "image", "media_url": media_url, "callback_url": receiver.url(f"hooks/{server}")}
+    # The supervisor is held for 5 s after the kill: longer than the orchestrator's 2 s readiness interval plus the
+    # gateway's 1 s /readyz cache, so that the gateway must report the outage.
+    recovery = kill_server_under_load(platform, api, server, body, inflight=4, outage_seconds=5)
+
+    assert recovery.in_flight_at_kill >= 1, recovery
+    if server != "object_store":  # the gateway queues tasks without the object store
+        assert recovery.gateway_not_ready_seen, recovery
+    assert recovery.new_pid != recovery.old_pid and recovery.old_pid_reaped, recovery
+    assert platform.server(server)["restarts"] == 1
+    log = platform.log_path.read_text()
+    assert (
+        f"{server} exited with status -9" in log and f"{server} restarted (restart #1, pid {recovery.new_pid})" in log
+    )
+    assert {t: doc["status"] for t, doc in recovery.tasks.items()} == dict.fromkeys(recovery.tasks, "succeeded")
+    listed = [t["task_id"] for t in api.get("/v1/tasks", params={"limit": 100}).json()["tasks"]]
+    assert all(listed.count(task_id) == 1 for task_id in recovery.tasks)
+    deliveries = receiver.deliveries(set(recovery.tasks))
+    assert {t: len(ids) for t, ids in deliveries.items()} == dict.fromkeys(recovery.tasks, 1), deliveries
