@@ -64,8 +64,8 @@ class Services:
 
     async def check_task_queue(self) -> None:
         """Return when tasks can be queued: the orchestrator is reachable and serving (its own readiness covers
-        PostgreSQL, NATS and the jobs stream); raise with the reason otherwise."""
-        reply = await self.orchestrator_health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+        PostgreSQL, NATS and the jobs stream); raise with the reason otherwise. The readiness timeout bounds it."""
+        reply = await self.orchestrator_health.Check(health_pb2.HealthCheckRequest())
         if reply.status != health_pb2.HealthCheckResponse.SERVING:
             raise ConnectionError("task-orchestrator is not serving")
 
