@@ -4,6 +4,7 @@ every task succeeds once and every webhook arrives (one delivery id per task).""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -70,3 +71,11 @@ def test_killed_server_restarts_and_every_task_succeeds_once_with_one_webhook(
     assert all(listed.count(task_id) == 1 for task_id in recovery.tasks)
     deliveries = receiver.deliveries(set(recovery.tasks))
     assert {t: len(ids) for t, ids in deliveries.items()} == dict.fromkeys(recovery.tasks, 1), deliveries
+
+    # Every service reconnected on its own (none was restarted): each /readyz checks its own pool or client.
+    services = platform.reload()["services"]
+    assert {name: info["restarts"] for name, info in services.items()} == dict.fromkeys(services, 0)
+    deadline = time.monotonic() + 30
+    while (not_ready := [n for n in services if platform.readyz(n) != 200]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not_ready == []
