@@ -300,41 +300,45 @@ def kill_server_under_load(
     pending = {submit() for _ in range(inflight)}
     old_pid = int(platform.server(server)["pid"])
     in_flight = sum(1 for task_id in pending if (_task(api, task_id) or {}).get("status") not in TERMINAL)
+    resume = threading.Timer(outage_seconds, platform.proc.send_signal, (signal.SIGCONT,))
     if outage_seconds:
         platform.proc.send_signal(signal.SIGSTOP)
     os.kill(old_pid, signal.SIGKILL)
     killed = time.monotonic()
-    deadline = killed + timeout
-    held = outage_seconds > 0
-    new_pid = 0
-    not_ready_seen = False
-    restarted = ready = first = 0.0
-    probe = ""
-    tasks: dict[str, dict[str, Any]] = {}
-    while pending or not first:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{server}: not recovered after {timeout:.0f} s; pending tasks {sorted(pending)}")
-        if held and time.monotonic() - killed >= outage_seconds:
-            platform.proc.send_signal(signal.SIGCONT)
-            held = False
-        if not new_pid:
-            pid = platform.server(server)["pid"]
-            if pid and pid != old_pid:
-                new_pid, restarted = int(pid), time.monotonic() - killed
-        status = platform.readyz()
-        not_ready_seen |= status != 200 and not ready
-        if new_pid and not ready and status == 200:
-            ready = time.monotonic() - killed
-            probe = submit()
-            pending.add(probe)
-        for task_id in list(pending):
-            doc = _task(api, task_id)
-            if doc is not None and doc["status"] in TERMINAL:
-                tasks[task_id] = doc
-                pending.discard(task_id)
-                if task_id == probe:
-                    first = time.monotonic() - killed
-        time.sleep(0.1)
+    if outage_seconds:
+        resume.start()
+    try:
+        deadline = killed + timeout
+        new_pid = 0
+        not_ready_seen = False
+        restarted = ready = first = 0.0
+        probe = ""
+        tasks: dict[str, dict[str, Any]] = {}
+        while pending or not first:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{server}: not recovered after {timeout:.0f} s; pending tasks {sorted(pending)}")
+            if not new_pid:
+                pid = platform.server(server)["pid"]
+                if pid and pid != old_pid:
+                    new_pid, restarted = int(pid), time.monotonic() - killed
+            status = platform.readyz()
+            not_ready_seen |= status != 200 and not ready
+            if new_pid and not ready and status == 200:
+                ready = time.monotonic() - killed
+                probe = submit()
+                pending.add(probe)
+            for task_id in list(pending):
+                doc = _task(api, task_id)
+                if doc is not None and doc["status"] in TERMINAL:
+                    tasks[task_id] = doc
+                    pending.discard(task_id)
+                    if task_id == probe:
+                        first = time.monotonic() - killed
+            time.sleep(0.1)
+    finally:
+        resume.cancel()
+        if outage_seconds:
+            platform.proc.send_signal(signal.SIGCONT)  # never leave the supervisor stopped
     return ServerRecovery(
         server=server,
         in_flight_at_kill=in_flight,
