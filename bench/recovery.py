@@ -24,7 +24,7 @@ import httpx
 
 from bench.common import fmt, machine, machine_line, markdown_table, now, write_results
 from facemint_local.harness import WebhookReceiver, kill_server_under_load, start_platform, upload_media
-from facemint_local.testmedia import group_photo
+from facemint_local.testmedia import T1, read
 
 SERVERS = ("postgres", "nats", "object_store")
 
@@ -46,7 +46,7 @@ def main() -> None:
             ) as api:
                 body = {
                     "type": "image",
-                    "media_url": upload_media(api, group_photo(), "image", "group.jpg"),
+                    "media_url": upload_media(api, read(T1), "image", "group.jpg"),
                     "callback_url": receiver.url("hooks"),
                 }
                 for server in [s for _ in range(args.rounds) for s in SERVERS]:

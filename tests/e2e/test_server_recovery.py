@@ -17,7 +17,7 @@ from facemint_local.harness import (
     start_platform,
     upload_media,
 )
-from facemint_local.testmedia import group_photo
+from facemint_local.testmedia import T1, read
 
 pytestmark = [pytest.mark.e2e]
 
@@ -45,7 +45,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 @pytest.fixture(scope="module")
 def media_url(api: httpx.Client) -> str:
     """The group photo in the platform's object store (a signed upload), so that killing the store matters."""
-    return upload_media(api, group_photo(), "image", "group.jpg")
+    return upload_media(api, read(T1), "image", "group.jpg")
 
 
 @pytest.mark.parametrize("server", ["nats", "postgres", "object_store"])
