@@ -4,6 +4,8 @@ every task succeeds once and every webhook arrives (one delivery id per task).""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -24,7 +26,13 @@ pytestmark = [pytest.mark.e2e]
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    running = start_platform(tmp_path_factory.mktemp("platform"))  # its own: its servers get killed
+    running = start_platform(  # its own: its servers get killed
+        tmp_path_factory.mktemp("platform"),
+        extra_env={  # the outbox sweep re-publishes a task left queued after 3 s, not 30 s
+            "FACEMINT_ORCHESTRATOR_WORKER__REQUEUE_AFTER_SECONDS": "3",
+            "FACEMINT_ORCHESTRATOR_WORKER__SWEEP_INTERVAL_SECONDS": "1",
+        },
+    )
     yield running
     running.stop()
 
@@ -79,3 +87,26 @@ def test_killed_server_restarts_and_every_task_succeeds_once_with_one_webhook(
     while (not_ready := [n for n in services if platform.readyz(n) != 200]) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not_ready == []
+
+
+def test_task_submitted_while_nats_is_down_is_queued_by_the_sweep_once_nats_is_back(
+    platform: RunningPlatform, api: httpx.Client, receiver: WebhookReceiver, media_url: str
+) -> None:
+    body = {"type": "image", "media_url": media_url, "callback_url": receiver.url("hooks/outbox")}
+    known = {t["task_id"] for t in api.get("/v1/tasks", params={"limit": 100}).json()["tasks"]}
+    platform.proc.send_signal(signal.SIGSTOP)  # hold the supervisor: NATS stays down while the task is submitted
+    try:
+        os.kill(platform.server("nats")["pid"], signal.SIGKILL)
+        time.sleep(0.5)
+        created = api.post("/v1/create-detection-task", json=body)
+    finally:
+        platform.proc.send_signal(signal.SIGCONT)
+    # Stored either way: 201 when the buffered publish made it after the reconnect, 503 when it timed out first.
+    assert created.status_code in (201, 503), created.text
+    (task_id,) = {t["task_id"] for t in api.get("/v1/tasks", params={"limit": 100}).json()["tasks"]} - known
+    deadline = time.monotonic() + 90
+    while (doc := api.get(f"/v1/task/{task_id}").json())["status"] not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.3)
+    assert doc["status"] == "succeeded", doc
+    assert len(receiver.deliveries({task_id})[task_id]) == 1
