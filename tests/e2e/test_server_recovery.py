@@ -26,13 +26,7 @@ pytestmark = [pytest.mark.e2e]
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    running = start_platform(  # its own: its servers get killed
-        tmp_path_factory.mktemp("platform"),
-        extra_env={  # the outbox sweep re-publishes a task left queued after 3 s, not 30 s
-            "FACEMINT_ORCHESTRATOR_WORKER__REQUEUE_AFTER_SECONDS": "3",
-            "FACEMINT_ORCHESTRATOR_WORKER__SWEEP_INTERVAL_SECONDS": "1",
-        },
-    )
+    running = start_platform(tmp_path_factory.mktemp("platform"))  # its own: its servers get killed
     yield running
     running.stop()
 
@@ -61,19 +55,22 @@ def test_killed_server_restarts_and_every_task_succeeds_once_with_one_webhook(
     platform: RunningPlatform, api: httpx.Client, receiver: WebhookReceiver, media_url: str, server: str
 ) -> None:
     body = {"type": "image", "media_url": media_url, "callback_url": receiver.url(f"hooks/{server}")}
-    # The supervisor is held for 5 s after the kill: longer than the orchestrator's 2 s readiness interval plus the
-    # gateway's 1 s /readyz cache, so that the gateway must report the outage.
-    recovery = kill_server_under_load(platform, api, server, body, inflight=4, outage_seconds=5)
+    restarts = platform.server(server)["restarts"]  # weed mini may have restarted already (an auxiliary port taken)
+    # For PostgreSQL and NATS the supervisor is held for 5 s after the kill, longer than the gateway's 1 s /readyz
+    # cache, so that the gateway must report the outage. Not for the object store: the gateway queues tasks without
+    # it, and the media-decoder waits out its real restart (FETCH__RETRY_SECONDS), not a longer outage.
+    held = server != "object_store"
+    recovery = kill_server_under_load(platform, api, server, body, inflight=4, outage_seconds=5 if held else 0)
 
     assert recovery.in_flight_at_kill >= 1, recovery
-    if server != "object_store":  # the gateway queues tasks without the object store
-        assert recovery.gateway_not_ready_seen, recovery
+    assert recovery.gateway_not_ready_seen or not held, recovery
     assert recovery.new_pid != recovery.old_pid and recovery.old_pid_reaped, recovery
-    assert platform.server(server)["restarts"] == 1
+    # Ready means ready: a task submitted then runs at once, not after the sweep's 30 s REQUEUE_AFTER_SECONDS.
+    assert recovery.first_task_seconds - recovery.gateway_ready_seconds < 15, recovery
+    assert platform.server(server)["restarts"] == restarts + 1
     log = platform.log_path.read_text()
-    assert (
-        f"{server} exited with status -9" in log and f"{server} restarted (restart #1, pid {recovery.new_pid})" in log
-    )
+    assert f"{server} exited with status -9" in log
+    assert f"{server} restarted (restart #{restarts + 1}, pid {recovery.new_pid})" in log
     assert {t: doc["status"] for t, doc in recovery.tasks.items()} == dict.fromkeys(recovery.tasks, "succeeded")
     listed = [t["task_id"] for t in api.get("/v1/tasks", params={"limit": 100}).json()["tasks"]]
     assert all(listed.count(task_id) == 1 for task_id in recovery.tasks)
@@ -104,7 +101,8 @@ def test_task_submitted_while_nats_is_down_is_queued_by_the_sweep_once_nats_is_b
     # Stored either way: 201 when the buffered publish made it after the reconnect, 503 when it timed out first.
     assert created.status_code in (201, 503), created.text
     (task_id,) = {t["task_id"] for t in api.get("/v1/tasks", params={"limit": 100}).json()["tasks"]} - known
-    deadline = time.monotonic() + 90
+    # Enqueued as soon as the orchestrator reconnects, not after the sweep's 30 s REQUEUE_AFTER_SECONDS.
+    deadline = time.monotonic() + 20
     while (doc := api.get(f"/v1/task/{task_id}").json())["status"] not in ("succeeded", "failed", "cancelled"):
         assert time.monotonic() < deadline, doc
         time.sleep(0.3)
