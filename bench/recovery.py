@@ -46,7 +46,7 @@ def main() -> None:
             ) as api:
                 body = {
                     "type": "image",
-                    "media_url": upload_media(api, read(T1), "image", "group.jpg"),
+                    "media_url": upload_media(api, "image", read(T1))["media_url"],
                     "callback_url": receiver.url("hooks"),
                 }
                 for server in [s for _ in range(args.rounds) for s in SERVERS]:

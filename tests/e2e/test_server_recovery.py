@@ -47,7 +47,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 @pytest.fixture(scope="module")
 def media_url(api: httpx.Client) -> str:
     """The group photo in the platform's object store (a signed upload), so that killing the store matters."""
-    return upload_media(api, read(T1), "image", "group.jpg")
+    return upload_media(api, "image", read(T1))["media_url"]
 
 
 @pytest.mark.parametrize("server", ["nats", "postgres", "object_store"])

@@ -223,15 +223,17 @@ class WebhookReceiver(_LocalHttp):
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
-def upload_media(api: httpx.Client, data: bytes, kind: str, filename: str) -> str:
-    """Put media into the platform's object store through a signed upload; its ``media_url`` for tasks."""
-    upload = api.post("/v1/uploads", json={"type": kind, "filename": filename})
-    if upload.status_code != 201:
-        raise AssertionError(f"upload not created: {upload.status_code} {upload.text}")
-    put = httpx.put(upload.json()["upload_url"], content=data)
-    if put.status_code != 200:
-        raise AssertionError(f"upload failed: {put.status_code} {put.text}")
-    return str(upload.json()["media_url"])
+def upload_media(api: httpx.Client, kind: str, data: bytes) -> dict[str, Any]:
+    """A signed upload of ``data``: ``POST /v1/uploads``, then the form POST to the object store; returns the
+    upload's description (``media_url`` ...)."""
+    resp = api.post("/v1/uploads", json={"type": kind})
+    if resp.status_code != 201:
+        raise AssertionError(f"upload not created: {resp.status_code} {resp.text}")
+    doc = resp.json()
+    sent = httpx.post(doc["upload_url"], data=doc["fields"], files={"file": ("media", data)}, timeout=60)
+    if sent.status_code != 204:
+        raise AssertionError(f"upload failed: {sent.status_code} {sent.text}")
+    return dict(doc)
 
 
 @dataclass
