@@ -10,7 +10,7 @@ CRD_STAMP := deploy/crd-schemas/node_modules/.installed
 .DEFAULT_GOAL := help
 .PHONY: help setup crd-schemas proto proto-check buf-lint models system-deps testmedia run test test-unit test-e2e \
         lint typecheck check bench bench-inference bench-accuracy bench-tasks bench-fairness bench-library \
-        bench-webhooks bench-gateway helm-lint manifests clean
+        bench-webhooks bench-gateway bench-recovery helm-lint manifests clean
 
 help: ## List every target with a line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -70,7 +70,7 @@ typecheck: setup ## mypy over libs and services
 
 check: lint typecheck proto-check ## Everything CI checks besides the tests
 
-bench: bench-inference bench-accuracy bench-tasks bench-fairness bench-library bench-webhooks bench-gateway ## Run every benchmark (writes bench/results/)
+bench: bench-inference bench-accuracy bench-tasks bench-fairness bench-library bench-webhooks bench-gateway bench-recovery ## Run every benchmark (writes bench/results/)
 
 bench-inference: setup models testmedia ## Inference speed: ms per frame / face, images/s (ONNX Runtime and Triton)
 	$(PY) -m bench.inference
@@ -92,6 +92,9 @@ bench-webhooks: setup ## Webhook deliveries/s and terminal-state -> first-attemp
 
 bench-gateway: setup ## Authenticated GET /v1/task/{id} req/s and p99 under wrk (needs Debian wrk)
 	$(PY) -m bench.gateway
+
+bench-recovery: setup models testmedia ## Recovery time after SIGKILL of PostgreSQL, NATS, the object store (tasks in flight)
+	$(PY) -m bench.recovery
 
 helm-lint: setup crd-schemas ## Lint and render the Helm chart, validate manifests
 	$(PY) -m deploy.validate

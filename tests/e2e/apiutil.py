@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from facemint_local.harness import upload_media
+
 
 def submit(api: httpx.Client, **body: Any) -> str:
     resp = api.post("/v1/create-detection-task", json=body)
@@ -31,11 +33,5 @@ def wait(api: httpx.Client, task_id: str, timeout: float = 180) -> dict[str, Any
 
 
 def upload(api: httpx.Client, kind: str, data: bytes) -> dict[str, Any]:
-    """A signed upload of ``data``: ``POST /v1/uploads``, then the form POST to the object store; returns the
-    upload's description (``media_url`` ...)."""
-    resp = api.post("/v1/uploads", json={"type": kind})
-    assert resp.status_code == 201, resp.text
-    doc = resp.json()
-    sent = httpx.post(doc["upload_url"], data=doc["fields"], files={"file": ("media", data)}, timeout=60)
-    assert sent.status_code == 204, sent.text
-    return dict(doc)
+    """A signed upload of ``data`` (:func:`facemint_local.harness.upload_media`)."""
+    return upload_media(api, kind, data)

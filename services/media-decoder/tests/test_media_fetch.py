@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,7 @@ from decoder_testkit import MediaServer, Route, RouteToLoopback, VideoSpec, publ
 
 from facemint_core.errors import InvalidMedia, InvalidRequest, PayloadTooLarge
 from facemint_core.netsafe import FetchPolicy, SafeHttpClient
+from facemint_local.procs import free_port
 from facemint_media_decoder.fetch import fetch_to_spool
 from facemint_media_decoder.metrics import DecoderMetrics
 from facemint_media_decoder.sniff import Kind
@@ -148,3 +153,67 @@ async def test_non_http_url_is_an_invalid_request(
     with pytest.raises(InvalidRequest):
         async with fetch_to_spool(http_client, url, kind=Kind.VIDEO, max_bytes=10, spool_dir=tmp_path, metrics=metrics):
             pass
+
+
+class _LateOrigin(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's method name
+        self.send_response(200)
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"hello")
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        return None
+
+
+async def test_refused_connection_is_retried_until_the_origin_is_back(
+    http_client: SafeHttpClient, metrics: DecoderMetrics, tmp_path: Path
+) -> None:
+    """An object store restarting after a crash refuses connections for a few seconds: the fetch waits it out."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/bucket/a.bin"
+
+    async def fetch() -> bytes:
+        async with fetch_to_spool(
+            http_client, url, kind=Kind.IMAGE, max_bytes=100, spool_dir=tmp_path, metrics=metrics, retry_seconds=5
+        ) as fetched:
+            return fetched.path.read_bytes()
+
+    fetching = asyncio.create_task(fetch())
+    await asyncio.sleep(0.6)
+    assert not fetching.done()
+    origin = ThreadingHTTPServer(("127.0.0.1", port), _LateOrigin)
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    try:
+        assert await asyncio.wait_for(fetching, 10) == b"hello"
+    finally:
+        origin.shutdown()
+        origin.server_close()
+    assert counter(metrics, "fetch_errors", reason="network") >= 1
+
+
+async def test_refused_connection_fails_the_media_once_the_retry_budget_is_spent(
+    http_client: SafeHttpClient, metrics: DecoderMetrics, tmp_path: Path
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/gone.bin"
+    started = time.monotonic()
+    with pytest.raises(InvalidMedia, match="fetching media_url failed"):
+        async with fetch_to_spool(
+            http_client, url, kind=Kind.IMAGE, max_bytes=100, spool_dir=tmp_path, metrics=metrics, retry_seconds=1
+        ):
+            pass
+    assert 0.7 <= time.monotonic() - started < 3  # retried after 0.25 s and 0.5 s; the next 1 s would pass the budget
+    assert counter(metrics, "fetch_errors", reason="network") == 3
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_http_404_is_not_retried(
+    media_server: MediaServer, http_client: SafeHttpClient, metrics: DecoderMetrics, tmp_path: Path
+) -> None:
+    missing = media_server.base_url + "/missing.bin"
+    with pytest.raises(InvalidMedia, match="HTTP 404"):
+        async with fetch_to_spool(
+            http_client, missing, kind=Kind.IMAGE, max_bytes=100, spool_dir=tmp_path, metrics=metrics, retry_seconds=5
+        ):
+            pass
+    assert media_server.requested == ["/missing.bin"]

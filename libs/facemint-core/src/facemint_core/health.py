@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -24,7 +25,11 @@ class ReadinessReport:
 
 
 class Readiness:
-    """Named checks plus a shutting-down flag; the gRPC health servicer mirrors the overall state."""
+    """Named checks plus a shutting-down flag; the gRPC health servicer mirrors the overall state.
+
+    Evaluations run one at a time and a caller may accept a recent one, so that a storm of probes costs one round of
+    checks (one query, one RPC) per ``max_age``, not one per probe.
+    """
 
     def __init__(self, check_timeout: float = 2.0) -> None:
         self._checks: dict[str, Check] = {}
@@ -32,13 +37,29 @@ class Readiness:
         self.shutting_down = False
         self.grpc_health = health.aio.HealthServicer()
         self._serving: bool | None = None
+        self._last: ReadinessReport | None = None
+        self._last_at = 0.0
+        self._lock = asyncio.Lock()
 
     def add(self, name: str, check: Check) -> None:
         """Register a dependency check under a name shown by ``/readyz``."""
         self._checks[name] = check
 
-    async def evaluate(self) -> ReadinessReport:
-        """Run every check (concurrently, each bounded by the timeout) and update gRPC health."""
+    async def evaluate(self, max_age: float = 0.0) -> ReadinessReport:
+        """Run every check (concurrently, each bounded by the timeout) and update gRPC health.
+
+        Args:
+            max_age: Return the last report instead when it is at most this many seconds old (never once shutting
+                down); callers arriving during an evaluation wait for it.
+        """
+        async with self._lock:
+            if self._last is not None and not self.shutting_down and time.monotonic() - self._last_at <= max_age:
+                return self._last
+            self._last = await self._run_checks()
+            self._last_at = time.monotonic()
+            return self._last
+
+    async def _run_checks(self) -> ReadinessReport:
         report = ReadinessReport(ready=not self.shutting_down)
         if self.shutting_down:
             report.checks["shutdown"] = "shutting down"

@@ -51,10 +51,17 @@ def tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
     return context
 
 
-async def connect(settings: NatsSettings, name: str) -> NatsClient:
+async def connect(
+    settings: NatsSettings,
+    name: str,
+    *,
+    on_disconnect: Callable[[], Awaitable[None]] | None = None,
+    on_reconnect: Callable[[], Awaitable[None]] | None = None,
+) -> NatsClient:
     """Connect to NATS, reconnecting forever in the background after a first successful connection.
 
     User and password, when the server wants them, travel in the URL (``nats://user:password@host:4222``).
+    ``on_disconnect`` and ``on_reconnect`` run inside the client's reconnect loop: they must return quickly.
     """
     return await nats.connect(
         [url.strip() for url in settings.url.split(",")],
@@ -63,7 +70,21 @@ async def connect(settings: NatsSettings, name: str) -> NatsClient:
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         tls=tls_context(settings),
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
     )
+
+
+def stream_check(nc: NatsClient, js: JetStreamContext, stream: str) -> Callable[[], Awaitable[None]]:
+    """A readiness check that the stream exists; it fails at once while the connection is down instead of waiting
+    for a request's timeout."""
+
+    async def check() -> None:
+        if not nc.is_connected:
+            raise ConnectionError("NATS disconnected")
+        await js.stream_info(stream)
+
+    return check
 
 
 async def ensure_stream(

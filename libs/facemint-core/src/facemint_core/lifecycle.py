@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+READYZ_MAX_AGE_SECONDS = 1.0
+"""How old a readiness report ``/readyz`` may answer with: probes never cost more than a round of checks a second."""
+
 StopHook = Callable[[float], Awaitable[Any]]
 """A stop hook receives the seconds of grace left."""
 
@@ -80,7 +83,7 @@ def ops_routes(readiness: Readiness) -> list[BaseRoute]:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
-        report = await readiness.evaluate()
+        report = await readiness.evaluate(READYZ_MAX_AGE_SECONDS)
         return JSONResponse(
             {"status": "ready" if report.ready else "not_ready", "checks": report.checks},
             status_code=200 if report.ready else 503,
@@ -207,11 +210,38 @@ async def open_database(runtime: ServiceRuntime, settings: DatabaseSettings, mig
     return pool
 
 
-async def open_nats(runtime: ServiceRuntime, settings: NatsSettings) -> NatsClient:
-    """Connect to NATS (drained on stop) and register a readiness check; returns the client."""
+async def open_nats(
+    runtime: ServiceRuntime, settings: NatsSettings, on_reconnect: Callable[[], Awaitable[None]] | None = None
+) -> NatsClient:
+    """Connect to NATS (drained on stop) and register a readiness check; returns the client.
+
+    Readiness, and so gRPC health, is re-evaluated the moment the connection drops or comes back rather than at the
+    next periodic evaluation; ``on_reconnect`` then runs in the background (a service catching up on work that
+    waited for NATS).
+    """
     from facemint_core.jetstream import connect, drain
 
-    nc = await connect(settings, runtime.name)
+    background: set[asyncio.Task[Any]] = set()
+
+    def finished(task: asyncio.Task[Any]) -> None:
+        background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("NATS reconnect hook failed", exc_info=task.exception())
+
+    def spawn(work: Awaitable[Any]) -> None:  # the client awaits its callbacks inside its reconnect loop
+        task = asyncio.ensure_future(work)
+        background.add(task)
+        task.add_done_callback(finished)
+
+    async def disconnected() -> None:
+        spawn(runtime.readiness.evaluate())
+
+    async def reconnected() -> None:
+        spawn(runtime.readiness.evaluate())
+        if on_reconnect is not None:
+            spawn(on_reconnect())
+
+    nc = await connect(settings, runtime.name, on_disconnect=disconnected, on_reconnect=reconnected)
 
     async def drain_nats(grace: float) -> None:
         await drain(nc, max(1.0, grace))

@@ -1,4 +1,8 @@
-"""Drive the real local platform (``facemint up``) as a subprocess: for end-to-end tests and benchmarks."""
+"""Drive the real local platform (``facemint up``) as a subprocess: for end-to-end tests and benchmarks.
+
+Besides starting it: a media server, a webhook receiver, and :func:`kill_server_under_load`, which SIGKILLs one of
+the platform's servers while tasks are in flight and measures how the platform recovers.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,15 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
 from dataclasses import dataclass, field
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 
 PORT_NAMES = (
@@ -54,6 +62,21 @@ class RunningPlatform:
     def service(self, name: str) -> dict[str, Any]:
         """Ports and PID of one service."""
         return dict(self.reload()["services"][name])
+
+    def server(self, name: str) -> dict[str, Any]:
+        """Port, PID and restarts of one server (``postgres``, ``nats``, ``object_store``)."""
+        return dict(self.reload()["servers"][name])
+
+    def readyz(self, service: str = "gateway") -> int:
+        """The HTTP status of a service's ``/readyz`` (0 when it does not answer)."""
+        port = self.service(service)["http_port"]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except OSError:
+            return 0
 
     def all_pids(self) -> list[int]:
         """PIDs of every child the supervisor started (servers and services)."""
@@ -119,14 +142,32 @@ def pids_alive(pids: list[int]) -> list[int]:
     return alive
 
 
-class MediaServer:
+class _LocalHttp:
+    """A threaded HTTP server on ``host`` with a free port, served from a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], host: str) -> None:
+        self.host = host
+        self.httpd = ThreadingHTTPServer((host, 0), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, name: str) -> str:
+        """URL of a path on this server."""
+        return f"http://{self.host}:{self.httpd.server_address[1]}/{name}"
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class MediaServer(_LocalHttp):
     """A static HTTP server serving a folder, on 127.0.0.1 unless told otherwise (a platform from
     :func:`start_platform` fetches from :data:`MEDIA_HOST` only)."""
 
     def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
-        self.host = host
 
         class Handler(SimpleHTTPRequestHandler):
             def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -135,20 +176,181 @@ class MediaServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return None
 
-        self.httpd = ThreadingHTTPServer((host, 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, name: str) -> str:
-        """URL of a file in the served folder."""
-        return f"http://{self.host}:{self.httpd.server_address[1]}/{name}"
+        super().__init__(Handler, host)
 
     def add(self, name: str, data: bytes) -> str:
         """Write a file and return its URL."""
         (self.root / name).write_bytes(data)
         return self.url(name)
 
-    def close(self) -> None:
-        """Stop serving."""
-        self.httpd.shutdown()
-        self.httpd.server_close()
+
+class WebhookReceiver(_LocalHttp):
+    """A webhook endpoint on :data:`MEDIA_HOST` unless told otherwise (where a platform from :func:`start_platform`
+    may deliver): answers 204 to every POST and records the task id and delivery id of each request."""
+
+    def __init__(self, host: str = MEDIA_HOST) -> None:
+        self.requests: list[tuple[str, str]] = []
+        lock = threading.Lock()
+        requests = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's method name
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
+                with lock:
+                    requests.append((str(body["task_id"]), self.headers.get("x-facemint-delivery", "")))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return None
+
+        super().__init__(Handler, host)
+
+    def deliveries(self, task_ids: set[str], timeout: float = 60) -> dict[str, set[str]]:
+        """The delivery ids received per task (attempts of one delivery share its id), once every task has one or
+        after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out: dict[str, set[str]] = defaultdict(set)
+            for task_id, delivery in list(self.requests):
+                if task_id in task_ids:
+                    out[task_id].add(delivery)
+            if set(out) == task_ids or time.monotonic() > deadline:
+                return {t: out.get(t, set()) for t in task_ids}
+            time.sleep(0.2)
+
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def upload_media(api: httpx.Client, kind: str, data: bytes) -> dict[str, Any]:
+    """A signed upload of ``data``: ``POST /v1/uploads``, then the form POST to the object store; returns the
+    upload's description (``media_url`` ...)."""
+    resp = api.post("/v1/uploads", json={"type": kind})
+    if resp.status_code != 201:
+        raise AssertionError(f"upload not created: {resp.status_code} {resp.text}")
+    doc = resp.json()
+    sent = httpx.post(doc["upload_url"], data=doc["fields"], files={"file": ("media", data)}, timeout=60)
+    if sent.status_code != 204:
+        raise AssertionError(f"upload failed: {sent.status_code} {sent.text}")
+    return dict(doc)
+
+
+@dataclass
+class ServerRecovery:
+    """What happened after one server was SIGKILLed with tasks in flight; times in seconds after the kill."""
+
+    server: str
+    in_flight_at_kill: int
+    """Tasks not yet terminal just before the kill."""
+    old_pid: int
+    new_pid: int
+    old_pid_reaped: bool
+    """``/proc/<old pid>`` is gone: the supervisor reaped the killed server (no zombie)."""
+    gateway_not_ready_seen: bool
+    """The gateway's ``/readyz`` answered something other than 200 while the server was down."""
+    restarted_seconds: float
+    """Until ``platform.json`` named the new PID (the supervisor records it once the server is ready)."""
+    gateway_ready_seconds: float
+    """Until the gateway's ``/readyz`` answered 200 again after the restart."""
+    first_task_seconds: float
+    """Until a task submitted once the gateway was ready again had succeeded."""
+    all_tasks_seconds: float
+    """Until every task (in flight at the kill, and that one) was terminal."""
+    tasks: dict[str, dict[str, Any]]
+    """The final document of every task, by id."""
+
+
+def _task(api: httpx.Client, task_id: str) -> dict[str, Any] | None:
+    """The task's document, or None while the platform cannot answer (a client would retry)."""
+    try:
+        resp = api.get(f"/v1/task/{task_id}")
+    except httpx.HTTPError:
+        return None
+    return dict(resp.json()) if resp.status_code == 200 else None
+
+
+def kill_server_under_load(
+    platform: RunningPlatform,
+    api: httpx.Client,
+    server: str,
+    body: dict[str, Any],
+    inflight: int,
+    *,
+    outage_seconds: float = 0.0,
+    timeout: float = 150,
+) -> ServerRecovery:
+    """Submit ``inflight`` tasks, SIGKILL ``server`` at once, then follow the recovery until every task is terminal.
+
+    Args:
+        platform: The running platform.
+        api: A client of its public API (base URL and API key set).
+        server: ``postgres``, ``nats`` or ``object_store``.
+        body: The ``create-detection-task`` body of every task.
+        inflight: Tasks submitted just before the kill.
+        outage_seconds: Hold the supervisor (SIGSTOP) this long after the kill, so that the outage outlasts the
+            services' readiness intervals, as a server slow to come back would; 0 measures the real recovery.
+        timeout: Seconds after the kill before giving up.
+    """
+
+    def submit() -> str:
+        resp = api.post("/v1/create-detection-task", json=body)
+        if resp.status_code != 201:
+            raise AssertionError(f"task not created: {resp.status_code} {resp.text}")
+        return str(resp.json()["task_id"])
+
+    pending = {submit() for _ in range(inflight)}
+    old_pid = int(platform.server(server)["pid"])
+    in_flight = sum(1 for task_id in pending if (_task(api, task_id) or {}).get("status") not in TERMINAL)
+    resume = threading.Timer(outage_seconds, platform.proc.send_signal, (signal.SIGCONT,))
+    if outage_seconds:
+        platform.proc.send_signal(signal.SIGSTOP)
+    os.kill(old_pid, signal.SIGKILL)
+    killed = time.monotonic()
+    if outage_seconds:
+        resume.start()
+    try:
+        deadline = killed + timeout
+        new_pid = 0
+        not_ready_seen = False
+        restarted = ready = first = 0.0
+        probe = ""
+        tasks: dict[str, dict[str, Any]] = {}
+        while pending or not first:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{server}: not recovered after {timeout:.0f} s; pending tasks {sorted(pending)}")
+            if not new_pid:
+                pid = platform.server(server)["pid"]
+                if pid and pid != old_pid:
+                    new_pid, restarted = int(pid), time.monotonic() - killed
+            status = platform.readyz()
+            not_ready_seen |= status != 200 and not ready
+            if new_pid and not ready and status == 200:
+                ready = time.monotonic() - killed
+                probe = submit()
+                pending.add(probe)
+            for task_id in list(pending):
+                doc = _task(api, task_id)
+                if doc is not None and doc["status"] in TERMINAL:
+                    tasks[task_id] = doc
+                    pending.discard(task_id)
+                    if task_id == probe:
+                        first = time.monotonic() - killed
+            time.sleep(0.1)
+    finally:
+        resume.cancel()
+        if outage_seconds:
+            platform.proc.send_signal(signal.SIGCONT)  # never leave the supervisor stopped
+    return ServerRecovery(
+        server=server,
+        in_flight_at_kill=in_flight,
+        old_pid=old_pid,
+        new_pid=new_pid,
+        old_pid_reaped=not Path(f"/proc/{old_pid}").exists(),
+        gateway_not_ready_seen=not_ready_seen,
+        restarted_seconds=restarted,
+        gateway_ready_seconds=ready,
+        first_task_seconds=first,
+        all_tasks_seconds=time.monotonic() - killed,
+        tasks=tasks,
+    )

@@ -2,8 +2,9 @@
 
 Starts PostgreSQL (migrations applied), NATS JetStream, the S3 object store and the six services as child processes
 on 127.0.0.1, waits until every service is ready, prints the gateway URL, the API docs URL and a development API
-key, restarts a crashed service with backoff, and stops everything on Ctrl-C or SIGTERM. All state lives in one
-data directory, so data survives restarts.
+key, restarts a crashed server or service with backoff (a server on its own port and data directory, so that the
+services reconnect to it), and stops everything on Ctrl-C or SIGTERM. All state lives in one data directory, so data
+survives restarts.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -72,6 +75,16 @@ class LocalSettings(BaseSettings):
 
 
 @dataclass
+class RestartState:
+    """Restart bookkeeping of one supervised child: count, exponential backoff, when it may start again."""
+
+    count: int = 0
+    backoff: float = 0.5
+    started_at: float = 0.0
+    next_start: float = 0.0
+
+
+@dataclass
 class ServiceProc:
     """One supervised service process."""
 
@@ -81,11 +94,10 @@ class ServiceProc:
     http_port: int
     grpc_port: int
     proc: ManagedProcess | None = None
-    restarts: int = 0
-    backoff: float = 0.5
-    started_at: float = 0.0
-    next_start: float = 0.0
-    down_since: float = 0.0
+    restart: RestartState = field(default_factory=RestartState)
+
+
+Server = PostgresServer | NatsServer | ObjectStore
 
 
 def _port(p: int) -> int:
@@ -101,6 +113,7 @@ class Platform:
     nats: NatsServer | None = None
     objects: ObjectStore | None = None
     services: list[ServiceProc] = field(default_factory=list)
+    server_restarts: dict[str, RestartState] = field(default_factory=dict)
     dev_key: str = ""
     admin_token: str = ""
     gateway_url: str = ""
@@ -131,6 +144,12 @@ class Platform:
             )
             self.objects.start()
             log.info("object store (S3) ready on %s", self.objects.endpoint)
+        self.server_restarts = {name: RestartState() for name, _ in self.servers()}
+
+    def servers(self) -> list[tuple[str, Server]]:
+        """The started servers under their ``platform.json`` names, in start order."""
+        named = (("postgres", self.postgres), ("nats", self.nats), ("object_store", self.objects))
+        return [(name, srv) for name, srv in named if srv is not None]
 
     def _secrets(self) -> None:
         secret_dir = self.data_dir / "secrets"
@@ -229,7 +248,7 @@ class Platform:
         gateway = self.services[-1]
         self.gateway_url = f"http://127.0.0.1:{gateway.http_port}"
 
-    def _spawn(self, svc: ServiceProc) -> None:
+    def _spawn(self, svc: ServiceProc) -> ManagedProcess:
         # The caller's FACEMINT_<SVC>_* variables tune services; the supervisor's own (ports, targets) win.
         env = dict(os.environ)
         env.update(svc.env)
@@ -237,7 +256,7 @@ class Platform:
             svc.name, [sys.executable, "-m", svc.module], self.data_dir / "logs" / f"{svc.name}.log", env=env
         )
         svc.proc.start()
-        svc.started_at = time.monotonic()
+        return svc.proc
 
     def start_services(self) -> None:
         """Start every service and wait until all report ready."""
@@ -255,7 +274,7 @@ class Platform:
                 if svc.name in pending and svc.proc is not None and svc.proc.alive() and svc_ready(svc):
                     pending.discard(svc.name)
                     log.info("%s ready", svc.name)
-                elif svc.restarts >= 3:
+                elif svc.restart.count >= 3:
                     tail = svc.proc.tail(30) if svc.proc else ""
                     raise RuntimeError(f"{svc.name} keeps exiting during start-up:\n{tail}")
             self.supervise_once()
@@ -265,31 +284,63 @@ class Platform:
         self.write_state()
 
     def supervise_once(self) -> None:
-        """Restart services that exited, with exponential backoff."""
-        now = time.monotonic()
+        """Restart servers, then services, that exited: each after exponential backoff, reaped, logged, and
+        recorded in ``platform.json``. A server comes back on its own port and data directory, so that the services'
+        clients reconnect to it."""
+        changed = False
+        for name, srv in self.servers():
+            changed |= self._supervise(name, srv.proc, self.server_restarts[name], partial(self._restart, srv))
         for svc in self.services:
-            if svc.proc is None or svc.proc.alive():
-                if svc.proc is not None and now - svc.started_at > 60:
-                    svc.backoff = 0.5
-                continue
-            if svc.next_start == 0.0:
-                code = svc.proc.returncode()
-                svc.next_start = now + svc.backoff
-                log.warning("%s exited with status %s; restarting in %.1f s", svc.name, code, svc.backoff)
-                svc.backoff = min(svc.backoff * 2, self.settings.max_restart_backoff_seconds)
-            elif now >= svc.next_start:
-                svc.next_start = 0.0
-                svc.restarts += 1
-                self._spawn(svc)
-                log.warning("%s restarted (restart #%d, pid %s)", svc.name, svc.restarts, svc.proc.pid)
-                self.write_state()
+            changed |= self._supervise(svc.name, svc.proc, svc.restart, partial(self._spawn, svc))
+        if changed:
+            self.write_state()
+
+    def _supervise(
+        self, name: str, proc: ManagedProcess | None, state: RestartState, start: Callable[[], ManagedProcess]
+    ) -> bool:
+        """One supervision step of one child; True when it was started again."""
+        now = time.monotonic()
+        if proc is None or proc.alive():  # alive() polls, so an exited child is reaped at once (no zombie)
+            if proc is not None and now - state.started_at > 60:
+                state.backoff = 0.5
+            return False
+        if state.next_start == 0.0:
+            state.next_start = now + state.backoff
+            log.warning("%s exited with status %s; restarting in %.1f s", name, proc.returncode(), state.backoff)
+            state.backoff = min(state.backoff * 2, self.settings.max_restart_backoff_seconds)
+            return False
+        if now < state.next_start:
+            return False
+        state.next_start = 0.0
+        state.count += 1
+        try:
+            started = start()
+        except (OSError, RuntimeError, TimeoutError) as exc:
+            log.error("%s did not restart (restart #%d): %s", name, state.count, exc)
+            return False
+        state.started_at = time.monotonic()
+        log.warning("%s restarted (restart #%d, pid %s)", name, state.count, started.pid)
+        return True
+
+    def _restart(self, srv: Server) -> ManagedProcess:
+        """Start a server again (same port and data directory) and wait until it is ready; stop it if it is not."""
+        try:
+            srv.start()
+        except (RuntimeError, TimeoutError):
+            srv.stop(self.settings.grace_seconds)
+            raise
+        assert srv.proc is not None
+        return srv.proc
 
     def write_state(self) -> None:
         """Write ``platform.json`` in the data directory: URLs, ports and PIDs of everything running."""
         servers = {
-            name: {"pid": srv.proc.pid if srv.proc else None, "port": srv.port}
-            for name, srv in (("postgres", self.postgres), ("nats", self.nats), ("object_store", self.objects))
-            if srv is not None
+            name: {
+                "pid": srv.proc.pid if srv.proc else None,
+                "port": srv.port,
+                "restarts": self.server_restarts[name].count,
+            }
+            for name, srv in self.servers()
         }
         state = {
             "gateway_url": self.gateway_url,
@@ -300,7 +351,7 @@ class Platform:
                     "pid": s.proc.pid if s.proc else None,
                     "http_port": s.http_port,
                     "grpc_port": s.grpc_port,
-                    "restarts": s.restarts,
+                    "restarts": s.restart.count,
                 }
                 for s in self.services
             },

@@ -78,6 +78,7 @@ def create_app(settings: GatewaySettings, runtime: ServiceRuntime | None = None)
                 await svc.pool.fetchval("SELECT 1")
 
             runtime.readiness.add("database", database)
+            runtime.readiness.add("task queue", svc.check_task_queue)
         try:
             yield
         finally:

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.requests import Request
 
 from facemint.library.v1 import library_pb2_grpc
@@ -29,6 +30,7 @@ class Services:
     pool: asyncpg.Pool
     channels: list[grpc.aio.Channel]
     tasks: orchestrator_pb2_grpc.TaskServiceStub
+    orchestrator_health: health_pb2_grpc.HealthStub
     library: library_pb2_grpc.LibraryServiceStub
     webhooks: webhook_pb2_grpc.WebhookServiceStub
     terminal_tasks: TerminalTaskCache
@@ -47,6 +49,7 @@ class Services:
             pool=pool,
             channels=[orch, lib, hooks],
             tasks=orchestrator_pb2_grpc.TaskServiceStub(orch),
+            orchestrator_health=health_pb2_grpc.HealthStub(orch),
             library=library_pb2_grpc.LibraryServiceStub(lib),
             webhooks=webhook_pb2_grpc.WebhookServiceStub(hooks),
             terminal_tasks=TerminalTaskCache(settings.terminal_task_cache_entries, 256 * 1024),
@@ -58,6 +61,13 @@ class Services:
             return await method(request, timeout=timeout or self.settings.rpc_timeout_seconds, metadata=call_metadata())
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
+
+    async def check_task_queue(self) -> None:
+        """Return when tasks can be queued: the orchestrator is reachable and serving (its own readiness covers
+        PostgreSQL, NATS and the jobs stream); raise with the reason otherwise. The readiness timeout bounds it."""
+        reply = await self.orchestrator_health.Check(health_pb2.HealthCheckRequest())
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            raise ConnectionError("task-orchestrator is not serving")
 
     async def close(self) -> None:
         """Close channels and the pool."""

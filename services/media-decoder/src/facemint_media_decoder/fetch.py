@@ -3,6 +3,10 @@
 Presigned S3/GCS URLs are ordinary https URLs whose query string holds the credentials; the query string is
 never logged nor put in an error message (:func:`facemint_core.netsafe.redact_url`). The spool file is removed
 when the ``fetch_to_spool`` block ends, whatever happens inside it.
+
+A failure that an origin's restart explains (the connection refused, reset or broken, or HTTP 502, 503 or 504: the
+object store coming back after a crash, a CDN node blipping) is retried with backoff for a few seconds before it
+fails the media; every other failure fails it at once.
 """
 
 from __future__ import annotations
@@ -35,6 +39,13 @@ from facemint_media_decoder.sniff import Kind
 log = logging.getLogger(__name__)
 
 _FLUSH_BYTES = 1 << 20
+_RETRY_STATUSES = frozenset({502, 503, 504})
+_FIRST_RETRY_DELAY_SECONDS = 0.25
+
+
+def _retryable(exc: FetchError) -> bool:
+    """True for failures that a restarting origin explains: no HTTP answer at all, or 502/503/504."""
+    return isinstance(exc, FetchFailed) and (exc.status_code is None or exc.status_code in _RETRY_STATUSES)
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,30 @@ def _as_public_error(exc: FetchError, kind: Kind, max_bytes: int) -> tuple[str, 
     return "network", InvalidMedia(f"fetching media_url failed: {exc}")
 
 
+async def _download(
+    client: SafeHttpClient, url: str, path: Path, max_bytes: int, kind: Kind, metrics: DecoderMetrics
+) -> int:
+    """Stream ``url`` into ``path`` (truncated first); the number of bytes written."""
+    size = 0
+    with open(path, "wb") as out:
+        async with client.stream(url, max_bytes=max_bytes) as response:
+            response.raise_for_status()
+            buffered: list[bytes] = []
+            pending = 0
+            async for chunk in response.iter_bytes():
+                buffered.append(chunk)
+                pending += len(chunk)
+                if pending >= _FLUSH_BYTES:
+                    await asyncio.to_thread(out.write, b"".join(buffered))
+                    size += pending
+                    metrics.fetched_bytes.labels(kind.value).inc(pending)
+                    buffered, pending = [], 0
+            out.write(b"".join(buffered))  # under 1 MiB: a page-cache copy, cheaper than a thread hop
+            size += pending
+            metrics.fetched_bytes.labels(kind.value).inc(pending)
+    return size
+
+
 @contextlib.asynccontextmanager
 async def fetch_to_spool(
     client: SafeHttpClient,
@@ -76,6 +111,7 @@ async def fetch_to_spool(
     max_bytes: int,
     spool_dir: Path,
     metrics: DecoderMetrics,
+    retry_seconds: float = 0.0,
 ) -> AsyncIterator[Fetched]:
     """Download ``url`` into a new file under ``spool_dir`` and yield it; the file is deleted afterwards.
 
@@ -86,6 +122,8 @@ async def fetch_to_spool(
         max_bytes: The byte cap of the kind; the download stops as soon as it is passed.
         spool_dir: Where the file goes.
         metrics: Where bytes, durations and failures are counted.
+        retry_seconds: How long a refused, reset or broken connection, or a 502/503/504 answer, is retried (with
+            doubling delays from 0.25 s) before it fails the media.
 
     Raises:
         PayloadTooLarge: The media is larger than ``max_bytes``.
@@ -93,35 +131,30 @@ async def fetch_to_spool(
         InvalidMedia: Any other fetch failure (blocked address, redirects, timeout, HTTP status, network).
     """
     fd, name = tempfile.mkstemp(prefix="media-", suffix=".part", dir=spool_dir)
+    os.close(fd)
     path = Path(name)
     started = time.perf_counter()
-    size = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
-            async with client.stream(url, max_bytes=max_bytes) as response:
-                response.raise_for_status()
-                buffered: list[bytes] = []
-                pending = 0
-                async for chunk in response.iter_bytes():
-                    buffered.append(chunk)
-                    pending += len(chunk)
-                    if pending >= _FLUSH_BYTES:
-                        await asyncio.to_thread(out.write, b"".join(buffered))
-                        size += pending
-                        metrics.fetched_bytes.labels(kind.value).inc(pending)
-                        buffered, pending = [], 0
-                out.write(b"".join(buffered))  # under 1 MiB: a page-cache copy, cheaper than a thread hop
-                size += pending
-                metrics.fetched_bytes.labels(kind.value).inc(pending)
-    except FetchError as exc:
-        path.unlink(missing_ok=True)
-        reason, public = _as_public_error(exc, kind, max_bytes)
-        metrics.fetch_errors.labels(reason).inc()
-        log.info("media fetch failed", extra={"url": redact_url(url), "reason": reason, "error": str(exc)})
-        raise public from None
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    give_up = time.monotonic() + retry_seconds
+    delay = _FIRST_RETRY_DELAY_SECONDS
+    while True:
+        try:
+            size = await _download(client, url, path, max_bytes, kind, metrics)
+            break
+        except FetchError as exc:
+            reason, public = _as_public_error(exc, kind, max_bytes)
+            metrics.fetch_errors.labels(reason).inc()
+            if _retryable(exc) and time.monotonic() + delay <= give_up:
+                extra = {"url": redact_url(url), "reason": reason, "error": str(exc), "delay_seconds": delay}
+                log.info("media fetch failed; retrying", extra=extra)
+                await asyncio.sleep(delay)
+                delay *= 2
+                continue
+            path.unlink(missing_ok=True)
+            log.info("media fetch failed", extra={"url": redact_url(url), "reason": reason, "error": str(exc)})
+            raise public from None
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
     metrics.fetch_seconds.observe(time.perf_counter() - started)
     log.info("media fetched", extra={"url": redact_url(url), "size_bytes": size, "kind": kind.value})
     try:

@@ -126,6 +126,7 @@ class MediaDecoderServicer(media_decoder_pb2_grpc.MediaDecoderServiceServicer): 
                     max_bytes=self._settings.limits.max_bytes(kind),
                     spool_dir=self._settings.decode.spool_dir,
                     metrics=self._metrics,
+                    retry_seconds=self._settings.fetch.retry_seconds,
                 ) as fetched:
                     started = time.perf_counter()
 

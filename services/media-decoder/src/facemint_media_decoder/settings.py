@@ -39,6 +39,12 @@ class FetchSettings(BaseModel):
     read_timeout_seconds: float = Field(default=30.0, gt=0)
     total_timeout_seconds: float = Field(default=900.0, gt=0)
     max_redirects: int = Field(default=5, ge=0, le=20)
+    retry_seconds: float = Field(
+        default=8.0,
+        ge=0,
+        description="How long a refused or broken connection, or HTTP 502/503/504, is retried before the media fails "
+        "(an object store or origin restarting)",
+    )
 
     @field_validator("allow_cidrs")
     @classmethod

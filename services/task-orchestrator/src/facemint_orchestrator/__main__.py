@@ -10,7 +10,7 @@ from facemint.media_decoder.v1 import media_decoder_pb2_grpc
 from facemint.orchestrator.v1 import orchestrator_pb2_grpc
 from facemint_core import streams
 from facemint_core.grpcutil import open_channel, start_grpc_server
-from facemint_core.jetstream import PullWorker, ensure_pull_consumer
+from facemint_core.jetstream import PullWorker, ensure_pull_consumer, stream_check
 from facemint_core.lifecycle import ServiceRuntime, open_database, open_nats, run_service
 from facemint_core.settings import load_settings
 from facemint_orchestrator.completions import TERMINAL_EVENTS_SUBJECT, Completions
@@ -28,7 +28,14 @@ async def setup(runtime: ServiceRuntime) -> None:
     settings = runtime.settings
     assert isinstance(settings, OrchestratorSettings)
     pool = await open_database(runtime, settings.database, settings.apply_migrations)
-    nc = await open_nats(runtime, settings.nats)
+    worker: Worker | None = None
+
+    async def catch_up() -> None:
+        """NATS is back: enqueue the tasks stored while it was away now, not after REQUEUE_AFTER_SECONDS."""
+        if worker is not None:
+            await worker.sweep_once(requeue_after_seconds=0)
+
+    nc = await open_nats(runtime, settings.nats, on_reconnect=catch_up)
     js = nc.jetstream()
     await streams.ensure_jobs_stream(js, settings.nats.stream_replicas)
     await streams.ensure_events_stream(js, settings.nats.stream_replicas)
@@ -94,10 +101,7 @@ async def setup(runtime: ServiceRuntime) -> None:
         worker.scheduler.close()  # jobs still waiting for a slot go back to the stream at once
         await asyncio.gather(*(puller.stop(grace) for puller in pullers))
 
-    async def jobs_stream() -> None:
-        await js.stream_info(streams.JOBS_STREAM)
-
-    runtime.readiness.add("jobs stream", jobs_stream)
+    runtime.readiness.add("jobs stream", stream_check(nc, js, streams.JOBS_STREAM))
     await start_grpc_server(
         runtime,
         lambda server: orchestrator_pb2_grpc.add_TaskServiceServicer_to_server(

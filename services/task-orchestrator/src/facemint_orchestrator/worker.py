@@ -345,11 +345,18 @@ class Worker:
 
     # -- the outbox sweep ---------------------------------------------------------------------------------------
 
-    async def sweep_once(self) -> None:
-        """Republish missing terminal events, re-enqueue stale queued tasks, refresh the queue-depth gauge."""
+    async def sweep_once(self, requeue_after_seconds: float | None = None) -> None:
+        """Republish missing terminal events, re-enqueue stale queued tasks, refresh the queue-depth gauge.
+
+        Args:
+            requeue_after_seconds: How long a task must have been queued to be re-enqueued (default: the setting;
+                0 when NATS just came back, so that tasks stored while it was away are enqueued at once).
+        """
+        if requeue_after_seconds is None:
+            requeue_after_seconds = self.settings.worker.requeue_after_seconds
         for done in await self.store.unpublished_terminal():
             await self.finish(done)
-        for task_id in await self.store.stale_queued(self.settings.worker.requeue_after_seconds):
+        for task_id in await self.store.stale_queued(requeue_after_seconds):
             queued = await self.store.get(task_id)
             if queued is not None and queued.status == "queued":
                 await self.publish_job(task_id, queued.record["account_id"], queued.record["type"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from facemint.webhook.v1 import webhook_pb2_grpc
 from facemint_core import streams
 from facemint_core.grpcutil import start_grpc_server
-from facemint_core.jetstream import PullWorker, ensure_pull_consumer
+from facemint_core.jetstream import PullWorker, ensure_pull_consumer, stream_check
 from facemint_core.lifecycle import ServiceRuntime, open_database, open_nats, run_service
 from facemint_core.settings import load_settings
 from facemint_webhook.events import EventHandler
@@ -51,10 +51,7 @@ async def setup(runtime: ServiceRuntime) -> None:
         backoff_base_seconds=ecfg.backoff_base_seconds,
     )
 
-    async def events_stream() -> None:
-        await js.stream_info(streams.EVENTS_STREAM)
-
-    runtime.readiness.add("events stream", events_stream)
+    runtime.readiness.add("events stream", stream_check(nc, js, streams.EVENTS_STREAM))
     await start_grpc_server(
         runtime,
         lambda server: webhook_pb2_grpc.add_WebhookServiceServicer_to_server(
