@@ -14,31 +14,13 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
 
 from bench.common import machine, machine_line, markdown_table, now, write_results
-from facemint_local.harness import MEDIA_HOST, MediaServer, start_platform
+from facemint_local.harness import MEDIA_HOST, MediaServer, account_client, start_platform, submit_task, wait_task
 from facemint_local.testmedia import encode, group_image, long_tiny_video, sparse_canvas_gif
-
-
-def submit(api: httpx.Client, body: dict[str, Any]) -> str:
-    """Create a task; its id."""
-    resp = api.post("/v1/create-detection-task", json=body)
-    resp.raise_for_status()
-    return str(resp.json()["task_id"])
-
-
-def wait(api: httpx.Client, task_id: str, timeout: float = 900) -> dict[str, Any]:
-    """Long-poll until the task is terminal."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        doc = api.get(f"/v1/task/{task_id}", params={"wait": 30}).json()
-        if doc["status"] in ("succeeded", "failed", "cancelled"):
-            return dict(doc)
-    raise TimeoutError(task_id)
 
 
 def image_latencies(api: httpx.Client, url: str, runs: int) -> list[float]:
@@ -46,7 +28,7 @@ def image_latencies(api: httpx.Client, url: str, runs: int) -> list[float]:
     seconds = []
     for _ in range(runs):
         started = time.monotonic()
-        task = wait(api, submit(api, {"type": "image", "media_url": url}))
+        task = wait_task(api, submit_task(api, {"type": "image", "media_url": url}))
         seconds.append(time.monotonic() - started)
         if task["status"] != "succeeded":
             raise RuntimeError(f"image task did not succeed: {task}")
@@ -70,16 +52,9 @@ def main() -> None:
         platform = start_platform(Path(tmp) / "platform")
         media = MediaServer(Path(tmp) / "media", host=MEDIA_HOST)
         try:
-            created = httpx.post(
-                f"{platform.gateway_url}/admin/v1/accounts",
-                json={"name": "costly media", "plan": "free"},
-                headers={"authorization": f"Bearer {platform.admin_token}"},
-            )
-            created.raise_for_status()
-            abuser_key = created.json()["api_key"]["key"]
             with (
                 httpx.Client(base_url=platform.gateway_url, headers={"x-api-key": platform.api_key}, timeout=60) as api,
-                httpx.Client(base_url=platform.gateway_url, headers={"x-api-key": abuser_key}, timeout=60) as abuser,
+                account_client(platform, "costly media", "free") as abuser,
             ):
                 image_url = media.add("group.jpg", encode(group_image(), "JPEG", quality=90))
                 gif_url = media.add("sparse-canvas.gif", sparse_canvas_gif())
@@ -87,12 +62,12 @@ def main() -> None:
                 image_latencies(api, image_url, 2)  # warm-up
                 idle = image_latencies(api, image_url, args.runs)
                 submitted = time.monotonic()
-                gif = submit(abuser, {"type": "gif", "media_url": gif_url})
-                video = submit(abuser, {"type": "video", "media_url": video_url})
+                gif = submit_task(abuser, {"type": "gif", "media_url": gif_url})
+                video = submit_task(abuser, {"type": "video", "media_url": video_url})
                 while abuser.get(f"/v1/task/{video}").json()["status"] == "queued":
                     time.sleep(0.1)
                 loaded = image_latencies(api, image_url, args.runs)
-                gif_task = wait(abuser, gif)
+                gif_task = wait_task(abuser, gif)
                 gif_seconds = time.monotonic() - submitted
                 video_task = abuser.get(f"/v1/task/{video}").json()
                 abuser.post(f"/v1/task/{video}/cancel")

@@ -27,7 +27,7 @@ from PIL import Image
 from bench.common import machine, machine_line, markdown_table, now, pipeline, write_results
 from facemint.common.v1 import common_pb2
 from facemint.inference.v1 import inference_pb2, inference_pb2_grpc
-from facemint_local.harness import MEDIA_HOST, MediaServer, start_platform
+from facemint_local.harness import MEDIA_HOST, MediaServer, start_platform, submit_task, wait_task
 from facemint_local.testmedia import encode, group_image, moving_faces_video
 
 ALL_ATTRIBUTES = ["age", "gender", "emotion", "pose", "glasses", "mask", "quality", "landmarks"]
@@ -49,23 +49,6 @@ def face_crops(image: Image.Image, boxes: list[list[int]], n: int) -> list[Image
         m = int(0.35 * max(w, h))
         crops.append(image.crop((x - m, y - m, x + w + m, y + h + m)).resize((200, 200)))
     return crops
-
-
-def submit(api: httpx.Client, body: dict[str, Any]) -> str:
-    """Create a task; its id."""
-    resp = api.post("/v1/create-detection-task", json=body)
-    resp.raise_for_status()
-    return str(resp.json()["task_id"])
-
-
-def wait(api: httpx.Client, task_id: str, timeout: float = 600) -> dict[str, Any]:
-    """Long-poll (``GET /v1/task/{id}?wait=30``) until the task is terminal."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        doc = api.get(f"/v1/task/{task_id}", params={"wait": 30}).json()
-        if doc["status"] in ("succeeded", "failed", "cancelled"):
-            return dict(doc)
-    raise TimeoutError(task_id)
 
 
 class Bare:
@@ -124,7 +107,7 @@ def main() -> None:
                 base_url=platform.gateway_url, headers={"x-api-key": platform.api_key}, timeout=60
             ) as api:
                 image_url = media.add("photo.jpg", jpeg)
-                first = wait(api, submit(api, {"type": "image", "media_url": image_url}))
+                first = wait_task(api, submit_task(api, {"type": "image", "media_url": image_url}))
                 boxes = [f["bbox"] for f in first["result"]["frames"][0]["faces"]]
                 person_url = media.add("person.jpg", encode(face_crops(image, boxes, 1)[0], "JPEG", quality=95))
                 api.post("/v1/library", json={"library_id": "bench", "name": "Bench"})
@@ -145,7 +128,7 @@ def main() -> None:
                 latencies, firsts, bares, directs = [], [], [], []
                 for _ in range(args.tasks):  # interleaved, so that all three see the same moments of the machine
                     start = time.perf_counter()
-                    done = wait(api, submit(api, body))
+                    done = wait_task(api, submit_task(api, body))
                     latencies.append((time.perf_counter() - start) * 1000)
                     assert done["status"] == "succeeded", done
                     firsts.append(bare.run())  # its caches disturbed by the platform's processes, like the service's
@@ -162,7 +145,7 @@ def main() -> None:
                 )  # fmt: skip
                 video_url = media.add("video.mp4", video)
                 start = time.perf_counter()
-                vid = wait(api, submit(api, {"type": "video", "media_url": video_url, "sample_rate": 2}))
+                vid = wait_task(api, submit_task(api, {"type": "video", "media_url": video_url, "sample_rate": 2}))
                 video_wall = time.perf_counter() - start
                 assert vid["status"] == "succeeded", vid
         finally:

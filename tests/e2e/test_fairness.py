@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from facemint_local.harness import MediaServer, RunningPlatform
+from facemint_local.harness import MediaServer, RunningPlatform, account_client
 from facemint_local.testmedia import encode, group_image, long_tiny_video, sparse_canvas_gif
 from tests.e2e.apiutil import submit, wait
 
@@ -27,14 +27,7 @@ pytestmark = [pytest.mark.e2e]
 
 @pytest.fixture(scope="module")
 def abuser(platform: RunningPlatform) -> Iterator[httpx.Client]:
-    created = httpx.post(
-        f"{platform.gateway_url}/admin/v1/accounts",
-        json={"name": "Costly media", "plan": "free"},
-        headers={"authorization": f"Bearer {platform.admin_token}"},
-    )
-    assert created.status_code == 201, created.text
-    key = created.json()["api_key"]["key"]
-    with httpx.Client(base_url=platform.gateway_url, headers={"x-api-key": key}, timeout=30) as client:
+    with account_client(platform, "Costly media", "free") as client:
         yield client
 
 

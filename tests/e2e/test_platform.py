@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,19 +33,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
     running.stop()
 
 
-def _readyz(port: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except OSError:
-        return 0
-
-
 def test_every_service_is_ready_over_http_and_grpc(platform: RunningPlatform) -> None:
-    for name, info in platform.reload()["services"].items():
-        assert _readyz(info["http_port"]) == 200, name
+    for name in platform.reload()["services"]:
+        assert platform.readyz(name) == 200, name
 
     async def health() -> None:
         for name in GRPC_SERVICES:
@@ -106,7 +95,7 @@ def test_killed_service_is_restarted_and_becomes_ready_again(platform: RunningPl
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         now = platform.service("media-decoder")
-        if now["pid"] != before["pid"] and _readyz(now["http_port"]) == 200:
+        if now["pid"] != before["pid"] and platform.readyz("media-decoder") == 200:
             break
         time.sleep(0.5)
     else:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from facemint_local.harness import MediaServer, RunningPlatform
+from facemint_local.harness import MediaServer, RunningPlatform, account_client
 from facemint_local.testmedia import encode, group_image
 from tests.e2e.apiutil import submit, wait
 
@@ -25,14 +25,7 @@ def _crop(reference: dict[str, Any], index: int, margin: float = 0.4) -> bytes:
 
 @pytest.fixture(scope="module")
 def other_account(platform: RunningPlatform) -> Iterator[httpx.Client]:
-    created = httpx.post(
-        f"{platform.gateway_url}/admin/v1/accounts",
-        json={"name": "Other tenant", "plan": "starter"},
-        headers={"authorization": f"Bearer {platform.admin_token}"},
-    )
-    assert created.status_code == 201, created.text
-    key = created.json()["api_key"]["key"]
-    with httpx.Client(base_url=platform.gateway_url, headers={"x-api-key": key}, timeout=30) as client:
+    with account_client(platform, "Other tenant", "starter") as client:
         yield client
 
 

@@ -6,6 +6,7 @@ the platform's servers while tasks are in flight and measures how the platform r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -94,6 +96,38 @@ class RunningPlatform:
                 self.proc.kill()
                 self.proc.wait(10)
         return int(self.proc.returncode)
+
+
+def submit_task(api: httpx.Client, body: dict[str, Any]) -> str:
+    """Create a detection task; its id."""
+    resp = api.post("/v1/create-detection-task", json=body)
+    resp.raise_for_status()
+    return str(resp.json()["task_id"])
+
+
+def wait_task(api: httpx.Client, task_id: str, timeout: float = 600) -> dict[str, Any]:
+    """Long-poll (``GET /v1/task/{id}?wait=30``) until the task is terminal; the task document."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc = api.get(f"/v1/task/{task_id}", params={"wait": 30}).json()
+        if doc["status"] in ("succeeded", "failed", "cancelled"):
+            return dict(doc)
+    raise TimeoutError(task_id)
+
+
+@contextlib.contextmanager
+def account_client(platform: RunningPlatform, name: str, plan: str) -> Iterator[httpx.Client]:
+    """A new account created through the admin API, and a client that calls the API with its key."""
+    created = httpx.post(
+        f"{platform.gateway_url}/admin/v1/accounts",
+        json={"name": name, "plan": plan},
+        headers={"authorization": f"Bearer {platform.admin_token}"},
+    )
+    if created.status_code != 201:
+        raise RuntimeError(f"account not created: {created.status_code} {created.text}")
+    key = created.json()["api_key"]["key"]
+    with httpx.Client(base_url=platform.gateway_url, headers={"x-api-key": key}, timeout=30) as client:
+        yield client
 
 
 MEDIA_HOST = "127.0.0.2"
