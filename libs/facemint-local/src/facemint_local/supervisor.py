@@ -216,6 +216,9 @@ class Platform:
                 "FACEMINT_MEDIA_DECODER_FETCH__ALLOW_CIDRS": cidrs,
                 "FACEMINT_MEDIA_DECODER_FETCH__ALLOW_ENDPOINTS": media_endpoints,
                 "FACEMINT_MEDIA_DECODER_DECODE__SPOOL_DIR": str(data / "spool"),
+                # The supervisor restarts a crashed object store, which takes 3 s on a quiet 2-core machine and more
+                # than the default 8 s under load: tasks in flight wait for it instead of failing.
+                "FACEMINT_MEDIA_DECODER_FETCH__RETRY_SECONDS": "30",
             }),
             svc("library", "facemint_library", "FACEMINT_LIBRARY_", grpc["library"], {
                 "FACEMINT_LIBRARY_DATABASE__DSN": dsn,
