@@ -301,10 +301,13 @@ def test_video_task_survives_docker_kill_of_orchestrator_and_inference(
         if doc.get("status") == "running" and doc.get("progress", {}).get("frames_done", 0) >= 2:
             break
         time.sleep(0.2)
-    victims = [stack.container("task-orchestrator"), stack.container("inference")]
-    subprocess.run(["docker", "kill", *victims], check=True, capture_output=True)
-    # Docker's restart policy leaves a container that `docker kill` stopped alone: start them as an operator would.
-    subprocess.run(["docker", "start", *victims], check=True, capture_output=True)
+    orchestrator, inference = stack.container("task-orchestrator"), stack.container("inference")
+    subprocess.run(["docker", "kill", orchestrator, inference], check=True, capture_output=True)
+    # Docker's restart policy leaves a container that `docker kill` stopped alone: start them as an operator would,
+    # inference 10 s later (plus its model loading), so that the job meets an inference outage and must retry.
+    subprocess.run(["docker", "start", orchestrator], check=True, capture_output=True)
+    time.sleep(10)
+    subprocess.run(["docker", "start", inference], check=True, capture_output=True)
     task = wait(api, task_id, timeout=300)
     assert task["status"] == "succeeded", task.get("error")
     assert [f["timestamp"] for f in task["result"]["frames"]] == [round(i * 0.2, 3) for i in range(60)]
