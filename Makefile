@@ -5,12 +5,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PKGS := $(wildcard libs/*) $(wildcard services/*)
 STAMP := $(VENV)/.installed
+PACK ?= open
 CRD_STAMP := deploy/crd-schemas/node_modules/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help setup crd-schemas proto proto-check buf-lint models system-deps testmedia run test test-unit test-e2e \
         lint typecheck check bench bench-inference bench-accuracy bench-tasks bench-fairness bench-library \
-        bench-webhooks bench-gateway bench-recovery helm-lint manifests clean
+        bench-webhooks bench-gateway bench-recovery helm-lint manifests image-deps images test-images clean-images clean
 
 help: ## List every target with a line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -52,11 +53,11 @@ run: setup models ## Start the whole platform on this machine (Ctrl-C stops it)
 system-deps: ## Install the system tools the tests need (promtool, chromium, node, npm, openssl) or print how
 	scripts/system-deps.sh
 
-test: system-deps setup models testmedia crd-schemas ## Run every test (unit, integration with real servers, e2e)
-	FACEMINT_REQUIRE_MODELS=1 $(PY) -m pytest -q
+test: system-deps setup models testmedia crd-schemas ## Run every test (unit, integration with real servers, e2e) but the image test
+	FACEMINT_REQUIRE_MODELS=1 $(PY) -m pytest -q -m "not images"
 
 test-unit: setup testmedia ## Run only the fast unit tests
-	$(PY) -m pytest -q -m "not integration and not e2e"
+	$(PY) -m pytest -q -m "not integration and not e2e and not images"
 
 test-e2e: setup models testmedia ## Run only the end-to-end tests of the whole platform
 	FACEMINT_REQUIRE_MODELS=1 $(PY) -m pytest -q tests/e2e
@@ -102,5 +103,19 @@ helm-lint: setup crd-schemas ## Lint and render the Helm chart, validate manifes
 manifests: setup ## Render deploy/k8s/ from the Helm chart
 	$(PY) -m deploy.render
 
-clean: ## Remove caches and local platform data (keeps .venv and models)
-	rm -rf .pytest_cache .mypy_cache .ruff_cache var/
+image-deps: ## Install Docker (Debian docker.io), Compose and debootstrap if missing; start dockerd if none answers
+	deploy/docker/engine.sh
+
+images: image-deps setup models ## Build the six service images and the models image (PACK=open|insightface|all); print sizes
+	$(PY) -m deploy.images --pack $(PACK) --report bench/results/images.json
+
+test-images: images ## Build the stand-in servers, run the platform from the images with docker compose and test it
+	$(PY) -m deploy.images standins --report bench/results/images.json
+	FACEMINT_REQUIRE_MODELS=1 $(PY) -m pytest -q tests/images
+	docker image prune -f --filter label=io.facemint.build=images >/dev/null
+
+clean-images: ## Remove every image that make images and make test-images built (label io.facemint.build=images)
+	docker image rm -f $$(docker image ls -q --filter label=io.facemint.build=images | sort -u) 2>/dev/null || true
+
+clean: ## Remove caches, image build contexts and local platform data (keeps .venv and models)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache var/ build/

@@ -783,12 +783,15 @@ def dockerfile_problems(path: Path, entrypoint: str | None) -> Problems:
 
 
 def check_dockerfiles() -> Problems:
-    """Every service, the template and the models image have a conforming Dockerfile."""
-    problems: Problems = []
-    for c in COMPONENTS:
-        problems += dockerfile_problems(ROOT / "services" / c.name / "Dockerfile", f"facemint-{c.name}")
-    problems += dockerfile_problems(ROOT / "services" / "_template" / "Dockerfile", "facemint-template")
+    """The services' Dockerfile (one, parametrised by service), the models' and the stand-ins' conform, and no
+    service keeps a Dockerfile of its own."""
+    problems = dockerfile_problems(ROOT / "deploy" / "docker" / "service.Dockerfile", "facemint-service")
     problems += dockerfile_problems(ROOT / "deploy" / "docker" / "models.Dockerfile", None)
+    problems += dockerfile_problems(ROOT / "deploy" / "compose" / "standins.Dockerfile", None)
+    problems += [
+        f"{_display(p)}: services build from deploy/docker/service.Dockerfile"
+        for p in ROOT.glob("services/*/Dockerfile")
+    ]
     return problems
 
 
