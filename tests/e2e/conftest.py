@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from facemint_local.harness import MEDIA_HOST, MediaServer, RunningPlatform, start_platform
+from facemint_local.harness import MEDIA_HOST, MediaServer, RunningPlatform, api_client, start_platform
 from facemint_local.testmedia import encode, group_image
 from tests.e2e.apiutil import submit, wait
 
@@ -41,7 +41,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
 
 @pytest.fixture(scope="session")
 def api(platform: RunningPlatform) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=platform.gateway_url, headers={"x-api-key": platform.api_key}, timeout=30) as client:
+    with api_client(platform) as client:
         yield client
 
 

@@ -15,6 +15,7 @@ import pytest
 from facemint_local.harness import (
     RunningPlatform,
     WebhookReceiver,
+    api_client,
     kill_server_under_load,
     start_platform,
     upload_media,
@@ -33,7 +34,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
 
 @pytest.fixture(scope="module")
 def api(platform: RunningPlatform) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=platform.gateway_url, headers={"x-api-key": platform.api_key}, timeout=30) as client:
+    with api_client(platform) as client:
         yield client
 
 

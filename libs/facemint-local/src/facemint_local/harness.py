@@ -116,6 +116,14 @@ def wait_task(api: httpx.Client, task_id: str, timeout: float = 600) -> dict[str
 
 
 @contextlib.contextmanager
+def api_client(platform: RunningPlatform, key: str | None = None) -> Iterator[httpx.Client]:
+    """A client of the platform's public API with ``key`` (default: the development account's key)."""
+    headers = {"x-api-key": key or platform.api_key}
+    with httpx.Client(base_url=platform.gateway_url, headers=headers, timeout=30) as client:
+        yield client
+
+
+@contextlib.contextmanager
 def account_client(platform: RunningPlatform, name: str, plan: str) -> Iterator[httpx.Client]:
     """A new account created through the admin API, and a client that calls the API with its key."""
     created = httpx.post(
@@ -125,8 +133,7 @@ def account_client(platform: RunningPlatform, name: str, plan: str) -> Iterator[
     )
     if created.status_code != 201:
         raise RuntimeError(f"account not created: {created.status_code} {created.text}")
-    key = created.json()["api_key"]["key"]
-    with httpx.Client(base_url=platform.gateway_url, headers={"x-api-key": key}, timeout=30) as client:
+    with api_client(platform, created.json()["api_key"]["key"]) as client:
         yield client
 
 
