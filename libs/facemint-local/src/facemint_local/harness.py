@@ -142,9 +142,11 @@ MEDIA_HOST = "127.0.0.2"
 the only one a platform from :func:`start_platform` may fetch from besides its object store's S3 port."""
 
 
-def start_platform(data_dir: Path, timeout: float = 240, extra_env: dict[str, str] | None = None) -> RunningPlatform:
-    """Run ``python -m facemint_local.supervisor`` on free ports and wait until it reports ready. It may fetch media
-    and deliver webhooks to :data:`MEDIA_HOST` (``extra_env`` can say otherwise)."""
+def start_platform(
+    data_dir: Path, timeout: float = 240, extra_env: dict[str, str] | None = None, args: list[str] | None = None
+) -> RunningPlatform:
+    """Run ``python -m facemint_local.supervisor [args]`` on free ports and wait until it reports ready. It may fetch
+    media and deliver webhooks to :data:`MEDIA_HOST` (``extra_env`` can say otherwise)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEMINT_")}
     env["FACEMINT_LOCAL_DATA_DIR"] = str(data_dir)
     for name in PORT_NAMES:
@@ -155,7 +157,10 @@ def start_platform(data_dir: Path, timeout: float = 240, extra_env: dict[str, st
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "facemint_local.supervisor"], stdout=log, stderr=subprocess.STDOUT, env=env
+            [sys.executable, "-m", "facemint_local.supervisor", *(args or [])],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     platform = RunningPlatform(proc, data_dir, log_path)
     deadline = time.monotonic() + timeout
