@@ -36,6 +36,7 @@ from facemint_local.harness import (
     RunningPlatform,
     _LocalHttp,
     api_client,
+    pids_alive,
     start_platform,
 )
 from facemint_local.testmedia import encode, group_image, long_tiny_video, moving_faces_video
@@ -275,3 +276,13 @@ def test_killing_a_nats_node_and_a_replica_of_each_service_loses_and_duplicates_
         finally:
             receiver.close()
             media.close()
+
+
+def test_sigterm_stops_every_replica_and_nats_node(platform: RunningPlatform) -> None:
+    pids = platform.all_pids()
+    assert len(pids) >= 17  # 11 service processes (library once), the front, PostgreSQL, 3 NATS nodes, object store
+    assert platform.stop() == 0
+    deadline = time.monotonic() + 10
+    while pids_alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert pids_alive(pids) == []
