@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facemint_core.settings import load_settings
@@ -542,7 +542,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.replicas is not None or args.nats_nodes is not None:  # validated as the environment's values are
         overrides = {"replicas": args.replicas, "nats_nodes": args.nats_nodes}
         updates = {key: value for key, value in overrides.items() if value is not None}
-        settings = LocalSettings.model_validate({**settings.model_dump(), **updates})
+        try:
+            settings = LocalSettings.model_validate({**settings.model_dump(), **updates})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            parser.error(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
     platform = Platform(settings)
 
     def on_signal(signum: int, _: object) -> None:
