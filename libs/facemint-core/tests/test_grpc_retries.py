@@ -92,3 +92,38 @@ async def test_channel_repeats_reads_and_creates_with_an_id_but_sends_other_writ
         "GetWebhookSecret": 5,
         "RotateWebhookSecret": 1,  # a second rotation would drop the secret receivers still verify with
     }
+
+
+class _Counting(webhook_pb2_grpc.WebhookServiceServicer):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def GetWebhookSecret(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        self.calls += 1
+        return webhook_pb2.WebhookSecret(secret="s")
+
+
+@pytest.mark.integration
+async def test_a_target_listing_replicas_spreads_calls_and_skips_a_stopped_one() -> None:
+    """``ipv4:A,B`` (the local platform's target for a replicated service) reaches both replicas, not only the first,
+    and the calls go on, all to the survivor, once one replica stops."""
+    servicers, servers, ports = [_Counting(), _Counting()], [grpc.aio.server(), grpc.aio.server()], []
+    for servicer, server in zip(servicers, servers, strict=True):
+        webhook_pb2_grpc.add_WebhookServiceServicer_to_server(servicer, server)
+        ports.append(server.add_insecure_port("127.0.0.1:0"))
+        await server.start()
+    channel = open_channel("ipv4:" + ",".join(f"127.0.0.1:{port}" for port in ports))
+    stub = webhook_pb2_grpc.WebhookServiceStub(channel)
+    request = webhook_pb2.GetWebhookSecretRequest(account_id="a")
+    try:
+        for _ in range(20):
+            await stub.GetWebhookSecret(request, timeout=5)
+        assert [s.calls for s in servicers] == [10, 10]
+        await servers[0].stop(None)
+        for _ in range(10):
+            await stub.GetWebhookSecret(request, timeout=5)  # retry-safe: a call that met the stopped one goes again
+        assert servicers[1].calls == 20
+    finally:
+        await channel.close()
+        for server in servers:
+            await server.stop(None)

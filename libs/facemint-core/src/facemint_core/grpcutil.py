@@ -62,6 +62,10 @@ caller sees the error (gRPC still re-sends transparently a call that never left 
 
 _RETRY_SERVICE_CONFIG = json.dumps(
     {
+        # One subchannel per address the target names or resolves to, each call sent to the next ready one: a
+        # target listing several replicas (``ipv4:127.0.0.1:A,127.0.0.1:B``, a headless Service) spreads the calls
+        # and skips a replica that is down; a single address behaves as before (ADR 13).
+        "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [
             {
                 "name": [
@@ -78,13 +82,14 @@ _RETRY_SERVICE_CONFIG = json.dumps(
                     "retryableStatusCodes": ["UNAVAILABLE"],
                 },
             }
-        ]
+        ],
     }
 )
 
 
 def channel_options(max_message_bytes: int = 64 * 1024 * 1024) -> list[tuple[str, Any]]:
-    """Channel options: message size limits, retries on UNAVAILABLE of the retry-safe RPCs, keepalive."""
+    """Channel options: message size limits, round robin over the target's addresses, retries on UNAVAILABLE of
+    the retry-safe RPCs, keepalive."""
     return [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),

@@ -7,6 +7,8 @@ the platform's servers while tasks are in flight and measures how the platform r
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -142,9 +144,11 @@ MEDIA_HOST = "127.0.0.2"
 the only one a platform from :func:`start_platform` may fetch from besides its object store's S3 port."""
 
 
-def start_platform(data_dir: Path, timeout: float = 240, extra_env: dict[str, str] | None = None) -> RunningPlatform:
-    """Run ``python -m facemint_local.supervisor`` on free ports and wait until it reports ready. It may fetch media
-    and deliver webhooks to :data:`MEDIA_HOST` (``extra_env`` can say otherwise)."""
+def start_platform(
+    data_dir: Path, timeout: float = 240, extra_env: dict[str, str] | None = None, args: list[str] | None = None
+) -> RunningPlatform:
+    """Run ``python -m facemint_local.supervisor [args]`` on free ports and wait until it reports ready. It may fetch
+    media and deliver webhooks to :data:`MEDIA_HOST` (``extra_env`` can say otherwise)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEMINT_")}
     env["FACEMINT_LOCAL_DATA_DIR"] = str(data_dir)
     for name in PORT_NAMES:
@@ -155,7 +159,10 @@ def start_platform(data_dir: Path, timeout: float = 240, extra_env: dict[str, st
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "facemint_local.supervisor"], stdout=log, stderr=subprocess.STDOUT, env=env
+            [sys.executable, "-m", "facemint_local.supervisor", *(args or [])],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     platform = RunningPlatform(proc, data_dir, log_path)
     deadline = time.monotonic() + timeout
@@ -225,20 +232,35 @@ class MediaServer(_LocalHttp):
         return self.url(name)
 
 
+def _signed(secret: str, headers: Any, raw: bytes) -> bool:
+    """True when ``X-Facemint-Signature`` is the HMAC-SHA256 of ``timestamp.body`` under ``secret``
+    (docs/webhooks.md)."""
+    stamp = str(headers.get("x-facemint-timestamp", ""))
+    expected = hmac.new(secret.encode(), stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, str(headers.get("x-facemint-signature", "")))
+
+
 class WebhookReceiver(_LocalHttp):
     """A webhook endpoint on :data:`MEDIA_HOST` unless told otherwise (where a platform from :func:`start_platform`
-    may deliver): answers 204 to every POST and records the task id and delivery id of each request."""
+    may deliver): answers 204 to every POST, after ``delay`` seconds, and records the task id and delivery id of each
+    request. With the account's ``secret``, a request whose signature does not verify is also recorded in
+    ``bad_signatures``."""
 
-    def __init__(self, host: str = MEDIA_HOST) -> None:
+    def __init__(self, host: str = MEDIA_HOST, secret: str | None = None, delay: float = 0.0) -> None:
         self.requests: list[tuple[str, str]] = []
+        self.bad_signatures: list[tuple[str, str]] = []
         lock = threading.Lock()
-        requests = self.requests
+        requests, bad = self.requests, self.bad_signatures
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's method name
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
+                raw = self.rfile.read(int(self.headers.get("content-length", "0")))
+                seen = (str(json.loads(raw)["task_id"]), self.headers.get("x-facemint-delivery", ""))
                 with lock:
-                    requests.append((str(body["task_id"]), self.headers.get("x-facemint-delivery", "")))
+                    requests.append(seen)
+                    if secret is not None and not _signed(secret, self.headers, raw):
+                        bad.append(seen)
+                time.sleep(delay)
                 self.send_response(204)
                 self.end_headers()
 

@@ -5,6 +5,11 @@ on 127.0.0.1, waits until every service is ready, prints the gateway URL, the AP
 key, restarts a crashed server or service with backoff (a server on its own port and data directory, so that the
 services reconnect to it), and stops everything on Ctrl-C or SIGTERM. All state lives in one data directory, so data
 survives restarts.
+
+With ``--replicas N`` (N > 1) it runs the design's scale-out on one machine (ADR 13): N replicas of every stateless
+service (each on its own ports, reached by its callers through one gRPC target that lists them all, balanced per
+call), a round-robin TCP front on the gateway's port for the gateway's replicas, one library (its vector store is
+single-writer), and a 3-node NATS JetStream cluster whose streams have 3 replicas.
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facemint_core.settings import load_settings
+from facemint_local.natscluster import NatsCluster, NatsNode
 from facemint_local.procs import ManagedProcess, free_port
 from facemint_local.servers import NatsServer, ObjectStore, PostgresServer
 
@@ -72,6 +78,17 @@ class LocalSettings(BaseSettings):
     fetch_allow_endpoints: list[str] = []
     """Single ``address:port`` endpoints allowed likewise. The media-decoder is always allowed the object store's
     S3 endpoint (exactly that port), so that uploaded media can be fetched through their presigned URLs."""
+    replicas: int = Field(default=1, ge=1, le=8)
+    """Processes of each stateless service (gateway, task-orchestrator, media-decoder, inference,
+    webhook-dispatcher). The library always runs once: its vector store is single-writer (ADR 13)."""
+    nats_nodes: int = Field(default=0, ge=0, le=5)
+    """NATS servers: one forms no cluster; several form a JetStream cluster and the streams get
+    ``min(3, nodes)`` replicas. 0: one with ``replicas`` 1, three otherwise."""
+
+    @property
+    def nats_cluster_size(self) -> int:
+        """The number of NATS servers to run."""
+        return self.nats_nodes or (1 if self.replicas == 1 else 3)
 
 
 @dataclass
@@ -86,7 +103,7 @@ class RestartState:
 
 @dataclass
 class ServiceProc:
-    """One supervised service process."""
+    """One supervised service process (a replica of a service, or the gateway's front)."""
 
     name: str
     module: str
@@ -95,9 +112,19 @@ class ServiceProc:
     grpc_port: int
     proc: ManagedProcess | None = None
     restart: RestartState = field(default_factory=RestartState)
+    args: list[str] = field(default_factory=list)
 
 
-Server = PostgresServer | NatsServer | ObjectStore
+Server = PostgresServer | NatsServer | NatsNode | ObjectStore
+
+SERVICE_ORDER = ("inference", "media-decoder", "library", "task-orchestrator", "webhook-dispatcher", "gateway")
+"""The services in start order (callees first); the gateway last, so that it is stopped first."""
+
+FRONT = "gateway-front"
+"""The round-robin TCP front on the gateway's public port, when the gateway has several replicas."""
+
+SINGLE_REPLICA = frozenset({"library"})
+"""Services that run once whatever ``replicas`` says: the library's qdrant-edge store is one writer's files."""
 
 
 def _port(p: int) -> int:
@@ -111,6 +138,7 @@ class Platform:
     settings: LocalSettings
     postgres: PostgresServer | None = None
     nats: NatsServer | None = None
+    nats_cluster: NatsCluster | None = None
     objects: ObjectStore | None = None
     services: list[ServiceProc] = field(default_factory=list)
     server_restarts: dict[str, RestartState] = field(default_factory=dict)
@@ -135,9 +163,21 @@ class Platform:
 
         applied = asyncio.run(migrate(self.postgres.dsn))
         log.info("migrations: %s", f"applied {', '.join(applied)}" if applied else "none pending")
-        self.nats = NatsServer(self.data_dir / "nats", _port(ports.nats), _port(ports.nats_monitor), log_dir=logs)
-        self.nats.start()
-        log.info("NATS JetStream ready on 127.0.0.1:%s", self.nats.port)
+        if self.settings.nats_cluster_size == 1:
+            self.nats = NatsServer(self.data_dir / "nats", _port(ports.nats), _port(ports.nats_monitor), log_dir=logs)
+            self.nats.start()
+            log.info("NATS JetStream ready on 127.0.0.1:%s", self.nats.port)
+        else:
+            size = self.settings.nats_cluster_size
+            self.nats_cluster = NatsCluster(
+                self.data_dir / "nats-cluster",
+                size,
+                log_dir=logs,
+                ports=[ports.nats + i if ports.nats else 0 for i in range(size)],
+                monitor_base=ports.nats_monitor,
+            )
+            self.nats_cluster.start()
+            log.info("NATS JetStream cluster of %d nodes ready on %s", size, self.nats_cluster.url)
         if self.settings.object_store:
             self.objects = ObjectStore(
                 self.data_dir / "objects", _port(ports.object_store), log_dir=logs, host=self.settings.object_store_host
@@ -148,8 +188,23 @@ class Platform:
 
     def servers(self) -> list[tuple[str, Server]]:
         """The started servers under their ``platform.json`` names, in start order."""
-        named = (("postgres", self.postgres), ("nats", self.nats), ("object_store", self.objects))
+        nodes: list[tuple[str, Server]] = [(n.name, n) for n in self.nats_cluster.nodes] if self.nats_cluster else []
+        named: list[tuple[str, Server | None]] = [("postgres", self.postgres), ("nats", self.nats), *nodes]
+        named.append(("object_store", self.objects))
         return [(name, srv) for name, srv in named if srv is not None]
+
+    @property
+    def nats_url(self) -> str:
+        """The services' NATS URL: the server, or every node of the cluster."""
+        if self.nats_cluster is not None:
+            return self.nats_cluster.url
+        assert self.nats is not None
+        return self.nats.url
+
+    @property
+    def stream_replicas(self) -> int:
+        """Replicas of every JetStream stream: 3 on a cluster of three or more nodes."""
+        return min(3, self.settings.nats_cluster_size)
 
     def _secrets(self) -> None:
         secret_dir = self.data_dir / "secrets"
@@ -163,42 +218,40 @@ class Platform:
         self.dev_key = asyncio.run(ensure_dev_key(self.postgres.dsn, secret_dir / "dev-api-key"))
 
     def plan_services(self) -> None:
-        """Decide ports and environments of the six services."""
-        assert self.postgres and self.nats
+        """Decide ports and environments of the services' replicas (and of the gateway's front, with several)."""
+        assert self.postgres
         p = self.settings.ports
-        ops = iter(range(p.ops_base, p.ops_base + 10)) if p.ops_base else None
+        replicas = self.settings.replicas
+        count = {name: 1 if name in SINGLE_REPLICA else replicas for name in SERVICE_ORDER}
+        ops_ports = sum(count.values())
+        ops = iter(range(p.ops_base, p.ops_base + ops_ports)) if p.ops_base else None
 
         def ops_port() -> int:
             return next(ops) if ops else free_port()
 
+        def ports_of(first: int, n: int) -> list[int]:
+            """The first replica on the configured port, the others on free ports."""
+            return [_port(first)] + [free_port() for _ in range(n - 1)]
+
         grpc = {
-            "orchestrator": _port(p.orchestrator),
-            "media_decoder": _port(p.media_decoder),
-            "inference": _port(p.inference),
-            "library": _port(p.library),
-            "webhook": _port(p.webhook),
+            "task-orchestrator": ports_of(p.orchestrator, count["task-orchestrator"]),
+            "media-decoder": ports_of(p.media_decoder, count["media-decoder"]),
+            "inference": ports_of(p.inference, count["inference"]),
+            "library": ports_of(p.library, count["library"]),
+            "webhook-dispatcher": ports_of(p.webhook, count["webhook-dispatcher"]),
         }
-        target = {k: f"127.0.0.1:{v}" for k, v in grpc.items()}
-        dsn, nats_url = self.postgres.dsn, self.nats.url
+        target = {name: grpc_target(ports) for name, ports in grpc.items()}
+        dsn, nats_url = self.postgres.dsn, self.nats_url
         data = self.data_dir
         common = {"PYTHONUNBUFFERED": "1"}
-
-        def svc(name: str, module: str, prefix: str, grpc_port: int, env: dict[str, str]) -> ServiceProc:
-            http_port = ops_port() if name != "gateway" else _port(p.gateway)
-            base = {
-                f"{prefix}HTTP__HOST": "127.0.0.1",
-                f"{prefix}HTTP__PORT": str(http_port),
-                f"{prefix}GRPC__HOST": "127.0.0.1",
-                f"{prefix}GRPC__PORT": str(grpc_port),
-            }
-            return ServiceProc(name, module, {**common, **base, **env}, http_port, grpc_port)
+        nats_env = {"NATS__URL": nats_url, "NATS__STREAM_REPLICAS": str(self.stream_replicas)}
 
         s3: dict[str, str] = {}
         if self.objects is not None:
             s3 = {
-                "FACEMINT_GATEWAY_OBJECT_STORE__ENDPOINT": self.objects.endpoint,
-                "FACEMINT_GATEWAY_OBJECT_STORE__ACCESS_KEY": self.objects.access_key,
-                "FACEMINT_GATEWAY_OBJECT_STORE__SECRET_KEY": self.objects.secret_key,
+                "OBJECT_STORE__ENDPOINT": self.objects.endpoint,
+                "OBJECT_STORE__ACCESS_KEY": self.objects.access_key,
+                "OBJECT_STORE__SECRET_KEY": self.objects.secret_key,
             }
         cidrs = json.dumps(self.settings.fetch_allow_cidrs)
         endpoints = list(self.settings.fetch_allow_endpoints)
@@ -206,57 +259,80 @@ class Platform:
         if self.objects is not None:
             endpoints.append(f"{self.objects.host}:{self.objects.port}")
         media_endpoints = json.dumps(endpoints)
-        self.services = [
-            svc("inference", "facemint_inference", "FACEMINT_INFERENCE_", grpc["inference"], {
-                "FACEMINT_INFERENCE_PACK": self.settings.pack,
-                "FACEMINT_INFERENCE_MODEL_DIR": str(self.settings.model_dir.resolve()),
+        # Per service: module, environment prefix, settings (without the prefix).
+        specs: dict[str, tuple[str, str, dict[str, str]]] = {
+            "inference": ("facemint_inference", "FACEMINT_INFERENCE_", {
+                "PACK": self.settings.pack,
+                "MODEL_DIR": str(self.settings.model_dir.resolve()),
             }),
-            svc("media-decoder", "facemint_media_decoder", "FACEMINT_MEDIA_DECODER_", grpc["media_decoder"], {
-                "FACEMINT_MEDIA_DECODER_INFERENCE__TARGET": target["inference"],
-                "FACEMINT_MEDIA_DECODER_FETCH__ALLOW_CIDRS": cidrs,
-                "FACEMINT_MEDIA_DECODER_FETCH__ALLOW_ENDPOINTS": media_endpoints,
-                "FACEMINT_MEDIA_DECODER_DECODE__SPOOL_DIR": str(data / "spool"),
+            "media-decoder": ("facemint_media_decoder", "FACEMINT_MEDIA_DECODER_", {
+                "INFERENCE__TARGET": target["inference"],
+                "FETCH__ALLOW_CIDRS": cidrs,
+                "FETCH__ALLOW_ENDPOINTS": media_endpoints,
+                "DECODE__SPOOL_DIR": str(data / "spool"),
                 # The supervisor restarts a crashed object store, which takes 3 s on a quiet 2-core machine and more
                 # than the default 8 s under load: tasks in flight wait for it instead of failing.
-                "FACEMINT_MEDIA_DECODER_FETCH__RETRY_SECONDS": "30",
+                "FETCH__RETRY_SECONDS": "30",
             }),
-            svc("library", "facemint_library", "FACEMINT_LIBRARY_", grpc["library"], {
-                "FACEMINT_LIBRARY_DATABASE__DSN": dsn,
-                "FACEMINT_LIBRARY_MEDIA_DECODER_TARGET": target["media_decoder"],
-                "FACEMINT_LIBRARY_DATA_DIR": str(data / "vectors"),
+            "library": ("facemint_library", "FACEMINT_LIBRARY_", {
+                "DATABASE__DSN": dsn,
+                "MEDIA_DECODER_TARGET": target["media-decoder"],
+                "DATA_DIR": str(data / "vectors"),
             }),
-            svc("task-orchestrator", "facemint_orchestrator", "FACEMINT_ORCHESTRATOR_", grpc["orchestrator"], {
-                "FACEMINT_ORCHESTRATOR_DATABASE__DSN": dsn,
-                "FACEMINT_ORCHESTRATOR_NATS__URL": nats_url,
-                "FACEMINT_ORCHESTRATOR_MEDIA_DECODER_TARGET": target["media_decoder"],
-                "FACEMINT_ORCHESTRATOR_LIBRARY_TARGET": target["library"],
+            "task-orchestrator": ("facemint_orchestrator", "FACEMINT_ORCHESTRATOR_", {
+                "DATABASE__DSN": dsn,
+                **nats_env,
+                "MEDIA_DECODER_TARGET": target["media-decoder"],
+                "LIBRARY_TARGET": target["library"],
             }),
-            svc("webhook-dispatcher", "facemint_webhook", "FACEMINT_WEBHOOK_", grpc["webhook"], {
-                "FACEMINT_WEBHOOK_DATABASE__DSN": dsn,
-                "FACEMINT_WEBHOOK_NATS__URL": nats_url,
-                "FACEMINT_WEBHOOK_ALLOW_HTTP": "true",
-                "FACEMINT_WEBHOOK_ALLOW_CIDRS": cidrs,
-                "FACEMINT_WEBHOOK_ALLOW_ENDPOINTS": webhook_endpoints,
+            "webhook-dispatcher": ("facemint_webhook", "FACEMINT_WEBHOOK_", {
+                "DATABASE__DSN": dsn,
+                **nats_env,
+                "ALLOW_HTTP": "true",
+                "ALLOW_CIDRS": cidrs,
+                "ALLOW_ENDPOINTS": webhook_endpoints,
             }),
-            svc("gateway", "facemint_gateway", "FACEMINT_GATEWAY_", 0, {
-                "FACEMINT_GATEWAY_DATABASE__DSN": dsn,
-                "FACEMINT_GATEWAY_ORCHESTRATOR_TARGET": target["orchestrator"],
-                "FACEMINT_GATEWAY_LIBRARY_TARGET": target["library"],
-                "FACEMINT_GATEWAY_WEBHOOK_TARGET": target["webhook"],
-                "FACEMINT_GATEWAY_ADMIN_TOKEN": self.admin_token,
-                "FACEMINT_GATEWAY_ALLOW_HTTP_CALLBACKS": "true",
+            "gateway": ("facemint_gateway", "FACEMINT_GATEWAY_", {
+                "DATABASE__DSN": dsn,
+                "ORCHESTRATOR_TARGET": target["task-orchestrator"],
+                "LIBRARY_TARGET": target["library"],
+                "WEBHOOK_TARGET": target["webhook-dispatcher"],
+                "ADMIN_TOKEN": self.admin_token,
+                "ALLOW_HTTP_CALLBACKS": "true",
                 **s3,
             }),
-        ]  # fmt: skip
-        gateway = self.services[-1]
-        self.gateway_url = f"http://127.0.0.1:{gateway.http_port}"
+        }  # fmt: skip
+        front_port = _port(p.gateway)
+        self.services = []
+        for name in SERVICE_ORDER:
+            module, prefix, settings = specs[name]
+            for index in range(count[name]):
+                if name == "gateway":  # its HTTP port is the public API: the front's when there are several
+                    http_port = front_port if count[name] == 1 else free_port()
+                else:
+                    http_port = ops_port()
+                grpc_port = grpc[name][index] if name in grpc else 0
+                env = {
+                    **common,
+                    f"{prefix}HTTP__HOST": "127.0.0.1",
+                    f"{prefix}HTTP__PORT": str(http_port),
+                    f"{prefix}GRPC__HOST": "127.0.0.1",
+                    f"{prefix}GRPC__PORT": str(grpc_port),
+                    **{prefix + key: value for key, value in settings.items()},
+                }
+                self.services.append(ServiceProc(replica_name(name, index), module, env, http_port, grpc_port))
+        gateways = [s.http_port for s in self.services if s.module == "facemint_gateway"]
+        if len(gateways) > 1:
+            args = ["--listen", str(front_port)] + [a for port in gateways for a in ("--backend", str(port))]
+            self.services.append(ServiceProc(FRONT, "facemint_local.front", common, front_port, 0, args=args))
+        self.gateway_url = f"http://127.0.0.1:{front_port}"
 
     def _spawn(self, svc: ServiceProc) -> ManagedProcess:
         # The caller's FACEMINT_<SVC>_* variables tune services; the supervisor's own (ports, targets) win.
         env = dict(os.environ)
         env.update(svc.env)
         svc.proc = ManagedProcess(
-            svc.name, [sys.executable, "-m", svc.module], self.data_dir / "logs" / f"{svc.name}.log", env=env
+            svc.name, [sys.executable, "-m", svc.module, *svc.args], self.data_dir / "logs" / f"{svc.name}.log", env=env
         )
         svc.proc.start()
         return svc.proc
@@ -347,6 +423,7 @@ class Platform:
         }
         state = {
             "gateway_url": self.gateway_url,
+            "nats_url": self.nats_url,
             "supervisor_pid": os.getpid(),
             "servers": servers,
             "services": {
@@ -365,15 +442,16 @@ class Platform:
         tmp.replace(target)
 
     def stop(self) -> None:
-        """Stop services (gateway first, then the others together), then the servers; every child is reaped."""
-        procs = [s.proc for s in reversed(self.services) if s.proc is not None]
-        if procs:
-            procs[0].stop(self.settings.grace_seconds)  # the gateway: no new work comes in
-        for proc in procs[1:]:
-            proc.terminate()
-        for proc in procs[1:]:
-            proc.stop(self.settings.grace_seconds)
-        servers = [srv for srv in (self.objects, self.nats) if srv is not None and srv.proc is not None]
+        """Stop the gateway (its front and replicas) first, then the other services together, then the servers;
+        every child is reaped."""
+        entry = [s for s in self.services if s.module in ("facemint_gateway", "facemint_local.front")]
+        for group in (entry, [s for s in self.services if s not in entry]):  # first no new work comes in
+            procs = [s.proc for s in group if s.proc is not None]
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.stop(self.settings.grace_seconds)
+        servers = [srv for name, srv in self.servers() if name != "postgres" and srv.proc is not None]
         for srv in servers:
             assert srv.proc is not None
             srv.proc.terminate()
@@ -385,10 +463,21 @@ class Platform:
 
     def child_pids(self) -> list[int]:
         """PIDs of every running child (servers and services)."""
-        procs = [s.proc for s in self.services] + [
-            srv.proc for srv in (self.postgres, self.nats, self.objects) if srv is not None
-        ]
+        procs = [s.proc for s in self.services] + [srv.proc for _, srv in self.servers()]
         return [p.pid for p in procs if p is not None and p.pid is not None and p.alive()]
+
+
+def grpc_target(ports: list[int]) -> str:
+    """The gRPC target of a service's replicas: ``127.0.0.1:A``, or ``ipv4:127.0.0.1:A,127.0.0.1:B`` for several
+    (the channels balance calls over the addresses: ``facemint_core.grpcutil``)."""
+    if len(ports) == 1:
+        return f"127.0.0.1:{ports[0]}"
+    return "ipv4:" + ",".join(f"127.0.0.1:{port}" for port in ports)
+
+
+def replica_name(service: str, index: int) -> str:
+    """A replica's name in logs and ``platform.json``: the service's own for the first, ``<service>-<n>`` after."""
+    return service if index == 0 else f"{service}-{index + 1}"
 
 
 def svc_ready(svc: ServiceProc) -> bool:
@@ -436,6 +525,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="facemint up", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--data-dir", type=Path, help="data directory (default: FACEMINT_LOCAL_DATA_DIR or ./var)")
     parser.add_argument("--pack", choices=["open", "insightface"], help="model pack")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        metavar="N",
+        help="processes of each stateless service (default 1); with N > 1 also a 3-node NATS cluster with R3 streams",
+    )
+    parser.add_argument("--nats-nodes", type=int, metavar="N", help="NATS servers (default: 1, or 3 with --replicas)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [facemint] %(message)s", stream=sys.stderr)
     settings = load_settings(LocalSettings)
@@ -443,6 +539,14 @@ def main(argv: list[str] | None = None) -> int:
         settings.data_dir = args.data_dir
     if args.pack:
         settings.pack = args.pack
+    if args.replicas is not None or args.nats_nodes is not None:  # validated as the environment's values are
+        overrides = {"replicas": args.replicas, "nats_nodes": args.nats_nodes}
+        updates = {key: value for key, value in overrides.items() if value is not None}
+        try:
+            settings = LocalSettings.model_validate({**settings.model_dump(), **updates})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            parser.error(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
     platform = Platform(settings)
 
     def on_signal(signum: int, _: object) -> None:
