@@ -39,7 +39,7 @@ class _Tasks(orchestrator_pb2_grpc.TaskServiceServicer):
             raise errors.NotFound("task missing does not exist")
         if request.task_id == "boom":
             raise RuntimeError("bug")
-        return orchestrator_pb2.Task(task_id=request.task_id, status="queued")
+        return orchestrator_pb2.Task(task_id=request.task_id, status=orchestrator_pb2.TASK_STATUS_QUEUED)
 
 
 async def test_grpc_server_maps_errors_and_serves_health() -> None:

@@ -31,7 +31,7 @@ class MediaAnalyzer:
         """
         request = media_decoder_pb2.AnalyzeMediaRequest(
             media_url=url,
-            kind=media_decoder_pb2.MEDIA_KIND_IMAGE,
+            kind=common_pb2.MEDIA_KIND_IMAGE,
             options=common_pb2.AnalyzeOptions(
                 min_face_size=min_face_size, attributes=list(ENROL_ATTRIBUTES), want_embeddings=True
             ),

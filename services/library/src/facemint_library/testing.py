@@ -100,6 +100,12 @@ class FakeMediaDecoder(media_decoder_pb2_grpc.MediaDecoderServiceServicer):  # t
         )
         yield media_decoder_pb2.AnalyzeMediaResponse(frame=media_decoder_pb2.FrameResult(index=0, faces=list(entry)))
 
+    async def ProbeMedia(  # noqa: N802 - gRPC method name
+        self, request: media_decoder_pb2.ProbeMediaRequest, context: grpc.aio.ServicerContext
+    ) -> media_decoder_pb2.ProbeMediaResponse:
+        """Not used by the library."""
+        raise NotImplementedError("the scripted media-decoder only analyses")
+
 
 @functools.cache
 def _interceptor() -> ServerInterceptor:
