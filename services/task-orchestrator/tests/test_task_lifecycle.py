@@ -23,6 +23,7 @@ from facemint.media_decoder.v1 import media_decoder_pb2, media_decoder_pb2_grpc
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core import streams
 from facemint_core.errors import Conflict
+from facemint_core.grpcutil import open_channel
 from facemint_core.jetstream import Retry
 from facemint_local.servers import NatsServer
 from facemint_orchestrator.cancellation import Cancellation
@@ -134,7 +135,7 @@ async def orchestrator(fresh_database: str, nats_server: NatsServer) -> AsyncIte
     media_decoder_pb2_grpc.add_MediaDecoderServiceServicer_to_server(decoder, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channel = open_channel(f"127.0.0.1:{port}")
     pool = await asyncpg.create_pool(fresh_database, min_size=1, max_size=8)
     settings = WorkerSettings(task_timeout_seconds=5, max_attempts=3, backoff_base_seconds=0)
     store = TaskStore(pool)
@@ -306,7 +307,7 @@ async def test_a_transient_failure_is_retried_then_fails_after_max_attempts(orch
         "UPDATE tasks SET spec = jsonb_set(spec, '{media_url}', '\"http://127.0.0.1:1/x\"') WHERE task_id = $1",
         row.task_id,
     )
-    async with grpc.aio.insecure_channel("127.0.0.1:1") as nowhere:  # nothing listens: UNAVAILABLE, transient
+    async with open_channel("127.0.0.1:1") as nowhere:  # nothing listens: UNAVAILABLE, a transient failure
         orchestrator.runner.decoder = media_decoder_pb2_grpc.MediaDecoderServiceStub(nowhere)
         for attempt in (1, 2):
             with pytest.raises(Retry):

@@ -14,7 +14,6 @@ import logging
 import time
 from typing import Any
 
-import grpc
 from nats.aio.msg import Msg
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -30,9 +29,7 @@ from facemint_core.errors import (
     NoFacesDetected,
     NotFound,
     PayloadTooLarge,
-    from_rpc_error,
 )
-from facemint_core.grpcutil import call_metadata
 from facemint_core.jetstream import Retry, backoff_delay
 from facemint_core.logging import task_id_var
 from facemint_core.metrics import LATENCY_BUCKETS
@@ -170,9 +167,7 @@ class JobRunner:
         last_progress = time.monotonic()
         media_write: asyncio.Task[None] | None = None
         try:
-            stream = self.decoder.AnalyzeMedia(
-                request, timeout=self.settings.task_timeout_seconds, metadata=call_metadata()
-            )
+            stream = self.decoder.AnalyzeMedia(request, timeout=self.settings.task_timeout_seconds)
             async for item in stream:
                 if item.HasField("media_info"):
                     info = item.media_info
@@ -193,11 +188,9 @@ class JobRunner:
                     last_progress = time.monotonic()
                     if await self.store.progress(task_id, len(frames)) == "cancelled":
                         raise UserCancelled()
-        except BaseException as exc:
+        except BaseException:
             if media_write is not None:  # settled before the task can reach a terminal state
                 await asyncio.gather(media_write, return_exceptions=True)
-            if isinstance(exc, grpc.aio.AioRpcError):
-                raise from_rpc_error(exc) from None
             raise
         if media_write is not None:
             await media_write
@@ -238,10 +231,7 @@ class JobRunner:
                 top_k=spec.top_k,
                 groups=[library_pb2.QueryGroup(embeddings=[f.embedding for f in frames[i][1]]) for i in chunk],
             )
-            try:
-                response = await self.library.Search(request, timeout=60, metadata=call_metadata())
-            except grpc.aio.AioRpcError as exc:
-                raise from_rpc_error(exc) from None
+            response = await self.library.Search(request, timeout=60)
             for i, group in zip(chunk, response.groups, strict=True):
                 out[i] = [list(face.matches) for face in group.faces]
         return out
@@ -251,5 +241,5 @@ async def _read_to_end(stream: Any) -> None:
     try:
         async for _ in stream:
             pass
-    except grpc.aio.AioRpcError as exc:
-        log.warning("media stream failed after its last frame", extra={"code": exc.code().name})
+    except FacemintError as exc:
+        log.warning("media stream failed after its last frame", extra={"code": exc.code})
