@@ -1,4 +1,5 @@
-"""The platform's vocabulary, defined once: face attributes, task statuses and media kinds with their public names.
+"""The platform's vocabulary, defined once: face attributes, task statuses and media kinds with their public names,
+and the media limits of the API's media table.
 
 The protos define the typed values (``facemint.common.v1.MediaKind``, ``facemint.orchestrator.v1.TaskStatus``);
 this module maps them to the names the REST API and the database use (``"gif"`` for animated media, ``"queued"``
@@ -48,3 +49,9 @@ TERMINAL_STATUSES: frozenset[TaskStatus.ValueType] = frozenset(
 TERMINAL: frozenset[str] = frozenset(STATUS_NAMES[s] for s in TERMINAL_STATUSES)
 #: Names of the statuses a task is still active in.
 ACTIVE: tuple[str, ...] = tuple(name for name in TASK_STATUSES if name not in TERMINAL)
+
+MIB = 1024 * 1024
+#: The largest media file per task type (the defaults of the gateway's uploads and the media-decoder's fetch).
+MAX_MEDIA_BYTES: dict[str, int] = {"video": 2048 * MIB, "image": 50 * MIB, "gif": 200 * MIB}
+#: The longest side of an image or video frame, in pixels (8K UHD); no face can be larger.
+MAX_SIDE = 7680

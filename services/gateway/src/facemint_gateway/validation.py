@@ -9,7 +9,7 @@ from typing import Any
 from facemint.common.v1 import common_pb2
 from facemint_core.errors import InvalidRequest
 from facemint_core.netsafe import InvalidUrl, parse_url
-from facemint_core.vocab import ATTRIBUTES, MEDIA_KINDS, TASK_TYPES
+from facemint_core.vocab import ATTRIBUTES, MAX_SIDE, MEDIA_KINDS, TASK_TYPES
 
 _TASK_FIELDS = {
     "type", "media_url", "start_time", "end_time", "sample_rate", "min_face_size", "confidence_threshold",
@@ -101,8 +101,8 @@ def validate_detection_task(
     spec["sample_rate"] = sample_rate
 
     min_face_size = body.get("min_face_size", 40)
-    if not _is_int(min_face_size) or not 1 <= min_face_size <= 7680:
-        raise InvalidRequest("'min_face_size' must be an integer number of pixels from 1 to 7680")
+    if not _is_int(min_face_size) or not 1 <= min_face_size <= MAX_SIDE:
+        raise InvalidRequest(f"'min_face_size' must be an integer number of pixels from 1 to {MAX_SIDE}")
     spec["min_face_size"] = min_face_size
 
     threshold = body.get("confidence_threshold", 0.5)
