@@ -187,27 +187,27 @@ def test_sigterm_marks_not_ready_then_finishes_in_flight_work(tmp_path: Path) ->
         run_service("demo", s, setup)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
-                    assert json.load(resp)["status"] == "ready"
-                    break
-            except OSError:
-                time.sleep(0.1)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
-            assert b"python_info" in resp.read()
-        os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(15) == 0
-        assert marker.read_text() == "done"
-        logs = [json.loads(line) for line in proc.stdout.read().decode().splitlines() if line.startswith("{")]  # type: ignore[union-attr]
-        messages = [entry["message"] for entry in logs]
-        assert "shutdown requested" in messages and messages[-1] == "stopped"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
+                        assert json.load(resp)["status"] == "ready"
+                        break
+                except OSError:
+                    time.sleep(0.1)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
+                assert b"python_info" in resp.read()
+            os.kill(proc.pid, signal.SIGTERM)
+            assert proc.wait(15) == 0
+            assert marker.read_text() == "done"
+            logs = [json.loads(line) for line in proc.stdout.read().decode().splitlines() if line.startswith("{")]  # type: ignore[union-attr]
+            messages = [entry["message"] for entry in logs]
+            assert "shutdown requested" in messages and messages[-1] == "stopped"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 async def test_pooled_connections_skip_the_reset_query_but_never_keep_an_open_transaction(postgres_server) -> None:  # type: ignore[no-untyped-def]
