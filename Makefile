@@ -9,7 +9,7 @@ PACK ?= open
 CRD_STAMP := deploy/crd-schemas/node_modules/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup crd-schemas proto proto-check buf-lint models system-deps testmedia run test test-unit test-e2e \
+.PHONY: help setup crd-schemas proto proto-check buf-lint buf-breaking models system-deps testmedia run test test-unit test-e2e \
         lint typecheck check bench bench-inference bench-accuracy bench-tasks bench-fairness bench-library \
         bench-webhooks bench-gateway bench-recovery helm-lint manifests image-deps images test-images clean-images clean
 
@@ -34,12 +34,15 @@ crd-schemas: $(CRD_STAMP) ## Install the upstream CRD schemas (npm, pinned) that
 proto: $(STAMP) ## Regenerate Python code and .pyi stubs from protos/
 	PYTHON=$(PY) scripts/gen_proto.sh
 
-proto-check: proto buf-lint ## Regenerate protos and fail if the committed code differs; buf lint
+proto-check: proto buf-lint buf-breaking ## Regenerate protos and fail if the committed code differs; buf lint and breaking
 	git diff --exit-code -- libs/facemint-proto/src || (echo "generated proto code is stale: run make proto" && exit 1)
 	test -z "$$(git status --porcelain -- libs/facemint-proto/src)" || (echo "untracked generated files" && exit 1)
 
 buf-lint: $(STAMP) ## Lint the protos with buf
 	$(VENV)/bin/buf lint
+
+buf-breaking: $(STAMP) ## Fail if the protos break wire compatibility with main (BREAKING_AGAINST=<commit> to choose)
+	BUF=$(VENV)/bin/buf scripts/buf_breaking.sh
 
 models: $(STAMP) ## Obtain, convert and verify every model into triton-models/ (cached)
 	$(PY) services/inference/tools/make_models.py --pack all --out triton-models

@@ -27,10 +27,11 @@ from PIL import Image
 from bench.common import machine, machine_line, markdown_table, now, pipeline, write_results
 from facemint.common.v1 import common_pb2
 from facemint.inference.v1 import inference_pb2, inference_pb2_grpc
+from facemint_core.vocab import ATTRIBUTES
 from facemint_local.harness import MEDIA_HOST, MediaServer, start_platform, submit_task, wait_task
 from facemint_local.testmedia import encode, group_image, moving_faces_video
 
-ALL_ATTRIBUTES = ["age", "gender", "emotion", "pose", "glasses", "mask", "quality", "landmarks"]
+ALL_ATTRIBUTES = list(ATTRIBUTES)
 
 
 def photo_1080p() -> Image.Image:

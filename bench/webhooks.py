@@ -29,6 +29,7 @@ import asyncpg
 import nats
 
 from bench.common import fmt, machine, machine_line, markdown_table, now, write_results
+from facemint.common.v1 import common_pb2
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core import streams
 from facemint_core.db import migrate
@@ -214,11 +215,11 @@ class Bench:
             event="task.succeeded",
             task_id=task_id,
             account_id=self.account_id,
-            status="succeeded",
+            status=orchestrator_pb2.TASK_STATUS_SUCCEEDED,
             callback_url=url,
-            task_json=json.dumps(view, separators=(",", ":")),
-            occurred_at=datetime.now(UTC).isoformat(),
+            task=common_pb2.JsonDocument(json=json.dumps(view, separators=(",", ":")).encode()),
         )
+        event.occurred_at.FromDatetime(datetime.now(UTC))
         await publish(js, streams.event_subject("succeeded"), event.SerializeToString(), f"{task_id}:succeeded")
 
     def dispatcher_cpu_seconds(self) -> float:

@@ -13,6 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from facemint.common.v1 import common_pb2
 from facemint.inference.v1 import inference_pb2, inference_pb2_grpc
 from facemint.library.v1 import library_pb2, library_pb2_grpc
 from facemint.media_decoder.v1 import media_decoder_pb2, media_decoder_pb2_grpc
@@ -62,7 +63,7 @@ def test_one_rpc_on_each_service(platform: RunningPlatform, tmp_path: Path) -> N
             assert info.pack == "open" and info.embedding_dim == 128
         async with grpc.aio.insecure_channel(target("media-decoder")) as ch:
             probe = await media_decoder_pb2_grpc.MediaDecoderServiceStub(ch).ProbeMedia(
-                media_decoder_pb2.ProbeMediaRequest(media_url=image_url, kind=media_decoder_pb2.MEDIA_KIND_IMAGE),
+                media_decoder_pb2.ProbeMediaRequest(media_url=image_url, kind=common_pb2.MEDIA_KIND_IMAGE),
                 timeout=30,
             )
             assert probe.media_info.width > 0 and probe.media_info.height > 0

@@ -68,7 +68,7 @@ async def test_channel_repeats_reads_and_creates_with_an_id_but_sends_other_writ
     webhook_pb2_grpc.add_WebhookServiceServicer_to_server(_Webhooks(down), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    channel = open_channel(f"127.0.0.1:{port}")
+    channel = open_channel(f"127.0.0.1:{port}", typed_errors=False)
     tasks, hooks = orchestrator_pb2_grpc.TaskServiceStub(channel), webhook_pb2_grpc.WebhookServiceStub(channel)
     calls = (
         (tasks.CreateTask, orchestrator_pb2.CreateTaskRequest(account_id="a", creation_id="c")),

@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -496,6 +496,35 @@ async def test_connection_refused_raises_fetch_failed() -> None:
             await _get(client, f"http://127.0.0.1:{port}/ok")
 
 
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def _raw_server(handle: Handler) -> AsyncIterator[int]:
+    """A TCP server on a free port that runs ``handle`` for each connection; yields the port. On exit every handler
+    has ended and its connection is closed (none is left for the closed event loop to destroy)."""
+    handlers: set[asyncio.Task[object]] = set()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
+        try:
+            await handle(reader, writer)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
+
+
 async def test_keep_alive_connections_are_reused_and_replaced_once_the_server_closed_them() -> None:
     # HTTP/1.1 with keep-alive: the asyncio backend must report an idle connection the server has closed as
     # readable (at EOF), so that the pool opens a new one instead of sending into a dead socket.
@@ -509,22 +538,16 @@ async def test_keep_alive_connections_are_reused_and_replaced_once_the_server_cl
             await writer.drain()
             if close_after_reply:
                 break
-        writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
-    try:
-        async with _client() as client:
-            assert [await _get(client, url), await _get(client, url)] == [b"ok", b"ok"]
-            assert len(connections) == 1  # the second request went over the pooled connection
-            close_after_reply = True
-            assert await _get(client, url) == b"ok"  # still the pooled one; the server closes it afterwards
-            await asyncio.sleep(0.05)  # the close reaches the client
-            assert await _get(client, url) == b"ok"
-            assert len(connections) == 2  # the closed connection was noticed and replaced
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with _raw_server(serve) as port, _client() as client:
+        url = f"http://127.0.0.1:{port}/"
+        assert [await _get(client, url), await _get(client, url)] == [b"ok", b"ok"]
+        assert len(connections) == 1  # the second request went over the pooled connection
+        close_after_reply = True
+        assert await _get(client, url) == b"ok"  # still the pooled one; the server closes it afterwards
+        await asyncio.sleep(0.05)  # the close reaches the client
+        assert await _get(client, url) == b"ok"
+        assert len(connections) == 2  # the closed connection was noticed and replaced
 
 
 @pytest.mark.parametrize(
@@ -550,18 +573,12 @@ async def test_a_connection_goes_back_to_the_pool_only_after_an_exactly_framed_r
                 bad = request.startswith(b"GET /bad ")
                 writer.write(bad_reply if bad else b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
                 await writer.drain()
-        writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    try:
-        async with _client() as client:
-            await _get(client, f"{base}/bad")
-            assert await _get(client, f"{base}/next") == b"good"  # the next fetch from the host is unharmed
-            assert len(connections) == (1 if reuses else 2)
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with _raw_server(serve) as port, _client() as client:
+        base = f"http://127.0.0.1:{port}"
+        await _get(client, f"{base}/bad")
+        assert await _get(client, f"{base}/next") == b"good"  # the next fetch from the host is unharmed
+        assert len(connections) == (1 if reuses else 2)
 
 
 async def test_bytes_arriving_on_an_idle_pooled_connection_retire_it() -> None:
@@ -578,19 +595,13 @@ async def test_bytes_arriving_on_an_idle_pooled_connection_retire_it() -> None:
                 await asyncio.sleep(0.05)
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
                 await writer.drain()
-        writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
-    try:
-        async with _client() as client:
-            assert await _get(client, url) == b"good"
-            await asyncio.sleep(0.2)  # the stray bytes reach the idle connection
-            assert await _get(client, url) == b"good"
-            assert len(connections) == 2
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with _raw_server(serve) as port, _client() as client:
+        url = f"http://127.0.0.1:{port}/"
+        assert await _get(client, url) == b"good"
+        await asyncio.sleep(0.2)  # the stray bytes reach the idle connection
+        assert await _get(client, url) == b"good"
+        assert len(connections) == 2
 
 
 @pytest.fixture

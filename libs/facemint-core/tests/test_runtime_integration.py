@@ -26,6 +26,7 @@ from facemint_core.db import apply_migrations
 from facemint_core.grpcutil import open_channel, start_grpc_server
 from facemint_core.jetstream import Poison, PullWorker, Retry, connect, ensure_pull_consumer, ensure_stream, publish
 from facemint_core.lifecycle import ServiceRuntime
+from facemint_core.logging import request_id_var, task_id_var
 from facemint_core.settings import NatsSettings, ServiceSettings
 from facemint_local.natscluster import NatsCluster
 from facemint_local.procs import free_port, port_open, wait_until
@@ -35,11 +36,13 @@ pytestmark = pytest.mark.integration
 
 class _Tasks(orchestrator_pb2_grpc.TaskServiceServicer):
     async def GetTask(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        if request.task_id == "ids":  # the ids the server interceptor bound from the call's metadata
+            return orchestrator_pb2.Task(task_id=task_id_var.get(), account_id=request_id_var.get())
         if request.task_id == "missing":
             raise errors.NotFound("task missing does not exist")
         if request.task_id == "boom":
             raise RuntimeError("bug")
-        return orchestrator_pb2.Task(task_id=request.task_id, status="queued")
+        return orchestrator_pb2.Task(task_id=request.task_id, status=orchestrator_pb2.TASK_STATUS_QUEUED)
 
 
 async def test_grpc_server_maps_errors_and_serves_health() -> None:
@@ -50,7 +53,7 @@ async def test_grpc_server_maps_errors_and_serves_health() -> None:
         ["facemint.orchestrator.v1.TaskService"],
     )
     await runtime.readiness.evaluate()
-    channel = open_channel(f"127.0.0.1:{runtime.grpc_port}")
+    channel = open_channel(f"127.0.0.1:{runtime.grpc_port}", typed_errors=False)
     stub = orchestrator_pb2_grpc.TaskServiceStub(channel)
     try:
         assert (await stub.GetTask(orchestrator_pb2.GetTaskRequest(task_id="t1"), timeout=5)).task_id == "t1"
@@ -72,6 +75,28 @@ async def test_grpc_server_maps_errors_and_serves_health() -> None:
         assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
     finally:
         await channel.close()
+        await runtime.shutdown()
+
+
+async def test_a_service_channel_sends_the_ids_and_raises_the_peers_facemint_error() -> None:
+    runtime = ServiceRuntime("demo", ServiceSettings())
+    await start_grpc_server(
+        runtime,
+        lambda s: orchestrator_pb2_grpc.add_TaskServiceServicer_to_server(_Tasks(), s),
+        ["facemint.orchestrator.v1.TaskService"],
+    )
+    try:
+        async with open_channel(f"127.0.0.1:{runtime.grpc_port}") as channel:
+            stub = orchestrator_pb2_grpc.TaskServiceStub(channel)
+            request_id_var.set("req_abc")
+            task_id_var.set("task_xyz")
+            seen = await stub.GetTask(orchestrator_pb2.GetTaskRequest(task_id="ids"), timeout=5)
+            assert (seen.task_id, seen.account_id) == ("task_xyz", "req_abc")
+            with pytest.raises(errors.NotFound, match="task missing does not exist"):
+                await stub.GetTask(orchestrator_pb2.GetTaskRequest(task_id="missing"), timeout=5)
+            with pytest.raises(errors.InternalError, match="internal error"):
+                await stub.GetTask(orchestrator_pb2.GetTaskRequest(task_id="boom"), timeout=5)
+    finally:
         await runtime.shutdown()
 
 
@@ -162,27 +187,27 @@ def test_sigterm_marks_not_ready_then_finishes_in_flight_work(tmp_path: Path) ->
         run_service("demo", s, setup)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
-                    assert json.load(resp)["status"] == "ready"
-                    break
-            except OSError:
-                time.sleep(0.1)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
-            assert b"python_info" in resp.read()
-        os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(15) == 0
-        assert marker.read_text() == "done"
-        logs = [json.loads(line) for line in proc.stdout.read().decode().splitlines() if line.startswith("{")]  # type: ignore[union-attr]
-        messages = [entry["message"] for entry in logs]
-        assert "shutdown requested" in messages and messages[-1] == "stopped"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
+                        assert json.load(resp)["status"] == "ready"
+                        break
+                except OSError:
+                    time.sleep(0.1)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
+                assert b"python_info" in resp.read()
+            os.kill(proc.pid, signal.SIGTERM)
+            assert proc.wait(15) == 0
+            assert marker.read_text() == "done"
+            logs = [json.loads(line) for line in proc.stdout.read().decode().splitlines() if line.startswith("{")]  # type: ignore[union-attr]
+            messages = [entry["message"] for entry in logs]
+            assert "shutdown requested" in messages and messages[-1] == "stopped"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 async def test_pooled_connections_skip_the_reset_query_but_never_keep_an_open_transaction(postgres_server) -> None:  # type: ignore[no-untyped-def]

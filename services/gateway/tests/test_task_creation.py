@@ -14,6 +14,7 @@ import grpc
 import httpx
 import pytest
 
+from facemint.common.v1 import common_pb2
 from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from facemint_local.servers import NatsServer
 
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 TASK = {"type": "image", "media_url": "http://127.0.0.1:9/face.jpg"}
-SPEC = orchestrator_pb2.TaskSpec(type="image", media_url="http://127.0.0.1:9/face.jpg", sample_rate=1)
+SPEC = orchestrator_pb2.TaskSpec(
+    kind=common_pb2.MEDIA_KIND_IMAGE, media_url="http://127.0.0.1:9/face.jpg", sample_rate=1
+)
 
 
 async def tasks_of(dsn: str, account: str) -> list[asyncpg.Record]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from facemint.orchestrator.v1 import orchestrator_pb2
+from facemint_core.vocab import STATUSES
 from facemint_gateway.taskcache import TerminalTaskCache
 
 
 def _task(task_id: str, status: str, result: str = "{}") -> orchestrator_pb2.Task:
-    return orchestrator_pb2.Task(task_id=task_id, status=status, result_json=result)
+    task = orchestrator_pb2.Task(task_id=task_id, status=STATUSES[status])
+    task.result.json = result.encode()
+    return task
 
 
 def test_only_terminal_tasks_are_kept_and_per_account() -> None:

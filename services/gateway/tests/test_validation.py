@@ -20,7 +20,7 @@ def test_defaults_follow_the_spec() -> None:
     spec = _spec()
     assert spec["sample_rate"] == 2 and spec["min_face_size"] == 40 and spec["confidence_threshold"] == 0.5
     assert spec["attributes"] == [] and spec["recognize"] is False and spec["top_k"] == 1
-    assert spec["callback_url"] == "" and spec["metadata_json"] == ""
+    assert spec["callback_url"] == "" and "metadata" not in spec
 
 
 def test_video_fields_and_attribute_order_are_normalised() -> None:

@@ -29,6 +29,7 @@ import httpx
 import nats
 import pytest
 
+from facemint.common.v1 import common_pb2
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core import streams
 from facemint_core.jetstream import publish
@@ -108,9 +109,9 @@ class Stack:
             event="task.succeeded",
             task_id=task_id,
             account_id=account_id,
-            status="succeeded",
+            status=orchestrator_pb2.TASK_STATUS_SUCCEEDED,
             callback_url=url,
-            task_json=json.dumps(view),
+            task=common_pb2.JsonDocument(json=json.dumps(view).encode()),
         )
         nc = await nats.connect(self.nats_url)
         try:

@@ -142,7 +142,7 @@ async def _embeddings(target: str, url: str) -> list[common_pb2.Embedding]:
         stub = media_decoder_pb2_grpc.MediaDecoderServiceStub(channel)
         request = media_decoder_pb2.AnalyzeMediaRequest(
             media_url=url,
-            kind=media_decoder_pb2.MEDIA_KIND_IMAGE,
+            kind=common_pb2.MEDIA_KIND_IMAGE,
             options=common_pb2.AnalyzeOptions(want_embeddings=True),
         )
         return [f.embedding async for item in stub.AnalyzeMedia(request) for f in item.frame.faces]

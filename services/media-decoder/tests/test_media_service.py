@@ -31,6 +31,7 @@ from decoder_testkit import (
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
+from facemint.common.v1 import common_pb2
 from facemint.inference.v1 import inference_pb2, inference_pb2_grpc
 from facemint.media_decoder.v1 import media_decoder_pb2 as pb
 from facemint.media_decoder.v1 import media_decoder_pb2_grpc
@@ -152,7 +153,7 @@ async def test_analyze_video_streams_media_info_then_each_sampled_frame_in_order
     clip = video(tmp_path / "clip.mp4", VideoSpec())  # 60 frames, 30 fps, 160x96
     url = media_server.serve("/clip.mp4?X-Amz-Signature=abc", clip)
     info, frames = await analyze(
-        decoder_service, task_id="task_1", media_url=url, kind=pb.MEDIA_KIND_VIDEO,
+        decoder_service, task_id="task_1", media_url=url, kind=common_pb2.MEDIA_KIND_VIDEO,
         start_time=0.5, end_time=1.6, sample_rate=4,
     )  # fmt: skip
     assert (info.width, info.height, info.container, info.expected_frames) == (160, 96, "mp4", 5)
@@ -179,7 +180,7 @@ async def test_resume_from_index_sends_nothing_for_earlier_frames(
 ) -> None:
     url = media_server.serve("/clip.webm", video(tmp_path / "clip.webm", VideoSpec(codec="libvpx-vp9")))
     info, frames = await analyze(
-        decoder_service, media_url=url, kind=pb.MEDIA_KIND_VIDEO, sample_rate=2, resume_from_index=2
+        decoder_service, media_url=url, kind=common_pb2.MEDIA_KIND_VIDEO, sample_rate=2, resume_from_index=2
     )
     assert info.expected_frames == 4
     assert [(f.index, f.timestamp) for f in frames] == [(2, 1.0), (3, 1.5)]
@@ -190,7 +191,7 @@ async def test_analyze_image_returns_one_frame(
     decoder_service: Decoder, inference: Inference, media_server: MediaServer, tmp_path: Path
 ) -> None:
     url = media_server.serve("/photo", save_image(tmp_path / "p.heic", halves(64, 32), "HEIF", orientation=6))
-    info, frames = await analyze(decoder_service, media_url=url, kind=pb.MEDIA_KIND_IMAGE)
+    info, frames = await analyze(decoder_service, media_url=url, kind=common_pb2.MEDIA_KIND_IMAGE)
     assert (info.width, info.height, info.container, info.expected_frames, info.duration) == (32, 64, "heic", 1, 0)
     assert [(f.index, f.timestamp, len(f.faces)) for f in frames] == [(0, 0.0, 1)]
     [received] = inference.double.frames
@@ -200,7 +201,7 @@ async def test_analyze_image_returns_one_frame(
 
 async def test_analyze_real_photo(decoder_service: Decoder, inference: Inference, media_server: MediaServer) -> None:
     url = media_server.serve("/players.jpg", testmedia.path(testmedia.PLAYERS))
-    info, frames = await analyze(decoder_service, media_url=url, kind=pb.MEDIA_KIND_IMAGE)
+    info, frames = await analyze(decoder_service, media_url=url, kind=common_pb2.MEDIA_KIND_IMAGE)
     assert info.container == "jpeg" and len(frames) == 1
     [received] = inference.double.frames
     assert (received.width, received.height) == (info.width, info.height)
@@ -210,7 +211,7 @@ async def test_analyze_gif_uses_frame_delays(
     decoder_service: Decoder, inference: Inference, media_server: MediaServer, tmp_path: Path
 ) -> None:
     url = media_server.serve("/a.gif", animation(tmp_path / "a.gif", "GIF", [100, 250, 40, 500, 70]))
-    info, frames = await analyze(decoder_service, media_url=url, kind=pb.MEDIA_KIND_ANIMATED, sample_rate=10)
+    info, frames = await analyze(decoder_service, media_url=url, kind=common_pb2.MEDIA_KIND_ANIMATED, sample_rate=10)
     assert (info.container, info.expected_frames) == ("gif", 4)
     assert info.duration == pytest.approx(0.96)
     assert [f.timestamp for f in frames] == pytest.approx([0.0, 0.1, 0.35, 0.89])
@@ -222,7 +223,7 @@ async def test_frame_too_large_for_one_message_travels_as_jpeg(
 ) -> None:
     decoder = await start_decoder(inference=InferenceSettings(target=inference.target, max_message_bytes=1024 * 1024))
     url = media_server.serve("/big.png", save_image(tmp_path / "big.png", halves(1024, 512), "PNG"))
-    _, frames = await analyze(decoder, media_url=url, kind=pb.MEDIA_KIND_IMAGE)
+    _, frames = await analyze(decoder, media_url=url, kind=common_pb2.MEDIA_KIND_IMAGE)
     assert len(frames) == 1
     [received] = inference.double.frames
     assert (received.pixel_format, received.width, received.height) == (inference_pb2.PIXEL_FORMAT_ENCODED, 1024, 512)
@@ -232,7 +233,9 @@ async def test_probe_media_fetches_and_probes_only(
     decoder_service: Decoder, inference: Inference, media_server: MediaServer, tmp_path: Path
 ) -> None:
     url = media_server.serve("/clip.mkv", video(tmp_path / "clip.mkv", VideoSpec(frames=90)))
-    response = await decoder_service.stub.ProbeMedia(pb.ProbeMediaRequest(media_url=url, kind=pb.MEDIA_KIND_VIDEO))
+    response = await decoder_service.stub.ProbeMedia(
+        pb.ProbeMediaRequest(media_url=url, kind=common_pb2.MEDIA_KIND_VIDEO)
+    )
     info = response.media_info
     assert (info.width, info.height, info.container, info.expected_frames) == (160, 96, "mkv", 6)
     assert info.duration == pytest.approx(3.0)
@@ -242,7 +245,7 @@ async def test_probe_media_fetches_and_probes_only(
 async def test_text_served_as_mp4_is_invalid_media(decoder_service: Decoder, media_server: MediaServer) -> None:
     url = media_server.serve("/clip.mp4", b"<html>404 not found</html>" * 10)
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await analyze(decoder_service, media_url=url, kind=pb.MEDIA_KIND_VIDEO)
+        await analyze(decoder_service, media_url=url, kind=common_pb2.MEDIA_KIND_VIDEO)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_code(info.value) == "invalid_media"
     assert "not a supported image, animated or video format" in (info.value.details() or "")
@@ -260,7 +263,7 @@ async def test_image_over_the_byte_cap_is_payload_too_large(
     decoder = await start_decoder(limits=LimitSettings(image_max_bytes=1000))
     url = media_server.serve("/big.bmp", save_image(tmp_path / "big.bmp", halves(64, 64), "BMP"))
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await decoder.stub.ProbeMedia(pb.ProbeMediaRequest(media_url=url, kind=pb.MEDIA_KIND_IMAGE))
+        await decoder.stub.ProbeMedia(pb.ProbeMediaRequest(media_url=url, kind=common_pb2.MEDIA_KIND_IMAGE))
     assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
     assert error_code(info.value) == "payload_too_large"
 
@@ -268,12 +271,18 @@ async def test_image_over_the_byte_cap_is_payload_too_large(
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"kind": pb.MEDIA_KIND_VIDEO}, "media_url is required"),
+        ({"kind": common_pb2.MEDIA_KIND_VIDEO}, "media_url is required"),
         ({"media_url": "http://127.0.0.1/a"}, "kind must be"),
-        ({"media_url": "http://127.0.0.1/a", "kind": pb.MEDIA_KIND_VIDEO, "sample_rate": 31}, "between 1 and 30"),
-        ({"media_url": "http://127.0.0.1/a", "kind": pb.MEDIA_KIND_VIDEO, "start_time": -1}, "non-negative"),
-        ({"media_url": "http://127.0.0.1/a", "kind": pb.MEDIA_KIND_VIDEO, "start_time": 3, "end_time": 2}, "greater"),
-        ({"media_url": "ftp://127.0.0.1/a", "kind": pb.MEDIA_KIND_VIDEO}, "scheme 'ftp' is not allowed"),
+        (
+            {"media_url": "http://127.0.0.1/a", "kind": common_pb2.MEDIA_KIND_VIDEO, "sample_rate": 31},
+            "between 1 and 30",
+        ),
+        ({"media_url": "http://127.0.0.1/a", "kind": common_pb2.MEDIA_KIND_VIDEO, "start_time": -1}, "non-negative"),
+        (
+            {"media_url": "http://127.0.0.1/a", "kind": common_pb2.MEDIA_KIND_VIDEO, "start_time": 3, "end_time": 2},
+            "greater",
+        ),
+        ({"media_url": "ftp://127.0.0.1/a", "kind": common_pb2.MEDIA_KIND_VIDEO}, "scheme 'ftp' is not allowed"),
     ],
 )
 async def test_malformed_requests_are_invalid_request(
@@ -292,7 +301,7 @@ async def test_inference_failure_fails_the_request_as_internal_error(
     inference.double.fail_with = grpc.StatusCode.INTERNAL
     url = media_server.serve("/clip.mp4", video(tmp_path / "clip.mp4", VideoSpec()))
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await analyze(decoder_service, media_url=url, kind=pb.MEDIA_KIND_VIDEO)
+        await analyze(decoder_service, media_url=url, kind=common_pb2.MEDIA_KIND_VIDEO)
     assert info.value.code() == grpc.StatusCode.INTERNAL
     assert error_code(info.value) == "internal_error"
     assert list(decoder_service.spool.iterdir()) == []
@@ -311,7 +320,7 @@ async def test_concurrent_requests_are_all_served(
     decoder = await start_decoder(decode=DecodeSettings(spool_dir=tmp_path / "spool", workers=1, max_concurrent_jobs=2))
     url = media_server.serve("/clip.mp4", video(tmp_path / "clip.mp4", VideoSpec()))
     results = await asyncio.gather(
-        *(analyze(decoder, media_url=url, kind=pb.MEDIA_KIND_VIDEO, sample_rate=5) for _ in range(5))
+        *(analyze(decoder, media_url=url, kind=common_pb2.MEDIA_KIND_VIDEO, sample_rate=5) for _ in range(5))
     )
     assert [len(frames) for _, frames in results] == [10] * 5
 
@@ -350,7 +359,10 @@ async def test_service_process_starts_serves_and_stops_on_sigterm(
             async with grpc.aio.insecure_channel(f"127.0.0.1:{started['grpc_port']}") as channel:
                 stub = media_decoder_pb2_grpc.MediaDecoderServiceStub(channel)
                 items = [
-                    i async for i in stub.AnalyzeMedia(pb.AnalyzeMediaRequest(media_url=url, kind=pb.MEDIA_KIND_IMAGE))
+                    i
+                    async for i in stub.AnalyzeMedia(
+                        pb.AnalyzeMediaRequest(media_url=url, kind=common_pb2.MEDIA_KIND_IMAGE)
+                    )
                 ]
             assert [i.WhichOneof("item") for i in items] == ["media_info", "frame"]
             exposition = (await client.get("/metrics")).text
@@ -379,7 +391,7 @@ async def test_client_cancelling_mid_stream_releases_the_job(
 ) -> None:
     url = media_server.serve("/clip.mp4", video(tmp_path / "clip.mp4", VideoSpec(frames=120)))
     call = decoder_service.stub.AnalyzeMedia(
-        pb.AnalyzeMediaRequest(media_url=url, kind=pb.MEDIA_KIND_VIDEO, sample_rate=30)
+        pb.AnalyzeMediaRequest(media_url=url, kind=common_pb2.MEDIA_KIND_VIDEO, sample_rate=30)
     )
     stream = call.__aiter__()
     assert (await anext(stream)).WhichOneof("item") == "media_info"

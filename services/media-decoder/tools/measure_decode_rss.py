@@ -84,6 +84,7 @@ async def measure_service(path: Path, sample_rate: float) -> dict[str, float]:
     sys.path.insert(0, str(TESTS))
     from decoder_testkit import MediaServer, RecordingInferenceDouble
 
+    from facemint.common.v1 import common_pb2
     from facemint.inference.v1 import inference_pb2_grpc
     from facemint.media_decoder.v1 import media_decoder_pb2 as pb
     from facemint.media_decoder.v1 import media_decoder_pb2_grpc
@@ -120,7 +121,9 @@ async def measure_service(path: Path, sample_rate: float) -> dict[str, float]:
         peak = baseline
         async with grpc.aio.insecure_channel(f"127.0.0.1:{started['grpc_port']}") as channel:
             stub = media_decoder_pb2_grpc.MediaDecoderServiceStub(channel)
-            request = pb.AnalyzeMediaRequest(media_url=url, kind=pb.MEDIA_KIND_VIDEO, sample_rate=int(sample_rate))
+            request = pb.AnalyzeMediaRequest(
+                media_url=url, kind=common_pb2.MEDIA_KIND_VIDEO, sample_rate=int(sample_rate)
+            )
             call = stub.AnalyzeMedia(request)
             frames = 0
             begun = time.perf_counter()

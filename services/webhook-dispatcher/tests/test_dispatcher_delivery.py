@@ -56,7 +56,7 @@ async def test_delivery_carries_spec_headers_signature_and_task_json(
     assert body["event"] == "task.succeeded"
     assert body["task_id"] == event.task_id
     assert body["status"] == "succeeded"
-    assert body["result"] == json.loads(event.task_json)
+    assert body["result"] == json.loads(event.task.json)
     (attempt,) = await env.attempts(event.task_id)
     assert attempt["status_code"] == 200 and attempt["error"] == "" and attempt["latency_seconds"] > 0
 

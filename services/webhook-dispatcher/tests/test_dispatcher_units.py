@@ -83,11 +83,18 @@ def test_attempt_outcome_decides_the_delivery_state(outcome: PostOutcome, number
 
 
 def test_payload_has_the_four_fields_with_the_task_json_as_result() -> None:
-    task = {"task_id": "task_1", "status": "succeeded", "result": {"faces": []}}
-    body = json.loads(build_payload("task.succeeded", "task_1", "succeeded", json.dumps(task)))
+    task = {"task_id": "task_1", "status": "succeeded", "result": {"faces": [], "note": "é \u2028"}}
+    body = json.loads(build_payload("task.succeeded", "task_1", "succeeded", json.dumps(task).encode()))
     assert body == {"event": "task.succeeded", "task_id": "task_1", "status": "succeeded", "result": task}
-    with pytest.raises(ValueError):
-        build_payload("task.succeeded", "task_1", "succeeded", "[1]")
+    for not_an_object in (b"[1]", b"", b"null"):
+        with pytest.raises(ValueError):
+            build_payload("task.succeeded", "task_1", "succeeded", not_an_object)
+
+
+def test_payload_carries_the_rendered_task_byte_for_byte() -> None:
+    rendered = b'{"task_id": "task_1", "result": {"score": 1.50, "big": 12345678901234567890}}'
+    body = build_payload("task.failed", "task_1", "failed", rendered)
+    assert body == b'{"event":"task.failed","task_id":"task_1","status":"failed","result":' + rendered + b"}"
 
 
 def test_settings_default_to_the_api_contract_and_reject_bad_cidrs(monkeypatch: pytest.MonkeyPatch) -> None:

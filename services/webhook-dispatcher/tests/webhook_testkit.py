@@ -25,12 +25,14 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from prometheus_client import REGISTRY
 
+from facemint.common.v1 import common_pb2
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core import streams
 from facemint_core.jetstream import publish
 from facemint_core.lifecycle import ServiceRuntime
 from facemint_core.taskview import public_task
-from facemint_core.timeutil import iso, utcnow
+from facemint_core.timeutil import utcnow
+from facemint_core.vocab import STATUSES
 from facemint_local.procs import ManagedProcess, wait_until
 from facemint_local.servers import NatsServer
 from facemint_webhook.__main__ import setup
@@ -144,21 +146,24 @@ async def create_account(dsn: str, secret: str = "whsec_test_secret") -> str:
     return account_id
 
 
-def task_json(task_id: str, status: str = "succeeded", callback_url: str = "") -> str:
-    """A public task JSON, as the orchestrator puts it into TaskEvent.task_json."""
+def task_json(task_id: str, status: str = "succeeded", callback_url: str = "") -> bytes:
+    """A public task JSON, as the orchestrator puts it into TaskEvent.task."""
     task = orchestrator_pb2.Task(
         task_id=task_id,
         account_id="ignored",
-        status=status,
-        spec=orchestrator_pb2.TaskSpec(type="image", media_url="https://example.com/a.jpg", callback_url=callback_url),
-        created_at=iso(utcnow()),
-        completed_at=iso(utcnow()),
-        media_json=json.dumps({"width": 640, "height": 480}),
-        result_json=json.dumps({"faces": [{"bbox": [1, 2, 3, 4]}]}) if status == "succeeded" else "",
+        status=STATUSES[status],
+        spec=orchestrator_pb2.TaskSpec(
+            kind=common_pb2.MEDIA_KIND_IMAGE, media_url="https://example.com/a.jpg", callback_url=callback_url
+        ),
+        media=orchestrator_pb2.TaskMedia(width=640, height=480),
         error_code="invalid_media" if status == "failed" else "",
         error_message="cannot decode" if status == "failed" else "",
     )
-    return json.dumps(public_task(task), separators=(",", ":"))
+    task.created_at.FromDatetime(utcnow())
+    task.completed_at.FromDatetime(utcnow())
+    if status == "succeeded":
+        task.result.json = json.dumps({"faces": [{"bbox": [1, 2, 3, 4]}]}).encode()
+    return json.dumps(public_task(task), separators=(",", ":")).encode()
 
 
 async def publish_event(
@@ -170,11 +175,11 @@ async def publish_event(
         event=f"task.{status}",
         task_id=task_id,
         account_id=account_id,
-        status=status,
+        status=STATUSES[status],
         callback_url=callback_url,
-        task_json=task_json(task_id, status, callback_url),
-        occurred_at=utcnow().isoformat(),
+        task=common_pb2.JsonDocument(json=task_json(task_id, status, callback_url)),
     )
+    event.occurred_at.FromDatetime(utcnow())
     await publish(js, streams.event_subject(status), event.SerializeToString(), f"{task_id}:{status}")
     return event
 

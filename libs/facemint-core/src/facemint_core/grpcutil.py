@@ -1,4 +1,5 @@
-"""gRPC servers and channels: health, reflection, error mapping, metrics, deadlines and retries."""
+"""gRPC servers and channels: health, reflection, error mapping and call metadata (one server and one client
+interceptor), metrics, deadlines and retries."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from facemint_core.errors import ERROR_CODE_METADATA_KEY, FacemintError
+from facemint_core.errors import ERROR_CODE_METADATA_KEY, FacemintError, from_rpc_error
 from facemint_core.lifecycle import ServiceRuntime
 from facemint_core.logging import request_id_var, task_id_var
 from facemint_core.metrics import RpcMetrics
@@ -99,37 +100,97 @@ def channel_options(max_message_bytes: int = 64 * 1024 * 1024) -> list[tuple[str
     ]
 
 
-def open_channel(target: str, max_message_bytes: int = 64 * 1024 * 1024) -> grpc.aio.Channel:
-    """Open an insecure channel (in-cluster traffic is plain gRPC) that retries the retry-safe RPCs on UNAVAILABLE."""
-    return grpc.aio.insecure_channel(target, options=channel_options(max_message_bytes))
-
-
 PRIORITY_METADATA = ("x-priority", "interactive")
 """Call metadata that asks the callee to serve this call before background work (a still image's frame)."""
 
 
-def call_metadata(extra: dict[str, str] | None = None) -> list[tuple[str, str]]:
-    """Metadata that carries the current request and task ids to the callee."""
-    md = [("x-request-id", request_id_var.get()), ("x-task-id", task_id_var.get())]
-    md += list((extra or {}).items())
-    return [(k, v) for k, v in md if v]
+def _with_ids(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+    """The call's details with the current request and task ids added to its metadata."""
+    ids = [
+        (key, value)
+        for key, value in (("x-request-id", request_id_var.get()), ("x-task-id", task_id_var.get()))
+        if value
+    ]
+    if not ids:
+        return details
+    return details._replace(metadata=grpc.aio.Metadata(*(details.metadata or ()), *ids))
 
 
-def _bind_context(context: grpc.aio.ServicerContext) -> None:
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id":
-            request_id_var.set(str(value))
-        elif key == "x-task-id":
-            task_id_var.set(str(value))
+class _UnaryClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    """Sends the current request and task ids with every call; a peer's error is raised as the FacemintError it
+    raised there (:func:`facemint_core.errors.from_rpc_error`)."""
+
+    async def intercept_unary_unary(self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any) -> Any:
+        call = await continuation(_with_ids(details), request)
+        try:
+            return await call
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from None
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
-    if isinstance(exc, FacemintError):
-        context.set_trailing_metadata(((ERROR_CODE_METADATA_KEY, exc.code),))
-        await context.abort(exc.grpc_status, exc.message)
-    log.exception("unhandled error in RPC", exc_info=exc)
-    context.set_trailing_metadata(((ERROR_CODE_METADATA_KEY, "internal_error"),))
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+class _StreamClientInterceptor(grpc.aio.UnaryStreamClientInterceptor):
+    """The same for calls answered with a stream: an error in the stream is raised by the iteration."""
+
+    async def intercept_unary_stream(
+        self, continuation: Any, details: grpc.aio.ClientCallDetails, request: Any
+    ) -> AsyncIterator[Any]:
+        call = await continuation(_with_ids(details), request)
+
+        async def responses() -> AsyncIterator[Any]:
+            try:
+                async for response in call:
+                    yield response
+            except grpc.aio.AioRpcError as exc:
+                raise from_rpc_error(exc) from None
+
+        return responses()
+
+
+def open_channel(target: str, max_message_bytes: int = 64 * 1024 * 1024, typed_errors: bool = True) -> grpc.aio.Channel:
+    """Open an insecure channel (in-cluster traffic is plain gRPC) that retries the retry-safe RPCs on UNAVAILABLE.
+
+    Args:
+        target: ``host:port`` of the service.
+        max_message_bytes: The largest message sent or received.
+        typed_errors: Send the request and task ids with every call and raise a peer's error as the FacemintError
+            it raised; False gives the plain ``AioRpcError`` (for tests of the wire).
+    """
+    interceptors = [_UnaryClientInterceptor(), _StreamClientInterceptor()] if typed_errors else None
+    return grpc.aio.insecure_channel(target, options=channel_options(max_message_bytes), interceptors=interceptors)
+
+
+class _Rpc:
+    """One served call: binds its request and task ids to the logs, times it, records its outcome and turns an
+    exception into the call's status (a FacemintError keeps its status and public code; anything else is an
+    INTERNAL ``internal_error``)."""
+
+    __slots__ = ("context", "method", "metrics", "start")
+
+    def __init__(self, metrics: RpcMetrics, method: str, context: grpc.aio.ServicerContext) -> None:
+        for key, value in context.invocation_metadata() or ():
+            if key == "x-request-id":
+                request_id_var.set(str(value))
+            elif key == "x-task-id":
+                task_id_var.set(str(value))
+        self.metrics, self.method, self.context, self.start = metrics, method, context, time.perf_counter()
+
+    def record(self, code: str) -> None:
+        self.metrics.requests.labels(self.method, code).inc()
+        self.metrics.latency.labels(self.method).observe(time.perf_counter() - self.start)
+
+    async def fail(self, exc: BaseException) -> None:
+        """Record a failed call and end it with the status ``exc`` maps to (always raises)."""
+        if isinstance(exc, grpc.aio.AbortError):  # the servicer aborted the call itself
+            self.record(str(self.context.code() or "ABORTED"))
+            raise exc
+        if isinstance(exc, FacemintError):
+            self.record(exc.code)
+            self.context.set_trailing_metadata(((ERROR_CODE_METADATA_KEY, exc.code),))
+            await self.context.abort(exc.grpc_status, exc.message)
+        self.record("internal_error")
+        log.exception("unhandled error in RPC", exc_info=exc)
+        self.context.set_trailing_metadata(((ERROR_CODE_METADATA_KEY, "internal_error"),))
+        await self.context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
@@ -148,75 +209,34 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             return handler
         method = handler_call_details.method.rsplit("/", 1)[-1]
         metrics = self.metrics
-
-        def record(start: float, code: str) -> None:
-            metrics.requests.labels(method, code).inc()
-            metrics.latency.labels(method).observe(time.perf_counter() - start)
-
         if handler.unary_unary:
-            inner_uu = handler.unary_unary
+            inner_unary = handler.unary_unary
 
-            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                _bind_context(context)
-                start = time.perf_counter()
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                rpc = _Rpc(metrics, method, context)
                 try:
-                    response = await inner_uu(request, context)
-                except grpc.aio.AbortError:
-                    record(start, str(context.code() or "ABORTED"))
-                    raise
+                    response = await inner_unary(request, context)
                 except BaseException as exc:
-                    record(
-                        start,
-                        getattr(exc, "code", "internal_error") if isinstance(exc, FacemintError) else "internal_error",
-                    )
-                    await _abort(context, exc)
-                record(start, "OK")
+                    await rpc.fail(exc)
+                rpc.record("OK")
                 return response
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.unary_stream:
-            inner_us = handler.unary_stream
+            return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
+        inner_stream = handler.unary_stream or handler.stream_stream
+        if inner_stream is None:  # client streaming with a single answer: not used by any service
+            return handler
 
-            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                _bind_context(context)
-                start = time.perf_counter()
-                try:
-                    async for item in inner_us(request, context):
-                        yield item
-                except grpc.aio.AbortError:
-                    record(start, "ABORTED")
-                    raise
-                except BaseException as exc:
-                    record(start, exc.code if isinstance(exc, FacemintError) else "internal_error")
-                    await _abort(context, exc)
-                record(start, "OK")
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            rpc = _Rpc(metrics, method, context)
+            try:
+                async for item in inner_stream(request, context):
+                    yield item
+            except BaseException as exc:
+                await rpc.fail(exc)
+            rpc.record("OK")
 
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.stream_stream:
-            inner_ss = handler.stream_stream
-
-            async def stream_stream(request_iter: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                _bind_context(context)
-                start = time.perf_counter()
-                try:
-                    async for item in inner_ss(request_iter, context):
-                        yield item
-                except grpc.aio.AbortError:
-                    record(start, "ABORTED")
-                    raise
-                except BaseException as exc:
-                    record(start, exc.code if isinstance(exc, FacemintError) else "internal_error")
-                    await _abort(context, exc)
-                record(start, "OK")
-
-            return grpc.stream_stream_rpc_method_handler(
-                stream_stream, handler.request_deserializer, handler.response_serializer
-            )
-        return handler
+        make = grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
+        return make(stream, handler.request_deserializer, handler.response_serializer)
 
 
 async def start_grpc_server(

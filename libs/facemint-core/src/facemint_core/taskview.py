@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
-from facemint.orchestrator.v1 import orchestrator_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+from facemint.orchestrator.v1 import orchestrator_pb2
+from facemint_core.timeutil import iso
+from facemint_core.vocab import MEDIA_KIND_NAMES, STATUS_NAMES, TERMINAL_STATUSES
 
 
 class RawJSON(str):
@@ -39,27 +42,33 @@ def _non_finite_as_null(constant: str) -> None:
     response cannot carry them."""
 
 
+def _iso(stamp: Timestamp) -> str:
+    return iso(stamp.ToDatetime(UTC))
+
+
 def public_task(task: orchestrator_pb2.Task, raw_result: bool = False) -> dict[str, Any]:
     """Render a task as the API returns it (without ``request_id``, which belongs to each response); with
     ``raw_result`` the result stays the stored JSON text (:class:`RawJSON`)."""
+    status = STATUS_NAMES[task.status]
     media: dict[str, Any] = {"url": task.spec.media_url, "duration": None, "width": None, "height": None}
-    if task.media_json:
-        media.update(json.loads(task.media_json))
+    if task.HasField("media"):
+        media["duration"] = task.media.duration if task.media.HasField("duration") else None
+        media["width"], media["height"] = task.media.width, task.media.height
     view: dict[str, Any] = {
         "task_id": task.task_id,
-        "status": task.status,
-        "type": task.spec.type,
+        "status": status,
+        "type": MEDIA_KIND_NAMES[task.spec.kind],
         "media": media,
     }
-    if task.status == "succeeded" and task.result_json:
-        view["result"] = RawJSON(task.result_json) if raw_result else json.loads(task.result_json)
-    if task.status in ("queued", "running"):
+    if task.status == orchestrator_pb2.TASK_STATUS_SUCCEEDED and task.HasField("result"):
+        view["result"] = RawJSON(task.result.json.decode()) if raw_result else json.loads(task.result.json)
+    if task.status not in TERMINAL_STATUSES:
         view["progress"] = {"frames_done": task.frames_done, "frames_total": task.frames_total}
         view["estimated_seconds"] = task.estimated_seconds
-    if task.spec.metadata_json:
-        view["metadata"] = json.loads(task.spec.metadata_json, parse_constant=_non_finite_as_null)
-    view["created_at"] = task.created_at
-    view["completed_at"] = task.completed_at or None
-    if task.status == "failed":
+    if task.spec.HasField("metadata"):
+        view["metadata"] = json.loads(task.spec.metadata.json, parse_constant=_non_finite_as_null)
+    view["created_at"] = _iso(task.created_at)
+    view["completed_at"] = _iso(task.completed_at) if task.HasField("completed_at") else None
+    if task.status == orchestrator_pb2.TASK_STATUS_FAILED:
         view["error"] = {"code": task.error_code, "message": task.error_message}
     return view

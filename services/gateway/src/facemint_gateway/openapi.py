@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from facemint_gateway.validation import ATTRIBUTES, TASK_STATUSES, TASK_TYPES
+from facemint_core.vocab import ATTRIBUTES, TASK_STATUSES, TASK_TYPES
 
 
 def _ref(name: str) -> dict[str, str]:

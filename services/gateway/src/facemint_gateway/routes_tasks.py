@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from facemint.common.v1 import common_pb2
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core.errors import InvalidRequest
 from facemint_core.taskview import public_task
-from facemint_core.timeutil import parse_iso
+from facemint_core.timeutil import iso, parse_iso
+from facemint_core.vocab import MEDIA_KINDS, STATUS_NAMES, STATUSES, TASK_STATUSES, TASK_TYPES
 from facemint_gateway.http import account_id, json_body, ok, request_id
 from facemint_gateway.idempotency import creation_id
 from facemint_gateway.services import services
-from facemint_gateway.validation import TASK_STATUSES, TASK_TYPES, list_limit, validate_detection_task
+from facemint_gateway.validation import list_limit, validate_detection_task
 
 
 async def create_detection_task(request: Request) -> Response:
@@ -34,8 +38,8 @@ async def create_detection_task(request: Request) -> Response:
         request,
         {
             "task_id": task.task_id,
-            "status": task.status,
-            "created_at": task.created_at,
+            "status": STATUS_NAMES[task.status],
+            "created_at": iso(task.created_at.ToDatetime(UTC)),
             "estimated_seconds": task.estimated_seconds,
         },
         status=201,
@@ -81,23 +85,20 @@ async def list_tasks(request: Request) -> Response:
     if status and status not in TASK_STATUSES:
         raise InvalidRequest(f"'status' must be one of {', '.join(TASK_STATUSES)}")
     if task_type and task_type not in TASK_TYPES:
-        raise InvalidRequest("'type' must be one of video, image, gif")
+        raise InvalidRequest(f"'type' must be one of {', '.join(TASK_TYPES)}")
+    query = orchestrator_pb2.ListTasksRequest(
+        account_id=account_id(request),
+        status=STATUSES.get(status, orchestrator_pb2.TASK_STATUS_UNSPECIFIED),
+        kind=MEDIA_KINDS.get(task_type, common_pb2.MEDIA_KIND_UNSPECIFIED),
+        limit=list_limit(q.get("limit")),
+        cursor=q.get("cursor", ""),
+    )
     if created_after:
         try:
-            parse_iso(created_after)
+            query.created_after.FromDatetime(parse_iso(created_after))
         except ValueError:
             raise InvalidRequest("'created_after' must be an ISO-8601 timestamp") from None
-    page = await svc.call(
-        svc.tasks.ListTasks,
-        orchestrator_pb2.ListTasksRequest(
-            account_id=account_id(request),
-            status=status,
-            type=task_type,
-            created_after=created_after,
-            limit=list_limit(q.get("limit")),
-            cursor=q.get("cursor", ""),
-        ),
-    )
+    page = await svc.call(svc.tasks.ListTasks, query)
     return ok(request, {"tasks": [public_task(t) for t in page.tasks], "next_cursor": page.next_cursor or None})
 
 
@@ -108,7 +109,7 @@ async def cancel_task(request: Request) -> Response:
         svc.tasks.CancelTask,
         orchestrator_pb2.CancelTaskRequest(account_id=account_id(request), task_id=request.path_params["task_id"]),
     )
-    return ok(request, {"task_id": task.task_id, "status": task.status})
+    return ok(request, {"task_id": task.task_id, "status": STATUS_NAMES[task.status]})
 
 
 def routes() -> list[BaseRoute]:

@@ -14,8 +14,7 @@ from starlette.requests import Request
 from facemint.library.v1 import library_pb2_grpc
 from facemint.orchestrator.v1 import orchestrator_pb2_grpc
 from facemint.webhook.v1 import webhook_pb2_grpc
-from facemint_core.errors import from_rpc_error
-from facemint_core.grpcutil import call_metadata, open_channel
+from facemint_core.grpcutil import open_channel
 from facemint_gateway.settings import GatewaySettings
 from facemint_gateway.taskcache import TerminalTaskCache
 
@@ -56,11 +55,8 @@ class Services:
         )
 
     async def call(self, method: Callable[..., Awaitable[R]], request: Any, timeout: float | None = None) -> R:
-        """Call a unary RPC with the configured deadline; a peer's error becomes the same FacemintError here."""
-        try:
-            return await method(request, timeout=timeout or self.settings.rpc_timeout_seconds, metadata=call_metadata())
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from None
+        """Call a unary RPC with the configured deadline (the channel raises a peer's error as its FacemintError)."""
+        return await method(request, timeout=timeout or self.settings.rpc_timeout_seconds)
 
     async def check_task_queue(self) -> None:
         """Return when tasks can be queued: the orchestrator is reachable and serving (its own readiness covers

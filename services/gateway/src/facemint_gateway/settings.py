@@ -6,9 +6,8 @@ from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from facemint_core.settings import DatabaseSettings, HttpSettings, ServiceSettings
+from facemint_core.vocab import MAX_MEDIA_BYTES
 from facemint_gateway.auth import AccountsSettings
-
-MIB = 1024 * 1024
 
 
 class ObjectStoreSettings(BaseModel):
@@ -22,9 +21,9 @@ class ObjectStoreSettings(BaseModel):
     upload_url_ttl_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     media_url_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
     # The largest upload of each kind (the API's media table); the store refuses bigger ones.
-    image_max_bytes: int = Field(default=50 * MIB, ge=1)
-    video_max_bytes: int = Field(default=2048 * MIB, ge=1)
-    gif_max_bytes: int = Field(default=200 * MIB, ge=1)
+    image_max_bytes: int = Field(default=MAX_MEDIA_BYTES["image"], ge=1)
+    video_max_bytes: int = Field(default=MAX_MEDIA_BYTES["video"], ge=1)
+    gif_max_bytes: int = Field(default=MAX_MEDIA_BYTES["gif"], ge=1)
     sweep_interval_seconds: float = Field(default=600.0, gt=0)
 
     model_config = {"frozen": True}

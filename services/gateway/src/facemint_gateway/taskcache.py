@@ -6,7 +6,7 @@ from collections import OrderedDict
 from typing import Any
 
 from facemint.orchestrator.v1 import orchestrator_pb2
-from facemint_core.taskview import TERMINAL
+from facemint_core.vocab import TERMINAL_STATUSES
 
 
 class TerminalTaskCache:
@@ -29,7 +29,11 @@ class TerminalTaskCache:
 
     def put(self, account: str, task: orchestrator_pb2.Task, view: dict[str, Any]) -> None:
         """Keep the view of a terminal task."""
-        if task.status not in TERMINAL or len(task.result_json) > self.max_result_bytes or self.max_entries <= 0:
+        if (
+            task.status not in TERMINAL_STATUSES
+            or len(task.result.json) > self.max_result_bytes
+            or self.max_entries <= 0
+        ):
             return
         self._views[(account, task.task_id)] = view
         if len(self._views) > self.max_entries:

@@ -6,12 +6,11 @@ import json
 import math
 from typing import Any
 
+from facemint.common.v1 import common_pb2
 from facemint_core.errors import InvalidRequest
 from facemint_core.netsafe import InvalidUrl, parse_url
+from facemint_core.vocab import ATTRIBUTES, MAX_SIDE, MEDIA_KINDS, TASK_TYPES
 
-ATTRIBUTES = ("age", "gender", "emotion", "pose", "glasses", "mask", "quality", "landmarks")
-TASK_TYPES = ("video", "image", "gif")
-TASK_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 _TASK_FIELDS = {
     "type", "media_url", "start_time", "end_time", "sample_rate", "min_face_size", "confidence_threshold",
     "attributes", "recognize", "library_id", "top_k", "callback_url", "metadata",
@@ -71,14 +70,18 @@ def metadata_json(body: dict[str, Any], name: str, max_bytes: int) -> str:
 def validate_detection_task(
     body: dict[str, Any], metadata_max_bytes: int, allow_http_callbacks: bool = False
 ) -> dict[str, Any]:
-    """Check every field of ``POST /v1/create-detection-task``; return the normalised spec with defaults."""
+    """Check every field of ``POST /v1/create-detection-task``; return the normalised spec with defaults (the
+    keyword arguments of a ``TaskSpec``)."""
     unknown = sorted(set(body) - _TASK_FIELDS)
     if unknown:
         raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
     task_type = require_str(body, "type")
     if task_type not in TASK_TYPES:
-        raise InvalidRequest("'type' must be one of video, image, gif")
-    spec: dict[str, Any] = {"type": task_type, "media_url": http_url(require_str(body, "media_url", 8192), "media_url")}
+        raise InvalidRequest(f"'type' must be one of {', '.join(TASK_TYPES)}")
+    spec: dict[str, Any] = {
+        "kind": MEDIA_KINDS[task_type],
+        "media_url": http_url(require_str(body, "media_url", 8192), "media_url"),
+    }
 
     for name in ("start_time", "end_time"):
         value = body.get(name)
@@ -98,8 +101,8 @@ def validate_detection_task(
     spec["sample_rate"] = sample_rate
 
     min_face_size = body.get("min_face_size", 40)
-    if not _is_int(min_face_size) or not 1 <= min_face_size <= 7680:
-        raise InvalidRequest("'min_face_size' must be an integer number of pixels from 1 to 7680")
+    if not _is_int(min_face_size) or not 1 <= min_face_size <= MAX_SIDE:
+        raise InvalidRequest(f"'min_face_size' must be an integer number of pixels from 1 to {MAX_SIDE}")
     spec["min_face_size"] = min_face_size
 
     threshold = body.get("confidence_threshold", 0.5)
@@ -132,7 +135,9 @@ def validate_detection_task(
 
     callback = optional_str(body, "callback_url", 2048)
     spec["callback_url"] = http_url(callback, "callback_url", https_only=not allow_http_callbacks) if callback else ""
-    spec["metadata_json"] = metadata_json(body, "metadata", metadata_max_bytes)
+    metadata = metadata_json(body, "metadata", metadata_max_bytes)
+    if metadata:
+        spec["metadata"] = common_pb2.JsonDocument(json=metadata.encode())
     return spec
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 from prometheus_client import Counter, Histogram
 
+from facemint_core import vocab
 from facemint_core.errors import InvalidRequest
 from facemint_core.metrics import LATENCY_BUCKETS
 from facemint_inference import attributes, glasses, landmarks
@@ -55,7 +56,7 @@ MODEL_SECONDS = Histogram(
 )  # fmt: skip
 MODEL_ITEMS = Counter("facemint_inference_model_items_total", "Frames or faces sent to each model role", ["model"])
 
-ATTRIBUTES = frozenset({"age", "gender", "emotion", "pose", "glasses", "mask", "quality", "landmarks"})
+ATTRIBUTES = frozenset(vocab.ATTRIBUTES)
 DEFAULT_MIN_FACE_SIZE = 40
 DEFAULT_CONFIDENCE_THRESHOLD = 0.5
 ALIGNED_SIZE = 112

@@ -6,8 +6,6 @@ import grpc
 
 from facemint.common.v1 import common_pb2
 from facemint.media_decoder.v1 import media_decoder_pb2, media_decoder_pb2_grpc
-from facemint_core.errors import from_rpc_error
-from facemint_core.grpcutil import call_metadata
 
 ENROL_ATTRIBUTES = ("quality",)
 
@@ -31,16 +29,13 @@ class MediaAnalyzer:
         """
         request = media_decoder_pb2.AnalyzeMediaRequest(
             media_url=url,
-            kind=media_decoder_pb2.MEDIA_KIND_IMAGE,
+            kind=common_pb2.MEDIA_KIND_IMAGE,
             options=common_pb2.AnalyzeOptions(
                 min_face_size=min_face_size, attributes=list(ENROL_ATTRIBUTES), want_embeddings=True
             ),
         )
         faces: list[common_pb2.Face] = []
-        try:
-            async for item in self._stub.AnalyzeMedia(request, timeout=self._timeout, metadata=call_metadata()):
-                if item.WhichOneof("item") == "frame":
-                    faces.extend(item.frame.faces)
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from None
+        async for item in self._stub.AnalyzeMedia(request, timeout=self._timeout):
+            if item.WhichOneof("item") == "frame":
+                faces.extend(item.frame.faces)
         return faces

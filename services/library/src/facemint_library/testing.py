@@ -100,6 +100,12 @@ class FakeMediaDecoder(media_decoder_pb2_grpc.MediaDecoderServiceServicer):  # t
         )
         yield media_decoder_pb2.AnalyzeMediaResponse(frame=media_decoder_pb2.FrameResult(index=0, faces=list(entry)))
 
+    async def ProbeMedia(  # noqa: N802 - gRPC method name
+        self, request: media_decoder_pb2.ProbeMediaRequest, context: grpc.aio.ServicerContext
+    ) -> media_decoder_pb2.ProbeMediaResponse:
+        """Not used by the library."""
+        raise NotImplementedError("the scripted media-decoder only analyses")
+
 
 @functools.cache
 def _interceptor() -> ServerInterceptor:
@@ -145,7 +151,7 @@ async def serve_library(
     decoder_channel = open_channel(media_decoder_target or f"127.0.0.1:{decoder_port}")
     service = LibraryService(settings, pool, store, MediaAnalyzer(decoder_channel, 10.0), calibrations)
     server, port = await _serve(lambda s: library_pb2_grpc.add_LibraryServiceServicer_to_server(service, s))
-    channel = open_channel(f"127.0.0.1:{port}")
+    channel = open_channel(f"127.0.0.1:{port}", typed_errors=False)  # the tests look at the statuses
     try:
         yield LibraryHarness(
             f"127.0.0.1:{port}", library_pb2_grpc.LibraryServiceStub(channel), service, store, pool, decoder

@@ -20,14 +20,18 @@ import grpc
 
 from facemint.common.v1 import common_pb2
 from facemint.inference.v1 import inference_pb2, inference_pb2_grpc
-from facemint_core.errors import InternalError, InvalidMedia, ServiceUnavailable, from_rpc_error
-from facemint_core.grpcutil import PRIORITY_METADATA, call_metadata
+from facemint_core.errors import (
+    FacemintError,
+    InternalError,
+    InvalidMedia,
+    InvalidRequest,
+    RateLimited,
+    ServiceUnavailable,
+)
+from facemint_core.grpcutil import PRIORITY_METADATA
 from facemint_media_decoder.decode import DecodedFrame, EncodedFrame
 from facemint_media_decoder.metrics import DecoderMetrics
 
-_UNAVAILABLE = frozenset(
-    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
-)
 MESSAGE_OVERHEAD_BYTES = 64 * 1024
 """Room left in a gRPC message for everything but pixel bytes (fields, options)."""
 
@@ -92,12 +96,12 @@ class InferenceClient:
             response: inference_pb2.AnalyzeFramesResponse = await self._stub.AnalyzeFrames(
                 request, timeout=self._timeout, metadata=metadata
             )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in _UNAVAILABLE:
-                raise ServiceUnavailable(f"the inference service is unavailable: {exc.details()}") from None
-            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:  # options are validated upstream: the frame is bad
-                raise InvalidMedia(f"the image cannot be decoded: {exc.details()}") from None
-            raise InternalError(f"the inference service failed: {from_rpc_error(exc).message}") from None
+        except (ServiceUnavailable, RateLimited) as exc:  # down, past its deadline or a message over the limit
+            raise ServiceUnavailable(f"the inference service is unavailable: {exc.message}") from None
+        except InvalidRequest as exc:  # options are validated upstream: the frame is bad
+            raise InvalidMedia(f"the image cannot be decoded: {exc.message}") from None
+        except FacemintError as exc:
+            raise InternalError(f"the inference service failed: {exc.message}") from None
         finally:
             self._metrics.inference_batch_seconds.observe(time.perf_counter() - started)
         if len(response.frames) != len(request.frames):
@@ -119,7 +123,7 @@ class InferenceClient:
         pending: deque[tuple[list[tuple[int, float]], asyncio.Task[inference_pb2.AnalyzeFramesResponse]]] = deque()
         batch: list[inference_pb2.Frame] = []
         batch_bytes = received = 0
-        metadata = call_metadata(dict([PRIORITY_METADATA]) if known_total == 1 else None)
+        metadata = [PRIORITY_METADATA] if known_total == 1 else []
 
         def send() -> None:
             request = inference_pb2.AnalyzeFramesRequest(frames=batch, options=options)

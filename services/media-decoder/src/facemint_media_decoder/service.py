@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from facemint.common.v1 import common_pb2
 from facemint.inference.v1 import inference_pb2
 from facemint.media_decoder.v1 import media_decoder_pb2, media_decoder_pb2_grpc
 from facemint_core.errors import InvalidMedia, InvalidRequest
@@ -41,13 +42,13 @@ DEFAULT_SAMPLE_RATE = 2
 MAX_SAMPLE_RATE = 30
 
 _KINDS = {
-    media_decoder_pb2.MEDIA_KIND_IMAGE: Kind.IMAGE,
-    media_decoder_pb2.MEDIA_KIND_VIDEO: Kind.VIDEO,
-    media_decoder_pb2.MEDIA_KIND_ANIMATED: Kind.ANIMATED,
+    common_pb2.MEDIA_KIND_IMAGE: Kind.IMAGE,
+    common_pb2.MEDIA_KIND_VIDEO: Kind.VIDEO,
+    common_pb2.MEDIA_KIND_ANIMATED: Kind.ANIMATED,
 }
 
 
-def _kind(value: int) -> Kind:
+def _kind(value: common_pb2.MediaKind.ValueType) -> Kind:
     kind = _KINDS.get(value)
     if kind is None:
         raise InvalidRequest("kind must be image, video or animated")

@@ -16,10 +16,9 @@ from pydantic_settings import SettingsConfigDict
 
 from facemint_core.netsafe import FetchPolicy, parse_endpoints, parse_networks
 from facemint_core.settings import ServiceSettings
+from facemint_core.vocab import MAX_MEDIA_BYTES, MAX_SIDE, MIB
 from facemint_media_decoder.decode import DecodeLimits
 from facemint_media_decoder.sniff import Kind
-
-MIB = 1024 * 1024
 
 
 class FetchSettings(BaseModel):
@@ -75,11 +74,11 @@ class FetchSettings(BaseModel):
 class LimitSettings(BaseModel):
     """Size and resolution caps per kind (the API's media table)."""
 
-    video_max_bytes: int = Field(default=2048 * MIB, ge=1)
-    image_max_bytes: int = Field(default=50 * MIB, ge=1)
-    animated_max_bytes: int = Field(default=200 * MIB, ge=1)
-    max_side: int = Field(default=7680, ge=1)
-    max_pixels: int = Field(default=7680 * 4320, ge=1)
+    video_max_bytes: int = Field(default=MAX_MEDIA_BYTES["video"], ge=1)
+    image_max_bytes: int = Field(default=MAX_MEDIA_BYTES["image"], ge=1)
+    animated_max_bytes: int = Field(default=MAX_MEDIA_BYTES["gif"], ge=1)
+    max_side: int = Field(default=MAX_SIDE, ge=1)
+    max_pixels: int = Field(default=MAX_SIDE * 4320, ge=1)
     animated_max_side: int = Field(default=4096, ge=1)
     animated_max_frames: int = Field(default=10_000, ge=1)
     animated_max_total_pixels: int = Field(default=4_000_000_000, ge=1)

@@ -13,11 +13,15 @@ from facemint_core.grpcutil import open_channel, start_grpc_server
 from facemint_core.jetstream import PullWorker, ensure_pull_consumer, stream_check
 from facemint_core.lifecycle import ServiceRuntime, open_database, open_nats, run_service
 from facemint_core.settings import load_settings
+from facemint_orchestrator.cancellation import Cancellation
 from facemint_orchestrator.completions import TERMINAL_EVENTS_SUBJECT, Completions
+from facemint_orchestrator.estimates import Estimator
+from facemint_orchestrator.events import TaskEvents
+from facemint_orchestrator.jobs import JobRunner
 from facemint_orchestrator.servicer import TaskService
 from facemint_orchestrator.settings import OrchestratorSettings
 from facemint_orchestrator.store import TaskStore
-from facemint_orchestrator.worker import Worker
+from facemint_orchestrator.sweep import OutboxSweep
 
 CONSUMERS = {"orchestrator-detect": streams.JOBS_SUBJECT, "orchestrator-detect-image": streams.IMAGE_JOBS_SUBJECT}
 """The durable consumer of each lane's subject (the video and GIF lane keeps the name it had before lanes)."""
@@ -28,12 +32,12 @@ async def setup(runtime: ServiceRuntime) -> None:
     settings = runtime.settings
     assert isinstance(settings, OrchestratorSettings)
     pool = await open_database(runtime, settings.database, settings.apply_migrations)
-    worker: Worker | None = None
+    sweeper: OutboxSweep | None = None
 
     async def catch_up() -> None:
         """NATS is back: enqueue the tasks stored while it was away now, not after REQUEUE_AFTER_SECONDS."""
-        if worker is not None:
-            await worker.sweep_once(requeue_after_seconds=0)
+        if sweeper is not None:
+            await sweeper.once(requeue_after_seconds=0)
 
     nc = await open_nats(runtime, settings.nats, on_reconnect=catch_up)
     js = nc.jetstream()
@@ -60,16 +64,21 @@ async def setup(runtime: ServiceRuntime) -> None:
     runtime.on_stop("channels", close_channels)
     store = TaskStore(pool)
     completions = Completions()
-    worker = Worker(
-        settings,
+    estimator = Estimator(settings.estimate)
+    events = TaskEvents(store, nc, js, completions)
+    cancellation = Cancellation(store, nc, events)
+    runner = JobRunner(
+        wcfg,
+        settings.tracking,
         store,
-        nc,
-        js,
+        events,
+        cancellation,
+        estimator,
         media_decoder_pb2_grpc.MediaDecoderServiceStub(decoder_channel),
         library_pb2_grpc.LibraryServiceStub(library_channel),
-        completions,
     )
-    await nc.subscribe(streams.CANCEL_SUBJECT, cb=worker.on_cancel_notice)
+    sweeper = OutboxSweep(store, events, wcfg)
+    await nc.subscribe(streams.CANCEL_SUBJECT, cb=cancellation.on_notice)
     await nc.subscribe(TERMINAL_EVENTS_SUBJECT, cb=completions.on_event)
     # Each lane fetches up to the slots it may use plus ``waiting_jobs``; the fair scheduler picks among them.
     windows = {
@@ -81,36 +90,36 @@ async def setup(runtime: ServiceRuntime) -> None:
             js,
             streams.JOBS_STREAM,
             consumer,
-            worker.handle,
+            runner.handle,
             concurrency=windows[subject] + wcfg.waiting_jobs,
             ack_wait_seconds=wcfg.ack_wait_seconds,
             max_deliver=wcfg.max_attempts + 2,
-            on_poison=worker.on_poison,
+            on_poison=runner.on_poison,
             backoff_base_seconds=wcfg.backoff_base_seconds,
         )
         for consumer, subject in CONSUMERS.items()
     ]
     for puller in pullers:
         puller.start()
-    sweep = asyncio.create_task(worker.sweep_forever())
+    sweep = asyncio.create_task(sweeper.forever())
 
     async def stop_work(grace: float) -> None:
         sweep.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweep
-        worker.scheduler.close()  # jobs still waiting for a slot go back to the stream at once
+        runner.scheduler.close()  # jobs still waiting for a slot go back to the stream at once
         await asyncio.gather(*(puller.stop(grace) for puller in pullers))
 
     runtime.readiness.add("jobs stream", stream_check(nc, js, streams.JOBS_STREAM))
     await start_grpc_server(
         runtime,
         lambda server: orchestrator_pb2_grpc.add_TaskServiceServicer_to_server(
-            TaskService(store, worker, settings.max_wait_seconds), server
+            TaskService(settings, store, estimator, events, completions, cancellation), server
         ),
         ["facemint.orchestrator.v1.TaskService"],
     )
     # Registered after the gRPC server, so it runs before it on shutdown: stop taking jobs, finish or hand back.
-    runtime.on_stop("worker", stop_work)
+    runtime.on_stop("jobs", stop_work)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -127,6 +127,12 @@ def analysed_seconds(timestamps: list[float], sample_rate: int, end_time: float 
     return max(0.0, end - timestamps[0])
 
 
+_Scalar = Literal["age", "gender", "emotion", "glasses", "mask"]
+_SCALARS: dict[str, _Scalar] = {
+    "age": "age", "gender": "gender", "emotion": "emotion", "glasses": "glasses", "mask": "mask",
+}  # fmt: skip
+
+
 def public_attributes(face: common_pb2.Face, requested: list[str]) -> dict[str, Any]:
     """The requested attributes of a face, exactly in the API's shapes (absent values omitted)."""
     a = face.attributes
@@ -138,8 +144,8 @@ def public_attributes(face: common_pb2.Face, requested: list[str]) -> dict[str, 
             out["landmarks"] = np.round([(p.x, p.y) for p in a.landmarks], 1).tolist()
         elif name == "quality" and a.HasField("quality"):
             out["quality"] = round(a.quality, 3)
-        elif name in ("age", "gender", "emotion", "glasses", "mask") and a.HasField(name):
-            out[name] = getattr(a, name)
+        elif (field := _SCALARS.get(name)) is not None and a.HasField(field):
+            out[name] = getattr(a, field)
     return out
 
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import UTC
 
 import grpc
 
 from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from facemint_core.errors import InvalidRequest
-from facemint_orchestrator.store import TERMINAL, TaskRow, TaskStore
-from facemint_orchestrator.worker import Worker, cancel_task
+from facemint_core.vocab import MEDIA_KIND_NAMES, STATUS_NAMES
+from facemint_orchestrator.cancellation import Cancellation
+from facemint_orchestrator.completions import Completions
+from facemint_orchestrator.estimates import Estimator
+from facemint_orchestrator.events import TaskEvents
+from facemint_orchestrator.settings import OrchestratorSettings
+from facemint_orchestrator.store import TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -19,57 +25,53 @@ log = logging.getLogger(__name__)
 class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
     """Create, read, list and cancel tasks."""
 
-    def __init__(self, store: TaskStore, worker: Worker, max_wait_seconds: float) -> None:
+    def __init__(
+        self,
+        settings: OrchestratorSettings,
+        store: TaskStore,
+        estimator: Estimator,
+        events: TaskEvents,
+        completions: Completions,
+        cancellation: Cancellation,
+    ) -> None:
+        self.settings = settings
         self.store = store
-        self.worker = worker
-        self.max_wait_seconds = max_wait_seconds
+        self.estimator = estimator
+        self.events = events
+        self.completions = completions
+        self.cancellation = cancellation
 
     async def CreateTask(  # noqa: N802 - gRPC method name
         self, request: orchestrator_pb2.CreateTaskRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.Task:
         """Insert a queued task and enqueue its job; a repeated creation id returns the task it stored."""
-        if not request.account_id or not request.spec.media_url or not request.spec.type:
-            raise InvalidRequest("account_id, spec.type and spec.media_url are required")
-        estimate = self.worker.estimate_seconds(self.worker.estimate_frames(request.spec))
+        if not request.account_id or not request.spec.media_url or request.spec.kind not in MEDIA_KIND_NAMES:
+            raise InvalidRequest("account_id, spec.kind and spec.media_url are required")
+        estimate = self.estimator.seconds(self.estimator.frames(request.spec))
         row, created = await self.store.create(
             request.account_id,
             request.spec,
             estimate,
             request.request_id,
             request.creation_id,
-            self.worker.settings.creation_id_ttl_seconds,
+            self.settings.creation_id_ttl_seconds,
         )
         if created:
-            await self._enqueue(row)
+            await self.events.enqueue(row)
         return row.to_proto()
-
-    async def _enqueue(self, row: TaskRow) -> None:
-        """Publish a new task's job; when NATS cannot take it, leave it to the outbox sweep (ADR 9).
-
-        The task is durably queued either way, so the caller gets it rather than an error that would make it
-        create the task again.
-        """
-        task_id = row.record["task_id"]
-        if not self.worker.nc.is_connected:
-            log.warning("task stored, job left to the sweep: NATS is disconnected", extra={"task_id": task_id})
-            return
-        try:
-            await self.worker.publish_job(task_id, row.record["account_id"], row.record["type"])
-        except Exception as exc:
-            log.warning("task stored, job left to the sweep: %s", exc, extra={"task_id": task_id})
 
     async def GetTask(  # noqa: N802
         self, request: orchestrator_pb2.GetTaskRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.Task:
         """One task of the caller's account; with ``wait_seconds``, once it is terminal or the wait is over."""
         wait = request.wait_seconds
-        if not 0 <= wait <= self.max_wait_seconds:
-            raise InvalidRequest(f"wait_seconds must be within [0, {self.max_wait_seconds:g}], got {wait:g}")
+        if not 0 <= wait <= self.settings.max_wait_seconds:
+            raise InvalidRequest(f"wait_seconds must be within [0, {self.settings.max_wait_seconds:g}], got {wait:g}")
         if wait == 0:
             return (await self.store.get_owned(request.account_id, request.task_id)).to_proto()
-        with self.worker.completions.watch(request.task_id) as finished:
+        with self.completions.watch(request.task_id) as finished:
             row = await self.store.get_owned(request.account_id, request.task_id)
-            if row.status in TERMINAL:
+            if row.terminal:
                 return row.to_proto()
             with contextlib.suppress(TimeoutError):
                 done = await asyncio.wait_for(finished, wait)
@@ -82,7 +84,12 @@ class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
     ) -> orchestrator_pb2.ListTasksResponse:
         """A page of the caller's tasks."""
         rows, cursor = await self.store.list_page(
-            request.account_id, request.status, request.type, request.created_after, request.limit or 20, request.cursor
+            request.account_id,
+            STATUS_NAMES.get(request.status),
+            MEDIA_KIND_NAMES.get(request.kind),
+            request.created_after.ToDatetime(UTC) if request.HasField("created_after") else None,
+            request.limit or 20,
+            request.cursor,
         )
         return orchestrator_pb2.ListTasksResponse(tasks=[r.to_proto() for r in rows], next_cursor=cursor)
 
@@ -90,4 +97,4 @@ class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
         self, request: orchestrator_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.Task:
         """Cancel a queued or running task."""
-        return (await cancel_task(self.worker, request.account_id, request.task_id)).to_proto()
+        return (await self.cancellation.cancel(request.account_id, request.task_id)).to_proto()

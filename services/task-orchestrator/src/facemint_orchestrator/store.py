@@ -15,25 +15,28 @@ from typing import Any
 
 import asyncpg
 import orjson
+from google.protobuf.timestamp_pb2 import Timestamp
 
+from facemint.common.v1.common_pb2 import MediaKind
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from facemint_core.ids import new_id
-from facemint_core.timeutil import iso, parse_iso
-
-ACTIVE = ("queued", "running")
-TERMINAL = ("succeeded", "failed", "cancelled")
+from facemint_core.timeutil import parse_iso
+from facemint_core.vocab import ACTIVE, MEDIA_KIND_NAMES, MEDIA_KINDS, STATUSES, TERMINAL
 
 _SPEC_FIELDS = (
-    "type", "media_url", "sample_rate", "min_face_size", "confidence_threshold", "attributes", "recognize",
-    "library_id", "top_k", "callback_url", "metadata_json",
+    "media_url", "sample_rate", "min_face_size", "confidence_threshold", "attributes", "recognize", "library_id",
+    "top_k", "callback_url",
 )  # fmt: skip
 
 
 def spec_to_json(spec: orchestrator_pb2.TaskSpec) -> str:
-    """Serialise a TaskSpec for the ``spec`` column."""
+    """Serialise a TaskSpec for the ``spec`` column (jsonb: the metadata object stays a JSON string inside it, which
+    keeps its key order and numbers exactly as the client sent them)."""
     doc: dict[str, Any] = {name: getattr(spec, name) for name in _SPEC_FIELDS}
+    doc["type"] = MEDIA_KIND_NAMES[spec.kind]
     doc["attributes"] = list(spec.attributes)
+    doc["metadata_json"] = spec.metadata.json.decode() if spec.HasField("metadata") else ""
     for name in ("start_time", "end_time"):
         if spec.HasField(name):
             doc[name] = getattr(spec, name)
@@ -42,45 +45,101 @@ def spec_to_json(spec: orchestrator_pb2.TaskSpec) -> str:
 
 def spec_from_json(raw: str) -> orchestrator_pb2.TaskSpec:
     """Rebuild a TaskSpec from the ``spec`` column."""
-    return orchestrator_pb2.TaskSpec(**json.loads(raw))
+    doc = json.loads(raw)
+    kind = MEDIA_KINDS[doc.pop("type")]
+    metadata = doc.pop("metadata_json", "")
+    spec = orchestrator_pb2.TaskSpec(kind=kind, **doc)
+    if metadata:
+        spec.metadata.json = metadata.encode()
+    return spec
 
 
-@dataclass
+def _timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+@dataclass(frozen=True, slots=True)
 class TaskRow:
-    """A task as read from the database."""
+    """A task as read from the ``tasks`` table."""
 
-    record: asyncpg.Record
+    task_id: str
+    account_id: str
+    status: str
+    kind: MediaKind.ValueType
+    spec_json: str
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    estimated_seconds: int
+    media_json: str | None
+    result_json: str | None
+    error_code: str | None
+    error_message: str | None
+    frames_done: int
+    frames_total: int
+    attempts: int
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> TaskRow:
+        """The row of a ``SELECT *`` or ``RETURNING *``."""
+        return cls(
+            task_id=record["task_id"],
+            account_id=record["account_id"],
+            status=record["status"],
+            kind=MEDIA_KINDS[record["type"]],
+            spec_json=record["spec"],
+            created_at=record["created_at"],
+            started_at=record["started_at"],
+            completed_at=record["completed_at"],
+            estimated_seconds=record["estimated_seconds"],
+            media_json=record["media"],
+            result_json=record["result"],
+            error_code=record["error_code"],
+            error_message=record["error_message"],
+            frames_done=record["frames_done"],
+            frames_total=record["frames_total"],
+            attempts=record["attempts"],
+        )
 
     @property
-    def status(self) -> str:
-        """Current status."""
-        return str(self.record["status"])
+    def terminal(self) -> bool:
+        """Whether the task has reached a state it never leaves."""
+        return self.status in TERMINAL
 
     @property
     def spec(self) -> orchestrator_pb2.TaskSpec:
         """The validated request."""
-        return spec_from_json(self.record["spec"])
+        return spec_from_json(self.spec_json)
 
     def to_proto(self) -> orchestrator_pb2.Task:
         """The Task message."""
-        r = self.record
-        return orchestrator_pb2.Task(
-            task_id=r["task_id"],
-            account_id=r["account_id"],
-            status=r["status"],
+        task = orchestrator_pb2.Task(
+            task_id=self.task_id,
+            account_id=self.account_id,
+            status=STATUSES[self.status],
             spec=self.spec,
-            created_at=iso(r["created_at"]),
-            started_at=iso(r["started_at"]),
-            completed_at=iso(r["completed_at"]),
-            estimated_seconds=r["estimated_seconds"],
-            media_json=r["media"] or "",
-            result_json=r["result"] or "",
-            error_code=r["error_code"] or "",
-            error_message=r["error_message"] or "",
-            frames_done=r["frames_done"],
-            frames_total=r["frames_total"],
-            attempts=r["attempts"],
+            created_at=_timestamp(self.created_at),
+            started_at=_timestamp(self.started_at),
+            completed_at=_timestamp(self.completed_at),
+            estimated_seconds=self.estimated_seconds,
+            error_code=self.error_code or "",
+            error_message=self.error_message or "",
+            frames_done=self.frames_done,
+            frames_total=self.frames_total,
+            attempts=self.attempts,
         )
+        if self.media_json:
+            media = json.loads(self.media_json)
+            task.media.width, task.media.height = media["width"], media["height"]
+            if media.get("duration") is not None:
+                task.media.duration = media["duration"]
+        if self.result_json:
+            task.result.json = self.result_json.encode()
+        return task
 
 
 def encode_cursor(created_at: datetime, task_id: str) -> str:
@@ -131,14 +190,14 @@ class TaskStore:
                    ON CONFLICT (account_id, creation_id) DO NOTHING RETURNING *""",
                 new_id("task"),
                 account_id,
-                spec.type,
+                MEDIA_KIND_NAMES[spec.kind],
                 spec_to_json(spec),
                 estimated_seconds,
                 request_id,
                 creation_id or None,
             )
             if row is not None:
-                return TaskRow(row), True
+                return TaskRow.from_record(row), True
             row = await self.pool.fetchrow(
                 """SELECT * FROM tasks WHERE account_id = $1 AND creation_id = $2
                    AND created_at >= now() - make_interval(secs => $3)""",
@@ -147,7 +206,7 @@ class TaskStore:
                 creation_id_ttl_seconds,
             )
             if row is not None:
-                return TaskRow(row), False
+                return TaskRow.from_record(row), False
             await self.pool.execute(
                 """UPDATE tasks SET creation_id = NULL WHERE account_id = $1 AND creation_id = $2
                    AND created_at < now() - make_interval(secs => $3)""",
@@ -160,21 +219,28 @@ class TaskStore:
     async def get(self, task_id: str) -> TaskRow | None:
         """A task by id, whoever owns it."""
         row = await self.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
-        return TaskRow(row) if row else None
+        return TaskRow.from_record(row) if row else None
 
     async def get_owned(self, account_id: str, task_id: str) -> TaskRow:
         """A task of ``account_id``: NotFound when absent, Forbidden when another account's."""
         task = await self.get(task_id)
         if task is None:
             raise NotFound(f"task {task_id} does not exist")
-        if task.record["account_id"] != account_id:
+        if task.account_id != account_id:
             raise Forbidden(f"task {task_id} belongs to another account")
         return task
 
     async def list_page(
-        self, account_id: str, status: str, task_type: str, created_after: str, limit: int, cursor: str
+        self,
+        account_id: str,
+        status: str | None,
+        task_type: str | None,
+        created_after: datetime | None,
+        limit: int,
+        cursor: str,
     ) -> tuple[list[TaskRow], str]:
-        """A page of tasks, newest first, and the cursor of the next page ('' at the end)."""
+        """A page of tasks, newest first, and the cursor of the next page ('' at the end); a filter of None
+        selects every task."""
         clauses: list[str] = ["account_id = $1"]
         args: list[object] = [account_id]
         if status:
@@ -183,8 +249,8 @@ class TaskStore:
         if task_type:
             args.append(task_type)
             clauses.append(f"type = ${len(args)}")
-        if created_after:
-            args.append(parse_iso(created_after))
+        if created_after is not None:
+            args.append(created_after)
             clauses.append(f"created_at > ${len(args)}")
         if cursor:
             created, tid = decode_cursor(cursor)
@@ -195,11 +261,10 @@ class TaskStore:
         rows = await self.pool.fetch(
             f"SELECT * FROM tasks WHERE {where} ORDER BY created_at DESC, task_id DESC LIMIT ${len(args)}", *args
         )
-        page = [TaskRow(r) for r in rows[:limit]]
+        page = [TaskRow.from_record(r) for r in rows[:limit]]
         next_cursor = ""
         if len(rows) > limit:
-            last = page[-1].record
-            next_cursor = encode_cursor(last["created_at"], last["task_id"])
+            next_cursor = encode_cursor(page[-1].created_at, page[-1].task_id)
         return page, next_cursor
 
     async def start(self, task_id: str) -> TaskRow | None:
@@ -210,7 +275,7 @@ class TaskStore:
                WHERE task_id = $1 AND status IN ('queued', 'running') RETURNING *""",
             task_id,
         )
-        return TaskRow(row) if row else None
+        return TaskRow.from_record(row) if row else None
 
     async def set_media(self, task_id: str, media: dict[str, Any], frames_total: int, estimated_seconds: int) -> None:
         """Record what probing found."""
@@ -257,7 +322,7 @@ class TaskStore:
             frames_done,
             analysed_seconds,
         )
-        return TaskRow(row) if row else None
+        return TaskRow.from_record(row) if row else None
 
     async def fail(self, task_id: str, code: str, message: str) -> TaskRow | None:
         """queued|running -> failed; None when already terminal."""
@@ -269,7 +334,7 @@ class TaskStore:
             code,
             message[:1000],
         )
-        return TaskRow(row) if row else None
+        return TaskRow.from_record(row) if row else None
 
     async def cancel(self, task_id: str) -> TaskRow | None:
         """queued|running -> cancelled; None when already terminal."""
@@ -278,7 +343,7 @@ class TaskStore:
                WHERE task_id = $1 AND status IN ('queued', 'running') RETURNING *""",
             task_id,
         )
-        return TaskRow(row) if row else None
+        return TaskRow.from_record(row) if row else None
 
     async def mark_published(self, task_id: str) -> None:
         """The terminal event of this task is on JetStream."""
@@ -291,7 +356,7 @@ class TaskStore:
                ORDER BY completed_at LIMIT $1""",
             limit,
         )
-        return [TaskRow(r) for r in rows]
+        return [TaskRow.from_record(r) for r in rows]
 
     async def stale_queued(self, older_than_seconds: float, limit: int = 100) -> list[str]:
         """Queued tasks old enough that their job may never have been published."""

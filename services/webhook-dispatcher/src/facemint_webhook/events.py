@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC
 
 import asyncpg
 from nats.aio.msg import Msg
@@ -15,8 +16,7 @@ from nats.aio.msg import Msg
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core.jetstream import Poison
 from facemint_core.logging import task_id_var
-from facemint_core.taskview import TERMINAL
-from facemint_core.timeutil import parse_iso
+from facemint_core.vocab import STATUS_NAMES, TERMINAL_STATUSES
 from facemint_webhook import metrics
 from facemint_webhook.schedule import draw_delays
 from facemint_webhook.settings import ScheduleSettings
@@ -40,12 +40,12 @@ class EventHandler:
         except Exception as exc:
             raise Poison(f"undecodable TaskEvent: {exc}") from None
         task_id_var.set(event.task_id)
-        if event.status not in TERMINAL or not event.callback_url:
+        if event.status not in TERMINAL_STATUSES or not event.callback_url:
             metrics.EVENTS.labels("skipped").inc()
             return
         try:
-            payload = build_payload(event.event, event.task_id, event.status, event.task_json)
-            event_at = parse_iso(event.occurred_at) if event.occurred_at else None
+            payload = build_payload(event.event, event.task_id, STATUS_NAMES[event.status], event.task.json)
+            event_at = event.occurred_at.ToDatetime(UTC) if event.HasField("occurred_at") else None
         except ValueError as exc:
             raise Poison(f"malformed TaskEvent of task {event.task_id}: {exc}") from None
         new = NewDelivery(

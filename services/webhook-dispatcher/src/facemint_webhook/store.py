@@ -116,17 +116,19 @@ class NewDelivery:
     event_at: datetime | None
 
 
-def build_payload(event: str, task_id: str, status: str, task_json: str) -> bytes:
-    """The request body: ``{"event", "task_id", "status", "result"}`` with the public task as ``result``.
+def build_payload(event: str, task_id: str, status: str, task_json: bytes) -> bytes:
+    """The request body: ``{"event", "task_id", "status", "result"}`` with the public task as ``result``, written
+    as the orchestrator rendered it (not parsed and encoded again: most of it is the task's result).
 
     Raises:
         ValueError: ``task_json`` is not a JSON object.
     """
-    result = json.loads(task_json)
-    if not isinstance(result, dict):
-        raise ValueError("task_json is not a JSON object")
-    body = {"event": event, "task_id": task_id, "status": status, "result": result}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    task_json = task_json.strip()
+    if not (task_json.startswith(b"{") and task_json.endswith(b"}")):
+        raise ValueError("the task is not a JSON object")
+    head = {"event": event, "task_id": task_id, "status": status, "result": None}
+    encoded = json.dumps(head, separators=(",", ":"), ensure_ascii=False).encode()
+    return encoded[: -len(b"null}")] + task_json + b"}"
 
 
 class DeliveryStore:

@@ -24,25 +24,29 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x66\x61\x63\x65mint/common/v1/common.proto\x12\x12\x66\x61\x63\x65mint.common.v1\";\n\x04\x42\x42ox\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"0\n\x04Pose\x12\x0b\n\x03yaw\x18\x01 \x01(\x02\x12\r\n\x05pitch\x18\x02 \x01(\x02\x12\x0c\n\x04roll\x18\x03 \x01(\x02\"V\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x10\n\x08raw_norm\x18\x04 \x01(\x02\"\xac\x02\n\nAttributes\x12\x10\n\x03\x61ge\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06gender\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x07\x65motion\x18\x03 \x01(\tH\x02\x88\x01\x01\x12+\n\x04pose\x18\x04 \x01(\x0b\x32\x18.facemint.common.v1.PoseH\x03\x88\x01\x01\x12\x14\n\x07glasses\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x11\n\x04mask\x18\x06 \x01(\x08H\x05\x88\x01\x01\x12\x14\n\x07quality\x18\x07 \x01(\x02H\x06\x88\x01\x01\x12,\n\tlandmarks\x18\x08 \x03(\x0b\x32\x19.facemint.common.v1.PointB\x06\n\x04_ageB\t\n\x07_genderB\n\n\x08_emotionB\x07\n\x05_poseB\n\n\x08_glassesB\x07\n\x05_maskB\n\n\x08_quality\"\xd6\x01\n\x04\x46\x61\x63\x65\x12&\n\x04\x62\x62ox\x18\x01 \x01(\x0b\x32\x18.facemint.common.v1.BBox\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12,\n\tkeypoints\x18\x03 \x03(\x0b\x32\x19.facemint.common.v1.Point\x12\x32\n\nattributes\x18\x04 \x01(\x0b\x32\x1e.facemint.common.v1.Attributes\x12\x30\n\tembedding\x18\x05 \x01(\x0b\x32\x1d.facemint.common.v1.Embedding\"\x90\x01\n\x0e\x41nalyzeOptions\x12\x15\n\rmin_face_size\x18\x01 \x01(\x05\x12!\n\x14\x63onfidence_threshold\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\nattributes\x18\x03 \x03(\t\x12\x17\n\x0fwant_embeddings\x18\x04 \x01(\x08\x42\x17\n\x15_confidence_thresholdb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x66\x61\x63\x65mint/common/v1/common.proto\x12\x12\x66\x61\x63\x65mint.common.v1\"\x1c\n\x0cJsonDocument\x12\x0c\n\x04json\x18\x01 \x01(\x0c\";\n\x04\x42\x42ox\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"0\n\x04Pose\x12\x0b\n\x03yaw\x18\x01 \x01(\x02\x12\r\n\x05pitch\x18\x02 \x01(\x02\x12\x0c\n\x04roll\x18\x03 \x01(\x02\"V\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x10\n\x08raw_norm\x18\x04 \x01(\x02\"\xac\x02\n\nAttributes\x12\x10\n\x03\x61ge\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06gender\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x07\x65motion\x18\x03 \x01(\tH\x02\x88\x01\x01\x12+\n\x04pose\x18\x04 \x01(\x0b\x32\x18.facemint.common.v1.PoseH\x03\x88\x01\x01\x12\x14\n\x07glasses\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x11\n\x04mask\x18\x06 \x01(\x08H\x05\x88\x01\x01\x12\x14\n\x07quality\x18\x07 \x01(\x02H\x06\x88\x01\x01\x12,\n\tlandmarks\x18\x08 \x03(\x0b\x32\x19.facemint.common.v1.PointB\x06\n\x04_ageB\t\n\x07_genderB\n\n\x08_emotionB\x07\n\x05_poseB\n\n\x08_glassesB\x07\n\x05_maskB\n\n\x08_quality\"\xd6\x01\n\x04\x46\x61\x63\x65\x12&\n\x04\x62\x62ox\x18\x01 \x01(\x0b\x32\x18.facemint.common.v1.BBox\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12,\n\tkeypoints\x18\x03 \x03(\x0b\x32\x19.facemint.common.v1.Point\x12\x32\n\nattributes\x18\x04 \x01(\x0b\x32\x1e.facemint.common.v1.Attributes\x12\x30\n\tembedding\x18\x05 \x01(\x0b\x32\x1d.facemint.common.v1.Embedding\"\x90\x01\n\x0e\x41nalyzeOptions\x12\x15\n\rmin_face_size\x18\x01 \x01(\x05\x12!\n\x14\x63onfidence_threshold\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\nattributes\x18\x03 \x03(\t\x12\x17\n\x0fwant_embeddings\x18\x04 \x01(\x08\x42\x17\n\x15_confidence_threshold*l\n\tMediaKind\x12\x1a\n\x16MEDIA_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10MEDIA_KIND_IMAGE\x10\x01\x12\x14\n\x10MEDIA_KIND_VIDEO\x10\x02\x12\x17\n\x13MEDIA_KIND_ANIMATED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'facemint.common.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BBOX']._serialized_start=55
-  _globals['_BBOX']._serialized_end=114
-  _globals['_POINT']._serialized_start=116
-  _globals['_POINT']._serialized_end=145
-  _globals['_POSE']._serialized_start=147
-  _globals['_POSE']._serialized_end=195
-  _globals['_EMBEDDING']._serialized_start=197
-  _globals['_EMBEDDING']._serialized_end=283
-  _globals['_ATTRIBUTES']._serialized_start=286
-  _globals['_ATTRIBUTES']._serialized_end=586
-  _globals['_FACE']._serialized_start=589
-  _globals['_FACE']._serialized_end=803
-  _globals['_ANALYZEOPTIONS']._serialized_start=806
-  _globals['_ANALYZEOPTIONS']._serialized_end=950
+  _globals['_MEDIAKIND']._serialized_start=982
+  _globals['_MEDIAKIND']._serialized_end=1090
+  _globals['_JSONDOCUMENT']._serialized_start=55
+  _globals['_JSONDOCUMENT']._serialized_end=83
+  _globals['_BBOX']._serialized_start=85
+  _globals['_BBOX']._serialized_end=144
+  _globals['_POINT']._serialized_start=146
+  _globals['_POINT']._serialized_end=175
+  _globals['_POSE']._serialized_start=177
+  _globals['_POSE']._serialized_end=225
+  _globals['_EMBEDDING']._serialized_start=227
+  _globals['_EMBEDDING']._serialized_end=313
+  _globals['_ATTRIBUTES']._serialized_start=316
+  _globals['_ATTRIBUTES']._serialized_end=616
+  _globals['_FACE']._serialized_start=619
+  _globals['_FACE']._serialized_end=833
+  _globals['_ANALYZEOPTIONS']._serialized_start=836
+  _globals['_ANALYZEOPTIONS']._serialized_end=980
 # @@protoc_insertion_point(module_scope)

@@ -25,27 +25,25 @@ _sym_db = _symbol_database.Default()
 from facemint.common.v1 import common_pb2 as facemint_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-facemint/media_decoder/v1/media_decoder.proto\x12\x19\x66\x61\x63\x65mint.media_decoder.v1\x1a\x1f\x66\x61\x63\x65mint/common/v1/common.proto\"\x9e\x02\n\x13\x41nalyzeMediaRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tmedia_url\x18\x02 \x01(\t\x12\x32\n\x04kind\x18\x03 \x01(\x0e\x32$.facemint.media_decoder.v1.MediaKind\x12\x17\n\nstart_time\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x65nd_time\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x0bsample_rate\x18\x06 \x01(\x05\x12\x33\n\x07options\x18\x07 \x01(\x0b\x32\".facemint.common.v1.AnalyzeOptions\x12\x19\n\x11resume_from_index\x18\x08 \x01(\x05\x42\r\n\x0b_start_timeB\x0b\n\t_end_time\"|\n\tMediaInfo\x12\x10\n\x08\x64uration\x18\x01 \x01(\x01\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x11\n\tcontainer\x18\x04 \x01(\t\x12\x17\n\x0f\x65xpected_frames\x18\x05 \x01(\x05\x12\x12\n\nsize_bytes\x18\x06 \x01(\x03\"X\n\x0b\x46rameResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12\'\n\x05\x66\x61\x63\x65s\x18\x03 \x03(\x0b\x32\x18.facemint.common.v1.Face\"\x93\x01\n\x14\x41nalyzeMediaResponse\x12:\n\nmedia_info\x18\x01 \x01(\x0b\x32$.facemint.media_decoder.v1.MediaInfoH\x00\x12\x37\n\x05\x66rame\x18\x02 \x01(\x0b\x32&.facemint.media_decoder.v1.FrameResultH\x00\x42\x06\n\x04item\"Z\n\x11ProbeMediaRequest\x12\x11\n\tmedia_url\x18\x01 \x01(\t\x12\x32\n\x04kind\x18\x02 \x01(\x0e\x32$.facemint.media_decoder.v1.MediaKind\"N\n\x12ProbeMediaResponse\x12\x38\n\nmedia_info\x18\x01 \x01(\x0b\x32$.facemint.media_decoder.v1.MediaInfo*l\n\tMediaKind\x12\x1a\n\x16MEDIA_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10MEDIA_KIND_IMAGE\x10\x01\x12\x14\n\x10MEDIA_KIND_VIDEO\x10\x02\x12\x17\n\x13MEDIA_KIND_ANIMATED\x10\x03\x32\xf3\x01\n\x13MediaDecoderService\x12q\n\x0c\x41nalyzeMedia\x12..facemint.media_decoder.v1.AnalyzeMediaRequest\x1a/.facemint.media_decoder.v1.AnalyzeMediaResponse0\x01\x12i\n\nProbeMedia\x12,.facemint.media_decoder.v1.ProbeMediaRequest\x1a-.facemint.media_decoder.v1.ProbeMediaResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-facemint/media_decoder/v1/media_decoder.proto\x12\x19\x66\x61\x63\x65mint.media_decoder.v1\x1a\x1f\x66\x61\x63\x65mint/common/v1/common.proto\"\x97\x02\n\x13\x41nalyzeMediaRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tmedia_url\x18\x02 \x01(\t\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.facemint.common.v1.MediaKind\x12\x17\n\nstart_time\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x65nd_time\x18\x05 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x0bsample_rate\x18\x06 \x01(\x05\x12\x33\n\x07options\x18\x07 \x01(\x0b\x32\".facemint.common.v1.AnalyzeOptions\x12\x19\n\x11resume_from_index\x18\x08 \x01(\x05\x42\r\n\x0b_start_timeB\x0b\n\t_end_time\"|\n\tMediaInfo\x12\x10\n\x08\x64uration\x18\x01 \x01(\x01\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x11\n\tcontainer\x18\x04 \x01(\t\x12\x17\n\x0f\x65xpected_frames\x18\x05 \x01(\x05\x12\x12\n\nsize_bytes\x18\x06 \x01(\x03\"X\n\x0b\x46rameResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12\'\n\x05\x66\x61\x63\x65s\x18\x03 \x03(\x0b\x32\x18.facemint.common.v1.Face\"\x93\x01\n\x14\x41nalyzeMediaResponse\x12:\n\nmedia_info\x18\x01 \x01(\x0b\x32$.facemint.media_decoder.v1.MediaInfoH\x00\x12\x37\n\x05\x66rame\x18\x02 \x01(\x0b\x32&.facemint.media_decoder.v1.FrameResultH\x00\x42\x06\n\x04item\"S\n\x11ProbeMediaRequest\x12\x11\n\tmedia_url\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.facemint.common.v1.MediaKind\"N\n\x12ProbeMediaResponse\x12\x38\n\nmedia_info\x18\x01 \x01(\x0b\x32$.facemint.media_decoder.v1.MediaInfo2\xf3\x01\n\x13MediaDecoderService\x12q\n\x0c\x41nalyzeMedia\x12..facemint.media_decoder.v1.AnalyzeMediaRequest\x1a/.facemint.media_decoder.v1.AnalyzeMediaResponse0\x01\x12i\n\nProbeMedia\x12,.facemint.media_decoder.v1.ProbeMediaRequest\x1a-.facemint.media_decoder.v1.ProbeMediaResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'facemint.media_decoder.v1.media_decoder_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MEDIAKIND']._serialized_start=936
-  _globals['_MEDIAKIND']._serialized_end=1044
   _globals['_ANALYZEMEDIAREQUEST']._serialized_start=110
-  _globals['_ANALYZEMEDIAREQUEST']._serialized_end=396
-  _globals['_MEDIAINFO']._serialized_start=398
-  _globals['_MEDIAINFO']._serialized_end=522
-  _globals['_FRAMERESULT']._serialized_start=524
-  _globals['_FRAMERESULT']._serialized_end=612
-  _globals['_ANALYZEMEDIARESPONSE']._serialized_start=615
-  _globals['_ANALYZEMEDIARESPONSE']._serialized_end=762
-  _globals['_PROBEMEDIAREQUEST']._serialized_start=764
-  _globals['_PROBEMEDIAREQUEST']._serialized_end=854
-  _globals['_PROBEMEDIARESPONSE']._serialized_start=856
-  _globals['_PROBEMEDIARESPONSE']._serialized_end=934
-  _globals['_MEDIADECODERSERVICE']._serialized_start=1047
-  _globals['_MEDIADECODERSERVICE']._serialized_end=1290
+  _globals['_ANALYZEMEDIAREQUEST']._serialized_end=389
+  _globals['_MEDIAINFO']._serialized_start=391
+  _globals['_MEDIAINFO']._serialized_end=515
+  _globals['_FRAMERESULT']._serialized_start=517
+  _globals['_FRAMERESULT']._serialized_end=605
+  _globals['_ANALYZEMEDIARESPONSE']._serialized_start=608
+  _globals['_ANALYZEMEDIARESPONSE']._serialized_end=755
+  _globals['_PROBEMEDIAREQUEST']._serialized_start=757
+  _globals['_PROBEMEDIAREQUEST']._serialized_end=840
+  _globals['_PROBEMEDIARESPONSE']._serialized_start=842
+  _globals['_PROBEMEDIARESPONSE']._serialized_end=920
+  _globals['_MEDIADECODERSERVICE']._serialized_start=923
+  _globals['_MEDIADECODERSERVICE']._serialized_end=1166
 # @@protoc_insertion_point(module_scope)
