@@ -91,20 +91,9 @@ def _http_ready(port: int) -> bool:
 
 
 def _create_database(admin_dsn: str) -> str:
-    from facemint_core.db import migrate
+    from facemint_local.pytest_plugin import create_database
 
-    async def create() -> str:
-        name = f"gw_{uuid.uuid4().hex[:12]}"
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-        await migrate(dsn)
-        return dsn
-
-    return asyncio.run(create())
+    return asyncio.run(create_database(admin_dsn, "gw"))
 
 
 def start_gateway(

@@ -140,17 +140,10 @@ def _answers(port: int, path: str) -> bool:
 
 def _new_database(admin_dsn: str, nats_url: str) -> str:
     """A migrated database; the events stream is purged so that the new consumer sees only this module's events."""
-    from facemint_core.db import migrate
+    from facemint_local.pytest_plugin import create_database
 
     async def create() -> str:
-        name = f"wh_{uuid.uuid4().hex[:12]}"
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-        await migrate(dsn)
+        dsn = await create_database(admin_dsn, "wh")
         nc = await nats.connect(nats_url)
         try:
             await streams.ensure_events_stream(nc.jetstream())

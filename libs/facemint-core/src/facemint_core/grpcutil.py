@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from facemint_core.errors import ERROR_CODE_METADATA_KEY, FacemintError
+from facemint_core.errors import ERROR_CODE_METADATA_KEY, RETRY_AFTER_METADATA_KEY, FacemintError, RateLimited
 from facemint_core.lifecycle import ServiceRuntime
 from facemint_core.logging import request_id_var, task_id_var
 from facemint_core.metrics import RpcMetrics
@@ -120,7 +120,10 @@ def _bind_context(context: grpc.aio.ServicerContext) -> None:
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     if isinstance(exc, FacemintError):
-        context.set_trailing_metadata(((ERROR_CODE_METADATA_KEY, exc.code),))
+        trailing = [(ERROR_CODE_METADATA_KEY, exc.code)]
+        if isinstance(exc, RateLimited) and exc.retry_after:
+            trailing.append((RETRY_AFTER_METADATA_KEY, str(exc.retry_after)))
+        context.set_trailing_metadata(tuple(trailing))
         await context.abort(exc.grpc_status, exc.message)
     log.exception("unhandled error in RPC", exc_info=exc)
     context.set_trailing_metadata(((ERROR_CODE_METADATA_KEY, "internal_error"),))

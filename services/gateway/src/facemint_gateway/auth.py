@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -332,20 +331,17 @@ class AccountStore:
         return plan
 
     async def create_account(self, name: str, plan: str | None, overrides: Mapping[str, int | None]) -> dict[str, Any]:
-        """Create an account (with a fresh webhook secret); returns its view plus ``webhook_secret``."""
-        secret = secrets.token_hex(32)
+        """Create an account; returns its view (its webhook secret is the webhook-dispatcher's)."""
         row = await self.pool.fetchrow(
-            f"""INSERT INTO accounts (account_id, name, plan, webhook_secret,
-                                      requests_per_minute, concurrent_tasks, monthly_minutes)
-                VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_ACCOUNT_COLUMNS}""",
+            f"""INSERT INTO accounts (account_id, name, plan, requests_per_minute, concurrent_tasks, monthly_minutes)
+                VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_ACCOUNT_COLUMNS}""",
             new_id("acct"),
             name,
             self._check_plan(plan or self.settings.default_plan),
-            secret,
             *(overrides.get(name) for name in _LIMIT_FIELDS),
         )
         assert row is not None
-        return {**self.account_view(row), "webhook_secret": secret}
+        return self.account_view(row)
 
     async def list_accounts(self, limit: int, cursor: str) -> tuple[list[dict[str, Any]], str | None]:
         """A page of accounts ordered by id (ids are time-ordered) and the cursor of the next page."""
@@ -357,17 +353,12 @@ class AccountStore:
         page = [self.account_view(r) for r in rows[:limit]]
         return page, (page[-1]["account_id"] if len(rows) > limit else None)
 
-    async def get_account(self, account_id: str, with_secret: bool = False) -> dict[str, Any]:
+    async def get_account(self, account_id: str) -> dict[str, Any]:
         """One account; NotFound when absent."""
-        row = await self.pool.fetchrow(
-            f"SELECT {_ACCOUNT_COLUMNS}, webhook_secret FROM accounts WHERE account_id = $1", account_id
-        )
+        row = await self.pool.fetchrow(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE account_id = $1", account_id)
         if row is None:
             raise NotFound(f"account {account_id} does not exist")
-        view = self.account_view(row)
-        if with_secret:
-            view["webhook_secret"] = row["webhook_secret"]
-        return view
+        return self.account_view(row)
 
     async def update_account(
         self, account_id: str, name: str | None, plan: str | None, overrides: Mapping[str, int | None]

@@ -10,6 +10,7 @@ import grpc
 
 from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from facemint_core.errors import InvalidRequest
+from facemint_orchestrator.quota import read_usage
 from facemint_orchestrator.store import TERMINAL, TaskRow, TaskStore
 from facemint_orchestrator.worker import Worker, cancel_task
 
@@ -38,6 +39,7 @@ class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
             request.request_id,
             request.creation_id,
             self.worker.settings.creation_id_ttl_seconds,
+            request.limits if request.HasField("limits") else None,
         )
         if created:
             await self._enqueue(row)
@@ -91,3 +93,11 @@ class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
     ) -> orchestrator_pb2.Task:
         """Cancel a queued or running task."""
         return (await cancel_task(self.worker, request.account_id, request.task_id)).to_proto()
+
+    async def GetUsage(  # noqa: N802
+        self, request: orchestrator_pb2.GetUsageRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.Usage:
+        """The account's queued and running tasks and its metered usage this month."""
+        if not request.account_id:
+            raise InvalidRequest("account_id is required")
+        return (await read_usage(self.store.pool, request.account_id)).to_proto()

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+facemint/orchestrator/v1/orchestrator.proto\x12\x18\x66\x61\x63\x65mint.orchestrator.v1\"\xb8\x02\n\x08TaskSpec\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x11\n\tmedia_url\x18\x02 \x01(\t\x12\x17\n\nstart_time\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x65nd_time\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x0bsample_rate\x18\x05 \x01(\x05\x12\x15\n\rmin_face_size\x18\x06 \x01(\x05\x12\x1c\n\x14\x63onfidence_threshold\x18\x07 \x01(\x02\x12\x12\n\nattributes\x18\x08 \x03(\t\x12\x11\n\trecognize\x18\t \x01(\x08\x12\x12\n\nlibrary_id\x18\n \x01(\t\x12\r\n\x05top_k\x18\x0b \x01(\x05\x12\x14\n\x0c\x63\x61llback_url\x18\x0c \x01(\t\x12\x15\n\rmetadata_json\x18\r \x01(\tB\r\n\x0b_start_timeB\x0b\n\t_end_time\"\x82\x01\n\x11\x43reateTaskRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x30\n\x04spec\x18\x03 \x01(\x0b\x32\".facemint.orchestrator.v1.TaskSpec\x12\x13\n\x0b\x63reation_id\x18\x04 \x01(\t\"\xd7\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x30\n\x04spec\x18\x04 \x01(\x0b\x32\".facemint.orchestrator.v1.TaskSpec\x12\x12\n\ncreated_at\x18\x05 \x01(\t\x12\x12\n\nstarted_at\x18\x06 \x01(\t\x12\x14\n\x0c\x63ompleted_at\x18\x07 \x01(\t\x12\x19\n\x11\x65stimated_seconds\x18\x08 \x01(\x05\x12\x12\n\nmedia_json\x18\t \x01(\t\x12\x13\n\x0bresult_json\x18\n \x01(\t\x12\x12\n\nerror_code\x18\x0b \x01(\t\x12\x15\n\rerror_message\x18\x0c \x01(\t\x12\x13\n\x0b\x66rames_done\x18\r \x01(\x05\x12\x14\n\x0c\x66rames_total\x18\x0e \x01(\x05\x12\x10\n\x08\x61ttempts\x18\x0f \x01(\x05\"K\n\x0eGetTaskRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x03 \x01(\x01\"z\n\x10ListTasksRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x15\n\rcreated_after\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x06 \x01(\t\"W\n\x11ListTasksResponse\x12-\n\x05tasks\x18\x01 \x03(\x0b\x32\x1e.facemint.orchestrator.v1.Task\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"8\n\x11\x43\x61ncelTaskRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\"\x8d\x01\n\tTaskEvent\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x14\n\x0c\x63\x61llback_url\x18\x05 \x01(\t\x12\x11\n\ttask_json\x18\x06 \x01(\t\x12\x13\n\x0boccurred_at\x18\x07 \x01(\t\".\n\x07TaskJob\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t2\xfe\x02\n\x0bTaskService\x12Y\n\nCreateTask\x12+.facemint.orchestrator.v1.CreateTaskRequest\x1a\x1e.facemint.orchestrator.v1.Task\x12S\n\x07GetTask\x12(.facemint.orchestrator.v1.GetTaskRequest\x1a\x1e.facemint.orchestrator.v1.Task\x12\x64\n\tListTasks\x12*.facemint.orchestrator.v1.ListTasksRequest\x1a+.facemint.orchestrator.v1.ListTasksResponse\x12Y\n\nCancelTask\x12+.facemint.orchestrator.v1.CancelTaskRequest\x1a\x1e.facemint.orchestrator.v1.Taskb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+facemint/orchestrator/v1/orchestrator.proto\x12\x18\x66\x61\x63\x65mint.orchestrator.v1\"\xb8\x02\n\x08TaskSpec\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x11\n\tmedia_url\x18\x02 \x01(\t\x12\x17\n\nstart_time\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x65nd_time\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x0bsample_rate\x18\x05 \x01(\x05\x12\x15\n\rmin_face_size\x18\x06 \x01(\x05\x12\x1c\n\x14\x63onfidence_threshold\x18\x07 \x01(\x02\x12\x12\n\nattributes\x18\x08 \x03(\t\x12\x11\n\trecognize\x18\t \x01(\x08\x12\x12\n\nlibrary_id\x18\n \x01(\t\x12\r\n\x05top_k\x18\x0b \x01(\x05\x12\x14\n\x0c\x63\x61llback_url\x18\x0c \x01(\t\x12\x15\n\rmetadata_json\x18\r \x01(\tB\r\n\x0b_start_timeB\x0b\n\t_end_time\"\xb8\x01\n\x11\x43reateTaskRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x30\n\x04spec\x18\x03 \x01(\x0b\x32\".facemint.orchestrator.v1.TaskSpec\x12\x13\n\x0b\x63reation_id\x18\x04 \x01(\t\x12\x34\n\x06limits\x18\x05 \x01(\x0b\x32$.facemint.orchestrator.v1.TaskLimits\"j\n\nTaskLimits\x12\x18\n\x10\x63oncurrent_tasks\x18\x01 \x01(\x05\x12\x17\n\x0fmonthly_minutes\x18\x02 \x01(\x05\x12\x0c\n\x04plan\x18\x03 \x01(\t\x12\x1b\n\x13retry_after_seconds\x18\x04 \x01(\x05\"%\n\x0fGetUsageRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"I\n\x05Usage\x12\x14\n\x0c\x61\x63tive_tasks\x18\x01 \x01(\x05\x12\x14\n\x0cseconds_used\x18\x02 \x01(\x01\x12\x14\n\x0ctasks_billed\x18\x03 \x01(\x05\"\xd7\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x30\n\x04spec\x18\x04 \x01(\x0b\x32\".facemint.orchestrator.v1.TaskSpec\x12\x12\n\ncreated_at\x18\x05 \x01(\t\x12\x12\n\nstarted_at\x18\x06 \x01(\t\x12\x14\n\x0c\x63ompleted_at\x18\x07 \x01(\t\x12\x19\n\x11\x65stimated_seconds\x18\x08 \x01(\x05\x12\x12\n\nmedia_json\x18\t \x01(\t\x12\x13\n\x0bresult_json\x18\n \x01(\t\x12\x12\n\nerror_code\x18\x0b \x01(\t\x12\x15\n\rerror_message\x18\x0c \x01(\t\x12\x13\n\x0b\x66rames_done\x18\r \x01(\x05\x12\x14\n\x0c\x66rames_total\x18\x0e \x01(\x05\x12\x10\n\x08\x61ttempts\x18\x0f \x01(\x05\"K\n\x0eGetTaskRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x03 \x01(\x01\"z\n\x10ListTasksRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x15\n\rcreated_after\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x06 \x01(\t\"W\n\x11ListTasksResponse\x12-\n\x05tasks\x18\x01 \x03(\x0b\x32\x1e.facemint.orchestrator.v1.Task\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"8\n\x11\x43\x61ncelTaskRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\"\x8d\x01\n\tTaskEvent\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x14\n\x0c\x63\x61llback_url\x18\x05 \x01(\t\x12\x11\n\ttask_json\x18\x06 \x01(\t\x12\x13\n\x0boccurred_at\x18\x07 \x01(\t\".\n\x07TaskJob\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t2\xd6\x03\n\x0bTaskService\x12Y\n\nCreateTask\x12+.facemint.orchestrator.v1.CreateTaskRequest\x1a\x1e.facemint.orchestrator.v1.Task\x12S\n\x07GetTask\x12(.facemint.orchestrator.v1.GetTaskRequest\x1a\x1e.facemint.orchestrator.v1.Task\x12\x64\n\tListTasks\x12*.facemint.orchestrator.v1.ListTasksRequest\x1a+.facemint.orchestrator.v1.ListTasksResponse\x12Y\n\nCancelTask\x12+.facemint.orchestrator.v1.CancelTaskRequest\x1a\x1e.facemint.orchestrator.v1.Task\x12V\n\x08GetUsage\x12).facemint.orchestrator.v1.GetUsageRequest\x1a\x1f.facemint.orchestrator.v1.Usageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,21 +34,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKSPEC']._serialized_start=74
   _globals['_TASKSPEC']._serialized_end=386
   _globals['_CREATETASKREQUEST']._serialized_start=389
-  _globals['_CREATETASKREQUEST']._serialized_end=519
-  _globals['_TASK']._serialized_start=522
-  _globals['_TASK']._serialized_end=865
-  _globals['_GETTASKREQUEST']._serialized_start=867
-  _globals['_GETTASKREQUEST']._serialized_end=942
-  _globals['_LISTTASKSREQUEST']._serialized_start=944
-  _globals['_LISTTASKSREQUEST']._serialized_end=1066
-  _globals['_LISTTASKSRESPONSE']._serialized_start=1068
-  _globals['_LISTTASKSRESPONSE']._serialized_end=1155
-  _globals['_CANCELTASKREQUEST']._serialized_start=1157
-  _globals['_CANCELTASKREQUEST']._serialized_end=1213
-  _globals['_TASKEVENT']._serialized_start=1216
-  _globals['_TASKEVENT']._serialized_end=1357
-  _globals['_TASKJOB']._serialized_start=1359
-  _globals['_TASKJOB']._serialized_end=1405
-  _globals['_TASKSERVICE']._serialized_start=1408
-  _globals['_TASKSERVICE']._serialized_end=1790
+  _globals['_CREATETASKREQUEST']._serialized_end=573
+  _globals['_TASKLIMITS']._serialized_start=575
+  _globals['_TASKLIMITS']._serialized_end=681
+  _globals['_GETUSAGEREQUEST']._serialized_start=683
+  _globals['_GETUSAGEREQUEST']._serialized_end=720
+  _globals['_USAGE']._serialized_start=722
+  _globals['_USAGE']._serialized_end=795
+  _globals['_TASK']._serialized_start=798
+  _globals['_TASK']._serialized_end=1141
+  _globals['_GETTASKREQUEST']._serialized_start=1143
+  _globals['_GETTASKREQUEST']._serialized_end=1218
+  _globals['_LISTTASKSREQUEST']._serialized_start=1220
+  _globals['_LISTTASKSREQUEST']._serialized_end=1342
+  _globals['_LISTTASKSRESPONSE']._serialized_start=1344
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1431
+  _globals['_CANCELTASKREQUEST']._serialized_start=1433
+  _globals['_CANCELTASKREQUEST']._serialized_end=1489
+  _globals['_TASKEVENT']._serialized_start=1492
+  _globals['_TASKEVENT']._serialized_end=1633
+  _globals['_TASKJOB']._serialized_start=1635
+  _globals['_TASKJOB']._serialized_end=1681
+  _globals['_TASKSERVICE']._serialized_start=1684
+  _globals['_TASKSERVICE']._serialized_end=2154
 # @@protoc_insertion_point(module_scope)

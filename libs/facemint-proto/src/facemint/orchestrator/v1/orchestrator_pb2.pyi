@@ -37,16 +37,46 @@ class TaskSpec(_message.Message):
     def __init__(self, type: _Optional[str] = ..., media_url: _Optional[str] = ..., start_time: _Optional[float] = ..., end_time: _Optional[float] = ..., sample_rate: _Optional[int] = ..., min_face_size: _Optional[int] = ..., confidence_threshold: _Optional[float] = ..., attributes: _Optional[_Iterable[str]] = ..., recognize: _Optional[bool] = ..., library_id: _Optional[str] = ..., top_k: _Optional[int] = ..., callback_url: _Optional[str] = ..., metadata_json: _Optional[str] = ...) -> None: ...
 
 class CreateTaskRequest(_message.Message):
-    __slots__ = ("account_id", "request_id", "spec", "creation_id")
+    __slots__ = ("account_id", "request_id", "spec", "creation_id", "limits")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     CREATION_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     request_id: str
     spec: TaskSpec
     creation_id: str
-    def __init__(self, account_id: _Optional[str] = ..., request_id: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., creation_id: _Optional[str] = ...) -> None: ...
+    limits: TaskLimits
+    def __init__(self, account_id: _Optional[str] = ..., request_id: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., creation_id: _Optional[str] = ..., limits: _Optional[_Union[TaskLimits, _Mapping]] = ...) -> None: ...
+
+class TaskLimits(_message.Message):
+    __slots__ = ("concurrent_tasks", "monthly_minutes", "plan", "retry_after_seconds")
+    CONCURRENT_TASKS_FIELD_NUMBER: _ClassVar[int]
+    MONTHLY_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    concurrent_tasks: int
+    monthly_minutes: int
+    plan: str
+    retry_after_seconds: int
+    def __init__(self, concurrent_tasks: _Optional[int] = ..., monthly_minutes: _Optional[int] = ..., plan: _Optional[str] = ..., retry_after_seconds: _Optional[int] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("account_id",)
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    def __init__(self, account_id: _Optional[str] = ...) -> None: ...
+
+class Usage(_message.Message):
+    __slots__ = ("active_tasks", "seconds_used", "tasks_billed")
+    ACTIVE_TASKS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_USED_FIELD_NUMBER: _ClassVar[int]
+    TASKS_BILLED_FIELD_NUMBER: _ClassVar[int]
+    active_tasks: int
+    seconds_used: float
+    tasks_billed: int
+    def __init__(self, active_tasks: _Optional[int] = ..., seconds_used: _Optional[float] = ..., tasks_billed: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("task_id", "account_id", "status", "spec", "created_at", "started_at", "completed_at", "estimated_seconds", "media_json", "result_json", "error_code", "error_message", "frames_done", "frames_total", "attempts")
