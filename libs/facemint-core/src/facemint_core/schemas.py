@@ -63,11 +63,11 @@ def schema_of(service: str) -> ServiceSchema:
 
 def role_dsn(admin_dsn: str, role: str, password: str | None = None) -> str:
     """``admin_dsn`` with the user (and password) replaced by ``role``'s: same host, port, database and options,
-    but no ``search_path`` (the role's own is its schema)."""
+    but no ``options`` (a test's ``-csearch_path``: the role's own search_path is its schema)."""
     parts = urlsplit(admin_dsn)
     user = quote(role, safe="") + (":" + quote(password, safe="") if password else "")
     host = parts.netloc.rsplit("@", 1)[-1]
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "search_path"])
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "options"])
     return urlunsplit(parts._replace(netloc=f"{user}@{host}", query=query))
 
 

@@ -78,7 +78,8 @@ def triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonSe
 async def create_database(admin_dsn: str, prefix: str = "t") -> str:
     """A new database with every service's role, schema and migrations (as each role applies them in production).
 
-    Returns an administrator DSN whose ``search_path`` names every service's schema, for tests that set up or
+    Returns an administrator DSN whose ``search_path`` (libpq ``options``, which asyncpg, psql and pg_dump all
+    read) names every service's schema, for tests that set up or
     inspect rows of several services; a service under test may use it, or its own role's DSN
     (:func:`facemint_core.schemas.role_dsn`).
     """
@@ -92,7 +93,7 @@ async def create_database(admin_dsn: str, prefix: str = "t") -> str:
         await admin.close()
     dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
     await migrate_all(dsn)
-    return dsn + "?search_path=" + ",".join(entry.schema for entry in SCHEMAS)
+    return dsn + "?options=-csearch_path%3D" + "%2C".join(entry.schema for entry in SCHEMAS)
 
 
 @pytest.fixture
