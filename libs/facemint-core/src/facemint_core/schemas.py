@@ -10,6 +10,7 @@ shared migration stream that came before (facemint-core's 0001-0006, every table
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -182,8 +183,9 @@ async def adopt_shared_layout(admin: asyncpg.Connection) -> bool:
 
 
 async def migrate_all(admin_dsn: str, passwords: Mapping[str, str] | None = None) -> dict[str, list[str]]:
-    """Create the roles and schemas, adopt a shared-layout database, then apply each service's migrations as its
-    role. Every service package must be installed. Returns the versions applied now, per service."""
+    """Create the roles and schemas, adopt a shared-layout database, then apply the migrations of each service
+    whose package is installed here, as its role (an image carries one service: the others apply theirs when they
+    start). Returns the versions applied now, per service applied."""
     admin = await asyncpg.connect(admin_dsn)
     try:
         await create_roles(admin, passwords)
@@ -196,4 +198,5 @@ async def migrate_all(admin_dsn: str, passwords: Mapping[str, str] | None = None
             role_dsn(admin_dsn, entry.role, passwords.get(entry.role)), migrations_dir(entry.package)
         )
         for entry in SCHEMAS
+        if importlib.util.find_spec(entry.package) is not None
     }
