@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bench.common import REPO_ROOT, machine, machine_line, markdown_table, now, write_results
-from facemint_core.db import migrate
+from facemint_core.schemas import migrate_all, service_dsn
 from facemint_local.procs import ManagedProcess, free_port, wait_until
 from facemint_local.servers import NatsServer, PostgresServer
 
@@ -198,13 +198,27 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any]]:
     try:
         postgres.start()
         nats.start()
-        asyncio.run(migrate(postgres.dsn))
+        asyncio.run(migrate_all(postgres.dsn))
+        # The administrator's view of the two schemas the bench sets up rows in.
+        admin_dsn = postgres.dsn + "?options=-csearch_path%3Dorchestrator%2Cgateway"
         grpc_port, orch_http, gw_port, base_port, nowhere = (free_port() for _ in range(5))
+        hooks_grpc, hooks_http = free_port(), free_port()
+        dispatcher = _service(
+            "webhook-dispatcher",
+            "facemint_webhook",
+            work,
+            FACEMINT_WEBHOOK_DATABASE__DSN=service_dsn(postgres.dsn, "webhook-dispatcher"),
+            FACEMINT_WEBHOOK_NATS__URL=nats.url,
+            FACEMINT_WEBHOOK_GRPC__PORT=str(hooks_grpc),
+            FACEMINT_WEBHOOK_HTTP__PORT=str(hooks_http),
+        )
+        procs.append(dispatcher)  # it owns webhook secrets: the admin API asks it for the bench account's
+        wait_until(lambda: _ready(hooks_http), 60, "webhook-dispatcher", interval=0.2)
         orchestrator = _service(
             "orchestrator",
             "facemint_orchestrator",
             work,
-            FACEMINT_ORCHESTRATOR_DATABASE__DSN=postgres.dsn,
+            FACEMINT_ORCHESTRATOR_DATABASE__DSN=service_dsn(postgres.dsn, "task-orchestrator"),
             FACEMINT_ORCHESTRATOR_NATS__URL=nats.url,
             FACEMINT_ORCHESTRATOR_GRPC__PORT=str(grpc_port),
             FACEMINT_ORCHESTRATOR_HTTP__PORT=str(orch_http),
@@ -219,7 +233,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any]]:
             "facemint_gateway",
             work,
             FACEMINT_GATEWAY_HTTP__PORT=str(gw_port),
-            FACEMINT_GATEWAY_DATABASE__DSN=postgres.dsn,
+            FACEMINT_GATEWAY_DATABASE__DSN=service_dsn(postgres.dsn, "gateway"),
+            FACEMINT_GATEWAY_WEBHOOK_TARGET=f"127.0.0.1:{hooks_grpc}",
             FACEMINT_GATEWAY_ADMIN_TOKEN=admin_token,
             FACEMINT_GATEWAY_ORCHESTRATOR_TARGET=f"127.0.0.1:{grpc_port}",
             FACEMINT_GATEWAY_LOG__LEVEL="WARNING",
@@ -228,7 +243,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any]]:
         procs.append(gateway)
         wait_until(lambda: _ready(gw_port), 60, "gateway", interval=0.2)
         base = f"http://127.0.0.1:{gw_port}"
-        key, key_id, task_id = asyncio.run(_prepare(postgres.dsn, base, admin_token))
+        key, key_id, task_id = asyncio.run(_prepare(admin_dsn, base, admin_token))
 
         baseline = ManagedProcess(
             "baseline",
@@ -250,9 +265,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any]]:
         assert gateway.pid and orchestrator.pid and postgres.proc and postgres.proc.pid
         cpu_of = {"gateway": [gateway.pid], "orchestrator": [orchestrator.pid], "postgres": [postgres.proc.pid]}
         for name, path in (("GET /v1/task/{id}", f"/v1/task/{task_id}"), ("GET /v1/usage", "/v1/usage")):
-            counted_before = asyncio.run(_counted(postgres.dsn, key_id))
+            counted_before = asyncio.run(_counted(admin_dsn, key_id))
             result = measure(base + path, key, cpu_of, args, work)
-            result["counted_by_limiter"] = asyncio.run(_counted(postgres.dsn, key_id)) - counted_before
+            result["counted_by_limiter"] = asyncio.run(_counted(admin_dsn, key_id)) - counted_before
             runs[name] = result
             print(f"{name}: {result['requests_per_second']:.0f} req/s, p99 {result['p99']:.1f} ms", flush=True)
     finally:

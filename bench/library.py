@@ -157,23 +157,21 @@ async def vector_search(
 
 async def enrolment_rate(workdir: Path, count: int, concurrency: int) -> dict[str, Any]:
     """``EnrollFace`` RPCs per second on a real PostgreSQL, scripted media-decoder, embedded store."""
-    import asyncpg
 
     from facemint.library.v1 import library_pb2
-    from facemint_core.db import migrate
+    from facemint_core.schemas import migrate_all, service_dsn
     from facemint_library.testing import TEST_CALIBRATIONS, TEST_MODEL, harness_settings, make_face, serve_library
     from facemint_local.servers import PostgresServer
 
     server = PostgresServer(workdir / "postgres")
     server.start()
     try:
-        await migrate(server.dsn)
-        conn = await asyncpg.connect(server.dsn)
-        await conn.execute("INSERT INTO accounts (account_id, name, webhook_secret) VALUES ('acc', 'bench', 's')")
-        await conn.close()
+        await migrate_all(server.dsn)
         rng = np.random.default_rng(0)
         vectors, labels = identity_samples(rng, count // 2, 2, 128)
-        async with serve_library(harness_settings("edge", workdir / "enrol", server.dsn), TEST_CALIBRATIONS) as lib:
+        async with serve_library(
+            harness_settings("edge", workdir / "enrol", service_dsn(server.dsn, "library")), TEST_CALIBRATIONS
+        ) as lib:
             await lib.stub.CreateLibrary(library_pb2.CreateLibraryRequest(account_id="acc", library_id="bench"))
             for i, v in enumerate(vectors):
                 lib.decoder.images[f"u{i}"] = [make_face(v, TEST_MODEL)]

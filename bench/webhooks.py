@@ -32,8 +32,8 @@ from bench.common import fmt, machine, machine_line, markdown_table, now, write_
 from facemint.common.v1 import common_pb2
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core import streams
-from facemint_core.db import migrate
 from facemint_core.jetstream import publish
+from facemint_core.schemas import migrate_all, service_dsn
 from facemint_local.procs import ManagedProcess, free_port, port_open, wait_until
 from facemint_local.servers import NatsServer, PostgresServer
 
@@ -90,7 +90,7 @@ class Bench:
         """Start PostgreSQL, NATS, the receiver and the dispatcher."""
         self.pg.start()
         self.nats.start()
-        self.dsn = self.pg.dsn
+        self.dsn = self.pg.dsn + "?options=-csearch_path%3Dwebhook"  # the administrator, in the dispatcher's schema
         asyncio.run(self._prepare())
         base = {k: v for k, v in os.environ.items() if not k.startswith("FACEMINT_")}
         receiver = ManagedProcess(
@@ -109,7 +109,7 @@ class Bench:
             self.workdir / "dispatcher.log",
             env=base
             | {
-                "FACEMINT_WEBHOOK_DATABASE__DSN": self.dsn,
+                "FACEMINT_WEBHOOK_DATABASE__DSN": service_dsn(self.dsn, "webhook-dispatcher"),
                 "FACEMINT_WEBHOOK_DATABASE__MAX_POOL_SIZE": "20",
                 "FACEMINT_WEBHOOK_NATS__URL": self.nats.url,
                 "FACEMINT_WEBHOOK_GRPC__PORT": str(free_port()),
@@ -126,11 +126,11 @@ class Bench:
         wait_until(lambda: port_open(http_port), 60, "webhook dispatcher")
 
     async def _prepare(self) -> None:
-        await migrate(self.dsn)
+        await migrate_all(self.pg.dsn)
         conn = await asyncpg.connect(self.dsn)
         try:
             await conn.execute(
-                "INSERT INTO accounts (account_id, name, webhook_secret) VALUES ($1, 'bench', $2)",
+                "INSERT INTO webhook_secrets (account_id, secret) VALUES ($1, $2)",
                 self.account_id,
                 "0" * 64,
             )

@@ -302,3 +302,30 @@ def test_custom_resources_are_checked_against_the_upstream_crd_schemas() -> None
     problems = v.validate_custom_resources([monitor, scaled])
     assert problems[0] is not None and "interval must be string" in problems[0]
     assert problems[1] is not None and "scaleTargetRef" in problems[1]
+
+
+def test_each_database_service_connects_as_its_own_role_which_the_migration_job_creates() -> None:
+    import base64
+
+    from facemint_core.schemas import SCHEMAS
+
+    values = {"postgresql": {"existingSecret": "", "dsn": "postgresql://admin:pw@db:5432/facemint?sslmode=require"}}
+    objects = {(o["kind"], o["metadata"]["name"]): o for _, o in v.rendered_objects(values)}
+    data = {k: base64.b64decode(x).decode() for k, x in objects[("Secret", "facemint-postgresql")]["data"].items()}
+    job = objects[("Job", "facemint-migrate")]["spec"]["template"]["spec"]["containers"][0]
+    job_env = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in job["env"] if "valueFrom" in e}
+    assert data["dsn"] == "postgresql://admin:pw@db:5432/facemint?sslmode=require"
+    for entry in SCHEMAS:
+        password = data[f"{entry.service}-password"]
+        assert len(password) == 32
+        assert data[f"{entry.service}-dsn"] == f"postgresql://{entry.role}:{password}@db:5432/facemint?sslmode=require"
+        assert job_env[f"FACEMINT_MIGRATE_PASSWORD_{entry.role.upper()}"] == f"{entry.service}-password"
+        pod = objects[("Deployment", f"facemint-{entry.service}")]["spec"]["template"]["spec"]["containers"][0]
+        dsn = [e for e in pod["env"] if e["name"].endswith("_DATABASE__DSN")]
+        assert [e["valueFrom"]["secretKeyRef"]["key"] for e in dsn] == [f"{entry.service}-dsn"]
+    # Each service applies its own migrations at start (none is told not to).
+    configs = [o["data"] for (kind, _), o in objects.items() if kind == "ConfigMap" and o.get("data")]
+    assert not [k for c in configs for k in c if k.endswith("APPLY_MIGRATIONS")]
+    # The same values give the same passwords (a re-render on upgrade keeps the roles' passwords).
+    again = {(o["kind"], o["metadata"]["name"]): o for _, o in v.rendered_objects(values)}
+    assert again[("Secret", "facemint-postgresql")]["data"] == objects[("Secret", "facemint-postgresql")]["data"]

@@ -25,6 +25,7 @@ import asyncpg
 import httpx
 import pytest
 
+from facemint_core.schemas import service_dsn
 from facemint_local.procs import ManagedProcess, free_port, wait_until
 from facemint_local.servers import NatsServer, ObjectStore, PostgresServer
 
@@ -44,6 +45,7 @@ class GatewayStack:
     orchestrator_target: str
     log_dir: Path
     accounts: list[str] = field(default_factory=list)
+    webhook_target: str = ""
 
     @property
     def url(self) -> str:
@@ -91,20 +93,9 @@ def _http_ready(port: int) -> bool:
 
 
 def _create_database(admin_dsn: str) -> str:
-    from facemint_core.db import migrate
+    from facemint_local.pytest_plugin import create_database
 
-    async def create() -> str:
-        name = f"gw_{uuid.uuid4().hex[:12]}"
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-        await migrate(dsn)
-        return dsn
-
-    return asyncio.run(create())
+    return asyncio.run(create_database(admin_dsn, "gw"))
 
 
 def start_gateway(
@@ -114,7 +105,7 @@ def start_gateway(
     port = free_port()
     env = _base_env() | {
         "FACEMINT_GATEWAY_HTTP__PORT": str(port),
-        "FACEMINT_GATEWAY_DATABASE__DSN": dsn,
+        "FACEMINT_GATEWAY_DATABASE__DSN": service_dsn(dsn, "gateway"),
         "FACEMINT_GATEWAY_ADMIN_TOKEN": admin_token,
         "FACEMINT_GATEWAY_ORCHESTRATOR_TARGET": orchestrator_target,
         "FACEMINT_GATEWAY_LOG__LEVEL": "DEBUG",
@@ -135,7 +126,7 @@ def start_gateway(
     return proc, f"http://127.0.0.1:{port}"
 
 
-def _start_orchestrator(dsn: str, nats_url: str, log_dir: Path, **extra_env: str) -> tuple[ManagedProcess, str]:
+def start_orchestrator(dsn: str, nats_url: str, log_dir: Path, **extra_env: str) -> tuple[ManagedProcess, str]:
     """Start ``python -m facemint_orchestrator`` without a media decoder (its tasks stay queued or running: the retry
     backoff is ten minutes); returns the process and its gRPC target."""
     grpc_port, http_port, nowhere = free_port(), free_port(), free_port()
@@ -145,7 +136,7 @@ def _start_orchestrator(dsn: str, nats_url: str, log_dir: Path, **extra_env: str
         log_dir / "orchestrator.log",
         env=_base_env()
         | {
-            "FACEMINT_ORCHESTRATOR_DATABASE__DSN": dsn,
+            "FACEMINT_ORCHESTRATOR_DATABASE__DSN": service_dsn(dsn, "task-orchestrator"),
             "FACEMINT_ORCHESTRATOR_NATS__URL": nats_url,
             "FACEMINT_ORCHESTRATOR_GRPC__PORT": str(grpc_port),
             "FACEMINT_ORCHESTRATOR_HTTP__PORT": str(http_port),
@@ -165,25 +156,59 @@ def _start_orchestrator(dsn: str, nats_url: str, log_dir: Path, **extra_env: str
     return orchestrator, f"127.0.0.1:{grpc_port}"
 
 
+def start_dispatcher(dsn: str, nats_url: str, log_dir: Path, name: str = "dispatcher") -> tuple[ManagedProcess, str]:
+    """Start ``python -m facemint_webhook``, which owns the accounts' webhook secrets (the admin API asks it for a
+    new account's); returns the process and its gRPC target."""
+    grpc_port, http_port = free_port(), free_port()
+    proc = ManagedProcess(
+        name,
+        [sys.executable, "-m", "facemint_webhook"],
+        log_dir / f"{name}.log",
+        env=_base_env()
+        | {
+            "FACEMINT_WEBHOOK_DATABASE__DSN": service_dsn(dsn, "webhook-dispatcher"),
+            "FACEMINT_WEBHOOK_NATS__URL": nats_url,
+            "FACEMINT_WEBHOOK_GRPC__PORT": str(grpc_port),
+            "FACEMINT_WEBHOOK_HTTP__PORT": str(http_port),
+            "FACEMINT_WEBHOOK_EVENTS__DURABLE": f"{name}-{uuid.uuid4().hex[:8]}",
+        },
+    )
+    proc.start()
+    try:
+        wait_until(lambda: proc.alive() and _http_ready(http_port), 60, name, interval=0.2)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, f"127.0.0.1:{grpc_port}"
+
+
+@pytest.fixture(scope="session")
+def orchestrator_starter() -> Callable[..., tuple[ManagedProcess, str]]:
+    """:func:`start_orchestrator`, for modules that build a stack of their own."""
+    return start_orchestrator
+
+
 @pytest.fixture(scope="session")
 def gateway_stack(
     postgres_server: PostgresServer, nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayStack]:
-    """A database, the orchestrator and two gateways sharing them, for the whole session."""
+    """A database, the orchestrator, the webhook dispatcher and two gateways sharing them, for the whole session."""
     log_dir = tmp_path_factory.mktemp("gateway-logs")
     dsn = _create_database(postgres_server.dsn)
     admin_token = secrets.token_urlsafe(24)
-    orchestrator, target = _start_orchestrator(dsn, nats_server.url, log_dir)
+    orchestrator, target = start_orchestrator(dsn, nats_server.url, log_dir)
+    dispatcher: ManagedProcess | None = None
     gateways: list[ManagedProcess] = []
     try:
+        dispatcher, hooks = start_dispatcher(dsn, nats_server.url, log_dir)
         urls = []
         for name in ("gateway-a", "gateway-b"):
-            proc, url = start_gateway(name, dsn, admin_token, target, log_dir)
+            proc, url = start_gateway(name, dsn, admin_token, target, log_dir, FACEMINT_GATEWAY_WEBHOOK_TARGET=hooks)
             gateways.append(proc)
             urls.append(url)
-        yield GatewayStack(dsn, admin_token, urls, gateways, orchestrator, target, log_dir)
+        yield GatewayStack(dsn, admin_token, urls, gateways, orchestrator, target, log_dir, webhook_target=hooks)
     finally:
-        for proc in [*gateways, orchestrator]:
+        for proc in [*gateways, *([dispatcher] if dispatcher else []), orchestrator]:
             proc.stop()
 
 
@@ -197,7 +222,7 @@ def stack_with_own_nats(postgres_server: PostgresServer, tmp_path: Path) -> Iter
     admin_token = secrets.token_urlsafe(24)
     procs: list[ManagedProcess] = []
     try:
-        orchestrator, target = _start_orchestrator(
+        orchestrator, target = start_orchestrator(
             dsn,
             nats.url,
             tmp_path,
@@ -205,9 +230,16 @@ def stack_with_own_nats(postgres_server: PostgresServer, tmp_path: Path) -> Iter
             FACEMINT_ORCHESTRATOR_WORKER__REQUEUE_AFTER_SECONDS="1",
         )
         procs.append(orchestrator)
-        gateway, url = start_gateway("gateway-own-nats", dsn, admin_token, target, tmp_path)
+        dispatcher, hooks = start_dispatcher(dsn, nats.url, tmp_path)
+        procs.append(dispatcher)
+        gateway, url = start_gateway(
+            "gateway-own-nats", dsn, admin_token, target, tmp_path, FACEMINT_GATEWAY_WEBHOOK_TARGET=hooks
+        )
         procs.append(gateway)
-        yield GatewayStack(dsn, admin_token, [url], [gateway], orchestrator, target, tmp_path), nats
+        yield (
+            GatewayStack(dsn, admin_token, [url], [gateway], orchestrator, target, tmp_path, webhook_target=hooks),
+            nats,
+        )
     finally:
         for proc in reversed(procs):
             proc.stop()
@@ -222,6 +254,7 @@ def _more_gateways(stack: GatewayStack) -> Iterator[Callable[..., str]]:
 
     def start(**env: str) -> str:
         name = f"gateway-extra-{uuid.uuid4().hex[:6]}"
+        env = {"FACEMINT_GATEWAY_WEBHOOK_TARGET": stack.webhook_target, **env}
         proc, url = start_gateway(name, stack.dsn, stack.admin_token, stack.orchestrator_target, stack.log_dir, **env)
         started.append(proc)
         return url

@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 from starlette.routing import Route
 
+from facemint_core.schemas import service_dsn
 from facemint_gateway.app import create_app
 from facemint_gateway.settings import GatewaySettings
 from facemint_library.testing import TEST_CALIBRATIONS, TEST_MODEL, harness_settings, make_face, serve_library
@@ -209,7 +210,7 @@ def webhook_target(gateway_stack: GatewayStack, nats_server: NatsServer) -> Iter
     """A webhook dispatcher process on the stack's database; its gRPC target."""
     grpc_port, http_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEMINT_")} | {
-        "FACEMINT_WEBHOOK_DATABASE__DSN": gateway_stack.dsn,
+        "FACEMINT_WEBHOOK_DATABASE__DSN": service_dsn(gateway_stack.dsn, "webhook-dispatcher"),
         "FACEMINT_WEBHOOK_NATS__URL": nats_server.url,
         "FACEMINT_WEBHOOK_GRPC__PORT": str(grpc_port),
         "FACEMINT_WEBHOOK_HTTP__PORT": str(http_port),

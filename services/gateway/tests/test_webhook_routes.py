@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,6 +33,7 @@ from facemint.common.v1 import common_pb2
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core import streams
 from facemint_core.jetstream import publish
+from facemint_core.schemas import service_dsn
 from facemint_local.procs import ManagedProcess, free_port, wait_until
 from facemint_local.servers import NatsServer, PostgresServer
 
@@ -141,17 +142,10 @@ def _answers(port: int, path: str) -> bool:
 
 def _new_database(admin_dsn: str, nats_url: str) -> str:
     """A migrated database; the events stream is purged so that the new consumer sees only this module's events."""
-    from facemint_core.db import migrate
+    from facemint_local.pytest_plugin import create_database
 
     async def create() -> str:
-        name = f"wh_{uuid.uuid4().hex[:12]}"
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-        await migrate(dsn)
+        dsn = await create_database(admin_dsn, "wh")
         nc = await nats.connect(nats_url)
         try:
             await streams.ensure_events_stream(nc.jetstream())
@@ -181,9 +175,12 @@ def _start(
 
 @pytest.fixture(scope="module")
 def stack(
-    postgres_server: PostgresServer, nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory
+    postgres_server: PostgresServer,
+    nats_server: NatsServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    orchestrator_starter: Callable[..., tuple[ManagedProcess, str]],
 ) -> Iterator[Stack]:
-    """The gateway and the webhook dispatcher as processes, for this module."""
+    """The gateway, the webhook dispatcher and the orchestrator as processes, for this module."""
     log_dir = tmp_path_factory.mktemp("webhook-routes")
     dsn = _new_database(postgres_server.dsn, nats_server.url)
     hooks = Hooks()
@@ -192,12 +189,15 @@ def stack(
     grpc_port, dispatcher_http, gateway_http, nowhere = free_port(), free_port(), free_port(), free_port()
     procs: list[ManagedProcess] = []
     try:
+        # The orchestrator answers whether a task exists and whose it is (its tasks are inserted by the tests).
+        orchestrator, orchestrator_target = orchestrator_starter(dsn, nats_server.url, log_dir)
+        procs.append(orchestrator)
         procs.append(
             _start(
                 "dispatcher",
                 "facemint_webhook",
                 {
-                    "FACEMINT_WEBHOOK_DATABASE__DSN": dsn,
+                    "FACEMINT_WEBHOOK_DATABASE__DSN": service_dsn(dsn, "webhook-dispatcher"),
                     "FACEMINT_WEBHOOK_NATS__URL": nats_server.url,
                     "FACEMINT_WEBHOOK_GRPC__PORT": str(grpc_port),
                     "FACEMINT_WEBHOOK_HTTP__PORT": str(dispatcher_http),
@@ -216,15 +216,15 @@ def stack(
                 "facemint_gateway",
                 {
                     "FACEMINT_GATEWAY_HTTP__PORT": str(gateway_http),
-                    "FACEMINT_GATEWAY_DATABASE__DSN": dsn,
+                    "FACEMINT_GATEWAY_DATABASE__DSN": service_dsn(dsn, "gateway"),
                     "FACEMINT_GATEWAY_ADMIN_TOKEN": admin_token,
                     "FACEMINT_GATEWAY_WEBHOOK_TARGET": f"127.0.0.1:{grpc_port}",
-                    "FACEMINT_GATEWAY_ORCHESTRATOR_TARGET": f"127.0.0.1:{nowhere}",
+                    "FACEMINT_GATEWAY_ORCHESTRATOR_TARGET": orchestrator_target,
                     "FACEMINT_GATEWAY_LIBRARY_TARGET": f"127.0.0.1:{nowhere}",
                 },
                 gateway_http,
                 log_dir,
-                probe="/healthz",  # never ready: no orchestrator, so no task can be queued; the webhook routes work
+                probe="/healthz",
             )
         )
         yield Stack(

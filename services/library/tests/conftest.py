@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from facemint_library.store import VectorStore, make_store
@@ -29,14 +28,7 @@ async def store(backend: str, tmp_path: Path) -> AsyncIterator[VectorStore]:
 
 @pytest.fixture
 async def library(backend: str, tmp_path: Path, fresh_database: str) -> AsyncIterator[LibraryHarness]:
-    """A running library service on a fresh database, with accounts ``acc_a`` and ``acc_b``."""
-    conn = await asyncpg.connect(fresh_database)
-    try:
-        for account in ("acc_a", "acc_b"):
-            await conn.execute(
-                "INSERT INTO accounts (account_id, name, webhook_secret) VALUES ($1, $1, 'secret')", account
-            )
-    finally:
-        await conn.close()
+    """A running library service on a fresh database (accounts ``acc_a`` and ``acc_b`` are the gateway's: the
+    library takes the caller's account id as given)."""
     async with serve_library(harness_settings(backend, tmp_path, fresh_database), TEST_CALIBRATIONS) as harness:
         yield harness

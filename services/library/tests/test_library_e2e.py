@@ -19,7 +19,6 @@ import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import grpc
 import pytest
 from PIL import Image
@@ -129,9 +128,6 @@ async def real_library(
 ) -> AsyncIterator[tuple[LibraryHarness, str]]:
     """The library service wired to the real media-decoder, with the packaged calibrations."""
     target, photos = media_decoder
-    conn = await asyncpg.connect(fresh_database)
-    await conn.execute("INSERT INTO accounts (account_id, name, webhook_secret) VALUES ('acc', 'acc', 's')")
-    await conn.close()
     settings = harness_settings("edge", tmp_path, fresh_database)
     async with serve_library(settings, Calibrations.load(), media_decoder_target=target) as harness:
         yield harness, photos

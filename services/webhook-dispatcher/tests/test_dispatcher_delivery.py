@@ -197,8 +197,8 @@ async def test_rotation_signs_with_new_and_previous_secret_during_the_window(
 ) -> None:
     account = await create_account(env.dsn, secret="whsec_old")
     await env.fetch(
-        """UPDATE accounts SET webhook_secret = 'whsec_new', webhook_secret_previous = 'whsec_old',
-                  webhook_secret_previous_expires_at = now() + interval '1 hour' WHERE account_id = $1""",
+        """UPDATE webhook_secrets SET secret = 'whsec_new', previous = 'whsec_old',
+                  previous_expires_at = now() + interval '1 hour' WHERE account_id = $1""",
         account,
     )
     await start_dispatcher()
@@ -210,7 +210,7 @@ async def test_rotation_signs_with_new_and_previous_secret_during_the_window(
 
     # After the window only the new secret signs.
     await env.fetch(
-        "UPDATE accounts SET webhook_secret_previous_expires_at = now() - interval '1 second' WHERE account_id = $1",
+        "UPDATE webhook_secrets SET previous_expires_at = now() - interval '1 second' WHERE account_id = $1",
         account,
     )
     await publish_event(env.js, account, receiver.url)

@@ -30,6 +30,7 @@ from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core import streams
 from facemint_core.jetstream import publish
 from facemint_core.lifecycle import ServiceRuntime
+from facemint_core.schemas import service_dsn
 from facemint_core.taskview import public_task
 from facemint_core.timeutil import utcnow
 from facemint_core.vocab import STATUSES
@@ -134,13 +135,11 @@ def receiver() -> Iterator[Receiver]:
 
 
 async def create_account(dsn: str, secret: str = "whsec_test_secret") -> str:
-    """Insert an account with the given webhook secret; return its id."""
+    """A new account id with the given webhook secret (the dispatcher's record of it); return its id."""
     account_id = f"acc_{uuid.uuid4().hex[:10]}"
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute(
-            "INSERT INTO accounts (account_id, name, webhook_secret) VALUES ($1, $2, $3)", account_id, "test", secret
-        )
+        await conn.execute("INSERT INTO webhook_secrets (account_id, secret) VALUES ($1, $2)", account_id, secret)
     finally:
         await conn.close()
     return account_id
@@ -197,7 +196,7 @@ class Env:
     def settings(self, **overrides: Any) -> WebhookSettings:
         """Test settings: local receivers allowed, compressed schedule, short timeouts and polls."""
         values: dict[str, Any] = {
-            "database": {"dsn": self.dsn, "min_pool_size": 1, "max_pool_size": 5},
+            "database": {"dsn": service_dsn(self.dsn, "webhook-dispatcher"), "min_pool_size": 1, "max_pool_size": 5},
             "nats": {"url": self.nats_url},
             "grpc": {"port": 0},
             "events": {"durable": self.durable, "ack_wait_seconds": 2.0, "backoff_base_seconds": 0.2},

@@ -82,8 +82,8 @@ default
 {{/*
 The component table: which values block configures a component, its settings prefix, its ports and what it uses.
 `targets` maps each gRPC service it calls to the setting that holds the address (FACEMINT_<PREFIX>_<setting>,
-set to <release>-<target>:50051). `migrates`: the service applies the migrations at start unless the chart's
-migration Job does it. It mirrors the settings classes (settings.py of each service); deploy/__init__.py
+set to <release>-<target>:50051). `role`: the PostgreSQL role of a `database` component, which owns its schema and
+applies its migrations at start (ADR 14); the migration Job creates the roles first. It mirrors the settings classes (settings.py of each service); deploy/__init__.py
 (COMPONENTS) lists the same components and `make helm-lint` checks that the two agree.
 */}}
 {{- define "facemint.components" -}}
@@ -97,11 +97,11 @@ gateway:
     library: LIBRARY_TARGET
     webhook-dispatcher: WEBHOOK_TARGET
   database: true
+  role: facemint_gateway
   nats: false
   objectStore: true
   qdrant: false
   models: false
-  migrates: false
 task-orchestrator:
   key: taskOrchestrator
   envPrefix: ORCHESTRATOR
@@ -111,11 +111,11 @@ task-orchestrator:
     media-decoder: MEDIA_DECODER_TARGET
     library: LIBRARY_TARGET
   database: true
+  role: facemint_orchestrator
   nats: true
   objectStore: false
   qdrant: false
   models: false
-  migrates: true
 media-decoder:
   key: mediaDecoder
   envPrefix: MEDIA_DECODER
@@ -128,7 +128,6 @@ media-decoder:
   objectStore: false
   qdrant: false
   models: false
-  migrates: false
 inference:
   key: inference
   envPrefix: INFERENCE
@@ -140,7 +139,6 @@ inference:
   objectStore: false
   qdrant: false
   models: true
-  migrates: false
 library:
   key: library
   envPrefix: LIBRARY
@@ -149,11 +147,11 @@ library:
   targets:
     media-decoder: MEDIA_DECODER_TARGET
   database: true
+  role: facemint_library
   nats: false
   objectStore: false
   qdrant: true
   models: false
-  migrates: false
 webhook-dispatcher:
   key: webhookDispatcher
   envPrefix: WEBHOOK
@@ -161,11 +159,11 @@ webhook-dispatcher:
   httpPort: 8081
   targets: {}
   database: true
+  role: facemint_webhook
   nats: true
   objectStore: false
   qdrant: false
   models: false
-  migrates: true
 {{- end }}
 
 {{/* One component's row of the table above, as YAML (use with fromYaml). */}}

@@ -26,9 +26,6 @@ The resources of one Facemint service. templates/<component>/*.yaml each include
 {{- $_ := set $env (print $p $setting) (printf "%s:50051" (include "facemint.componentName" (dict "root" $root "component" $target))) }}
 {{- end }}
 {{- end }}
-{{- if and $c.migrates $root.Values.migrations.enabled }}
-{{- $_ := set $env (print $p "APPLY_MIGRATIONS") "false" }}
-{{- end }}
 {{- if $c.database }}
 {{- $_ := set $env (print $p "DATABASE__MAX_POOL_SIZE") (toString $root.Values.postgresql.poolSize) }}
 {{- end }}
@@ -98,7 +95,7 @@ data:
   valueFrom:
     secretKeyRef:
       name: {{ include "facemint.postgresqlSecret" $root }}
-      key: {{ $root.Values.postgresql.existingSecretKey }}
+      key: {{ printf "%s-dsn" .component }}
 {{- end }}
 {{- if and $c.nats $root.Values.nats.existingSecret }}
 - name: {{ print $p "NATS__URL" }}

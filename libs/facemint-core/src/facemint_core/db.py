@@ -1,8 +1,12 @@
 """PostgreSQL: asyncpg pools and versioned SQL migrations.
 
-Migrations are files ``NNNN_name.sql`` in :data:`MIGRATIONS_DIR`, applied in order, each in its own transaction,
-under an advisory lock so that concurrent starters apply them once. Each applied version is recorded in
-``schema_migrations`` with its checksum; an edited, already-applied file stops start-up.
+Each service with state owns one schema and applies its own migrations (``<package>/migrations``, see
+:mod:`facemint_core.schemas`) as its own role, whose ``search_path`` is that schema. Migrations are files
+``NNNN_name.sql``, applied in order, each in its own transaction, under an advisory lock per schema so that
+concurrent starters apply them once. Each applied version is recorded in the schema's ``schema_migrations`` with its
+checksum; an edited, already-applied file stops start-up. A version recorded as :data:`ADOPTED` (a database of the
+shared layout taken over by :func:`facemint_core.schemas.adopt_shared_layout`) takes the file's checksum on the next
+run.
 """
 
 from __future__ import annotations
@@ -19,8 +23,13 @@ from facemint_core.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(str(resources.files("facemint_core") / "migrations"))
-_LOCK_KEY = 0x46414345  # "FACE"
+ADOPTED = "adopted"
+"""Checksum of a migration that was not run but adopted from an existing database in the state it creates."""
+
+
+def migrations_dir(package: str) -> Path:
+    """The migrations directory of a service package (``facemint_gateway`` -> ``.../facemint_gateway/migrations``)."""
+    return Path(str(resources.files(package) / "migrations"))
 
 
 async def keep_session(_conn: asyncpg.Connection) -> None:
@@ -52,10 +61,15 @@ def _migration_files(directory: Path) -> list[tuple[str, Path]]:
     return [(p.name.split("_", 1)[0], p) for p in files]
 
 
-async def apply_migrations(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply pending migrations; return the versions applied now. Raises RuntimeError on a checksum mismatch."""
+async def apply_migrations(conn: asyncpg.Connection, directory: Path) -> list[str]:
+    """Apply pending migrations of ``directory`` to the connection's current schema; return the versions applied
+    now. Raises RuntimeError on a checksum mismatch, or when the connection has no current schema."""
     applied_now: list[str] = []
-    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+    schema = await conn.fetchval("SELECT current_schema()")
+    if schema is None:
+        raise RuntimeError("no current schema: connect as the service's role (its search_path is its schema)")
+    lock = await conn.fetchval("SELECT hashtextextended('facemint-migrations:' || $1, 0)", schema)
+    await conn.execute("SELECT pg_advisory_lock($1)", lock)
     try:
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -70,6 +84,14 @@ async def apply_migrations(conn: asyncpg.Connection, directory: Path = MIGRATION
         for version, path in _migration_files(directory):
             sql = path.read_text()
             checksum = hashlib.sha256(sql.encode()).hexdigest()
+            if done.get(version) == ADOPTED:
+                await conn.execute(
+                    "UPDATE schema_migrations SET checksum = $2, name = $3 WHERE version = $1",
+                    version,
+                    checksum,
+                    path.name,
+                )
+                continue
             if version in done:
                 if done[version] != checksum:
                     raise RuntimeError(f"migration {path.name} changed after it was applied")
@@ -85,14 +107,14 @@ async def apply_migrations(conn: asyncpg.Connection, directory: Path = MIGRATION
             log.info("migration applied", extra={"migration": path.name})
             applied_now.append(version)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+        await conn.execute("SELECT pg_advisory_unlock($1)", lock)
     return applied_now
 
 
-async def migrate(dsn: str) -> list[str]:
-    """Connect, apply pending migrations, disconnect."""
+async def migrate(dsn: str, directory: Path) -> list[str]:
+    """Connect (as the service's role), apply the pending migrations of ``directory``, disconnect."""
     conn = await asyncpg.connect(dsn)
     try:
-        return await apply_migrations(conn)
+        return await apply_migrations(conn, directory)
     finally:
         await conn.close()

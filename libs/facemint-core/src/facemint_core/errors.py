@@ -27,6 +27,7 @@ from typing import ClassVar
 import grpc
 
 ERROR_CODE_METADATA_KEY = "facemint-error-code"
+RETRY_AFTER_METADATA_KEY = "facemint-retry-after"
 
 
 class FacemintError(Exception):
@@ -106,11 +107,16 @@ class NoFacesDetected(FacemintError):
 
 
 class RateLimited(FacemintError):
-    """Too many requests."""
+    """Too many requests; ``retry_after``: seconds the client should wait (0: unknown), carried across gRPC in the
+    ``facemint-retry-after`` trailing metadata and answered as ``Retry-After``."""
 
     code = "rate_limited"
     http_status = 429
     grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, retry_after: int = 0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class InternalError(FacemintError):
@@ -163,12 +169,17 @@ def error_class(code: str) -> type[FacemintError]:
 
 def from_rpc_error(exc: grpc.aio.AioRpcError | grpc.RpcError) -> FacemintError:
     """Rebuild the FacemintError that a peer raised from its gRPC status and trailing metadata."""
-    code = ""
+    code, retry_after = "", ""
     trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
     for key, value in trailing or ():
+        text = value if isinstance(value, str) else value.decode()
         if key == ERROR_CODE_METADATA_KEY:
-            code = value if isinstance(value, str) else value.decode()
+            code = text
+        elif key == RETRY_AFTER_METADATA_KEY:
+            retry_after = text
     status = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = (exc.details() if hasattr(exc, "details") else None) or str(exc)
     cls = _BY_CODE.get(code) or _BY_GRPC_STATUS.get(status, InternalError)
+    if cls is RateLimited:
+        return RateLimited(details, int(retry_after) if retry_after.isdigit() else 0)
     return cls(details)

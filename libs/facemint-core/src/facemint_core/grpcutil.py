@@ -13,7 +13,13 @@ import grpc
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from facemint_core.errors import ERROR_CODE_METADATA_KEY, FacemintError, from_rpc_error
+from facemint_core.errors import (
+    ERROR_CODE_METADATA_KEY,
+    RETRY_AFTER_METADATA_KEY,
+    FacemintError,
+    RateLimited,
+    from_rpc_error,
+)
 from facemint_core.lifecycle import ServiceRuntime
 from facemint_core.logging import request_id_var, task_id_var
 from facemint_core.metrics import RpcMetrics
@@ -185,7 +191,10 @@ class _Rpc:
             raise exc
         if isinstance(exc, FacemintError):
             self.record(exc.code)
-            self.context.set_trailing_metadata(((ERROR_CODE_METADATA_KEY, exc.code),))
+            trailing = [(ERROR_CODE_METADATA_KEY, exc.code)]
+            if isinstance(exc, RateLimited) and exc.retry_after:
+                trailing.append((RETRY_AFTER_METADATA_KEY, str(exc.retry_after)))
+            self.context.set_trailing_metadata(tuple(trailing))
             await self.context.abort(exc.grpc_status, exc.message)
         self.record("internal_error")
         log.exception("unhandled error in RPC", exc_info=exc)

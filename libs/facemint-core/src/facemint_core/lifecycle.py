@@ -14,6 +14,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -183,13 +184,13 @@ def run_service(
     asyncio.run(_main(name, settings, setup, http_app))
 
 
-async def open_database(runtime: ServiceRuntime, settings: DatabaseSettings, migrate: bool) -> asyncpg.Pool:
-    """Create the service's PostgreSQL pool (closed on stop), applying pending migrations when ``migrate``.
+async def open_database(runtime: ServiceRuntime, settings: DatabaseSettings, migrations: Path | None) -> asyncpg.Pool:
+    """Create the service's PostgreSQL pool (closed on stop), applying its pending migrations when given.
 
     Args:
         runtime: The running service.
-        settings: Its ``DatabaseSettings``.
-        migrate: Apply migrations at start (off when a deployment runs ``facemint migrate`` as a Job).
+        settings: Its ``DatabaseSettings`` (the DSN of its own role, whose schema the migrations go to).
+        migrations: The service's migrations directory, or None (a deployment that runs ``facemint migrate``).
     """
     from facemint_core.db import apply_migrations, create_pool
 
@@ -199,9 +200,9 @@ async def open_database(runtime: ServiceRuntime, settings: DatabaseSettings, mig
         await pool.close()
 
     runtime.on_stop("database", close_pool)
-    if migrate:
+    if migrations is not None:
         async with pool.acquire() as conn:
-            await apply_migrations(conn)
+            await apply_migrations(conn, migrations)
 
     async def database() -> None:
         await pool.fetchval("SELECT 1")

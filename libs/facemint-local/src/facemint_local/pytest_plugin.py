@@ -75,22 +75,34 @@ def triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonSe
     server.stop()
 
 
-@pytest.fixture
-async def fresh_database(postgres_server: PostgresServer) -> AsyncIterator[str]:
-    """A new, empty database with every migration applied; yields its DSN and drops it afterwards."""
-    from facemint_core.db import migrate
+async def create_database(admin_dsn: str, prefix: str = "t") -> str:
+    """A new database with every service's role, schema and migrations (as each role applies them in production).
 
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_server.dsn)
+    Returns an administrator DSN whose ``search_path`` (libpq ``options``, which asyncpg, psql and pg_dump all
+    read) names every service's schema, for tests that set up or
+    inspect rows of several services; a service under test may use it, or its own role's DSN
+    (:func:`facemint_core.schemas.role_dsn`).
+    """
+    from facemint_core.schemas import SCHEMAS, migrate_all
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    dsn = postgres_server.dsn.rsplit("/", 1)[0] + f"/{name}"
-    await migrate(dsn)
+    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    await migrate_all(dsn)
+    return dsn + "?options=-csearch_path%3D" + "%2C".join(entry.schema for entry in SCHEMAS)
+
+
+@pytest.fixture
+async def fresh_database(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A new database made by :func:`create_database`; yields its DSN and drops it afterwards."""
+    dsn = await create_database(postgres_server.dsn)
     yield dsn
     admin = await asyncpg.connect(postgres_server.dsn)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1].split("?")[0]}" WITH (FORCE)')
     finally:
         await admin.close()

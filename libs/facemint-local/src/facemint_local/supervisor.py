@@ -153,16 +153,17 @@ class Platform:
         return self.settings.data_dir.resolve()
 
     def start_servers(self) -> None:
-        """PostgreSQL (+ migrations), NATS, object store."""
+        """PostgreSQL (+ the services' roles, schemas and migrations), NATS, object store."""
         ports = self.settings.ports
         logs = self.data_dir / "logs"
         self.postgres = PostgresServer(self.data_dir / "postgres", _port(ports.postgres), log_dir=logs)
         self.postgres.start()
         log.info("PostgreSQL ready on 127.0.0.1:%s", self.postgres.port)
-        from facemint_core.db import migrate
+        from facemint_core.schemas import migrate_all
 
-        applied = asyncio.run(migrate(self.postgres.dsn))
-        log.info("migrations: %s", f"applied {', '.join(applied)}" if applied else "none pending")
+        applied = asyncio.run(migrate_all(self.postgres.dsn))
+        done = [f"{svc} {', '.join(versions)}" for svc, versions in applied.items() if versions]
+        log.info("migrations: %s", f"applied {'; '.join(done)}" if done else "none pending")
         if self.settings.nats_cluster_size == 1:
             self.nats = NatsServer(self.data_dir / "nats", _port(ports.nats), _port(ports.nats_monitor), log_dir=logs)
             self.nats.start()
@@ -214,8 +215,6 @@ class Platform:
             token_file.write_text(secrets.token_urlsafe(32))
             token_file.chmod(0o600)
         self.admin_token = token_file.read_text().strip()
-        assert self.postgres is not None
-        self.dev_key = asyncio.run(ensure_dev_key(self.postgres.dsn, secret_dir / "dev-api-key"))
 
     def plan_services(self) -> None:
         """Decide ports and environments of the services' replicas (and of the gateway's front, with several)."""
@@ -241,7 +240,15 @@ class Platform:
             "webhook-dispatcher": ports_of(p.webhook, count["webhook-dispatcher"]),
         }
         target = {name: grpc_target(ports) for name, ports in grpc.items()}
-        dsn, nats_url = self.postgres.dsn, self.nats_url
+        nats_url = self.nats_url
+
+        def dsn(service: str) -> str:
+            """The service's own role (trust authentication on this local server: no password)."""
+            from facemint_core.schemas import role_dsn, schema_of
+
+            assert self.postgres is not None
+            return role_dsn(self.postgres.dsn, schema_of(service).role)
+
         data = self.data_dir
         common = {"PYTHONUNBUFFERED": "1"}
         nats_env = {"NATS__URL": nats_url, "NATS__STREAM_REPLICAS": str(self.stream_replicas)}
@@ -275,25 +282,25 @@ class Platform:
                 "FETCH__RETRY_SECONDS": "30",
             }),
             "library": ("facemint_library", "FACEMINT_LIBRARY_", {
-                "DATABASE__DSN": dsn,
+                "DATABASE__DSN": dsn("library"),
                 "MEDIA_DECODER_TARGET": target["media-decoder"],
                 "DATA_DIR": str(data / "vectors"),
             }),
             "task-orchestrator": ("facemint_orchestrator", "FACEMINT_ORCHESTRATOR_", {
-                "DATABASE__DSN": dsn,
+                "DATABASE__DSN": dsn("task-orchestrator"),
                 **nats_env,
                 "MEDIA_DECODER_TARGET": target["media-decoder"],
                 "LIBRARY_TARGET": target["library"],
             }),
             "webhook-dispatcher": ("facemint_webhook", "FACEMINT_WEBHOOK_", {
-                "DATABASE__DSN": dsn,
+                "DATABASE__DSN": dsn("webhook-dispatcher"),
                 **nats_env,
                 "ALLOW_HTTP": "true",
                 "ALLOW_CIDRS": cidrs,
                 "ALLOW_ENDPOINTS": webhook_endpoints,
             }),
             "gateway": ("facemint_gateway", "FACEMINT_GATEWAY_", {
-                "DATABASE__DSN": dsn,
+                "DATABASE__DSN": dsn("gateway"),
                 "ORCHESTRATOR_TARGET": target["task-orchestrator"],
                 "LIBRARY_TARGET": target["library"],
                 "WEBHOOK_TARGET": target["webhook-dispatcher"],
@@ -360,6 +367,7 @@ class Platform:
             time.sleep(0.2)
         if pending:
             raise TimeoutError(f"not ready after {self.settings.ready_timeout_seconds:.0f} s: {', '.join(pending)}")
+        self.dev_key = ensure_dev_key(self.gateway_url, self.admin_token, self.data_dir / "secrets" / "dev-api-key")
         self.write_state()
 
     def supervise_once(self) -> None:
@@ -489,35 +497,34 @@ def svc_ready(svc: ServiceProc) -> bool:
         return False
 
 
-async def ensure_dev_key(dsn: str, key_file: Path) -> str:
-    """Create the development account and API key on first start; return the raw key (kept in the data dir)."""
-    import asyncpg
+DEV_ACCOUNT_NAME = "Development"
 
-    from facemint_core.apikeys import generate_key, hash_key
 
-    conn = await asyncpg.connect(dsn)
-    try:
+def ensure_dev_key(gateway_url: str, admin_token: str, key_file: Path) -> str:
+    """Create the development account and API key through the admin API on first start; return the raw key (kept in
+    the data dir). A kept key that no longer works is replaced by a new key of the same account."""
+    import httpx
+
+    with httpx.Client(base_url=gateway_url, timeout=30) as client:
         if key_file.exists():
             raw = key_file.read_text().strip()
-            if await conn.fetchval("SELECT 1 FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(raw)):
+            if client.get("/v1/usage", headers={"x-api-key": raw}).status_code == 200:
                 return raw
-        await conn.execute(
-            """INSERT INTO accounts (account_id, name, plan, webhook_secret)
-               VALUES ('acct_dev', 'Development', 'scale', $1) ON CONFLICT (account_id) DO NOTHING""",
-            secrets.token_hex(32),
-        )
-        key = generate_key()
-        await conn.execute(
-            "INSERT INTO api_keys (key_id, account_id, prefix, key_hash, name) VALUES ($1, 'acct_dev', $2, $3, 'dev')",
-            key.key_id,
-            key.prefix,
-            key.key_hash,
-        )
-    finally:
-        await conn.close()
-    key_file.write_text(key.raw)
+        admin = {"authorization": f"Bearer {admin_token}"}
+        accounts = client.get("/admin/v1/accounts", params={"limit": 500}, headers=admin)
+        accounts.raise_for_status()
+        dev = [a for a in accounts.json()["accounts"] if a["name"] == DEV_ACCOUNT_NAME]
+        if dev:
+            made = client.post(f"/admin/v1/accounts/{dev[0]['account_id']}/keys", json={"name": "dev"}, headers=admin)
+            made.raise_for_status()
+            raw = made.json()["key"]
+        else:
+            made = client.post("/admin/v1/accounts", json={"name": DEV_ACCOUNT_NAME, "plan": "scale"}, headers=admin)
+            made.raise_for_status()
+            raw = made.json()["api_key"]["key"]
+    key_file.write_text(raw)
     key_file.chmod(0o600)
-    return key.raw
+    return raw
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -200,21 +200,29 @@ def _run_up(argv: list[str]) -> int:
 
 
 def _run_migrate(dsn: str | None) -> int:
-    """Apply pending migrations (the Helm chart's pre-install/pre-upgrade Job runs this)."""
+    """Create the services' roles and schemas, then apply each service's pending migrations as its role (the Helm
+    chart's pre-install/pre-upgrade Job runs this). ``dsn``: an administrator's; each role's password comes from
+    ``FACEMINT_MIGRATE_PASSWORD_<ROLE>`` (e.g. ``FACEMINT_MIGRATE_PASSWORD_FACEMINT_GATEWAY``), none when unset."""
     import asyncio
 
-    from facemint_core.db import migrate  # only this command needs the database driver
+    from facemint_core.schemas import SCHEMAS, migrate_all  # only this command needs the database driver
 
     dsn = dsn or os.environ.get("FACEMINT_MIGRATE_DATABASE__DSN", "")
     if not dsn:
         print("error: no database: pass --dsn or set FACEMINT_MIGRATE_DATABASE__DSN", file=sys.stderr)
         return 2
+    passwords = {
+        e.role: os.environ[f"FACEMINT_MIGRATE_PASSWORD_{e.role.upper()}"]
+        for e in SCHEMAS
+        if os.environ.get(f"FACEMINT_MIGRATE_PASSWORD_{e.role.upper()}")
+    }
     try:
-        applied = asyncio.run(migrate(dsn))
+        applied = asyncio.run(migrate_all(dsn, passwords))
     except Exception as exc:  # noqa: BLE001 - any failure is reported and fails the Job
         print(f"error: migration failed: {exc}", file=sys.stderr)
         return 1
-    print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+    done = [f"{service} {', '.join(versions)}" for service, versions in applied.items() if versions]
+    print(f"applied: {'; '.join(done)}" if done else "database is up to date")
     return 0
 
 

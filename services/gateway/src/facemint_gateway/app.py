@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from facemint_core.errors import FacemintError, InvalidRequest, NotFound
+from facemint_core.errors import FacemintError, InvalidRequest, NotFound, RateLimited
 from facemint_core.lifecycle import ServiceRuntime, ops_routes
 from facemint_gateway import (
     dashboard,
@@ -27,7 +27,6 @@ from facemint_gateway import (
 from facemint_gateway.http import error_response, request_id
 from facemint_gateway.idempotency import IdempotencyMiddleware
 from facemint_gateway.middleware import AccessMiddleware, RequestContextMiddleware
-from facemint_gateway.ratelimit import TaskQuotaMiddleware
 from facemint_gateway.services import Services
 from facemint_gateway.settings import GatewaySettings
 
@@ -46,7 +45,8 @@ ROUTE_MODULES = (
 
 async def _facemint_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FacemintError)
-    return error_response(request_id(request), exc)
+    retry_after = exc.retry_after if isinstance(exc, RateLimited) else 0
+    return error_response(request_id(request), exc, {"Retry-After": str(retry_after)} if retry_after else None)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -98,13 +98,7 @@ def create_app(settings: GatewaySettings, runtime: ServiceRuntime | None = None)
         lifespan=lifespan,
         exception_handlers={FacemintError: _facemint_error, HTTPException: _http_error},
     )
-    # Outermost last: request id -> authentication and rate limit -> idempotency -> task quotas -> routes.
-    app.add_middleware(
-        TaskQuotaMiddleware,
-        pool_getter=lambda: holder["svc"].pool,
-        task_retry_after=settings.accounts.task_retry_after_seconds,
-        creation_ttl_seconds=settings.accounts.idempotency_ttl_seconds,
-    )
+    # Outermost last: request id -> authentication and rate limit -> idempotency -> routes.
     app.add_middleware(
         IdempotencyMiddleware, store_getter=lambda: app.state.access.idempotency, max_body_bytes=settings.max_body_bytes
     )

@@ -9,11 +9,10 @@
   instead of one per request. Headers ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (unix seconds, the
   end of the window) describe the outcome; past the limit the answer is 429 ``rate_limited`` with
   ``Retry-After``.
-- Concurrent tasks, per account: queued + running rows of ``tasks``. Checked, together with the monthly minutes,
-  by :class:`TaskQuotaMiddleware` on ``POST /v1/create-detection-task`` under a per-account advisory lock that is
-  held until the task has been created, so that racing requests cannot overshoot. A retry whose Idempotency-Key
-  derives the creation id of a task already stored is let through: it gets that task back and creates nothing.
-- Monthly minutes, per account: ``usage_monthly``, kept by a trigger on ``tasks`` (migrations 0004 and 0006).
+- Concurrent tasks and monthly minutes, per account: decided by the task-orchestrator, which owns tasks and
+  meters their usage: ``POST /v1/create-detection-task`` passes the plan's limits in ``CreateTask`` and the
+  orchestrator refuses a task past them (RESOURCE_EXHAUSTED with a retry-after, answered here as 429 with
+  ``Retry-After``). ``GET /v1/usage`` reads the numbers with ``GetUsage`` (ADR 14).
 """
 
 from __future__ import annotations
@@ -21,21 +20,18 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from facemint_core.errors import RateLimited
+from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core.timeutil import iso
 from facemint_gateway.auth import Account
-from facemint_gateway.http import error_response
-from facemint_gateway.idempotency import derived_creation_id
 
 WINDOW_SECONDS = 60
-CREATE_TASK_PATH = "/v1/create-detection-task"
 
 _HIT_SQL = f"""
 WITH w AS (SELECT floor(extract(epoch FROM now()) / {WINDOW_SECONDS})::bigint * {WINDOW_SECONDS} AS start)
@@ -154,17 +150,9 @@ def month_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:
     return start, end
 
 
-_QUOTA_SQL = """
-SELECT (SELECT count(*) FROM tasks WHERE account_id = $1 AND status IN ('queued', 'running')) AS active,
-       coalesce((SELECT seconds FROM usage_monthly WHERE account_id = $1 AND month = $2), 0) AS seconds,
-       coalesce((SELECT tasks FROM usage_monthly WHERE account_id = $1 AND month = $2), 0) AS tasks,
-       (SELECT name FROM accounts WHERE account_id = $1) AS name
-"""
-
-
 @dataclass(frozen=True)
 class Quota:
-    """An account's active tasks and metered usage this month."""
+    """An account's active tasks and metered usage this month (from the orchestrator), and its name."""
 
     active_tasks: int
     seconds_used: float
@@ -177,56 +165,38 @@ class Quota:
         return self.seconds_used / 60
 
 
-async def read_quota(conn: asyncpg.Connection | asyncpg.Pool, account_id: str) -> Quota:
-    """Active tasks and this month's metered usage of an account."""
-    row = await conn.fetchrow(_QUOTA_SQL, account_id, month_bounds()[0].date())
-    assert row is not None
+UsageCall = Callable[[str], Awaitable[orchestrator_pb2.Usage]]
+"""Reads an account's usage from the task-orchestrator (``Services.usage``)."""
+
+
+async def read_quota(pool: asyncpg.Pool, usage_call: UsageCall, account_id: str) -> Quota:
+    """Active tasks and this month's metered usage of an account, with its name."""
+    usage, name = await asyncio.gather(
+        usage_call(account_id), pool.fetchval("SELECT name FROM accounts WHERE account_id = $1", account_id)
+    )
     return Quota(
-        active_tasks=row["active"],
-        seconds_used=float(row["seconds"]),
-        tasks_billed=row["tasks"],
-        account_name=row["name"] or "",
+        active_tasks=usage.active_tasks,
+        seconds_used=usage.seconds_used,
+        tasks_billed=usage.tasks_billed,
+        account_name=name or "",
     )
 
 
 class QuotaReader:
-    """Reads accounts' quotas for ``GET /v1/usage``; concurrent reads of one account share one query."""
+    """Reads accounts' quotas for ``GET /v1/usage``; concurrent reads of one account share one answer."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self._reading: dict[str, asyncio.Future[Quota]] = {}
 
-    async def read(self, account_id: str) -> Quota:
+    async def read(self, account_id: str, usage_call: UsageCall) -> Quota:
         """The account's quota; a call made while a read of the same account is in flight shares its answer."""
         shared = self._reading.get(account_id)
         if shared is None:
-            shared = asyncio.ensure_future(read_quota(self.pool, account_id))
+            shared = asyncio.ensure_future(read_quota(self.pool, usage_call, account_id))
             self._reading[account_id] = shared
             shared.add_done_callback(lambda _: self._reading.pop(account_id, None))
         return await asyncio.shield(shared)
-
-
-def quota_refusal(account: Account, quota: Quota, task_retry_after: int) -> tuple[RateLimited, int] | None:
-    """The error (and Retry-After seconds) refusing a new task, or None when the account may create one."""
-    limits = account.limits
-    if quota.active_tasks >= limits.concurrent_tasks:
-        return (
-            RateLimited(
-                f"concurrent task limit reached: {quota.active_tasks} tasks are queued or running and plan "
-                f"'{account.plan}' allows {limits.concurrent_tasks}; retry when one finishes"
-            ),
-            task_retry_after,
-        )
-    if quota.seconds_used >= limits.monthly_minutes * 60:
-        end = month_bounds()[1]
-        return (
-            RateLimited(
-                f"monthly minutes exhausted: {quota.minutes_used:.2f} of {limits.monthly_minutes} minutes used "
-                f"on plan '{account.plan}'; the allowance renews at {iso(end)}"
-            ),
-            max(1, math.ceil(end.timestamp() - time.time())),
-        )
-    return None
 
 
 def usage_view(account: Account, quota: Quota, decision: RateDecision | None) -> dict[str, Any]:
@@ -248,49 +218,3 @@ def usage_view(account: Account, quota: Quota, decision: RateDecision | None) ->
     if decision is not None:
         body["requests"] = {"limit": decision.limit, "remaining": decision.remaining, "reset": decision.reset}
     return body
-
-
-class TaskQuotaMiddleware:
-    """Refuses ``POST /v1/create-detection-task`` past the concurrent-task limit or the monthly minutes.
-
-    The check and the creation run under ``pg_advisory_xact_lock`` keyed by the account, on a pooled connection
-    whose transaction stays open until the route has answered (i.e. the orchestrator has inserted the task), so
-    racing requests, in one process or several, see each other's tasks.
-    """
-
-    def __init__(self, app: ASGIApp, pool_getter: Any, task_retry_after: int, creation_ttl_seconds: int) -> None:
-        self.app = app
-        self.pool_getter = pool_getter
-        self.task_retry_after = task_retry_after
-        self.creation_ttl_seconds = creation_ttl_seconds
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        account = scope.get("facemint_account")
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != CREATE_TASK_PATH or not account:
-            await self.app(scope, receive, send)
-            return
-        pool: asyncpg.Pool = self.pool_getter()
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "tasks:" + account.account_id)
-            refusal = quota_refusal(account, await read_quota(conn, account.account_id), self.task_retry_after)
-            if refusal is not None and not await self._stored_before(conn, account.account_id, scope):
-                error, retry_after = refusal
-                rid = str(scope.get("facemint_request_id", ""))
-                await error_response(rid, error, {"Retry-After": str(retry_after)})(scope, receive, send)
-                return
-            await self.app(scope, receive, send)
-
-    async def _stored_before(self, conn: asyncpg.Connection, account_id: str, scope: Scope) -> bool:
-        """Whether an earlier try of this request stored its task (the orchestrator will return it, ADR 9)."""
-        derived = derived_creation_id(scope)
-        if derived is None:
-            return False
-        return bool(
-            await conn.fetchval(
-                """SELECT EXISTS (SELECT 1 FROM tasks WHERE account_id = $1 AND creation_id = $2
-                                  AND created_at >= now() - make_interval(secs => $3))""",
-                account_id,
-                derived,
-                float(self.creation_ttl_seconds),
-            )
-        )

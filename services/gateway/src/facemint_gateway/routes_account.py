@@ -13,6 +13,7 @@ from facemint_gateway.auth import Account
 from facemint_gateway.http import json_body, ok
 from facemint_gateway.middleware import AccessState, access_state
 from facemint_gateway.ratelimit import RateDecision, usage_view
+from facemint_gateway.services import services
 
 MAX_NAME_LENGTH = 100
 MAX_KEY_LIFETIME_SECONDS = 10 * 365 * 24 * 3600
@@ -98,7 +99,7 @@ async def usage(request: Request) -> Response:
     """GET /v1/usage: plan, limits, this month's minutes, active tasks and this key's request window."""
     state = access_state(request)
     account = caller(request)
-    quota = await state.quotas.read(account.account_id)
+    quota = await state.quotas.read(account.account_id, services(request).usage)
     decision: RateDecision | None = request.scope.get("facemint_rate")
     return ok(request, usage_view(account, quota, decision))
 

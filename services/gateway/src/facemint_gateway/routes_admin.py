@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from facemint.webhook.v1 import webhook_pb2
 from facemint_core.errors import InvalidRequest, Unauthorized
 from facemint_gateway.auth import Account, PlanLimits
 from facemint_gateway.http import json_body, ok
@@ -24,6 +25,7 @@ from facemint_gateway.routes_account import (
     optional_int,
     rotate_request,
 )
+from facemint_gateway.services import services
 from facemint_gateway.validation import list_limit, optional_str, require_str
 
 _LIMITS = {"requests_per_minute": 1, "concurrent_tasks": 1, "monthly_minutes": 0}
@@ -72,10 +74,18 @@ async def create_account(request: Request) -> Response:
     if not isinstance(create_key, bool):
         raise InvalidRequest("'create_key' must be true or false")
     account = await state.accounts.create_account(name, plan, limit_overrides(body))
+    account["webhook_secret"] = await webhook_secret(request, account["account_id"])
     result: dict[str, Any] = {"account": account}
     if create_key:
         result["api_key"] = await state.accounts.create_key(account["account_id"], "default", None)
     return ok(request, result, status=201)
+
+
+async def webhook_secret(request: Request, account_id: str) -> str:
+    """The account's webhook secret, from the webhook-dispatcher that owns it (made there on first use)."""
+    svc = services(request)
+    reply = await svc.call(svc.webhooks.GetWebhookSecret, webhook_pb2.GetWebhookSecretRequest(account_id=account_id))
+    return reply.secret
 
 
 async def list_accounts(request: Request) -> Response:
@@ -89,7 +99,8 @@ async def list_accounts(request: Request) -> Response:
 async def get_account(request: Request) -> Response:
     """GET /admin/v1/accounts/{account_id}: the account, its limits and webhook secret."""
     state = admin(request)
-    return ok(request, await state.accounts.get_account(request.path_params["account_id"], with_secret=True))
+    account = await state.accounts.get_account(request.path_params["account_id"])
+    return ok(request, {**account, "webhook_secret": await webhook_secret(request, account["account_id"])})
 
 
 async def update_account(request: Request) -> Response:
@@ -112,7 +123,7 @@ async def account_usage(request: Request) -> Response:
     principal = Account(
         account_id=view["account_id"], plan=view["plan"], key_id="", limits=PlanLimits(**view["limits"])
     )
-    quota = await read_quota(state.accounts.pool, principal.account_id)
+    quota = await read_quota(state.accounts.pool, services(request).usage, principal.account_id)
     return ok(request, usage_view(principal, quota, None))
 
 

@@ -16,6 +16,7 @@ from facemint_core.timeutil import iso, parse_iso
 from facemint_core.vocab import MEDIA_KINDS, STATUS_NAMES, STATUSES, TASK_STATUSES, TASK_TYPES
 from facemint_gateway.http import account_id, json_body, ok, request_id
 from facemint_gateway.idempotency import creation_id
+from facemint_gateway.routes_account import caller
 from facemint_gateway.services import services
 from facemint_gateway.validation import list_limit, validate_detection_task
 
@@ -25,6 +26,7 @@ async def create_detection_task(request: Request) -> Response:
     svc = services(request)
     body = await json_body(request, svc.settings.max_body_bytes)
     spec = validate_detection_task(body, svc.settings.metadata_max_bytes, svc.settings.allow_http_callbacks)
+    account = caller(request)
     task = await svc.call(
         svc.tasks.CreateTask,
         orchestrator_pb2.CreateTaskRequest(
@@ -32,6 +34,12 @@ async def create_detection_task(request: Request) -> Response:
             request_id=request_id(request),
             spec=orchestrator_pb2.TaskSpec(**spec),
             creation_id=creation_id(request.scope),
+            limits=orchestrator_pb2.TaskLimits(
+                concurrent_tasks=account.limits.concurrent_tasks,
+                monthly_minutes=account.limits.monthly_minutes,
+                plan=account.plan,
+                retry_after_seconds=svc.settings.accounts.task_retry_after_seconds,
+            ),
         ),
     )
     return ok(

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint.webhook.v1 import webhook_pb2
 from facemint_core.errors import InvalidRequest
 from facemint_gateway.http import account_id, json_body, ok
@@ -52,10 +53,18 @@ def secret_view(secret: webhook_pb2.WebhookSecret) -> dict[str, Any]:
     }
 
 
+async def check_task_owner(request: Request, task_id: str) -> None:
+    """NotFound when the task does not exist, Forbidden when it is another account's (the task-orchestrator, which
+    owns tasks, decides; the dispatcher sees deliveries only)."""
+    svc = services(request)
+    await svc.call(svc.tasks.GetTask, orchestrator_pb2.GetTaskRequest(account_id=account_id(request), task_id=task_id))
+
+
 async def list_deliveries(request: Request) -> Response:
     """GET /v1/task/{task_id}/deliveries."""
     svc = services(request)
     task_id = request.path_params["task_id"]
+    await check_task_owner(request, task_id)
     reply = await svc.call(
         svc.webhooks.ListDeliveries,
         webhook_pb2.ListDeliveriesRequest(account_id=account_id(request), task_id=task_id),
@@ -67,6 +76,7 @@ async def redeliver(request: Request) -> Response:
     """POST /v1/task/{task_id}/redeliver: queue the task's webhook again (202)."""
     svc = services(request)
     task_id = request.path_params["task_id"]
+    await check_task_owner(request, task_id)
     delivery = await svc.call(
         svc.webhooks.Redeliver, webhook_pb2.RedeliverRequest(account_id=account_id(request), task_id=task_id)
     )

@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.requests import Request
 
 from facemint.library.v1 import library_pb2_grpc
-from facemint.orchestrator.v1 import orchestrator_pb2_grpc
+from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from facemint.webhook.v1 import webhook_pb2_grpc
 from facemint_core.grpcutil import open_channel
 from facemint_gateway.settings import GatewaySettings
@@ -37,9 +37,12 @@ class Services:
     @classmethod
     async def open(cls, settings: GatewaySettings) -> Services:
         """Create the pool and the channels."""
-        from facemint_core.db import create_pool
+        from facemint_core.db import apply_migrations, create_pool, migrations_dir
 
         pool = await create_pool(settings.database)
+        if settings.apply_migrations:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn, migrations_dir("facemint_gateway"))
         orch = open_channel(settings.orchestrator_target)
         lib = open_channel(settings.library_target)
         hooks = open_channel(settings.webhook_target)
@@ -57,6 +60,10 @@ class Services:
     async def call(self, method: Callable[..., Awaitable[R]], request: Any, timeout: float | None = None) -> R:
         """Call a unary RPC with the configured deadline (the channel raises a peer's error as its FacemintError)."""
         return await method(request, timeout=timeout or self.settings.rpc_timeout_seconds)
+
+    async def usage(self, account_id: str) -> orchestrator_pb2.Usage:
+        """The account's active tasks and metered usage this month, from the task-orchestrator that owns them."""
+        return await self.call(self.tasks.GetUsage, orchestrator_pb2.GetUsageRequest(account_id=account_id))
 
     async def check_task_queue(self) -> None:
         """Return when tasks can be queued: the orchestrator is reachable and serving (its own readiness covers

@@ -41,6 +41,8 @@ class GatewaySettings(ServiceSettings):
 
     http: HttpSettings = HttpSettings(port=8080)
     database: DatabaseSettings = DatabaseSettings()
+    apply_migrations: bool = True
+    """Apply this service's pending migrations to its schema at start (off where ``facemint migrate`` runs them)."""
     orchestrator_target: str = "127.0.0.1:50061"
     library_target: str = "127.0.0.1:50064"
     webhook_target: str = "127.0.0.1:50065"

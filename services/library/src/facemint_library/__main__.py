@@ -10,7 +10,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from facemint.library.v1 import library_pb2, library_pb2_grpc
-from facemint_core.db import create_pool
+from facemint_core.db import apply_migrations, create_pool, migrations_dir
 from facemint_core.grpcutil import open_channel, start_grpc_server
 from facemint_core.lifecycle import ServiceRuntime, run_service
 from facemint_core.settings import load_settings
@@ -40,6 +40,9 @@ async def setup(runtime: ServiceRuntime, settings: LibrarySettings) -> None:
     calibrations = Calibrations.load(settings.calibration.directory)
     log.info("score calibrations", extra={"models": calibrations.model_ids})
     pool = await create_pool(settings.database)
+    if settings.apply_migrations:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, migrations_dir("facemint_library"))
     store = make_store(settings)
     await store.open()
     channel = open_channel(settings.media_decoder_target)

@@ -90,6 +90,8 @@ class LibrarySettings(ServiceSettings):
 
     grpc: GrpcSettings = GrpcSettings(port=50064)
     database: DatabaseSettings = DatabaseSettings()
+    apply_migrations: bool = True
+    """Apply this service's pending migrations to its schema at start (off where ``facemint migrate`` runs them)."""
     media_decoder_target: str = "127.0.0.1:50062"
     media_decoder_timeout_seconds: float = Field(default=60.0, gt=0)
     vector_backend: Literal["edge", "qdrant"] = "edge"

@@ -16,6 +16,7 @@ from facemint_orchestrator.cancellation import Cancellation
 from facemint_orchestrator.completions import Completions
 from facemint_orchestrator.estimates import Estimator
 from facemint_orchestrator.events import TaskEvents
+from facemint_orchestrator.quota import read_usage
 from facemint_orchestrator.settings import OrchestratorSettings
 from facemint_orchestrator.store import TaskStore
 
@@ -55,6 +56,7 @@ class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
             request.request_id,
             request.creation_id,
             self.settings.creation_id_ttl_seconds,
+            request.limits if request.HasField("limits") else None,
         )
         if created:
             await self.events.enqueue(row)
@@ -98,3 +100,11 @@ class TaskService(orchestrator_pb2_grpc.TaskServiceServicer):
     ) -> orchestrator_pb2.Task:
         """Cancel a queued or running task."""
         return (await self.cancellation.cancel(request.account_id, request.task_id)).to_proto()
+
+    async def GetUsage(  # noqa: N802
+        self, request: orchestrator_pb2.GetUsageRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.Usage:
+        """The account's queued and running tasks and its metered usage this month."""
+        if not request.account_id:
+            raise InvalidRequest("account_id is required")
+        return (await read_usage(self.store.pool, request.account_id)).to_proto()

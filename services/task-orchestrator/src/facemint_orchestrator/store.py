@@ -23,6 +23,7 @@ from facemint_core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from facemint_core.ids import new_id
 from facemint_core.timeutil import parse_iso
 from facemint_core.vocab import ACTIVE, MEDIA_KIND_NAMES, MEDIA_KINDS, STATUSES, TERMINAL
+from facemint_orchestrator.quota import check_limits, meter
 
 _SPEC_FIELDS = (
     "media_url", "sample_rate", "min_face_size", "confidence_threshold", "attributes", "recognize", "library_id",
@@ -171,6 +172,7 @@ class TaskStore:
         request_id: str,
         creation_id: str,
         creation_id_ttl_seconds: float,
+        limits: orchestrator_pb2.TaskLimits | None = None,
     ) -> tuple[TaskRow, bool]:
         """Insert a queued task, unless the account stored one with the same creation id in the last
         ``creation_id_ttl_seconds``: that task is returned instead (a repeated RPC or request). An empty creation id
@@ -179,11 +181,50 @@ class TaskStore:
         Returns:
             The task, and True when this call stored it.
 
+        With ``limits``, the account's plan limits are checked first, under a per-account lock held until the task
+        is stored (:func:`facemint_orchestrator.quota.check_limits`); a repeated creation id skips the check.
+
         Raises:
             Conflict: The same creation id was being stored and expired concurrently, three times in a row.
+            RateLimited: The task is past ``limits``.
         """
+        async with self.pool.acquire() as conn, conn.transaction():
+            if limits is not None:
+                stored = await self._stored(conn, account_id, creation_id, creation_id_ttl_seconds)
+                if stored is not None:
+                    return stored, False
+                await check_limits(conn, account_id, limits)
+            return await self._insert(
+                conn, account_id, spec, estimated_seconds, request_id, creation_id, creation_id_ttl_seconds
+            )
+
+    @staticmethod
+    async def _stored(
+        conn: asyncpg.Connection, account_id: str, creation_id: str, creation_id_ttl_seconds: float
+    ) -> TaskRow | None:
+        if not creation_id:
+            return None
+        row = await conn.fetchrow(
+            """SELECT * FROM tasks WHERE account_id = $1 AND creation_id = $2
+               AND created_at >= now() - make_interval(secs => $3)""",
+            account_id,
+            creation_id,
+            creation_id_ttl_seconds,
+        )
+        return TaskRow.from_record(row) if row is not None else None
+
+    async def _insert(
+        self,
+        conn: asyncpg.Connection,
+        account_id: str,
+        spec: orchestrator_pb2.TaskSpec,
+        estimated_seconds: int,
+        request_id: str,
+        creation_id: str,
+        creation_id_ttl_seconds: float,
+    ) -> tuple[TaskRow, bool]:
         for _ in range(3):
-            row = await self.pool.fetchrow(
+            row = await conn.fetchrow(
                 """INSERT INTO tasks
                        (task_id, account_id, type, status, spec, estimated_seconds, request_id, creation_id)
                    VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7)
@@ -198,16 +239,10 @@ class TaskStore:
             )
             if row is not None:
                 return TaskRow.from_record(row), True
-            row = await self.pool.fetchrow(
-                """SELECT * FROM tasks WHERE account_id = $1 AND creation_id = $2
-                   AND created_at >= now() - make_interval(secs => $3)""",
-                account_id,
-                creation_id,
-                creation_id_ttl_seconds,
-            )
-            if row is not None:
-                return TaskRow.from_record(row), False
-            await self.pool.execute(
+            stored = await self._stored(conn, account_id, creation_id, creation_id_ttl_seconds)
+            if stored is not None:
+                return stored, False
+            await conn.execute(
                 """UPDATE tasks SET creation_id = NULL WHERE account_id = $1 AND creation_id = $2
                    AND created_at < now() - make_interval(secs => $3)""",
                 account_id,
@@ -311,29 +346,35 @@ class TaskStore:
     async def succeed(
         self, task_id: str, result: dict[str, Any], frames_done: int, analysed_seconds: float
     ) -> TaskRow | None:
-        """running -> succeeded, with the span the sampled frames covered; None when the task was no longer
-        running."""
-        row = await self.pool.fetchrow(
-            """UPDATE tasks SET status = 'succeeded', result = $2, frames_done = $3, analysed_seconds = $4,
-                      completed_at = now(), updated_at = now()
-               WHERE task_id = $1 AND status = 'running' RETURNING *""",
-            task_id,
-            orjson.dumps(result).decode(),  # ~10x faster than json.dumps for the ~11 KB of a six-face result
-            frames_done,
-            analysed_seconds,
-        )
+        """running -> succeeded, with the span the sampled frames covered, metered in the same transaction; None
+        when the task was no longer running."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """UPDATE tasks SET status = 'succeeded', result = $2, frames_done = $3, analysed_seconds = $4,
+                          completed_at = now(), updated_at = now()
+                   WHERE task_id = $1 AND status = 'running' RETURNING *""",
+                task_id,
+                orjson.dumps(result).decode(),  # ~10x faster than json.dumps for the ~11 KB of a six-face result
+                frames_done,
+                analysed_seconds,
+            )
+            if row is not None:
+                await meter(conn, row)
         return TaskRow.from_record(row) if row else None
 
     async def fail(self, task_id: str, code: str, message: str) -> TaskRow | None:
-        """queued|running -> failed; None when already terminal."""
-        row = await self.pool.fetchrow(
-            """UPDATE tasks SET status = 'failed', error_code = $2, error_message = $3, completed_at = now(),
-                      updated_at = now()
-               WHERE task_id = $1 AND status IN ('queued', 'running') RETURNING *""",
-            task_id,
-            code,
-            message[:1000],
-        )
+        """queued|running -> failed (metered when billable); None when already terminal."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """UPDATE tasks SET status = 'failed', error_code = $2, error_message = $3, completed_at = now(),
+                          updated_at = now()
+                   WHERE task_id = $1 AND status IN ('queued', 'running') RETURNING *""",
+                task_id,
+                code,
+                message[:1000],
+            )
+            if row is not None:
+                await meter(conn, row)
         return TaskRow.from_record(row) if row else None
 
     async def cancel(self, task_id: str) -> TaskRow | None:

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Callable
 from datetime import UTC
 
-import asyncpg
 from nats.aio.msg import Msg
 
 from facemint.orchestrator.v1 import orchestrator_pb2
@@ -57,10 +56,7 @@ class EventHandler:
             schedule_seconds=draw_delays(self.schedule),
             event_at=event_at,
         )
-        try:
-            inserted = await self.store.insert(new)
-        except asyncpg.ForeignKeyViolationError:
-            raise Poison(f"account {event.account_id} of task {event.task_id} does not exist") from None
+        inserted = await self.store.insert(new)
         if inserted:
             metrics.EVENTS.labels("scheduled").inc()
             self.on_inserted()

@@ -16,9 +16,10 @@ from datetime import datetime
 import asyncpg
 
 from facemint.webhook.v1 import webhook_pb2
-from facemint_core.errors import Conflict, Forbidden, NotFound
+from facemint_core.errors import Conflict, Forbidden
 from facemint_core.ids import new_id
 from facemint_core.timeutil import iso
+from facemint_webhook.signing import generate_secret
 
 INTERRUPTED = "interrupted: the dispatcher stopped before the outcome was recorded"
 
@@ -48,12 +49,11 @@ WITH due AS (
     UPDATE webhook_deliveries d
     SET attempt_count = d.attempt_count + 1,
         next_attempt_at = now() + make_interval(secs => $2)
-    FROM due, accounts a
-    WHERE d.delivery_id = due.delivery_id AND a.account_id = d.account_id
+    FROM due, webhook_secrets s
+    WHERE d.delivery_id = due.delivery_id AND s.account_id = d.account_id
     RETURNING d.delivery_id, d.task_id, d.event, d.url, d.payload, d.attempt_count AS number,
               cardinality(d.schedule_seconds) + 1 AS max_attempts, d.event_at, d.redelivery_of IS NULL AS original,
-              a.webhook_secret AS secret, CASE WHEN a.webhook_secret_previous_expires_at > now()
-                                               THEN a.webhook_secret_previous END AS previous_secret
+              s.secret, CASE WHEN s.previous_expires_at > now() THEN s.previous END AS previous_secret
 ), interrupted AS (
     UPDATE webhook_attempts SET finished_at = now(), error = $3
     WHERE delivery_id IN (SELECT delivery_id FROM claimed) AND finished_at IS NULL
@@ -81,9 +81,12 @@ INSERT INTO webhook_deliveries
 VALUES ($1, $2, $3, $4, $5, $6, $7, now(), coalesce($8, now()), $9)
 ON CONFLICT (task_id, event) WHERE redelivery_of IS NULL DO NOTHING"""
 
-_SECRET_COLUMNS = """webhook_secret, webhook_secret_rotated_at,
-    CASE WHEN webhook_secret_previous_expires_at > now() THEN webhook_secret_previous END AS previous,
-    CASE WHEN webhook_secret_previous_expires_at > now() THEN webhook_secret_previous_expires_at END AS expires"""
+_SECRET_COLUMNS = """secret, rotated_at,
+    CASE WHEN previous_expires_at > now() THEN previous END AS previous,
+    CASE WHEN previous_expires_at > now() THEN previous_expires_at END AS expires"""
+
+# An account's secret is made on first use: when it is first read, rotated, or a delivery is made for it.
+_ENSURE_SECRET = "INSERT INTO webhook_secrets (account_id, secret) VALUES ($1, $2) ON CONFLICT (account_id) DO NOTHING"
 
 
 @dataclass(frozen=True)
@@ -138,23 +141,21 @@ class DeliveryStore:
         self.pool = pool
 
     async def insert(self, new: NewDelivery) -> bool:
-        """Insert the delivery of an event; False when the event already has one (a redelivered event).
-
-        Raises:
-            asyncpg.ForeignKeyViolationError: The account does not exist.
-        """
-        status = await self.pool.execute(
-            _INSERT,
-            new_id("dlv"),
-            new.account_id,
-            new.task_id,
-            new.event,
-            new.url,
-            new.payload,
-            new.schedule_seconds,
-            new.event_at,
-            None,
-        )
+        """Insert the delivery of an event; False when the event already has one (a redelivered event)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_ENSURE_SECRET, new.account_id, generate_secret())
+            status = await conn.execute(
+                _INSERT,
+                new_id("dlv"),
+                new.account_id,
+                new.task_id,
+                new.event,
+                new.url,
+                new.payload,
+                new.schedule_seconds,
+                new.event_at,
+                None,
+            )
         return bool(status == "INSERT 0 1")
 
     async def claim(self, limit: int, lease_seconds: float) -> list[Claim]:
@@ -180,22 +181,17 @@ class DeliveryStore:
         return int(await self.pool.fetchval("SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'"))
 
     async def _check_owner(self, conn: asyncpg.Connection, account_id: str, task_id: str) -> None:
-        owner = await conn.fetchval(
-            """SELECT coalesce((SELECT account_id FROM tasks WHERE task_id = $1),
-                               (SELECT account_id FROM webhook_deliveries WHERE task_id = $1 LIMIT 1))""",
-            task_id,
-        )
-        if owner is None:
-            raise NotFound(f"task {task_id} does not exist")
-        if owner != account_id:
+        """Forbidden when the task's deliveries are another account's. Whether the task exists and whose it is
+        is the task-orchestrator's to say: the gateway asks it before calling here."""
+        owner = await conn.fetchval("SELECT account_id FROM webhook_deliveries WHERE task_id = $1 LIMIT 1", task_id)
+        if owner is not None and owner != account_id:
             raise Forbidden(f"task {task_id} belongs to another account")
 
     async def list_for_task(self, account_id: str, task_id: str) -> list[webhook_pb2.Delivery]:
         """Every delivery of a task (the original first, then redeliveries) with its attempts.
 
         Raises:
-            NotFound: The task does not exist.
-            Forbidden: The task belongs to another account.
+            Forbidden: The task's deliveries belong to another account.
         """
         async with self.pool.acquire() as conn:
             await self._check_owner(conn, account_id, task_id)
@@ -246,8 +242,7 @@ class DeliveryStore:
         alone. Otherwise a new delivery (new delivery id, fresh schedule, same body and URL) repeats the original.
 
         Raises:
-            NotFound: The task does not exist.
-            Forbidden: The task belongs to another account.
+            Forbidden: The task's deliveries belong to another account.
             Conflict: The task has no webhook to repeat (no callback_url, or not terminal yet).
         """
         async with self.pool.acquire() as conn, conn.transaction():
@@ -289,38 +284,35 @@ class DeliveryStore:
             return (await self._with_attempts(conn, [row]))[0]
 
     async def get_secret(self, account_id: str) -> webhook_pb2.WebhookSecret:
-        """The account's secret, and the previous one while its rotation window is open.
-
-        Raises:
-            NotFound: The account does not exist.
-        """
-        row = await self.pool.fetchrow(f"SELECT {_SECRET_COLUMNS} FROM accounts WHERE account_id = $1", account_id)
-        return _secret_message(row, account_id)
+        """The account's secret (made now if it has none yet), and the previous one while its rotation window is
+        open."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_ENSURE_SECRET, account_id, generate_secret())
+            row = await conn.fetchrow(
+                f"SELECT {_SECRET_COLUMNS} FROM webhook_secrets WHERE account_id = $1", account_id
+            )
+        return _secret_message(row)
 
     async def rotate_secret(self, account_id: str, new_secret: str, grace_seconds: int) -> webhook_pb2.WebhookSecret:
-        """Replace the secret; the old one keeps signing for ``grace_seconds`` (any older one is dropped).
-
-        Raises:
-            NotFound: The account does not exist.
-        """
-        row = await self.pool.fetchrow(
-            f"""UPDATE accounts SET webhook_secret_previous = webhook_secret, webhook_secret = $2,
-                       webhook_secret_previous_expires_at = now() + make_interval(secs => $3),
-                       webhook_secret_rotated_at = now()
-                WHERE account_id = $1 RETURNING {_SECRET_COLUMNS}""",
-            account_id,
-            new_secret,
-            float(grace_seconds),
-        )
-        return _secret_message(row, account_id)
+        """Replace the secret; the old one keeps signing for ``grace_seconds`` (any older one is dropped)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_ENSURE_SECRET, account_id, generate_secret())
+            row = await conn.fetchrow(
+                f"""UPDATE webhook_secrets SET previous = secret, secret = $2,
+                           previous_expires_at = now() + make_interval(secs => $3), rotated_at = now()
+                    WHERE account_id = $1 RETURNING {_SECRET_COLUMNS}""",
+                account_id,
+                new_secret,
+                float(grace_seconds),
+            )
+        return _secret_message(row)
 
 
-def _secret_message(row: asyncpg.Record | None, account_id: str) -> webhook_pb2.WebhookSecret:
-    if row is None:
-        raise NotFound(f"account {account_id} does not exist")
+def _secret_message(row: asyncpg.Record | None) -> webhook_pb2.WebhookSecret:
+    assert row is not None
     return webhook_pb2.WebhookSecret(
-        secret=row["webhook_secret"],
+        secret=row["secret"],
         previous_secret=row["previous"] or "",
         previous_expires_at=iso(row["expires"]),
-        rotated_at=iso(row["webhook_secret_rotated_at"]),
+        rotated_at=iso(row["rotated_at"]),
     )

@@ -26,35 +26,41 @@ from facemint.common.v1 import common_pb2 as facemint_dot_common_dot_v1_dot_comm
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+facemint/orchestrator/v1/orchestrator.proto\x12\x18\x66\x61\x63\x65mint.orchestrator.v1\x1a\x1f\x66\x61\x63\x65mint/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x03\n\x08TaskSpec\x12+\n\x04kind\x18\x0e \x01(\x0e\x32\x1d.facemint.common.v1.MediaKind\x12\x11\n\tmedia_url\x18\x02 \x01(\t\x12\x17\n\nstart_time\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x65nd_time\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x0bsample_rate\x18\x05 \x01(\x05\x12\x15\n\rmin_face_size\x18\x06 \x01(\x05\x12\x1c\n\x14\x63onfidence_threshold\x18\x07 \x01(\x02\x12\x12\n\nattributes\x18\x08 \x03(\t\x12\x11\n\trecognize\x18\t \x01(\x08\x12\x12\n\nlibrary_id\x18\n \x01(\t\x12\r\n\x05top_k\x18\x0b \x01(\x05\x12\x14\n\x0c\x63\x61llback_url\x18\x0c \x01(\t\x12\x32\n\x08metadata\x18\x0f \x01(\x0b\x32 .facemint.common.v1.JsonDocumentB\r\n\x0b_start_timeB\x0b\n\t_end_timeJ\x04\x08\x01\x10\x02J\x04\x08\r\x10\x0e\"\x82\x01\n\x11\x43reateTaskRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x30\n\x04spec\x18\x03 \x01(\x0b\x32\".facemint.orchestrator.v1.TaskSpec\x12\x13\n\x0b\x63reation_id\x18\x04 \x01(\t\"\xb2\x04\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x34\n\x06status\x18\x10 \x01(\x0e\x32$.facemint.orchestrator.v1.TaskStatus\x12\x30\n\x04spec\x18\x04 \x01(\x0b\x32\".facemint.orchestrator.v1.TaskSpec\x12.\n\ncreated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x65stimated_seconds\x18\x08 \x01(\x05\x12\x32\n\x05media\x18\x14 \x01(\x0b\x32#.facemint.orchestrator.v1.TaskMedia\x12\x30\n\x06result\x18\x15 \x01(\x0b\x32 .facemint.common.v1.JsonDocument\x12\x12\n\nerror_code\x18\x0b \x01(\t\x12\x15\n\rerror_message\x18\x0c \x01(\t\x12\x13\n\x0b\x66rames_done\x18\r \x01(\x05\x12\x14\n\x0c\x66rames_total\x18\x0e \x01(\x05\x12\x10\n\x08\x61ttempts\x18\x0f \x01(\x05J\x04\x08\x03\x10\x04J\x04\x08\x05\x10\x06J\x04\x08\x06\x10\x07J\x04\x08\x07\x10\x08J\x04\x08\t\x10\nJ\x04\x08\n\x10\x0b\"N\n\tTaskMedia\x12\x15\n\x08\x64uration\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x42\x0b\n\t_duration\"K\n\x0eGetTaskRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x03 \x01(\x01\"\xed\x01\n\x10ListTasksRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x34\n\x06status\x18\x07 \x01(\x0e\x32$.facemint.orchestrator.v1.TaskStatus\x12+\n\x04kind\x18\x08 \x01(\x0e\x32\x1d.facemint.common.v1.MediaKind\x12\x31\n\rcreated_after\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x05 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x06 \x01(\tJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05\"W\n\x11ListTasksResponse\x12-\n\x05tasks\x18\x01 \x03(\x0b\x32\x1e.facemint.orchestrator.v1.Task\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"8\n\x11\x43\x61ncelTaskRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\"\xfe\x01\n\tTaskEvent\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x34\n\x06status\x18\x08 \x01(\x0e\x32$.facemint.orchestrator.v1.TaskStatus\x12\x14\n\x0c\x63\x61llback_url\x18\x05 \x01(\t\x12.\n\x04task\x18\t \x01(\x0b\x32 .facemint.common.v1.JsonDocument\x12/\n\x0boccurred_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampJ\x04\x08\x04\x10\x05J\x04\x08\x06\x10\x07J\x04\x08\x07\x10\x08\".\n\x07TaskJob\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t*\xa8\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATUS_QUEUED\x10\x01\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x02\x12\x19\n\x15TASK_STATUS_SUCCEEDED\x10\x03\x12\x16\n\x12TASK_STATUS_FAILED\x10\x04\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x05\x32\xfe\x02\n\x0bTaskService\x12Y\n\nCreateTask\x12+.facemint.orchestrator.v1.CreateTaskRequest\x1a\x1e.facemint.orchestrator.v1.Task\x12S\n\x07GetTask\x12(.facemint.orchestrator.v1.GetTaskRequest\x1a\x1e.facemint.orchestrator.v1.Task\x12\x64\n\tListTasks\x12*.facemint.orchestrator.v1.ListTasksRequest\x1a+.facemint.orchestrator.v1.ListTasksResponse\x12Y\n\nCancelTask\x12+.facemint.orchestrator.v1.CancelTaskRequest\x1a\x1e.facemint.orchestrator.v1.Taskb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+facemint/orchestrator/v1/orchestrator.proto\x12\x18\x66\x61\x63\x65mint.orchestrator.v1\x1a\x1f\x66\x61\x63\x65mint/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x03\n\x08TaskSpec\x12+\n\x04kind\x18\x0e \x01(\x0e\x32\x1d.facemint.common.v1.MediaKind\x12\x11\n\tmedia_url\x18\x02 \x01(\t\x12\x17\n\nstart_time\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x65nd_time\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x0bsample_rate\x18\x05 \x01(\x05\x12\x15\n\rmin_face_size\x18\x06 \x01(\x05\x12\x1c\n\x14\x63onfidence_threshold\x18\x07 \x01(\x02\x12\x12\n\nattributes\x18\x08 \x03(\t\x12\x11\n\trecognize\x18\t \x01(\x08\x12\x12\n\nlibrary_id\x18\n \x01(\t\x12\r\n\x05top_k\x18\x0b \x01(\x05\x12\x14\n\x0c\x63\x61llback_url\x18\x0c \x01(\t\x12\x32\n\x08metadata\x18\x0f \x01(\x0b\x32 .facemint.common.v1.JsonDocumentB\r\n\x0b_start_timeB\x0b\n\t_end_timeJ\x04\x08\x01\x10\x02J\x04\x08\r\x10\x0e\"\xb8\x01\n\x11\x43reateTaskRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x30\n\x04spec\x18\x03 \x01(\x0b\x32\".facemint.orchestrator.v1.TaskSpec\x12\x13\n\x0b\x63reation_id\x18\x04 \x01(\t\x12\x34\n\x06limits\x18\x05 \x01(\x0b\x32$.facemint.orchestrator.v1.TaskLimits\"j\n\nTaskLimits\x12\x18\n\x10\x63oncurrent_tasks\x18\x01 \x01(\x05\x12\x17\n\x0fmonthly_minutes\x18\x02 \x01(\x05\x12\x0c\n\x04plan\x18\x03 \x01(\t\x12\x1b\n\x13retry_after_seconds\x18\x04 \x01(\x05\"%\n\x0fGetUsageRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"I\n\x05Usage\x12\x14\n\x0c\x61\x63tive_tasks\x18\x01 \x01(\x05\x12\x14\n\x0cseconds_used\x18\x02 \x01(\x01\x12\x14\n\x0ctasks_billed\x18\x03 \x01(\x05\"\xb2\x04\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x34\n\x06status\x18\x10 \x01(\x0e\x32$.facemint.orchestrator.v1.TaskStatus\x12\x30\n\x04spec\x18\x04 \x01(\x0b\x32\".facemint.orchestrator.v1.TaskSpec\x12.\n\ncreated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x65stimated_seconds\x18\x08 \x01(\x05\x12\x32\n\x05media\x18\x14 \x01(\x0b\x32#.facemint.orchestrator.v1.TaskMedia\x12\x30\n\x06result\x18\x15 \x01(\x0b\x32 .facemint.common.v1.JsonDocument\x12\x12\n\nerror_code\x18\x0b \x01(\t\x12\x15\n\rerror_message\x18\x0c \x01(\t\x12\x13\n\x0b\x66rames_done\x18\r \x01(\x05\x12\x14\n\x0c\x66rames_total\x18\x0e \x01(\x05\x12\x10\n\x08\x61ttempts\x18\x0f \x01(\x05J\x04\x08\x03\x10\x04J\x04\x08\x05\x10\x06J\x04\x08\x06\x10\x07J\x04\x08\x07\x10\x08J\x04\x08\t\x10\nJ\x04\x08\n\x10\x0b\"N\n\tTaskMedia\x12\x15\n\x08\x64uration\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x42\x0b\n\t_duration\"K\n\x0eGetTaskRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x03 \x01(\x01\"\xed\x01\n\x10ListTasksRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x34\n\x06status\x18\x07 \x01(\x0e\x32$.facemint.orchestrator.v1.TaskStatus\x12+\n\x04kind\x18\x08 \x01(\x0e\x32\x1d.facemint.common.v1.MediaKind\x12\x31\n\rcreated_after\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x05 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x06 \x01(\tJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05\"W\n\x11ListTasksResponse\x12-\n\x05tasks\x18\x01 \x03(\x0b\x32\x1e.facemint.orchestrator.v1.Task\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"8\n\x11\x43\x61ncelTaskRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\"\xfe\x01\n\tTaskEvent\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x34\n\x06status\x18\x08 \x01(\x0e\x32$.facemint.orchestrator.v1.TaskStatus\x12\x14\n\x0c\x63\x61llback_url\x18\x05 \x01(\t\x12.\n\x04task\x18\t \x01(\x0b\x32 .facemint.common.v1.JsonDocument\x12/\n\x0boccurred_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampJ\x04\x08\x04\x10\x05J\x04\x08\x06\x10\x07J\x04\x08\x07\x10\x08\".\n\x07TaskJob\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t*\xa8\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATUS_QUEUED\x10\x01\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x02\x12\x19\n\x15TASK_STATUS_SUCCEEDED\x10\x03\x12\x16\n\x12TASK_STATUS_FAILED\x10\x04\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x05\x32\xd6\x03\n\x0bTaskService\x12Y\n\nCreateTask\x12+.facemint.orchestrator.v1.CreateTaskRequest\x1a\x1e.facemint.orchestrator.v1.Task\x12S\n\x07GetTask\x12(.facemint.orchestrator.v1.GetTaskRequest\x1a\x1e.facemint.orchestrator.v1.Task\x12\x64\n\tListTasks\x12*.facemint.orchestrator.v1.ListTasksRequest\x1a+.facemint.orchestrator.v1.ListTasksResponse\x12Y\n\nCancelTask\x12+.facemint.orchestrator.v1.CancelTaskRequest\x1a\x1e.facemint.orchestrator.v1.Task\x12V\n\x08GetUsage\x12).facemint.orchestrator.v1.GetUsageRequest\x1a\x1f.facemint.orchestrator.v1.Usageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'facemint.orchestrator.v1.orchestrator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKSTATUS']._serialized_start=2074
-  _globals['_TASKSTATUS']._serialized_end=2242
+  _globals['_TASKSTATUS']._serialized_start=2350
+  _globals['_TASKSTATUS']._serialized_end=2518
   _globals['_TASKSPEC']._serialized_start=140
   _globals['_TASKSPEC']._serialized_end=524
   _globals['_CREATETASKREQUEST']._serialized_start=527
-  _globals['_CREATETASKREQUEST']._serialized_end=657
-  _globals['_TASK']._serialized_start=660
-  _globals['_TASK']._serialized_end=1222
-  _globals['_TASKMEDIA']._serialized_start=1224
-  _globals['_TASKMEDIA']._serialized_end=1302
-  _globals['_GETTASKREQUEST']._serialized_start=1304
-  _globals['_GETTASKREQUEST']._serialized_end=1379
-  _globals['_LISTTASKSREQUEST']._serialized_start=1382
-  _globals['_LISTTASKSREQUEST']._serialized_end=1619
-  _globals['_LISTTASKSRESPONSE']._serialized_start=1621
-  _globals['_LISTTASKSRESPONSE']._serialized_end=1708
-  _globals['_CANCELTASKREQUEST']._serialized_start=1710
-  _globals['_CANCELTASKREQUEST']._serialized_end=1766
-  _globals['_TASKEVENT']._serialized_start=1769
-  _globals['_TASKEVENT']._serialized_end=2023
-  _globals['_TASKJOB']._serialized_start=2025
-  _globals['_TASKJOB']._serialized_end=2071
-  _globals['_TASKSERVICE']._serialized_start=2245
-  _globals['_TASKSERVICE']._serialized_end=2627
+  _globals['_CREATETASKREQUEST']._serialized_end=711
+  _globals['_TASKLIMITS']._serialized_start=713
+  _globals['_TASKLIMITS']._serialized_end=819
+  _globals['_GETUSAGEREQUEST']._serialized_start=821
+  _globals['_GETUSAGEREQUEST']._serialized_end=858
+  _globals['_USAGE']._serialized_start=860
+  _globals['_USAGE']._serialized_end=933
+  _globals['_TASK']._serialized_start=936
+  _globals['_TASK']._serialized_end=1498
+  _globals['_TASKMEDIA']._serialized_start=1500
+  _globals['_TASKMEDIA']._serialized_end=1578
+  _globals['_GETTASKREQUEST']._serialized_start=1580
+  _globals['_GETTASKREQUEST']._serialized_end=1655
+  _globals['_LISTTASKSREQUEST']._serialized_start=1658
+  _globals['_LISTTASKSREQUEST']._serialized_end=1895
+  _globals['_LISTTASKSRESPONSE']._serialized_start=1897
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1984
+  _globals['_CANCELTASKREQUEST']._serialized_start=1986
+  _globals['_CANCELTASKREQUEST']._serialized_end=2042
+  _globals['_TASKEVENT']._serialized_start=2045
+  _globals['_TASKEVENT']._serialized_end=2299
+  _globals['_TASKJOB']._serialized_start=2301
+  _globals['_TASKJOB']._serialized_end=2347
+  _globals['_TASKSERVICE']._serialized_start=2521
+  _globals['_TASKSERVICE']._serialized_end=2991
 # @@protoc_insertion_point(module_scope)

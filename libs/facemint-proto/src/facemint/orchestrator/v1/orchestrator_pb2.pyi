@@ -126,6 +126,7 @@ class CreateTaskRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     SPEC_FIELD_NUMBER: _builtins.int
     CREATION_ID_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     request_id: _builtins.str
     creation_id: _builtins.str
@@ -135,6 +136,12 @@ class CreateTaskRequest(_message.Message):
     """
     @_builtins.property
     def spec(self) -> Global___TaskSpec: ...
+    @_builtins.property
+    def limits(self) -> Global___TaskLimits:
+        """The account's plan limits, checked by the orchestrator with the creation under a per-account lock: a task past
+        them is refused with RESOURCE_EXHAUSTED (and a retry-after). Absent: no quota check.
+        """
+
     def __init__(
         self,
         *,
@@ -142,14 +149,99 @@ class CreateTaskRequest(_message.Message):
         request_id: _builtins.str = ...,
         spec: Global___TaskSpec | None = ...,
         creation_id: _builtins.str = ...,
+        limits: Global___TaskLimits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "creation_id", b"creation_id", "request_id", b"request_id", "spec", b"spec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "creation_id", b"creation_id", "limits", b"limits", "request_id", b"request_id", "spec", b"spec"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateTaskRequest: _TypeAlias = CreateTaskRequest  # noqa: Y015
+
+@_typing.final
+class TaskLimits(_message.Message):
+    """The limits of an account's plan that bound task creation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONCURRENT_TASKS_FIELD_NUMBER: _builtins.int
+    MONTHLY_MINUTES_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
+    concurrent_tasks: _builtins.int
+    """Queued and running tasks at most."""
+    monthly_minutes: _builtins.int
+    """Metered minutes per UTC calendar month."""
+    plan: _builtins.str
+    """Named in the refusal messages."""
+    retry_after_seconds: _builtins.int
+    """Retry-after of a concurrent-task refusal (a monthly refusal waits for the next month)."""
+    def __init__(
+        self,
+        *,
+        concurrent_tasks: _builtins.int = ...,
+        monthly_minutes: _builtins.int = ...,
+        plan: _builtins.str = ...,
+        retry_after_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["concurrent_tasks", b"concurrent_tasks", "monthly_minutes", b"monthly_minutes", "plan", b"plan", "retry_after_seconds", b"retry_after_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskLimits: _TypeAlias = TaskLimits  # noqa: Y015
+
+@_typing.final
+class GetUsageRequest(_message.Message):
+    """Read an account's usage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageRequest: _TypeAlias = GetUsageRequest  # noqa: Y015
+
+@_typing.final
+class Usage(_message.Message):
+    """An account's queued and running tasks and its metered usage in the current UTC month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVE_TASKS_FIELD_NUMBER: _builtins.int
+    SECONDS_USED_FIELD_NUMBER: _builtins.int
+    TASKS_BILLED_FIELD_NUMBER: _builtins.int
+    active_tasks: _builtins.int
+    seconds_used: _builtins.float
+    """Billable seconds metered this month."""
+    tasks_billed: _builtins.int
+    """Tasks billed this month."""
+    def __init__(
+        self,
+        *,
+        active_tasks: _builtins.int = ...,
+        seconds_used: _builtins.float = ...,
+        tasks_billed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_tasks", b"active_tasks", "seconds_used", b"seconds_used", "tasks_billed", b"tasks_billed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Usage: _TypeAlias = Usage  # noqa: Y015
 
 @_typing.final
 class Task(_message.Message):

@@ -55,6 +55,11 @@ class TaskServiceStub:
                 request_serializer=facemint_dot_orchestrator_dot_v1_dot_orchestrator__pb2.CancelTaskRequest.SerializeToString,
                 response_deserializer=facemint_dot_orchestrator_dot_v1_dot_orchestrator__pb2.Task.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/facemint.orchestrator.v1.TaskService/GetUsage',
+                request_serializer=facemint_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=facemint_dot_orchestrator_dot_v1_dot_orchestrator__pb2.Usage.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -90,6 +95,13 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """An account's queued and running tasks and its metered usage in the current UTC month.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +124,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.CancelTask,
                     request_deserializer=facemint_dot_orchestrator_dot_v1_dot_orchestrator__pb2.CancelTaskRequest.FromString,
                     response_serializer=facemint_dot_orchestrator_dot_v1_dot_orchestrator__pb2.Task.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=facemint_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetUsageRequest.FromString,
+                    response_serializer=facemint_dot_orchestrator_dot_v1_dot_orchestrator__pb2.Usage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -223,6 +240,33 @@ class TaskService:
             '/facemint.orchestrator.v1.TaskService/CancelTask',
             facemint_dot_orchestrator_dot_v1_dot_orchestrator__pb2.CancelTaskRequest.SerializeToString,
             facemint_dot_orchestrator_dot_v1_dot_orchestrator__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facemint.orchestrator.v1.TaskService/GetUsage',
+            facemint_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetUsageRequest.SerializeToString,
+            facemint_dot_orchestrator_dot_v1_dot_orchestrator__pb2.Usage.FromString,
             options,
             channel_credentials,
             insecure,

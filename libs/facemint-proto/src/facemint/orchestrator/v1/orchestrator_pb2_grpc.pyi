@@ -43,6 +43,8 @@ class TaskServiceStub:
     """List an account's tasks, newest first, with keyset pagination."""
     CancelTask: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.CancelTaskRequest, _orchestrator_pb2.Task]
     """Cancel a queued or running task."""
+    GetUsage: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetUsageRequest, _orchestrator_pb2.Usage]
+    """An account's queued and running tasks and its metered usage in the current UTC month."""
 
 @_typing.type_check_only
 class TaskServiceAsyncStub(TaskServiceStub):
@@ -59,6 +61,8 @@ class TaskServiceAsyncStub(TaskServiceStub):
     """List an account's tasks, newest first, with keyset pagination."""
     CancelTask: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.CancelTaskRequest, _orchestrator_pb2.Task]  # type: ignore[assignment]
     """Cancel a queued or running task."""
+    GetUsage: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetUsageRequest, _orchestrator_pb2.Usage]  # type: ignore[assignment]
+    """An account's queued and running tasks and its metered usage in the current UTC month."""
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
     """Task records, their state machine, the job queue and result assembly."""
@@ -96,5 +100,13 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.Task, _abc.Awaitable[_orchestrator_pb2.Task]]:
         """Cancel a queued or running task."""
+
+    @_abc_1.abstractmethod
+    def GetUsage(
+        self,
+        request: _orchestrator_pb2.GetUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.Usage, _abc.Awaitable[_orchestrator_pb2.Usage]]:
+        """An account's queued and running tasks and its metered usage in the current UTC month."""
 
 def add_TaskServiceServicer_to_server(servicer: TaskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
