@@ -101,7 +101,7 @@ class Stack:
                    VALUES ($1, $2, 'image', 'succeeded', $3, now())""",
                 task_id,
                 account_id,
-                json.dumps({"media_url": "https://example.com/a.jpg", "callback_url": url}),
+                json.dumps({"type": "image", "media_url": "https://example.com/a.jpg", "callback_url": url}),
             )
         finally:
             await conn.close()
