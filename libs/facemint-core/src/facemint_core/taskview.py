@@ -39,9 +39,10 @@ def _non_finite_as_null(constant: str) -> None:
     response cannot carry them."""
 
 
-def public_task(task: orchestrator_pb2.Task, raw_result: bool = False) -> dict[str, Any]:
+def public_task(task: orchestrator_pb2.Task, raw_result: bool = False, full: bool = True) -> dict[str, Any]:
     """Render a task as the API returns it (without ``request_id``, which belongs to each response); with
-    ``raw_result`` the result stays the stored JSON text (:class:`RawJSON`)."""
+    ``raw_result`` the result stays the stored JSON text (:class:`RawJSON`). Without ``full`` (an item of
+    ``GET /v1/tasks``) a succeeded task carries ``result_summary`` (the result's ``summary``) instead of ``result``."""
     media: dict[str, Any] = {"url": task.spec.media_url, "duration": None, "width": None, "height": None}
     if task.media_json:
         media.update(json.loads(task.media_json))
@@ -52,7 +53,10 @@ def public_task(task: orchestrator_pb2.Task, raw_result: bool = False) -> dict[s
         "media": media,
     }
     if task.status == "succeeded" and task.result_json:
-        view["result"] = RawJSON(task.result_json) if raw_result else json.loads(task.result_json)
+        if not full:
+            view["result_summary"] = json.loads(task.result_json).get("summary")
+        else:
+            view["result"] = RawJSON(task.result_json) if raw_result else json.loads(task.result_json)
     if task.status in ("queued", "running"):
         view["progress"] = {"frames_done": task.frames_done, "frames_total": task.frames_total}
         view["estimated_seconds"] = task.estimated_seconds
