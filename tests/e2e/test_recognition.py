@@ -85,8 +85,8 @@ def test_another_tenant_cannot_see_the_library_and_its_tasks(
         resp = other_account.request(method, path, json=body if method in ("PATCH", "POST") else None)
         assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found", (method, path, resp.text)
     assert all(lib_["library_id"] != library for lib_ in other_account.get("/v1/libraries").json()["libraries"])
-    resp = other_account.post("/v1/create-detection-task", json={
-        "type": "image", "media_url": media.url("group-recognise.jpg"), "recognize": 1, "library_id": library})  # fmt: skip
+    task = {"type": "image", "media_url": media.url("group-recognise.jpg"), "recognize": 1, "library_id": library}
+    resp = other_account.post("/v1/create-detection-task", json=task)  # refused at once, before any task exists
     assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found", resp.text
     mine = reference["task_id"]
     assert other_account.get(f"/v1/task/{mine}").status_code == 403

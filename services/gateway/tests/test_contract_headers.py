@@ -86,9 +86,7 @@ def test_cors_preflight_needs_no_key_and_only_configured_origins_are_allowed(
 ) -> None:
     url = extra_gateway(FACEMINT_GATEWAY_CORS_ALLOW_ORIGINS='["https://app.example.com"]')
     preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-api-key,content-type"}
-    resp = httpx.options(
-        url + "/v1/create-detection-task", headers={"Origin": "https://app.example.com", **preflight}
-    )
+    resp = httpx.options(url + "/v1/create-detection-task", headers={"Origin": "https://app.example.com", **preflight})
     assert resp.status_code == 200, resp.text
     assert resp.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "x-api-key" in resp.headers["access-control-allow-headers"].lower()

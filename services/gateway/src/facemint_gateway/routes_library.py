@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response

@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from facemint_core.errors import InvalidRequest, ServiceUnavailable
 from facemint_core.ids import new_id
-from facemint_gateway.http import account_id, created, json_body, ok
+from facemint_gateway.http import account_id, created, json_body
 from facemint_gateway.services import services
 from facemint_gateway.settings import ObjectStoreSettings
 

@@ -300,7 +300,9 @@ async def delete_face(conn: asyncpg.Connection, face_id: str) -> None:
 
 async def delete_person(conn: asyncpg.Connection, lib: LibraryRow, person_id: str) -> None:
     """Delete a person with its faces."""
-    await conn.execute("DELETE FROM library_persons WHERE library_uid = $1 AND person_id = $2", lib.library_uid, person_id)
+    await conn.execute(
+        "DELETE FROM library_persons WHERE library_uid = $1 AND person_id = $2", lib.library_uid, person_id
+    )
 
 
 async def _faces_of(conn: asyncpg.Connection, lib: LibraryRow, person_ids: list[str]) -> dict[str, list[FaceRow]]:

@@ -10,8 +10,8 @@ transition publishes one event (an outbox sweep republishes any event whose publ
 from __future__ import annotations
 
 import asyncio
-import json
 import contextlib
+import json
 import logging
 import math
 import time
