@@ -36,3 +36,39 @@ def test_every_reference_resolves() -> None:
     for ref in refs(doc):
         _, section, kind, name = ref.split("/")
         assert name in doc[section][kind], ref
+
+
+def test_every_operation_documents_its_headers_statuses_and_idempotency() -> None:
+    doc = document(EXTRA_PATHS)
+    responses = doc["components"]["responses"]
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            where = f"{method.upper()} {path}"
+            for status, response in op["responses"].items():
+                if "$ref" in response:
+                    response = responses[response["$ref"].rsplit("/", 1)[1]]
+                headers = set(response.get("headers", {}))
+                assert "x-request-id" in headers, (where, status)
+                if status != "401":
+                    assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= headers, where
+                if status in ("429", "503"):
+                    assert "Retry-After" in headers, (where, status)
+                if status == "201":
+                    assert "Location" in headers, where
+            assert {"429", "503"} <= set(op["responses"]), where
+            names = {p["name"] for p in op.get("parameters", [])}
+            assert ("Idempotency-Key" in names) == (method == "post"), where
+    assert "201" in doc["paths"]["/v1/keys/{key_id}/rotate"]["post"]["responses"]
+    assert "404" in doc["paths"]["/v1/create-detection-task"]["post"]["responses"]
+    task = doc["components"]["schemas"]["Task"]["properties"]
+    assert {"estimated_seconds", "result_summary"} <= set(task) and "metadata" in task["result"]["properties"]
+
+
+def test_the_webhook_callback_is_documented_with_its_signature() -> None:
+    hook = document(EXTRA_PATHS)["webhooks"]["task.completed"]["post"]
+    headers = {p["name"] for p in hook["parameters"]}
+    assert {"X-Facemint-Event", "X-Facemint-Timestamp", "X-Facemint-Signature", "X-Facemint-Delivery"} <= headers
+    assert 'timestamp + "." + raw_body' in hook["description"]
+    assert set(hook["requestBody"]["content"]["application/json"]["schema"]["required"]) == {
+        "event", "task_id", "status", "result"
+    }  # fmt: skip
