@@ -339,7 +339,8 @@ def test_openapi_and_docs_are_served(platform: RunningPlatform) -> None:
     doc = httpx.get(f"{platform.gateway_url}/openapi.json").json()
     assert doc["openapi"].startswith("3.1") and "/v1/create-detection-task" in doc["paths"]
     page = httpx.get(f"{platform.gateway_url}/docs")
-    assert page.status_code == 200 and "openapi.json" in page.text
+    assert page.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in page.text
+    assert "/openapi.json" in httpx.get(f"{platform.gateway_url}/docs/facemint-docs.js").text
 
 
 def test_signed_upload_flow(api: httpx.Client) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+import httpx
+
 from facemint_gateway.app import create_app
 from facemint_gateway.openapi import EXTRA_PATHS, document
 from facemint_gateway.settings import GatewaySettings
@@ -72,3 +76,18 @@ def test_the_webhook_callback_is_documented_with_its_signature() -> None:
     assert set(hook["requestBody"]["content"]["application/json"]["schema"]["required"]) == {
         "event", "task_id", "status", "result"
     }  # fmt: skip
+
+
+async def test_docs_is_swagger_ui_served_offline_from_the_gateway() -> None:
+    transport = httpx.ASGITransport(app=create_app(GatewaySettings()))  # no lifespan: the docs need no services
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        page = await client.get("/docs")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert not re.search(r"(src|href)=\"(https?:)?//", page.text), "no asset from another host"
+        for path in re.findall(r"(?:src|href)=\"(/docs/[^\"]+)\"", page.text):
+            asset = await client.get(path)
+            assert asset.status_code == 200 and len(asset.content) > 0, path
+        bundle = (await client.get("/docs/assets/swagger-ui-bundle.js")).text
+        assert "SwaggerUIBundle" in bundle and re.search(r'"5\.\d+\.\d+"', bundle), "Swagger UI 5 reads OpenAPI 3.1"
+        assert 'url: "/openapi.json"' in (await client.get("/docs/facemint-docs.js")).text
+        assert (await client.get("/docs/assets/swagger-editor-bundle.js")).status_code == 404
