@@ -43,7 +43,7 @@ def test_image_task_returns_the_full_shape(reference: dict[str, Any]) -> None:
         "completed_at",
     }
     assert reference["media"]["width"] == 1280 and reference["media"]["height"] == 886
-    assert reference["metadata"] == {"order": 42}
+    assert reference["metadata"] == reference["result"]["metadata"] == {"order": 42}  # echoed in the result too
     frames = reference["result"]["frames"]
     assert len(frames) == 1 and frames[0]["timestamp"] == 0.0
     faces = frames[0]["faces"]
@@ -59,6 +59,7 @@ def test_image_task_returns_the_full_shape(reference: dict[str, Any]) -> None:
         assert isinstance(attrs["glasses"], bool) and isinstance(attrs["mask"], bool)
         assert 0 <= attrs["quality"] <= 1
         assert len(attrs["landmarks"]) == 106
+        assert all(isinstance(v, int) for p in attrs["landmarks"] for v in p)  # integer pixels, as the spec shows
         inside = [
             p for p in attrs["landmarks"] if x - w * 0.2 <= p[0] <= x + w * 1.2 and y - h * 0.3 <= p[1] <= y + h * 1.2
         ]
@@ -306,11 +307,31 @@ def test_list_tasks_filters_and_paginates_with_a_cursor(api: httpx.Client, refer
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_request"
 
 
+def test_list_items_are_summaries_unless_results_are_asked_for_and_gzip_is_used(
+    api: httpx.Client, reference: dict[str, Any]
+) -> None:
+    params = {"status": "succeeded", "limit": 100}
+    listed = api.get("/v1/tasks", params=params)
+    [item] = [t for t in listed.json()["tasks"] if t["task_id"] == reference["task_id"]]
+    assert "result" not in item and item["result_summary"] == reference["result"]["summary"]
+    assert item["metadata"] == {"order": 42}
+    full = api.get("/v1/tasks", params={**params, "include": "result"}, headers={"Accept-Encoding": "gzip"})
+    assert full.headers["content-encoding"] == "gzip"  # httpx decodes it
+    [item] = [t for t in full.json()["tasks"] if t["task_id"] == reference["task_id"]]
+    assert item["result"] == reference["result"]
+    assert len(listed.content) < len(full.content)
+    plain = api.get("/v1/tasks", params={**params, "include": "result"}, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.json()["tasks"] == full.json()["tasks"]
+    bad = api.get("/v1/tasks", params={"include": "frames"})
+    assert bad.status_code == 400 and "'include'" in bad.json()["error"]["message"]
+
+
 def test_no_faces_fails_the_task_with_no_faces_detected(api: httpx.Client, media: MediaServer) -> None:
     url = media.add("empty.png", encode(Image.new("RGB", (640, 480), (30, 120, 200)), "PNG"))
-    task = wait(api, submit(api, type="image", media_url=url))
+    task = wait(api, submit(api, type="image", media_url=url, confidence_threshold=0.99))
     assert task["status"] == "failed"
     assert task["error"]["code"] == "no_faces_detected" and "min_face_size=40" in task["error"]["message"]
+    assert "confidence_threshold=0.99)" in task["error"]["message"]  # as given, not 0.9900000095367432
     assert "result" not in task
 
 
@@ -318,7 +339,8 @@ def test_openapi_and_docs_are_served(platform: RunningPlatform) -> None:
     doc = httpx.get(f"{platform.gateway_url}/openapi.json").json()
     assert doc["openapi"].startswith("3.1") and "/v1/create-detection-task" in doc["paths"]
     page = httpx.get(f"{platform.gateway_url}/docs")
-    assert page.status_code == 200 and "openapi.json" in page.text
+    assert page.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in page.text
+    assert "/openapi.json" in httpx.get(f"{platform.gateway_url}/docs/facemint-docs.js").text
 
 
 def test_signed_upload_flow(api: httpx.Client) -> None:

@@ -32,7 +32,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis import Case, GenerationMode
+from schemathesis import Case, GenerationMode, checks
 from starlette.routing import Route
 
 from facemint_core.schemas import service_dsn
@@ -322,7 +322,16 @@ def test_no_route_answers_5xx_and_a_refused_request_stores_nothing(target: Targe
     check()
 
 
-def test_schemathesis_cases_of_the_openapi_document_are_never_answered_5xx(target: Target) -> None:
+RESPONSE_CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_headers_conformance,
+    checks.response_schema_conformance,
+]
+
+
+def test_schemathesis_cases_of_the_openapi_document_are_answered_as_documented_and_never_5xx(target: Target) -> None:
     document = httpx.get(f"{target.url}/openapi.json", timeout=30).json()
     schema = schemathesis.openapi.from_dict(document)
     cases = schema.as_strategy(GenerationMode.POSITIVE) | schema.as_strategy(GenerationMode.NEGATIVE)
@@ -333,5 +342,6 @@ def test_schemathesis_cases_of_the_openapi_document_are_never_answered_5xx(targe
         before = target.stored()
         resp = case.call(base_url=target.url, headers=dict(target.api.headers))
         check_answer(f"{case.method} {case.formatted_path}", resp.status_code, resp.text, before, target.stored())
+        case.validate_response(resp, checks=RESPONSE_CHECKS)  # status, headers and body as documented
 
     check()

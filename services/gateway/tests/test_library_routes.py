@@ -161,14 +161,15 @@ async def test_library_lifecycle_enrol_list_and_delete(api: Api, people: np.ndar
     error(await api.a.get("/v1/library/my-people-lib"), 404, "not_found")
 
 
-async def test_another_account_gets_403_on_every_library_route(api: Api, people: np.ndarray) -> None:
+async def test_library_ids_are_per_account_and_another_accounts_library_is_not_found(
+    api: Api, people: np.ndarray
+) -> None:
     assert (await api.a.post("/v1/library", json={"library_id": "lib-a"})).status_code == 201
     url = api.image("https://img.example.com/a.jpg", people[0])
     resp = await api.a.post("/v1/library/lib-a/face", json={"person_id": "alice", "image_url": url})
     face_id = resp.json()["face_id"]
     person = "/v1/library/lib-a/person/alice"
     calls = [
-        ("POST", "/v1/library", {"library_id": "lib-a"}),
         ("GET", "/v1/library/lib-a", None),
         ("PATCH", "/v1/library/lib-a", {"name": "mine"}),
         ("DELETE", "/v1/library/lib-a", None),
@@ -179,11 +180,22 @@ async def test_another_account_gets_403_on_every_library_route(api: Api, people:
         ("GET", f"{person}/faces", None),
         ("DELETE", f"{person}/face/{face_id}", None),
     ]
-    for method, path, body in calls:
-        message = error(await api.b.request(method, path, json=body), 403, "forbidden")
-        assert "another account" in message, (method, path)
+    for method, path, body in calls:  # nothing tells account b that account a uses the id
+        message = error(await api.b.request(method, path, json=body), 404, "not_found")
+        assert "another account" not in message, (method, path)
     assert (await api.b.get("/v1/libraries")).json()["libraries"] == []
+
+    # account b has its own library with the same id, independent of a's
+    assert (await api.b.post("/v1/library", json={"library_id": "lib-a", "name": "b's"})).status_code == 201
+    resp = await api.b.post("/v1/library/lib-a/face", json={"person_id": "alice", "image_url": url})
+    assert resp.status_code == 201, resp.text
+    assert (await api.b.delete(f"{person}/face/{face_id}")).status_code == 404  # a's face is not in b's library
+    assert (await api.b.get("/v1/library/lib-a")).json()["name"] == "b's"
     assert (await api.a.get("/v1/library/lib-a")).json()["face_count"] == 1
+    assert (await api.b.delete("/v1/library/lib-a")).status_code == 200
+    lib = (await api.a.get("/v1/library/lib-a")).json()
+    assert (lib["name"], lib["person_count"], lib["face_count"]) == ("", 1, 1)
+    error(await api.a.post("/v1/library", json={"library_id": "lib-a"}), 409, "conflict")
 
 
 async def test_libraries_are_listed_by_keyset_pages(api: Api) -> None:
@@ -256,3 +268,12 @@ async def test_enrolment_errors_map_to_the_public_codes(api: Api, people: np.nda
     assert "exactly one clear face" in error(resp, 400, "invalid_request")
     resp = await api.a.post("/v1/library/missing/face", json={"person_id": "p", "image_url": two})
     error(resp, 404, "not_found")
+
+
+async def test_detection_task_with_a_missing_or_foreign_library_is_refused_at_creation(api: Api) -> None:
+    assert (await api.a.post("/v1/library", json={"library_id": "mine"})).status_code == 201
+    task = {"type": "image", "media_url": "https://img.example.com/a.jpg", "recognize": 1}
+    resp = await api.a.post("/v1/create-detection-task", json={**task, "library_id": "missing"})
+    assert "library 'missing' does not exist" in error(resp, 404, "not_found")
+    resp = await api.b.post("/v1/create-detection-task", json={**task, "library_id": "mine"})
+    assert "library 'mine' does not exist" in error(resp, 404, "not_found")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+import httpx
+
 from facemint_gateway.app import create_app
 from facemint_gateway.openapi import EXTRA_PATHS, document
 from facemint_gateway.settings import GatewaySettings
@@ -36,3 +40,54 @@ def test_every_reference_resolves() -> None:
     for ref in refs(doc):
         _, section, kind, name = ref.split("/")
         assert name in doc[section][kind], ref
+
+
+def test_every_operation_documents_its_headers_statuses_and_idempotency() -> None:
+    doc = document(EXTRA_PATHS)
+    responses = doc["components"]["responses"]
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            where = f"{method.upper()} {path}"
+            for status, response in op["responses"].items():
+                if "$ref" in response:
+                    response = responses[response["$ref"].rsplit("/", 1)[1]]
+                headers = set(response.get("headers", {}))
+                assert "x-request-id" in headers, (where, status)
+                if status != "401":
+                    assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= headers, where
+                if status in ("429", "503"):
+                    assert "Retry-After" in headers, (where, status)
+                if status == "201":
+                    assert "Location" in headers, where
+            assert {"429", "503"} <= set(op["responses"]), where
+            names = {p["name"] for p in op.get("parameters", [])}
+            assert ("Idempotency-Key" in names) == (method == "post"), where
+    assert "201" in doc["paths"]["/v1/keys/{key_id}/rotate"]["post"]["responses"]
+    assert "404" in doc["paths"]["/v1/create-detection-task"]["post"]["responses"]
+    task = doc["components"]["schemas"]["Task"]["properties"]
+    assert {"estimated_seconds", "result_summary"} <= set(task) and "metadata" in task["result"]["properties"]
+
+
+def test_the_webhook_callback_is_documented_with_its_signature() -> None:
+    hook = document(EXTRA_PATHS)["webhooks"]["task.completed"]["post"]
+    headers = {p["name"] for p in hook["parameters"]}
+    assert {"X-Facemint-Event", "X-Facemint-Timestamp", "X-Facemint-Signature", "X-Facemint-Delivery"} <= headers
+    assert 'timestamp + "." + raw_body' in hook["description"]
+    assert set(hook["requestBody"]["content"]["application/json"]["schema"]["required"]) == {
+        "event", "task_id", "status", "result"
+    }  # fmt: skip
+
+
+async def test_docs_is_swagger_ui_served_offline_from_the_gateway() -> None:
+    transport = httpx.ASGITransport(app=create_app(GatewaySettings()))  # no lifespan: the docs need no services
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        page = await client.get("/docs")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert not re.search(r"(src|href)=\"(https?:)?//", page.text), "no asset from another host"
+        for path in re.findall(r"(?:src|href)=\"(/docs/[^\"]+)\"", page.text):
+            asset = await client.get(path)
+            assert asset.status_code == 200 and len(asset.content) > 0, path
+        bundle = (await client.get("/docs/assets/swagger-ui-bundle.js")).text
+        assert "SwaggerUIBundle" in bundle and re.search(r'"5\.\d+\.\d+"', bundle), "Swagger UI 5 reads OpenAPI 3.1"
+        assert 'url: "/openapi.json"' in (await client.get("/docs/facemint-docs.js")).text
+        assert (await client.get("/docs/assets/swagger-editor-bundle.js")).status_code == 404

@@ -266,7 +266,7 @@ async def test_deliveries_lists_the_signed_webhook_of_a_finished_task(stack: Sta
     (delivery,) = doc["deliveries"]
     assert delivery["delivery_id"] == headers["x-facemint-delivery"]
     assert delivery["event"] == "task.succeeded" and delivery["url"] == stack.hook_url
-    assert delivery["state"] == "delivered" and delivery["max_attempts"] == 8
+    assert delivery["state"] == "delivered" and delivery["max_attempts"] == 9
     assert delivery["redelivery_of"] is None and delivery["next_attempt_at"] is None
     (attempt,) = delivery["attempts"]
     assert attempt["number"] == 1 and attempt["status_code"] == 200 and attempt["error"] is None

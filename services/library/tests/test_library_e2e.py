@@ -13,6 +13,7 @@ import http.server
 import json
 import os
 import shutil
+import socket
 import sys
 import threading
 import urllib.request
@@ -193,3 +194,32 @@ async def test_real_photos_enrol_search_and_compare(
         )
     )
     assert not other.is_same_person and other.score < 0.70
+
+
+async def test_a_media_host_slower_than_the_callers_deadline_is_invalid_media(
+    real_library: tuple[LibraryHarness, str],
+) -> None:
+    """The gateway's 30 s deadline, shortened: the library gives the media-decoder less, the media-decoder ends the
+    fetch before its own deadline, so the caller hears why instead of DEADLINE_EXCEEDED."""
+    library, _ = real_library
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts connections (the kernel's backlog), never answers
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/slow.jpg"
+    try:
+        await library.stub.CreateLibrary(library_pb2.CreateLibraryRequest(account_id="acc", library_id="slow"))
+        calls = [
+            library.stub.Compare(
+                library_pb2.CompareRequest(account_id="acc", source_image_url=url, target_image_url=url), timeout=9
+            ),
+            library.stub.EnrollFace(
+                library_pb2.EnrollFaceRequest(account_id="acc", library_id="slow", person_id="p", image_url=url),
+                timeout=9,
+            ),
+        ]
+        for call in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value
+            assert dict(info.value.trailing_metadata() or ())[ERROR_CODE_METADATA_KEY] == "invalid_media"
+            assert "did not deliver it within" in (info.value.details() or "")
+    finally:
+        silent.close()

@@ -109,6 +109,8 @@ class VideoSpec:
     width: int = 160
     height: int = 96
     rotation: int = 0
+    first_pts: int = 0
+    """Presentation time of the first frame, in frames (a stream that does not start at 0)."""
     options: dict[str, str] = field(default_factory=dict)
     muxer_options: dict[str, str] = field(default_factory=dict)
 
@@ -124,7 +126,10 @@ def video(path: Path, spec: VideoSpec) -> Path:
         for i in range(spec.frames):
             pixels = np.full((spec.height, spec.width, 3), level(i), np.uint8)
             pixels[: spec.height // 4, : spec.width // 4] = 255
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            if spec.first_pts:
+                frame.pts = spec.first_pts + i
+            for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)

@@ -424,3 +424,21 @@ def test_garbage_after_a_valid_ftyp_is_invalid_media(decoder: MediaDecoder, tmp_
     path.write_bytes(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isommp41" + bytes(range(256)) * 40)
     with pytest.raises(InvalidMedia):
         decoder.probe(path, Kind.VIDEO)
+
+
+@pytest.mark.parametrize("container", ["mp4", "matroska"])
+def test_timestamps_of_a_stream_that_starts_late_share_the_time_base_of_its_duration(
+    decoder: MediaDecoder, tmp_path: Path, container: str
+) -> None:
+    spec = VideoSpec(container=container, frames=60, first_pts=26)  # the stream starts at 0.867 s
+    path = video(tmp_path / f"late.{container}", spec)
+    probe = decoder.probe(path, Kind.VIDEO)
+    frames = decode_all(decoder, path, Kind.VIDEO, SamplingWindow(rate=30))
+    assert frames[0].timestamp == pytest.approx(0.0, abs=0.001)
+    assert frames[-1].timestamp < probe.duration
+    assert probe.duration == pytest.approx(2.0, abs=0.05)
+    window = SamplingWindow(start=1.0, rate=2)
+    later = decode_all(decoder, path, Kind.VIDEO, window)
+    assert [round(f.timestamp, 3) for f in later] == [1.0, 1.5]  # start_time counts from the first frame too
+    assert [gray_level(f.image[48:, 80:]) for f in later] == [level(i) for i in (30, 45)]
+    assert probe.expected_frames(window) == 2

@@ -21,6 +21,7 @@ import pytest
 from decoder_testkit import (
     MediaServer,
     RecordingInferenceDouble,
+    Route,
     VideoSpec,
     animation,
     halves,
@@ -423,3 +424,20 @@ def test_settings_come_from_the_prefixed_environment(monkeypatch: pytest.MonkeyP
     limits = settings.limits
     assert (limits.video_max_bytes, limits.image_max_bytes, limits.animated_max_bytes) == (2 << 30, 50 << 20, 200 << 20)
     assert (limits.max_side, limits.max_pixels, limits.animated_max_side) == (7680, 7680 * 4320, 4096)
+
+
+async def test_a_host_slower_than_the_callers_deadline_is_invalid_media_not_a_deadline(
+    start_decoder: StartDecoder, media_server: MediaServer
+) -> None:
+    decoder = await start_decoder(
+        fetch=FetchSettings(
+            allow_cidrs=["127.0.0.1/32"], read_timeout_seconds=30, total_timeout_seconds=60, deadline_reserve_seconds=1
+        )
+    )
+    url = media_server.serve("/slow.jpg", Route(hang=True))
+    call = decoder.stub.AnalyzeMedia(pb.AnalyzeMediaRequest(media_url=url, kind=pb.MEDIA_KIND_IMAGE), timeout=3)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        [item async for item in call]
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value
+    assert error_code(info.value) == "invalid_media"
+    assert "did not deliver it within the" in (info.value.details() or "")

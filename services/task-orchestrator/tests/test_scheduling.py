@@ -7,7 +7,9 @@ import asyncio
 import pytest
 
 from facemint_core.jetstream import Retry
+from facemint_orchestrator.estimates import Estimator
 from facemint_orchestrator.scheduling import FairScheduler
+from facemint_orchestrator.settings import EstimateSettings
 
 
 class Job:
@@ -110,3 +112,14 @@ async def test_closing_hands_waiting_and_later_jobs_back() -> None:
             pass
     await running.finish()
     assert scheduler.waiting == 0
+
+
+def test_a_slow_one_frame_task_does_not_inflate_the_estimate_of_a_video() -> None:
+    rate = Estimator(EstimateSettings(seconds_per_frame=0.25, overhead_seconds=1.0))
+    rate.observe(8.0, 1)  # a cold model on the first image
+    for _ in range(5):
+        rate.observe(1.3, 1)
+    assert rate.seconds_per_frame < 0.6  # a 30 s video at 2 fps: under 40 s, not minutes
+    for _ in range(20):
+        rate.observe(1.0 + 60 * 0.1, 60)  # measured videos at 0.1 s per frame pull the rate there
+    assert abs(rate.seconds_per_frame - 0.1) < 0.03

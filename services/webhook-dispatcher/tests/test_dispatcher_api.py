@@ -44,7 +44,7 @@ async def test_list_deliveries_shows_every_attempt(
     reply = await stub.ListDeliveries(webhook_pb2.ListDeliveriesRequest(account_id=account, task_id=event.task_id))
     (delivery,) = reply.deliveries
     assert delivery.task_id == event.task_id and delivery.event == "task.succeeded" and delivery.url == receiver.url
-    assert delivery.state == "delivered" and delivery.max_attempts == 8 and delivery.next_attempt_at == ""
+    assert delivery.state == "delivered" and delivery.max_attempts == 9 and delivery.next_attempt_at == ""
     assert delivery.completed_at and delivery.created_at and delivery.redelivery_of == ""
     assert [(a.number, a.status_code) for a in delivery.attempts] == [(1, 500), (2, 200)]
     assert all(a.attempted_at.endswith("Z") and a.latency_seconds > 0 for a in delivery.attempts)

@@ -82,16 +82,16 @@ async def test_non_2xx_is_retried_on_the_stored_schedule_until_max_attempts(
     event = await publish_event(env.js, account, receiver.url)
 
     row = await env.wait_state(event.task_id, "failed", timeout=40)
-    requests = await receiver.wait_for(8)
+    requests = await receiver.wait_for(9)
     await asyncio.sleep(0.5)
-    assert len(receiver.requests) == 8, "no attempt after the eighth"
+    assert len(receiver.requests) == 9, "the first attempt and 8 retries, no more"
     attempts = await env.attempts(event.task_id)
-    assert [a["number"] for a in attempts] == list(range(1, 9))
+    assert [a["number"] for a in attempts] == list(range(1, 10))
     assert all(a["status_code"] == 500 for a in attempts)
     assert len({r.header("X-Facemint-Delivery") for r in requests}) == 1
     schedule = row["schedule_seconds"]
-    assert len(schedule) == 7
-    for n in range(7):
+    assert len(schedule) == 8
+    for n in range(8):
         gap = requests[n + 1].at - requests[n].at
         assert schedule[n] <= gap + 0.01, f"attempt {n + 2} came before its scheduled delay"
         assert gap <= schedule[n] + 1.0, f"attempt {n + 2} came {gap - schedule[n]:.2f}s late"

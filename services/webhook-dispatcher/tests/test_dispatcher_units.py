@@ -18,12 +18,12 @@ from facemint_webhook.signing import delivery_headers, generate_secret, sign
 from facemint_webhook.store import build_payload
 
 
-def test_default_schedule_makes_eight_attempts_within_24_hours() -> None:
+def test_default_schedule_retries_eight_times_after_the_first_attempt_within_24_hours() -> None:
     cfg = ScheduleSettings()
     table = schedule_table(cfg)
-    assert [n for n, _, _ in table] == list(range(1, 9))
+    assert [n for n, _, _ in table] == list(range(1, 10))  # the first attempt and 8 retries
     last = table[-1][2]
-    assert 20 * 3600 < last < 24 * 3600
+    assert 12 * 3600 < last < 24 * 3600
     assert last * (1 + cfg.spread) < 24 * 3600, "even the largest jitter stays within 24 h"
     delays = [d for _, d, _ in table[1:]]
     assert all(b / a == pytest.approx(cfg.factor) for a, b in zip(delays, delays[1:], strict=False))
@@ -35,7 +35,7 @@ def test_jitter_stays_within_the_spread_and_time_scale_compresses() -> None:
     for _ in range(200):
         for drawn, nominal in zip(draw_delays(cfg, rng), nominal_delays(cfg), strict=True):
             assert nominal * (1 - cfg.spread) <= drawn <= nominal * (1 + cfg.spread)
-    assert nominal_delays(cfg)[0] == pytest.approx(0.07)
+    assert nominal_delays(cfg)[0] == pytest.approx(0.06)
     assert draw_delays(ScheduleSettings(max_attempts=1)) == []
 
 
@@ -99,7 +99,7 @@ def test_payload_carries_the_rendered_task_byte_for_byte() -> None:
 
 def test_settings_default_to_the_api_contract_and_reject_bad_cidrs(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = WebhookSettings()
-    assert (settings.timeout_seconds, settings.schedule.max_attempts, settings.allow_http) == (10.0, 8, False)
+    assert (settings.timeout_seconds, settings.schedule.max_attempts, settings.allow_http) == (10.0, 9, False)
     assert settings.lease_seconds == 15.0
     monkeypatch.setenv("FACEMINT_WEBHOOK_ALLOW_CIDRS", '["127.0.0.1/32", "::1"]')
     monkeypatch.setenv("FACEMINT_WEBHOOK_SCHEDULE__TIME_SCALE", "0.01")

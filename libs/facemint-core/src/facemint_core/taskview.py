@@ -46,9 +46,10 @@ def _iso(stamp: Timestamp) -> str:
     return iso(stamp.ToDatetime(UTC))
 
 
-def public_task(task: orchestrator_pb2.Task, raw_result: bool = False) -> dict[str, Any]:
+def public_task(task: orchestrator_pb2.Task, raw_result: bool = False, full: bool = True) -> dict[str, Any]:
     """Render a task as the API returns it (without ``request_id``, which belongs to each response); with
-    ``raw_result`` the result stays the stored JSON text (:class:`RawJSON`)."""
+    ``raw_result`` the result stays the stored JSON text (:class:`RawJSON`). Without ``full`` (an item of
+    ``GET /v1/tasks``) a succeeded task carries ``result_summary`` (the result's ``summary``) instead of ``result``."""
     status = STATUS_NAMES[task.status]
     media: dict[str, Any] = {"url": task.spec.media_url, "duration": None, "width": None, "height": None}
     if task.HasField("media"):
@@ -61,7 +62,10 @@ def public_task(task: orchestrator_pb2.Task, raw_result: bool = False) -> dict[s
         "media": media,
     }
     if task.status == orchestrator_pb2.TASK_STATUS_SUCCEEDED and task.HasField("result"):
-        view["result"] = RawJSON(task.result.json.decode()) if raw_result else json.loads(task.result.json)
+        if not full:
+            view["result_summary"] = json.loads(task.result.json).get("summary")
+        else:
+            view["result"] = RawJSON(task.result.json.decode()) if raw_result else json.loads(task.result.json)
     if task.status not in TERMINAL_STATUSES:
         view["progress"] = {"frames_done": task.frames_done, "frames_total": task.frames_total}
         view["estimated_seconds"] = task.estimated_seconds

@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from facemint_core.errors import FacemintError, InvalidRequest, NotFound, RateLimited
 from facemint_core.lifecycle import ServiceRuntime, ops_routes
@@ -49,16 +51,32 @@ async def _facemint_error(request: Request, exc: Exception) -> Response:
     return error_response(request_id(request), exc, {"Retry-After": str(retry_after)} if retry_after else None)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on the request's path (Starlette's own 405 names one route's only)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.path_regex.match(request.url.path) and route.methods:
+            methods |= route.methods
+    return sorted(methods)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         return error_response(request_id(request), NotFound(f"no route {request.method} {request.url.path}"))
     if exc.status_code == 405:
         err = InvalidRequest(f"method {request.method} is not allowed on {request.url.path}")
-        resp = error_response(request_id(request), err)
+        resp = error_response(request_id(request), err, {"Allow": ", ".join(_allowed_methods(request))})
         resp.status_code = 405
         return resp
     return error_response(request_id(request), InvalidRequest(str(exc.detail)))
+
+
+EXPOSED_HEADERS = (
+    "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After", "Location", "x-request-id",
+    "Idempotent-Replayed",
+)  # fmt: skip
+"""Response headers a browser script on an allowed origin may read."""
 
 
 def create_app(settings: GatewaySettings, runtime: ServiceRuntime | None = None) -> Starlette:
@@ -98,10 +116,21 @@ def create_app(settings: GatewaySettings, runtime: ServiceRuntime | None = None)
         lifespan=lifespan,
         exception_handlers={FacemintError: _facemint_error, HTTPException: _http_error},
     )
-    # Outermost last: request id -> authentication and rate limit -> idempotency -> routes.
+    # Outermost last: request id -> gzip -> CORS -> authentication and rate limit -> idempotency -> routes.
+    # Idempotency records keep the uncompressed body.
     app.add_middleware(
         IdempotencyMiddleware, store_getter=lambda: app.state.access.idempotency, max_body_bytes=settings.max_body_bytes
     )
     app.add_middleware(AccessMiddleware, settings=settings, pool_getter=lambda: holder["svc"].pool)
+    if settings.cors_allow_origins:  # outside authentication: a preflight carries no key
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["x-api-key", "content-type", "idempotency-key", "x-request-id"],
+            expose_headers=list(EXPOSED_HEADERS),
+            max_age=600,
+        )
+    app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app

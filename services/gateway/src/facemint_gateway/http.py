@@ -29,8 +29,21 @@ def ok(request: Request, body: dict[str, Any], status: int = 200, headers: dict[
     return _Response({"request_id": request_id(request), **body}, status_code=status, headers=headers)
 
 
+DEFAULT_RETRY_AFTER_SECONDS = 5
+"""``Retry-After`` of a 429 or 503 whose cause names no better time (an overloaded or unavailable dependency)."""
+
+
+def created(request: Request, body: dict[str, Any], location: str) -> Response:
+    """A 201 response with ``Location``: the path where the new resource (or, where it has no route of its own,
+    the nearest one that shows it) is read."""
+    return ok(request, body, status=201, headers={"Location": location})
+
+
 def error_response(request_id_value: str, exc: FacemintError, headers: dict[str, str] | None = None) -> Response:
-    """The spec's error envelope ``{"error": {"code", "message", "request_id"}}``."""
+    """The spec's error envelope ``{"error": {"code", "message", "request_id"}}``; every 429 and 503 carries
+    ``Retry-After`` (:data:`DEFAULT_RETRY_AFTER_SECONDS` unless ``headers`` set one)."""
+    if exc.http_status in (429, 503) and not any(k.lower() == "retry-after" for k in headers or {}):
+        headers = {**(headers or {}), "Retry-After": str(DEFAULT_RETRY_AFTER_SECONDS)}
     return JSONResponse(
         {"error": {"code": exc.code, "message": exc.message, "request_id": request_id_value}},
         status_code=exc.http_status,

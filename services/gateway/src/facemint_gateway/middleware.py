@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,9 +44,19 @@ def _route_label(scope: Scope) -> str:
     return str(getattr(route, "path", "unmatched"))
 
 
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def _client_request_id(scope: Scope) -> str | None:
+    """The client's ``x-request-id`` when it is 1-128 characters of letters, digits and ``. _ : -``; else None."""
+    value = _header(scope, b"x-request-id")
+    return value if value is not None and _CLIENT_REQUEST_ID.fullmatch(value) else None
+
+
 class RequestContextMiddleware:
-    """Assigns ``request_id`` (echoing a valid ``x-request-id``), refuses a NUL in the path or query string,
-    records metrics, renders stray errors."""
+    """Assigns ``request_id`` (a client's valid ``x-request-id`` is adopted, so the response and the logs carry
+    it; otherwise a new ``req_...``), refuses a NUL in the path or query string, records metrics, renders stray
+    errors."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -54,7 +65,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = new_request_id()
+        rid = _client_request_id(scope) or new_request_id()
         scope["facemint_request_id"] = rid
         token = request_id_var.set(rid)
         start = time.perf_counter()
@@ -235,9 +246,12 @@ class AccessMiddleware:
 
         try:
             await self.app(scope, receive, send_with_limits)
-        except FacemintError as exc:  # raised by an inner middleware: rendered here, with the limit headers
+        except Exception as exc:  # raised by an inner middleware or a bug: rendered here, with the limit headers
             if started:
                 raise
+            if not isinstance(exc, FacemintError):
+                log.exception("unhandled error")
+                exc = InternalError("internal error; retry with backoff")
             await error_response(str(scope.get("facemint_request_id", "")), exc)(scope, receive, send_with_limits)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

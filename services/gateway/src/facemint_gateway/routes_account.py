@@ -10,7 +10,7 @@ from starlette.routing import BaseRoute, Route
 
 from facemint_core.errors import InvalidRequest
 from facemint_gateway.auth import Account
-from facemint_gateway.http import json_body, ok
+from facemint_gateway.http import created, json_body, ok
 from facemint_gateway.middleware import AccessState, access_state
 from facemint_gateway.ratelimit import RateDecision, usage_view
 from facemint_gateway.services import services
@@ -72,8 +72,8 @@ async def create_key(request: Request) -> Response:
     """POST /v1/keys {"name"?, "expires_in_seconds"?}: a new key; its secret is in ``key``, shown this once."""
     state = access_state(request)
     name, expires_in = key_request(await json_body(request, MAX_BODY_BYTES, allow_empty=True))
-    created = await state.accounts.create_key(caller(request).account_id, name, expires_in)
-    return ok(request, created, status=201)
+    new_key = await state.accounts.create_key(caller(request).account_id, name, expires_in)
+    return created(request, new_key, "/v1/keys")
 
 
 async def rotate_key(request: Request) -> Response:
@@ -83,7 +83,7 @@ async def rotate_key(request: Request) -> Response:
     grace = rotate_request(await json_body(request, MAX_BODY_BYTES, allow_empty=True), state)
     rotated = await state.accounts.rotate_key(request.path_params["key_id"], account.account_id, grace)
     state.auth.cache.evict_account(account.account_id)
-    return ok(request, rotated, status=201)
+    return created(request, rotated, "/v1/keys")
 
 
 async def revoke_key(request: Request) -> Response:

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 from facemint.webhook.v1 import webhook_pb2
 from facemint_core.errors import InvalidRequest, Unauthorized
 from facemint_gateway.auth import Account, PlanLimits
-from facemint_gateway.http import json_body, ok
+from facemint_gateway.http import created, json_body, ok
 from facemint_gateway.middleware import AccessState, access_state
 from facemint_gateway.ratelimit import read_quota, usage_view
 from facemint_gateway.routes_account import (
@@ -78,7 +78,7 @@ async def create_account(request: Request) -> Response:
     result: dict[str, Any] = {"account": account}
     if create_key:
         result["api_key"] = await state.accounts.create_key(account["account_id"], "default", None)
-    return ok(request, result, status=201)
+    return created(request, result, f"/admin/v1/accounts/{account['account_id']}")
 
 
 async def webhook_secret(request: Request, account_id: str) -> str:
@@ -139,7 +139,9 @@ async def create_key(request: Request) -> Response:
     """POST /admin/v1/accounts/{account_id}/keys {"name"?, "expires_in_seconds"?}: the secret is shown once."""
     state = admin(request)
     name, expires_in = key_request(await json_body(request, MAX_BODY_BYTES, allow_empty=True))
-    return ok(request, await state.accounts.create_key(request.path_params["account_id"], name, expires_in), 201)
+    account_id = request.path_params["account_id"]
+    new_key = await state.accounts.create_key(account_id, name, expires_in)
+    return created(request, new_key, f"/admin/v1/accounts/{account_id}/keys")
 
 
 async def rotate_key(request: Request) -> Response:
@@ -148,7 +150,7 @@ async def rotate_key(request: Request) -> Response:
     grace = rotate_request(await json_body(request, MAX_BODY_BYTES, allow_empty=True), state)
     rotated = await state.accounts.rotate_key(request.path_params["key_id"], None, grace)
     state.auth.cache.evict_account(rotated["account_id"])
-    return ok(request, rotated, status=201)
+    return created(request, rotated, f"/admin/v1/accounts/{rotated['account_id']}/keys")
 
 
 async def revoke_key(request: Request) -> Response:

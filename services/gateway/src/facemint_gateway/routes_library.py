@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from facemint.library.v1 import library_pb2
 from facemint_core.errors import InvalidRequest
-from facemint_gateway.http import account_id, json_body, ok
+from facemint_gateway.http import account_id, created, json_body, ok
 from facemint_gateway.services import services
 from facemint_gateway.validation import http_url, list_limit, metadata_json, optional_str, require_str
 
@@ -97,7 +98,7 @@ async def create_library(request: Request) -> Response:
             description=optional_str(body, "description", DESCRIPTION_MAX),
         ),
     )
-    return ok(request, _library_json(lib), status=201)
+    return created(request, _library_json(lib), f"/v1/library/{quote(lib.library_id)}")
 
 
 async def list_libraries(request: Request) -> Response:
@@ -173,7 +174,8 @@ async def enroll_face(request: Request) -> Response:
             metadata_json=metadata_json(body, "metadata", svc.settings.metadata_max_bytes),
         ),
     )
-    return ok(request, _face_json(face), status=201)
+    location = f"/v1/library/{quote(request.path_params['library_id'])}/person/{quote(face.person_id)}"
+    return created(request, _face_json(face), location)
 
 
 async def list_persons(request: Request) -> Response:

@@ -9,12 +9,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from facemint.common.v1 import common_pb2
+from facemint.library.v1 import library_pb2
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core.errors import InvalidRequest
 from facemint_core.taskview import public_task
 from facemint_core.timeutil import iso, parse_iso
 from facemint_core.vocab import MEDIA_KINDS, STATUS_NAMES, STATUSES, TASK_STATUSES, TASK_TYPES
-from facemint_gateway.http import account_id, json_body, ok, request_id
+from facemint_gateway.http import account_id, created, json_body, ok, request_id
 from facemint_gateway.idempotency import creation_id
 from facemint_gateway.routes_account import caller
 from facemint_gateway.services import services
@@ -27,6 +28,11 @@ async def create_detection_task(request: Request) -> Response:
     body = await json_body(request, svc.settings.max_body_bytes)
     spec = validate_detection_task(body, svc.settings.metadata_max_bytes, svc.settings.allow_http_callbacks)
     account = caller(request)
+    if spec["recognize"]:  # 404 now rather than a failed task later (a library deleted meanwhile still fails it)
+        await svc.call(
+            svc.library.GetLibrary,
+            library_pb2.GetLibraryRequest(account_id=account_id(request), library_id=spec["library_id"]),
+        )
     task = await svc.call(
         svc.tasks.CreateTask,
         orchestrator_pb2.CreateTaskRequest(
@@ -42,7 +48,7 @@ async def create_detection_task(request: Request) -> Response:
             ),
         ),
     )
-    return ok(
+    return created(
         request,
         {
             "task_id": task.task_id,
@@ -50,7 +56,7 @@ async def create_detection_task(request: Request) -> Response:
             "created_at": iso(task.created_at.ToDatetime(UTC)),
             "estimated_seconds": task.estimated_seconds,
         },
-        status=201,
+        f"/v1/task/{task.task_id}",
     )
 
 
@@ -86,10 +92,16 @@ async def get_task(request: Request) -> Response:
 
 
 async def list_tasks(request: Request) -> Response:
-    """GET /v1/tasks?status=&type=&created_after=&limit=&cursor=."""
+    """GET /v1/tasks?status=&type=&created_after=&limit=&cursor=&include=result.
+
+    Items are summaries (``result_summary`` instead of ``result``) unless ``include=result`` asks for the results.
+    """
     svc = services(request)
     q = request.query_params
     status, task_type, created_after = q.get("status", ""), q.get("type", ""), q.get("created_after", "")
+    include = q.get("include", "")
+    if include not in ("", "result"):
+        raise InvalidRequest("'include' must be 'result' (or absent for summaries)")
     if status and status not in TASK_STATUSES:
         raise InvalidRequest(f"'status' must be one of {', '.join(TASK_STATUSES)}")
     if task_type and task_type not in TASK_TYPES:
@@ -107,7 +119,8 @@ async def list_tasks(request: Request) -> Response:
         except ValueError:
             raise InvalidRequest("'created_after' must be an ISO-8601 timestamp") from None
     page = await svc.call(svc.tasks.ListTasks, query)
-    return ok(request, {"tasks": [public_task(t) for t in page.tasks], "next_cursor": page.next_cursor or None})
+    tasks = [public_task(t, full=include == "result") for t in page.tasks]
+    return ok(request, {"tasks": tasks, "next_cursor": page.next_cursor or None})
 
 
 async def cancel_task(request: Request) -> Response:

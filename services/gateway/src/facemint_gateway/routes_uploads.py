@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from facemint_core.errors import InvalidRequest, ServiceUnavailable
 from facemint_core.ids import new_id
-from facemint_gateway.http import account_id, json_body, ok
+from facemint_gateway.http import account_id, created, json_body
 from facemint_gateway.services import services
 from facemint_gateway.settings import ObjectStoreSettings
 
@@ -119,7 +119,7 @@ async def create_upload(request: Request) -> Response:
         fields, media_url = await asyncio.to_thread(_presign, store, object_name, max_bytes)
     except Exception as exc:
         raise ServiceUnavailable(f"object store unavailable: {type(exc).__name__}") from None
-    return ok(
+    return created(
         request,
         {
             "upload_id": upload_id,
@@ -131,7 +131,7 @@ async def create_upload(request: Request) -> Response:
             "expires_in": store.upload_url_ttl_seconds,
             "media_url": media_url,
         },
-        status=201,
+        media_url,
     )
 
 

@@ -57,3 +57,8 @@ class GatewaySettings(ServiceSettings):
     terminal_task_cache_entries: int = Field(default=10_000, ge=0)
     max_task_wait_seconds: float = Field(default=30.0, ge=0, le=55)
     """Longest long poll of ``GET /v1/task/{id}?wait=`` (below the orchestrator's own 60 s cap)."""
+    cors_allow_origins: list[str] = []
+    """Browser origins allowed to call the API (``["https://app.example.com"]``, ``["*"]`` for any); none by default.
+    Preflight requests are answered without an API key."""
+    gzip_min_bytes: int = Field(default=1024, ge=0)
+    """Responses at least this large are gzip-compressed for clients that send ``Accept-Encoding: gzip``."""

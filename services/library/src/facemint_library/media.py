@@ -8,6 +8,8 @@ from facemint.common.v1 import common_pb2
 from facemint.media_decoder.v1 import media_decoder_pb2, media_decoder_pb2_grpc
 
 ENROL_ATTRIBUTES = ("quality",)
+DEADLINE_MARGIN_SECONDS = 1.0
+"""How much earlier than its caller's deadline the media-decoder's deadline ends."""
 
 
 class MediaAnalyzer:
@@ -17,12 +19,17 @@ class MediaAnalyzer:
         self._stub = media_decoder_pb2_grpc.MediaDecoderServiceStub(channel)
         self._timeout = timeout_seconds
 
-    async def image_faces(self, url: str, min_face_size: int = 1) -> list[common_pb2.Face]:
+    async def image_faces(
+        self, url: str, min_face_size: int = 1, caller_remaining: float | None = None
+    ) -> list[common_pb2.Face]:
         """Every face of the image at ``url``, with embedding and quality.
 
         Args:
             url: The image URL (fetched by the media-decoder, which guards against SSRF and oversized media).
             min_face_size: Faces with a smaller box side are not reported by the analysis.
+            caller_remaining: Seconds left of the caller's deadline: the media-decoder's deadline ends
+                :data:`DEADLINE_MARGIN_SECONDS` before it, so that each hop's deadline exceeds the next one's and a
+                slow media host is reported by the media-decoder (``invalid_media``), not as the caller's deadline.
 
         Raises:
             FacemintError: what the media-decoder raised (``invalid_media``, ``payload_too_large``...).
@@ -35,7 +42,10 @@ class MediaAnalyzer:
             ),
         )
         faces: list[common_pb2.Face] = []
-        async for item in self._stub.AnalyzeMedia(request, timeout=self._timeout):
+        timeout = self._timeout
+        if caller_remaining is not None:
+            timeout = max(0.1, min(timeout, caller_remaining - DEADLINE_MARGIN_SECONDS))
+        async for item in self._stub.AnalyzeMedia(request, timeout=timeout):
             if item.WhichOneof("item") == "frame":
                 faces.extend(item.frame.faces)
         return faces

@@ -1,8 +1,9 @@
-"""Library metadata in PostgreSQL (tables of migration ``0002_library.sql``).
+"""Library metadata in PostgreSQL (tables of migrations ``0002_library.sql`` and ``0007_library_ids_per_account.sql``).
 
 Functions take an asyncpg connection so that the service can run several of them, plus the matching vector-store
-writes, inside one transaction. Ownership is enforced here: a library that exists but belongs to another account
-raises :class:`Forbidden`, one that does not exist raises :class:`NotFound`.
+writes, inside one transaction. Library ids are per account: a library is looked up by (account, id), so another
+account's library with the same id is simply not found (:class:`NotFound`). Persons and faces belong to a library
+through its internal ``library_uid``; the functions on them take the :class:`LibraryRow`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
-from facemint_core.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from facemint_core.errors import Conflict, InvalidRequest, NotFound
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,8 @@ def decode_cursor(cursor: str) -> str:
 _LIBRARY_COLUMNS = """l.library_id, l.library_uid, l.account_id, l.name, l.description, l.embedding_model_id,
     l.embedding_model_version, l.embedding_dim, l.created_at"""
 _LIBRARY_COUNTS = """,
-    (SELECT count(*) FROM library_persons p WHERE p.library_id = l.library_id) AS person_count,
-    (SELECT count(*) FROM library_faces f WHERE f.library_id = l.library_id) AS face_count"""
+    (SELECT count(*) FROM library_persons p WHERE p.library_uid = l.library_uid) AS person_count,
+    (SELECT count(*) FROM library_faces f WHERE f.library_uid = l.library_uid) AS face_count"""
 
 
 def _library(row: asyncpg.Record) -> LibraryRow:
@@ -119,10 +120,10 @@ def _face(row: asyncpg.Record) -> FaceRow:
 async def create_library(
     conn: asyncpg.Connection, account_id: str, library_id: str, name: str, description: str
 ) -> LibraryRow:
-    """Insert a library; Conflict when the account already has it, Forbidden when another account does."""
+    """Insert a library; Conflict when the account already has one with this id."""
     row = await conn.fetchrow(
         f"""INSERT INTO libraries AS l (library_id, library_uid, account_id, name, description)
-            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (library_id) DO NOTHING RETURNING {_LIBRARY_COLUMNS}""",
+            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, library_id) DO NOTHING RETURNING {_LIBRARY_COLUMNS}""",
         library_id,
         uuid.uuid4(),
         account_id,
@@ -130,9 +131,6 @@ async def create_library(
         description,
     )
     if row is None:
-        owner = await conn.fetchval("SELECT account_id FROM libraries WHERE library_id = $1", library_id)
-        if owner is not None and owner != account_id:
-            raise Forbidden(f"library '{library_id}' belongs to another account")
         raise Conflict(f"library '{library_id}' already exists")
     return _library(row)
 
@@ -140,16 +138,15 @@ async def create_library(
 async def get_library(
     conn: asyncpg.Connection, account_id: str, library_id: str, for_update: bool = False
 ) -> LibraryRow:
-    """The account's library, with counts (without them when locking it)."""
+    """The account's library, with counts (without them when locking it); NotFound when the account has none."""
+    where = "WHERE l.account_id = $1 AND l.library_id = $2"
     if for_update:
-        sql = f"SELECT {_LIBRARY_COLUMNS} FROM libraries l WHERE l.library_id = $1 FOR UPDATE"
+        sql = f"SELECT {_LIBRARY_COLUMNS} FROM libraries l {where} FOR UPDATE"
     else:
-        sql = f"SELECT {_LIBRARY_COLUMNS}{_LIBRARY_COUNTS} FROM libraries l WHERE l.library_id = $1"
-    row = await conn.fetchrow(sql, library_id)
+        sql = f"SELECT {_LIBRARY_COLUMNS}{_LIBRARY_COUNTS} FROM libraries l {where}"
+    row = await conn.fetchrow(sql, account_id, library_id)
     if row is None:
         raise NotFound(f"library '{library_id}' does not exist")
-    if row["account_id"] != account_id:
-        raise Forbidden(f"library '{library_id}' belongs to another account")
     return _library(row)
 
 
@@ -165,47 +162,47 @@ async def list_libraries(conn: asyncpg.Connection, account_id: str, limit: int, 
     return [_library(r) for r in rows]
 
 
-async def update_library(conn: asyncpg.Connection, library_id: str, name: str | None, description: str | None) -> None:
+async def update_library(conn: asyncpg.Connection, lib: LibraryRow, name: str | None, description: str | None) -> None:
     """Change the name and/or description (None keeps the value)."""
     await conn.execute(
         """UPDATE libraries SET name = COALESCE($2, name), description = COALESCE($3, description), updated_at = now()
-           WHERE library_id = $1""",
-        library_id,
+           WHERE library_uid = $1""",
+        lib.library_uid,
         name,
         description,
     )
 
 
-async def bind_model(conn: asyncpg.Connection, library_id: str, model_id: str, version: str, dim: int) -> None:
+async def bind_model(conn: asyncpg.Connection, lib: LibraryRow, model_id: str, version: str, dim: int) -> None:
     """Bind a library to the embedding model of its first face."""
     await conn.execute(
         """UPDATE libraries SET embedding_model_id = $2, embedding_model_version = $3, embedding_dim = $4,
-           updated_at = now() WHERE library_id = $1""",
-        library_id,
+           updated_at = now() WHERE library_uid = $1""",
+        lib.library_uid,
         model_id,
         version,
         dim,
     )
 
 
-async def delete_library(conn: asyncpg.Connection, library_id: str) -> None:
+async def delete_library(conn: asyncpg.Connection, lib: LibraryRow) -> None:
     """Delete a library with its persons and faces."""
-    await conn.execute("DELETE FROM libraries WHERE library_id = $1", library_id)
+    await conn.execute("DELETE FROM libraries WHERE library_uid = $1", lib.library_uid)
 
 
 async def upsert_person(
-    conn: asyncpg.Connection, library_id: str, person_id: str, name: str, metadata_json: str
+    conn: asyncpg.Connection, lib: LibraryRow, person_id: str, name: str, metadata_json: str
 ) -> PersonRow:
     """Create the person or update its name/metadata when given; the row stays locked until the transaction ends."""
     row = await conn.fetchrow(
-        """INSERT INTO library_persons AS p (library_id, person_id, name, metadata, centroid_point_id)
+        """INSERT INTO library_persons AS p (library_uid, person_id, name, metadata, centroid_point_id)
            VALUES ($1, $2, $3, $4::jsonb, $5)
-           ON CONFLICT (library_id, person_id) DO UPDATE SET
+           ON CONFLICT (library_uid, person_id) DO UPDATE SET
                name = COALESCE(NULLIF(EXCLUDED.name, ''), p.name),
                metadata = COALESCE(EXCLUDED.metadata, p.metadata),
                updated_at = now()
            RETURNING person_id, name, metadata::text AS metadata_json, centroid_point_id, created_at""",
-        library_id,
+        lib.library_uid,
         person_id,
         name,
         metadata_json or None,
@@ -217,33 +214,33 @@ async def upsert_person(
     )
 
 
-async def lock_person(conn: asyncpg.Connection, library_id: str, person_id: str) -> PersonRow:
+async def lock_person(conn: asyncpg.Connection, lib: LibraryRow, person_id: str) -> PersonRow:
     """Lock a person row for the transaction; NotFound when absent."""
     row = await conn.fetchrow(
         """SELECT person_id, name, metadata::text AS metadata_json, centroid_point_id, created_at
-           FROM library_persons WHERE library_id = $1 AND person_id = $2 FOR UPDATE""",
-        library_id,
+           FROM library_persons WHERE library_uid = $1 AND person_id = $2 FOR UPDATE""",
+        lib.library_uid,
         person_id,
     )
     if row is None:
-        raise NotFound(f"person '{person_id}' does not exist in library '{library_id}'")
+        raise NotFound(f"person '{person_id}' does not exist in library '{lib.library_id}'")
     return PersonRow(
         row["person_id"], row["name"], row["metadata_json"] or "", row["centroid_point_id"], row["created_at"]
     )
 
 
-async def count_faces(conn: asyncpg.Connection, library_id: str, person_id: str) -> int:
+async def count_faces(conn: asyncpg.Connection, lib: LibraryRow, person_id: str) -> int:
     """Number of reference faces of a person."""
     return int(
         await conn.fetchval(
-            "SELECT count(*) FROM library_faces WHERE library_id = $1 AND person_id = $2", library_id, person_id
+            "SELECT count(*) FROM library_faces WHERE library_uid = $1 AND person_id = $2", lib.library_uid, person_id
         )
     )
 
 
 async def insert_face(
     conn: asyncpg.Connection,
-    library_id: str,
+    lib: LibraryRow,
     person_id: str,
     face_id: str,
     point_id: uuid.UUID,
@@ -254,11 +251,11 @@ async def insert_face(
 ) -> FaceRow:
     """Insert a reference face."""
     row = await conn.fetchrow(
-        """INSERT INTO library_faces (face_id, library_id, person_id, point_id, embedding, bbox, quality, raw_norm)
+        """INSERT INTO library_faces (face_id, library_uid, person_id, point_id, embedding, bbox, quality, raw_norm)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
            RETURNING face_id, person_id, point_id, bbox, quality, created_at""",
         face_id,
-        library_id,
+        lib.library_uid,
         person_id,
         point_id,
         embedding.astype(np.float32).tolist(),
@@ -270,11 +267,11 @@ async def insert_face(
     return _face(row)
 
 
-async def person_embeddings(conn: asyncpg.Connection, library_id: str, person_id: str) -> npt.NDArray[np.float32]:
+async def person_embeddings(conn: asyncpg.Connection, lib: LibraryRow, person_id: str) -> npt.NDArray[np.float32]:
     """The stored (normalised) reference embeddings of a person, one per row."""
     rows = await conn.fetch(
-        "SELECT embedding FROM library_faces WHERE library_id = $1 AND person_id = $2 ORDER BY created_at, face_id",
-        library_id,
+        "SELECT embedding FROM library_faces WHERE library_uid = $1 AND person_id = $2 ORDER BY created_at, face_id",
+        lib.library_uid,
         person_id,
     )
     if not rows:
@@ -282,12 +279,12 @@ async def person_embeddings(conn: asyncpg.Connection, library_id: str, person_id
     return np.array([r["embedding"] for r in rows], dtype=np.float32)
 
 
-async def get_face(conn: asyncpg.Connection, library_id: str, person_id: str, face_id: str) -> FaceRow:
+async def get_face(conn: asyncpg.Connection, lib: LibraryRow, person_id: str, face_id: str) -> FaceRow:
     """One face of a person; NotFound when absent."""
     row = await conn.fetchrow(
         """SELECT face_id, person_id, point_id, bbox, quality, created_at FROM library_faces
-           WHERE library_id = $1 AND person_id = $2 AND face_id = $3""",
-        library_id,
+           WHERE library_uid = $1 AND person_id = $2 AND face_id = $3""",
+        lib.library_uid,
         person_id,
         face_id,
     )
@@ -301,16 +298,18 @@ async def delete_face(conn: asyncpg.Connection, face_id: str) -> None:
     await conn.execute("DELETE FROM library_faces WHERE face_id = $1", face_id)
 
 
-async def delete_person(conn: asyncpg.Connection, library_id: str, person_id: str) -> None:
+async def delete_person(conn: asyncpg.Connection, lib: LibraryRow, person_id: str) -> None:
     """Delete a person with its faces."""
-    await conn.execute("DELETE FROM library_persons WHERE library_id = $1 AND person_id = $2", library_id, person_id)
+    await conn.execute(
+        "DELETE FROM library_persons WHERE library_uid = $1 AND person_id = $2", lib.library_uid, person_id
+    )
 
 
-async def _faces_of(conn: asyncpg.Connection, library_id: str, person_ids: list[str]) -> dict[str, list[FaceRow]]:
+async def _faces_of(conn: asyncpg.Connection, lib: LibraryRow, person_ids: list[str]) -> dict[str, list[FaceRow]]:
     rows = await conn.fetch(
         """SELECT face_id, person_id, point_id, bbox, quality, created_at FROM library_faces
-           WHERE library_id = $1 AND person_id = ANY($2::text[]) ORDER BY created_at, face_id""",
-        library_id,
+           WHERE library_uid = $1 AND person_id = ANY($2::text[]) ORDER BY created_at, face_id""",
+        lib.library_uid,
         person_ids,
     )
     faces: dict[str, list[FaceRow]] = {}
@@ -325,38 +324,38 @@ def _person(row: asyncpg.Record, faces: list[FaceRow]) -> PersonRow:
     )
 
 
-async def get_person(conn: asyncpg.Connection, library_id: str, person_id: str) -> PersonRow:
+async def get_person(conn: asyncpg.Connection, lib: LibraryRow, person_id: str) -> PersonRow:
     """A person with its faces; NotFound when absent."""
     row = await conn.fetchrow(
         """SELECT person_id, name, metadata::text AS metadata_json, centroid_point_id, created_at
-           FROM library_persons WHERE library_id = $1 AND person_id = $2""",
-        library_id,
+           FROM library_persons WHERE library_uid = $1 AND person_id = $2""",
+        lib.library_uid,
         person_id,
     )
     if row is None:
-        raise NotFound(f"person '{person_id}' does not exist in library '{library_id}'")
-    faces = await _faces_of(conn, library_id, [person_id])
+        raise NotFound(f"person '{person_id}' does not exist in library '{lib.library_id}'")
+    faces = await _faces_of(conn, lib, [person_id])
     return _person(row, faces.get(person_id, []))
 
 
-async def list_persons(conn: asyncpg.Connection, library_id: str, limit: int, after: str) -> list[PersonRow]:
+async def list_persons(conn: asyncpg.Connection, lib: LibraryRow, limit: int, after: str) -> list[PersonRow]:
     """Persons ordered by id after a keyset position, with their faces."""
     rows = await conn.fetch(
         """SELECT person_id, name, metadata::text AS metadata_json, centroid_point_id, created_at
-           FROM library_persons WHERE library_id = $1 AND person_id > $2 ORDER BY person_id LIMIT $3""",
-        library_id,
+           FROM library_persons WHERE library_uid = $1 AND person_id > $2 ORDER BY person_id LIMIT $3""",
+        lib.library_uid,
         after,
         limit,
     )
-    faces = await _faces_of(conn, library_id, [r["person_id"] for r in rows])
+    faces = await _faces_of(conn, lib, [r["person_id"] for r in rows])
     return [_person(r, faces.get(r["person_id"], [])) for r in rows]
 
 
-async def person_names(conn: asyncpg.Connection, library_id: str, person_ids: list[str]) -> dict[str, str]:
+async def person_names(conn: asyncpg.Connection, lib: LibraryRow, person_ids: list[str]) -> dict[str, str]:
     """Names of the persons that exist, by id (unknown ids are absent)."""
     rows = await conn.fetch(
-        "SELECT person_id, name FROM library_persons WHERE library_id = $1 AND person_id = ANY($2::text[])",
-        library_id,
+        "SELECT person_id, name FROM library_persons WHERE library_uid = $1 AND person_id = ANY($2::text[])",
+        lib.library_uid,
         person_ids,
     )
     return {r["person_id"]: r["name"] for r in rows}

@@ -247,8 +247,8 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
         name = _check_text(request.name, "name") if request.HasField("name") else None
         description = _check_text(request.description, "description") if request.HasField("description") else None
         async with self.pool.acquire() as conn, conn.transaction():
-            await repo.get_library(conn, request.account_id, request.library_id, for_update=True)
-            await repo.update_library(conn, request.library_id, name, description)
+            lib = await repo.get_library(conn, request.account_id, request.library_id, for_update=True)
+            await repo.update_library(conn, lib, name, description)
             row = await repo.get_library(conn, request.account_id, request.library_id)
         return _library_pb(row)
 
@@ -260,7 +260,7 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
             row = await repo.get_library(conn, request.account_id, request.library_id, for_update=True)
             if row.bound:
                 await self.store.delete_scope(_space(row), Scope(row.account_id, str(row.library_uid)))
-            await repo.delete_library(conn, row.library_id)
+            await repo.delete_library(conn, row)
         await self.refresh_vector_gauge()
         return library_pb2.DeleteLibraryResponse()
 
@@ -277,7 +277,9 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
         async with self.pool.acquire() as conn:  # ownership first: a foreign caller must not trigger a fetch
             await repo.get_library(conn, request.account_id, request.library_id)
         try:
-            faces = await self.analyzer.image_faces(image_url, self.settings.detect_min_face_size)
+            faces = await self.analyzer.image_faces(
+                image_url, self.settings.detect_min_face_size, context.time_remaining()
+            )
             enrol = self.settings.enrol
             face = choose_reference_face(faces, enrol.min_face_size, enrol.min_quality)
         except NoFacesDetected:
@@ -329,7 +331,7 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
             async with self.pool.acquire() as conn, conn.transaction():
                 lib = await repo.get_library(conn, account_id, library_id, for_update=True)
                 if not lib.bound:
-                    await repo.bind_model(conn, library_id, embedding.model_id, embedding.model_version, vector.size)
+                    await repo.bind_model(conn, lib, embedding.model_id, embedding.model_version, vector.size)
                 elif (lib.embedding_model_id, lib.embedding_model_version, lib.embedding_dim) != (
                     embedding.model_id,
                     embedding.model_version,
@@ -340,15 +342,15 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
                         f"library '{library_id}' is bound to embedding model {bound}, but this face was embedded "
                         f"with {model}: enrol it into a library of that model"
                     )
-                person = await repo.upsert_person(conn, library_id, person_id, name, metadata_json)
-                if await repo.count_faces(conn, library_id, person_id) >= self.settings.enrol.max_faces_per_person:
+                person = await repo.upsert_person(conn, lib, person_id, name, metadata_json)
+                if await repo.count_faces(conn, lib, person_id) >= self.settings.enrol.max_faces_per_person:
                     raise InvalidRequest(
                         f"person '{person_id}' already has {self.settings.enrol.max_faces_per_person} reference faces"
                     )
                 face_row = await repo.insert_face(
-                    conn, library_id, person_id, new_id("face"), point_id, vector, bbox, quality, raw_norm
+                    conn, lib, person_id, new_id("face"), point_id, vector, bbox, quality, raw_norm
                 )
-                person_centroid = centroid(await repo.person_embeddings(conn, library_id, person_id))
+                person_centroid = centroid(await repo.person_embeddings(conn, lib, person_id))
                 space = Space(embedding.model_id, embedding.model_version, vector.size)
                 owner = (account_id, str(lib.library_uid), person_id)
                 await self.store.ensure_space(space)
@@ -372,8 +374,8 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
         """The library's persons, by id, one keyset page at a time, with their faces."""
         limit = _limit(request.limit)
         async with self.pool.acquire() as conn:
-            await repo.get_library(conn, request.account_id, request.library_id)
-            rows = await repo.list_persons(conn, request.library_id, limit + 1, repo.decode_cursor(request.cursor))
+            lib = await repo.get_library(conn, request.account_id, request.library_id)
+            rows = await repo.list_persons(conn, lib, limit + 1, repo.decode_cursor(request.cursor))
         more = len(rows) > limit
         rows = rows[:limit]
         return library_pb2.ListPersonsResponse(
@@ -386,8 +388,8 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
     ) -> library_pb2.Person:
         """One person with its reference faces."""
         async with self.pool.acquire() as conn:
-            await repo.get_library(conn, request.account_id, request.library_id)
-            return _person_pb(await repo.get_person(conn, request.library_id, request.person_id))
+            lib = await repo.get_library(conn, request.account_id, request.library_id)
+            return _person_pb(await repo.get_person(conn, lib, request.person_id))
 
     async def DeletePerson(  # noqa: N802
         self, request: library_pb2.DeletePersonRequest, context: grpc.aio.ServicerContext
@@ -395,11 +397,11 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
         """Delete a person, its faces and all its vectors."""
         async with self.pool.acquire() as conn, conn.transaction():
             lib = await repo.get_library(conn, request.account_id, request.library_id)
-            await repo.lock_person(conn, request.library_id, request.person_id)
+            await repo.lock_person(conn, lib, request.person_id)
             if lib.bound:
                 scope = Scope(lib.account_id, str(lib.library_uid), request.person_id)
                 await self.store.delete_scope(_space(lib), scope)
-            await repo.delete_person(conn, request.library_id, request.person_id)
+            await repo.delete_person(conn, lib, request.person_id)
         await self.refresh_vector_gauge()
         return library_pb2.DeletePersonResponse()
 
@@ -409,10 +411,10 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
         """Delete one reference face and its vector; recompute (or, for the last face, remove) the centroid."""
         async with self.pool.acquire() as conn, conn.transaction():
             lib = await repo.get_library(conn, request.account_id, request.library_id)
-            person = await repo.lock_person(conn, request.library_id, request.person_id)
-            face = await repo.get_face(conn, request.library_id, request.person_id, request.face_id)
+            person = await repo.lock_person(conn, lib, request.person_id)
+            face = await repo.get_face(conn, lib, request.person_id, request.face_id)
             await repo.delete_face(conn, face.face_id)
-            remaining = await repo.person_embeddings(conn, request.library_id, request.person_id)
+            remaining = await repo.person_embeddings(conn, lib, request.person_id)
             space = _space(lib)
             scope = Scope(lib.account_id, str(lib.library_uid))
             await self.store.delete_points(space, scope, [face.point_id])
@@ -463,7 +465,7 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
                 for hit in rows:
                     per_person[hit.person_id] = max(per_person.get(hit.person_id, -1.0), hit.score)
                 best.append(per_person)
-            names = await repo.person_names(conn, lib.library_id, sorted({p for b in best for p in b}))
+            names = await repo.person_names(conn, lib, sorted({p for b in best for p in b}))
         response = library_pb2.SearchResponse()
         offset = 0
         for group in request.groups:
@@ -507,7 +509,8 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
         target_url = _require_url(request.target_image_url, "target_image_url")
         min_size = self.settings.detect_min_face_size
         source, target = await asyncio.gather(
-            self.analyzer.image_faces(source_url, min_size), self.analyzer.image_faces(target_url, min_size)
+            self.analyzer.image_faces(source_url, min_size, context.time_remaining()),
+            self.analyzer.image_faces(target_url, min_size, context.time_remaining()),
         )
         pair: list[Any] = []
         for faces, field in ((source, "source_image_url"), (target, "target_image_url")):

@@ -103,7 +103,9 @@ class Probe:
         duration: Seconds (0 for an image).
         frame_count: Frames in the file (exact for animations, estimated from the frame rate for video).
         fps: Average frame rate of a video (0 otherwise).
-        first_timestamp: Timestamp of the video's first frame, seconds.
+        first_timestamp: Presentation time of the video's first frame in its stream, seconds. Frame timestamps
+            (and the sampling window) count from it, so that they share one time base with ``duration``: a stream
+            that starts at 0.852 s has its first frame at 0.0 and its last before ``duration``.
         tolerance: Half a tick of the video's time base, seconds (see :mod:`.sampling`).
         rotation: Counter-clockwise display rotation of a video, degrees.
         timeline: Frame delays of an animation.
@@ -134,8 +136,8 @@ class Probe:
             return count_selected(self.timeline.timestamps, window, _ANIMATION_TOLERANCE)
         if self.fps <= 0 or self.frame_count <= 0:
             return 0
-        first = max(0, math.floor((window.start - self.first_timestamp) * self.fps) - 1)
-        times = (self.first_timestamp + i / self.fps for i in range(first, self.frame_count))
+        first = max(0, math.floor(window.start * self.fps) - 1)
+        times = (i / self.fps for i in range(first, self.frame_count))
         return count_selected(times, window, self.tolerance)
 
 
@@ -310,10 +312,12 @@ class MediaDecoder:
                 width, height = stream.codec_context.width, stream.codec_context.height
                 self._check_resolution(width, height, Kind.VIDEO)
                 time_base = stream.time_base or _MICROSECOND
-                if stream.duration:
-                    duration = float(stream.duration * time_base)
-                else:
-                    duration = (container.duration or 0) / av.time_base
+                if stream.duration:  # the end of the stream, on the time base of its frames' pts
+                    end = float(((stream.start_time or 0) + stream.duration) * time_base)
+                elif "matroska" in container.format.name:  # Matroska/WebM: the segment's duration counts from 0
+                    end = (container.duration or 0) / av.time_base
+                else:  # elsewhere FFmpeg's container duration is the length from the container's start
+                    end = ((container.start_time or 0) + (container.duration or 0)) / av.time_base
                 fps = float(stream.average_rate or stream.guessed_rate or 0)
                 first = next((f for f in container.decode(stream) if f.pts is not None), None)
         except av.FFmpegError as exc:
@@ -323,6 +327,8 @@ class MediaDecoder:
         rotation = first.rotation
         if abs(rotation) % 180 == 90:
             width, height = height, width
+        first_timestamp = float((first.pts or 0) * (first.time_base or time_base))
+        duration = max(0.0, end - first_timestamp)  # counted from the first frame, as frame timestamps are
         return Probe(
             sniffed,
             Kind.VIDEO,
@@ -331,7 +337,7 @@ class MediaDecoder:
             duration=duration,
             frame_count=stream.frames or round(duration * fps),
             fps=fps,
-            first_timestamp=float((first.pts or 0) * (first.time_base or time_base)),
+            first_timestamp=first_timestamp,
             tolerance=float(time_base) / 2,
             rotation=rotation,
         )
@@ -421,12 +427,13 @@ class MediaDecoder:
                 time_base = stream.time_base or _MICROSECOND
                 stream.thread_type = "AUTO"
                 stream.codec_context.thread_count = self.limits.video_threads
-                if window.start > probe.first_timestamp:
-                    container.seek(int(window.start / time_base), stream=stream, backward=True)
+                if window.start > 0:
+                    seek_to = window.start + probe.first_timestamp
+                    container.seek(int(seek_to / time_base), stream=stream, backward=True)
                 for frame in _decode_checked(container, stream, probe.container):
                     if frame.pts is None:
                         continue
-                    timestamp = float(frame.pts * (frame.time_base or time_base))
+                    timestamp = float(frame.pts * (frame.time_base or time_base)) - probe.first_timestamp
                     verdict = sampler.offer(timestamp)
                     if verdict is Verdict.STOP:
                         return

@@ -102,6 +102,29 @@ async def _download(
     return size
 
 
+async def _download_within(
+    client: SafeHttpClient,
+    url: str,
+    path: Path,
+    max_bytes: int,
+    kind: Kind,
+    metrics: DecoderMetrics,
+    budget_seconds: float | None,
+    ends: float,
+) -> int:
+    """:func:`_download`, failed as ``invalid_media`` (a :class:`FetchTimeout`) at ``ends`` (``time.monotonic``)
+    when there is a ``budget_seconds``."""
+    if budget_seconds is None:
+        return await _download(client, url, path, max_bytes, kind, metrics)
+    try:
+        async with asyncio.timeout(max(0.0, ends - time.monotonic())):
+            return await _download(client, url, path, max_bytes, kind, metrics)
+    except TimeoutError:
+        raise FetchTimeout(
+            f"the media host did not deliver it within the {budget_seconds:.1f} s this request allows for fetching"
+        ) from None
+
+
 @contextlib.asynccontextmanager
 async def fetch_to_spool(
     client: SafeHttpClient,
@@ -112,6 +135,7 @@ async def fetch_to_spool(
     spool_dir: Path,
     metrics: DecoderMetrics,
     retry_seconds: float = 0.0,
+    budget_seconds: float | None = None,
 ) -> AsyncIterator[Fetched]:
     """Download ``url`` into a new file under ``spool_dir`` and yield it; the file is deleted afterwards.
 
@@ -124,6 +148,8 @@ async def fetch_to_spool(
         metrics: Where bytes, durations and failures are counted.
         retry_seconds: How long a refused, reset or broken connection, or a 502/503/504 answer, is retried (with
             doubling delays from 0.25 s) before it fails the media.
+        budget_seconds: The most the whole fetch (retries included) may take, from the caller's deadline; None
+            for the client's own timeouts only.
 
     Raises:
         PayloadTooLarge: The media is larger than ``max_bytes``.
@@ -135,10 +161,11 @@ async def fetch_to_spool(
     path = Path(name)
     started = time.perf_counter()
     give_up = time.monotonic() + retry_seconds
+    ends = time.monotonic() + (budget_seconds or 0.0)  # the budget covers the retries too
     delay = _FIRST_RETRY_DELAY_SECONDS
     while True:
         try:
-            size = await _download(client, url, path, max_bytes, kind, metrics)
+            size = await _download_within(client, url, path, max_bytes, kind, metrics, budget_seconds, ends)
             break
         except FetchError as exc:
             reason, public = _as_public_error(exc, kind, max_bytes)

@@ -114,9 +114,14 @@ class MediaDecoderServicer(media_decoder_pb2_grpc.MediaDecoderServiceServicer): 
         self._decoder = MediaDecoder(settings.decode_limits())
 
     @asynccontextmanager
-    async def _job(self, url: str, kind: Kind, window: SamplingWindow) -> AsyncIterator[_Job]:
+    async def _job(
+        self, url: str, kind: Kind, window: SamplingWindow, context: grpc.aio.ServicerContext | None = None
+    ) -> AsyncIterator[_Job]:
         """Admit, fetch and probe one media file (its ``MediaInfo`` for ``window`` computed in the same worker step);
-        the spool file is removed when the block ends."""
+        the spool file is removed when the block ends. With the call's ``context``, the fetch ends
+        ``deadline_reserve_seconds`` before the caller's deadline (as ``invalid_media``)."""
+        remaining = context.time_remaining() if context is not None else None
+        budget = None if remaining is None else remaining - self._settings.fetch.deadline_reserve_seconds
         async with self._pool.job():
             self._metrics.active_jobs.inc()
             try:
@@ -128,6 +133,7 @@ class MediaDecoderServicer(media_decoder_pb2_grpc.MediaDecoderServiceServicer): 
                     spool_dir=self._settings.decode.spool_dir,
                     metrics=self._metrics,
                     retry_seconds=self._settings.fetch.retry_seconds,
+                    budget_seconds=budget,
                 ) as fetched:
                     started = time.perf_counter()
 
@@ -165,7 +171,7 @@ class MediaDecoderServicer(media_decoder_pb2_grpc.MediaDecoderServiceServicer): 
         window = sampling_window(request)
         if request.resume_from_index < 0:
             raise InvalidRequest("resume_from_index must not be negative")
-        async with self._job(url, kind, window) as job:
+        async with self._job(url, kind, window, context) as job:
             info = job.info
             log.info(
                 "media probed",

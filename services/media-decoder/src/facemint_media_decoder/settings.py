@@ -38,6 +38,12 @@ class FetchSettings(BaseModel):
     read_timeout_seconds: float = Field(default=30.0, gt=0)
     total_timeout_seconds: float = Field(default=900.0, gt=0)
     max_redirects: int = Field(default=5, ge=0, le=20)
+    deadline_reserve_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Of a caller's gRPC deadline, the seconds kept for decoding and analysis: the fetch must end that "
+        "much earlier, and a host that is slower fails the media as invalid_media instead of the call's deadline",
+    )
     retry_seconds: float = Field(
         default=8.0,
         ge=0,

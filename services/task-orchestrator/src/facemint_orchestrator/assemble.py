@@ -141,7 +141,7 @@ def public_attributes(face: common_pb2.Face, requested: list[str]) -> dict[str, 
         if name == "pose" and a.HasField("pose"):
             out["pose"] = {"yaw": round(a.pose.yaw, 1), "pitch": round(a.pose.pitch, 1), "roll": round(a.pose.roll, 1)}
         elif name == "landmarks" and a.landmarks:
-            out["landmarks"] = np.round([(p.x, p.y) for p in a.landmarks], 1).tolist()
+            out["landmarks"] = [[round(p.x), round(p.y)] for p in a.landmarks]  # integer pixels, as the API shows
         elif name == "quality" and a.HasField("quality"):
             out["quality"] = round(a.quality, 3)
         elif (field := _SCALARS.get(name)) is not None and a.HasField(field):

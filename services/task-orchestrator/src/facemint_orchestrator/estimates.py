@@ -10,17 +10,31 @@ from facemint_orchestrator.settings import EstimateSettings
 
 
 class Estimator:
-    """Estimates of a task's frames and run time; the throughput is an exponentially weighted mean of finished
-    tasks' seconds per analysed frame."""
+    """Estimates of a task's frames and run time.
+
+    The throughput (seconds per analysed frame) is the ratio of exponentially weighted sums of the seconds beyond the
+    per-task overhead and of the frames, so that a task weighs by its frames: a one-frame image that took long (a cold
+    model, a slow host) moves the rate little, where a plain mean of per-task rates let it set a fifth of the rate and
+    the next video without a known duration was estimated at minutes."""
+
+    PRIOR_FRAMES = 20.0
+    """Weight, in frames, of the configured initial rate."""
 
     def __init__(self, settings: EstimateSettings) -> None:
         self.settings = settings
-        self.seconds_per_frame = settings.seconds_per_frame
+        self._seconds = settings.seconds_per_frame * self.PRIOR_FRAMES
+        self._frames = self.PRIOR_FRAMES
+
+    @property
+    def seconds_per_frame(self) -> float:
+        """The current rate."""
+        return self._seconds / self._frames
 
     def observe(self, seconds: float, frames: int) -> None:
         """Fold in one finished task."""
         if frames > 0:
-            self.seconds_per_frame = 0.8 * self.seconds_per_frame + 0.2 * (seconds / frames)
+            self._seconds = 0.9 * self._seconds + max(0.0, seconds - self.settings.overhead_seconds)
+            self._frames = 0.9 * self._frames + frames
 
     def frames(self, spec: orchestrator_pb2.TaskSpec, duration: float | None = None) -> int:
         """Sampled frames a task is expected to analyse (``duration``: the media's, once probed)."""

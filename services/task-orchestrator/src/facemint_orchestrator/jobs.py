@@ -10,6 +10,7 @@ once; transient failures are retried with backoff until ``max_attempts``, then t
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -204,12 +205,15 @@ class JobRunner:
             await self.store.set_analysed(task_id, analysed)  # no_faces_detected is billed too
             raise NoFacesDetected(
                 f"no face met the thresholds (min_face_size={spec.min_face_size}, "
-                f"confidence_threshold={spec.confidence_threshold})"
+                f"confidence_threshold={spec.confidence_threshold:.6g})"  # float32 on the wire: 0.99, not 0.99000000953
             )
         matches = await self._recognise(row, frames) if spec.recognize else None
         tracking = self.tracking
         tracker = Tracker(tracking.min_iou, tracking.min_similarity, tracking.max_gap_samples)
-        return build_result(frames, list(spec.attributes), tracker, matches), len(frames), analysed
+        result = build_result(frames, list(spec.attributes), tracker, matches)
+        if spec.HasField("metadata"):  # "echoed back in the result" (the API reference); also kept at the top level
+            result["metadata"] = json.loads(spec.metadata.json, parse_constant=lambda _: None)  # NaN of old rows
+        return result, len(frames), analysed
 
     def _finish_in_background(self, stream: Any) -> None:
         """Read a media stream whose frames have all arrived to its end, off the task's path."""

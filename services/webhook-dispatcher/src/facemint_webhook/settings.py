@@ -12,14 +12,15 @@ from facemint_core.settings import DatabaseSettings, GrpcSettings, NatsSettings,
 class ScheduleSettings(BaseModel):
     """The retry schedule: attempt ``n + 1`` follows a failed attempt ``n`` after ``base * factor ** (n - 1)`` seconds.
 
-    Each delay is jittered by up to ``spread`` (a fraction, both ways) and multiplied by ``time_scale``; with the
-    defaults the eighth and last attempt comes about 21 h after the first (23.4 h with the largest jitter), so that
-    every attempt falls within the 24 h the API promises.
+    ``max_attempts`` counts the first attempt too: the API's "retried up to 8 times" is 9 attempts. Each delay is
+    jittered by up to ``spread`` (a fraction, both ways) and multiplied by ``time_scale``; with the defaults the
+    ninth and last attempt (the eighth retry) comes about 16.9 h after the first (18.6 h with the largest jitter),
+    so that every attempt falls within the 24 h the API promises.
     """
 
-    max_attempts: int = Field(default=8, ge=1, le=20)
-    base_seconds: float = Field(default=70.0, gt=0)
-    factor: float = Field(default=3.0, ge=1)
+    max_attempts: int = Field(default=9, ge=1, le=20)
+    base_seconds: float = Field(default=60.0, gt=0)
+    factor: float = Field(default=2.5, ge=1)
     spread: float = Field(default=0.1, ge=0, lt=1)
     time_scale: float = Field(default=1.0, gt=0)
 

@@ -193,7 +193,7 @@ async function refreshKeys() {
 // ---- tasks ----
 
 function faceCount(task) {
-  const summary = task.result && task.result.summary;
+  const summary = task.result_summary || (task.result && task.result.summary); // list items carry the summary
   return summary && typeof summary.total_faces === "number" ? String(summary.total_faces) : "–";
 }
 
