@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from facemint_core.db import ADOPTED, apply_migrations
-from facemint_core.schemas import SCHEMAS, migrate_all, role_dsn
+from facemint_core.schemas import SCHEMAS, apply_own_migrations, migrate_all, role_dsn
 from facemint_local.servers import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -79,6 +79,14 @@ async def test_each_role_owns_its_schema_and_cannot_reach_any_other(new_database
         finally:
             await conn.close()
     assert await migrate_all(new_database) == {e.service: [] for e in SCHEMAS}  # a second run has nothing to do
+    # A service given another role's (or the administrator's) DSN refuses to migrate rather than misplace tables.
+    for dsn, service in ((role_dsn(new_database, "facemint_gateway"), "library"), (new_database, "gateway")):
+        conn = await asyncpg.connect(dsn)
+        try:
+            with pytest.raises(RuntimeError, match="must connect as its role"):
+                await apply_own_migrations(conn, service)
+        finally:
+            await conn.close()
 
 
 async def _fill_shared_layout(dsn: str) -> None:

@@ -183,6 +183,12 @@ def start_dispatcher(dsn: str, nats_url: str, log_dir: Path, name: str = "dispat
 
 
 @pytest.fixture(scope="session")
+def dispatcher_starter() -> Callable[..., tuple[ManagedProcess, str]]:
+    """:func:`start_dispatcher`, for modules that build a stack of their own."""
+    return start_dispatcher
+
+
+@pytest.fixture(scope="session")
 def orchestrator_starter() -> Callable[..., tuple[ManagedProcess, str]]:
     """:func:`start_orchestrator`, for modules that build a stack of their own."""
     return start_orchestrator

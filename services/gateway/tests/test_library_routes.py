@@ -8,8 +8,9 @@ and embeddings of each image URL are known exactly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from facemint_library.testing import (
     make_face,
     serve_library,
 )
+from facemint_local.procs import ManagedProcess
+from facemint_local.servers import NatsServer
 
 pytestmark = pytest.mark.integration
 
@@ -64,13 +67,32 @@ async def _serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
 
 
 @pytest.fixture
-async def api(fresh_database: str, tmp_path: Path) -> AsyncIterator[Api]:
-    """Gateway + library service on a fresh database, with two accounts on the scale plan."""
+async def api(
+    fresh_database: str,
+    tmp_path: Path,
+    nats_server: NatsServer,
+    dispatcher_starter: Callable[..., tuple[ManagedProcess, str]],
+) -> AsyncIterator[Api]:
+    """Gateway + library service on a fresh database, with two accounts on the scale plan (the webhook-dispatcher
+    gives them their webhook secrets)."""
     admin_token = secrets.token_urlsafe(16)
+    dispatcher, webhook_target = dispatcher_starter(fresh_database, nats_server.url, tmp_path)
+    try:
+        async with _gateway_and_library(fresh_database, tmp_path, admin_token, webhook_target) as api:
+            yield api
+    finally:
+        dispatcher.stop()
+
+
+@contextlib.asynccontextmanager
+async def _gateway_and_library(
+    fresh_database: str, tmp_path: Path, admin_token: str, webhook_target: str
+) -> AsyncIterator[Api]:
     async with serve_library(harness_settings("edge", tmp_path, fresh_database), TEST_CALIBRATIONS) as library:
         settings = GatewaySettings(
             database=DatabaseSettings(dsn=fresh_database, min_pool_size=0, max_pool_size=4),
             library_target=library.target,
+            webhook_target=webhook_target,
             admin_token=admin_token,
         )
         server, task, port = await _serve(create_app(settings))

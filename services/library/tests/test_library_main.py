@@ -10,6 +10,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from facemint.library.v1 import library_pb2, library_pb2_grpc
 from facemint_core.grpcutil import open_channel
 from facemint_core.lifecycle import ServiceRuntime
+from facemint_core.schemas import service_dsn
 from facemint_core.settings import DatabaseSettings, GrpcSettings
 from facemint_library.__main__ import setup
 from facemint_library.settings import LibrarySettings
@@ -24,7 +25,7 @@ async def test_setup_serves_grpc_and_readiness_follows_the_media_decoder(fresh_d
     await decoder.start()
     settings = LibrarySettings(
         grpc=GrpcSettings(port=0),
-        database=DatabaseSettings(dsn=fresh_database, min_pool_size=0, max_pool_size=2),
+        database=DatabaseSettings(dsn=service_dsn(fresh_database, "library"), min_pool_size=0, max_pool_size=2),
         data_dir=tmp_path,
         media_decoder_target=f"127.0.0.1:{decoder_port}",
     )

@@ -14,7 +14,6 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -184,15 +183,16 @@ def run_service(
     asyncio.run(_main(name, settings, setup, http_app))
 
 
-async def open_database(runtime: ServiceRuntime, settings: DatabaseSettings, migrations: Path | None) -> asyncpg.Pool:
-    """Create the service's PostgreSQL pool (closed on stop), applying its pending migrations when given.
+async def open_database(runtime: ServiceRuntime, settings: DatabaseSettings, migrate_as: str | None) -> asyncpg.Pool:
+    """Create the service's PostgreSQL pool (closed on stop), applying its pending migrations when asked.
 
     Args:
         runtime: The running service.
         settings: Its ``DatabaseSettings`` (the DSN of its own role, whose schema the migrations go to).
-        migrations: The service's migrations directory, or None (a deployment that runs ``facemint migrate``).
+        migrate_as: The service's name in :data:`facemint_core.schemas.SCHEMAS` to apply its migrations, or None.
     """
-    from facemint_core.db import apply_migrations, create_pool
+    from facemint_core.db import create_pool
+    from facemint_core.schemas import apply_own_migrations
 
     pool = await create_pool(settings)
 
@@ -200,9 +200,9 @@ async def open_database(runtime: ServiceRuntime, settings: DatabaseSettings, mig
         await pool.close()
 
     runtime.on_stop("database", close_pool)
-    if migrations is not None:
+    if migrate_as is not None:
         async with pool.acquire() as conn:
-            await apply_migrations(conn, migrations)
+            await apply_own_migrations(conn, migrate_as)
 
     async def database() -> None:
         await pool.fetchval("SELECT 1")

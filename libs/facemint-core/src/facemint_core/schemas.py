@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from facemint_core.db import ADOPTED, migrate, migrations_dir
+from facemint_core.db import ADOPTED, apply_migrations, migrate, migrations_dir
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,23 @@ def schema_of(service: str) -> ServiceSchema:
         if entry.service == service:
             return entry
     raise KeyError(service)
+
+
+async def apply_own_migrations(conn: asyncpg.Connection, service: str) -> list[str]:
+    """Apply a service's pending migrations to its schema, on a connection as its role; return the versions applied.
+
+    Raises:
+        RuntimeError: The connection's schema is not the service's (it was given another role's or an
+            administrator's DSN, whose tables would land in the wrong schema).
+    """
+    entry = schema_of(service)
+    current = await conn.fetchval("SELECT current_schema()")
+    if current != entry.schema:
+        raise RuntimeError(
+            f"{service} must connect as its role {entry.role} (schema {entry.schema}); this connection's schema is "
+            f"{current}: give it that role's DSN"
+        )
+    return await apply_migrations(conn, migrations_dir(entry.package))
 
 
 def role_dsn(admin_dsn: str, role: str, password: str | None = None) -> str:

@@ -37,12 +37,13 @@ class Services:
     @classmethod
     async def open(cls, settings: GatewaySettings) -> Services:
         """Create the pool and the channels."""
-        from facemint_core.db import apply_migrations, create_pool, migrations_dir
+        from facemint_core.db import create_pool
+        from facemint_core.schemas import apply_own_migrations
 
         pool = await create_pool(settings.database)
         if settings.apply_migrations:
             async with pool.acquire() as conn:
-                await apply_migrations(conn, migrations_dir("facemint_gateway"))
+                await apply_own_migrations(conn, "gateway")
         orch = open_channel(settings.orchestrator_target)
         lib = open_channel(settings.library_target)
         hooks = open_channel(settings.webhook_target)

@@ -10,9 +10,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from facemint.library.v1 import library_pb2, library_pb2_grpc
-from facemint_core.db import apply_migrations, create_pool, migrations_dir
+from facemint_core.db import create_pool
 from facemint_core.grpcutil import open_channel, start_grpc_server
 from facemint_core.lifecycle import ServiceRuntime, run_service
+from facemint_core.schemas import apply_own_migrations
 from facemint_core.settings import load_settings
 from facemint_library.calibration import Calibrations
 from facemint_library.media import MediaAnalyzer
@@ -42,7 +43,7 @@ async def setup(runtime: ServiceRuntime, settings: LibrarySettings) -> None:
     pool = await create_pool(settings.database)
     if settings.apply_migrations:
         async with pool.acquire() as conn:
-            await apply_migrations(conn, migrations_dir("facemint_library"))
+            await apply_own_migrations(conn, "library")
     store = make_store(settings)
     await store.open()
     channel = open_channel(settings.media_decoder_target)

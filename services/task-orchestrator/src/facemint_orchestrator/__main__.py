@@ -9,7 +9,6 @@ from facemint.library.v1 import library_pb2_grpc
 from facemint.media_decoder.v1 import media_decoder_pb2_grpc
 from facemint.orchestrator.v1 import orchestrator_pb2_grpc
 from facemint_core import streams
-from facemint_core.db import migrations_dir
 from facemint_core.grpcutil import open_channel, start_grpc_server
 from facemint_core.jetstream import PullWorker, ensure_pull_consumer, stream_check
 from facemint_core.lifecycle import ServiceRuntime, open_database, open_nats, run_service
@@ -32,8 +31,7 @@ async def setup(runtime: ServiceRuntime) -> None:
     """Open the pool, NATS and channels, start the worker, the sweep and the gRPC server."""
     settings = runtime.settings
     assert isinstance(settings, OrchestratorSettings)
-    migrations = migrations_dir("facemint_orchestrator") if settings.apply_migrations else None
-    pool = await open_database(runtime, settings.database, migrations)
+    pool = await open_database(runtime, settings.database, "task-orchestrator" if settings.apply_migrations else None)
     sweeper: OutboxSweep | None = None
 
     async def catch_up() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from facemint.webhook.v1 import webhook_pb2_grpc
 from facemint_core import streams
-from facemint_core.db import migrations_dir
 from facemint_core.grpcutil import start_grpc_server
 from facemint_core.jetstream import PullWorker, ensure_pull_consumer, stream_check
 from facemint_core.lifecycle import ServiceRuntime, open_database, open_nats, run_service
@@ -23,8 +22,7 @@ async def setup(runtime: ServiceRuntime) -> None:
     """Open the pool and NATS, start the scheduler, the event consumer and the gRPC server."""
     settings = runtime.settings
     assert isinstance(settings, WebhookSettings)
-    migrations = migrations_dir("facemint_webhook") if settings.apply_migrations else None
-    pool = await open_database(runtime, settings.database, migrations)
+    pool = await open_database(runtime, settings.database, "webhook-dispatcher" if settings.apply_migrations else None)
     nc = await open_nats(runtime, settings.nats)
     js = nc.jetstream()
     await streams.ensure_events_stream(js, settings.nats.stream_replicas)
