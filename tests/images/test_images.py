@@ -281,6 +281,7 @@ def test_webhook_is_delivered_with_a_valid_signature(
             time.sleep(0.3)
     finally:
         receiver.httpd.shutdown()
+        receiver.httpd.server_close()
     assert receiver.deliveries, "no webhook delivery"
     headers, body = receiver.deliveries[0]
     secret = account.get("webhook_secret") or account["account"]["webhook_secret"]

@@ -121,6 +121,7 @@ def media_decoder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         for proc in reversed(procs):
             proc.stop()
         web.shutdown()
+        web.server_close()
 
 
 @pytest.fixture
