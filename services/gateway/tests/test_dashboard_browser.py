@@ -24,6 +24,8 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
+from facemint_orchestrator.quota import meter
+
 if TYPE_CHECKING:
     from conftest import GatewayStack
 
@@ -92,6 +94,8 @@ async def _insert_result_task(dsn: str, account: str, media_url: str) -> str:
             json.dumps({"duration": None, "width": 640, "height": 480}),
             json.dumps(result),
         )
+        row = await conn.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
+        await meter(conn, row)  # as the orchestrator bills a task with its terminal state
     finally:
         await conn.close()
     return task_id
