@@ -16,6 +16,7 @@ from facemint_core.errors import ERROR_CODE_METADATA_KEY, FacemintError
 from facemint_core.lifecycle import ServiceRuntime
 from facemint_core.logging import request_id_var, task_id_var
 from facemint_core.metrics import RpcMetrics
+from facemint_core.tracing import grpc_client_interceptors, grpc_server_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,11 @@ def channel_options(max_message_bytes: int = 64 * 1024 * 1024) -> list[tuple[str
 
 
 def open_channel(target: str, max_message_bytes: int = 64 * 1024 * 1024) -> grpc.aio.Channel:
-    """Open an insecure channel (in-cluster traffic is plain gRPC) that retries the retry-safe RPCs on UNAVAILABLE."""
-    return grpc.aio.insecure_channel(target, options=channel_options(max_message_bytes))
+    """Open an insecure channel (in-cluster traffic is plain gRPC) that retries the retry-safe RPCs on UNAVAILABLE
+    (and traces its calls when tracing is on)."""
+    return grpc.aio.insecure_channel(
+        target, options=channel_options(max_message_bytes), interceptors=grpc_client_interceptors()
+    )
 
 
 PRIORITY_METADATA = ("x-priority", "interactive")
@@ -228,7 +232,7 @@ async def start_grpc_server(
     """
     cfg = runtime.settings.grpc
     server = grpc.aio.server(
-        interceptors=[ServerInterceptor(RpcMetrics(runtime.name))],
+        interceptors=[*grpc_server_interceptors(), ServerInterceptor(RpcMetrics(runtime.name))],
         options=[
             ("grpc.max_send_message_length", cfg.max_message_bytes),
             ("grpc.max_receive_message_length", cfg.max_message_bytes),

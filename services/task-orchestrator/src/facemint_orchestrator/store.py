@@ -20,6 +20,7 @@ from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from facemint_core.ids import new_id
 from facemint_core.timeutil import iso, parse_iso
+from facemint_core.tracing import current_traceparent
 
 ACTIVE = ("queued", "running")
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -126,8 +127,9 @@ class TaskStore:
         for _ in range(3):
             row = await self.pool.fetchrow(
                 """INSERT INTO tasks
-                       (task_id, account_id, type, status, spec, estimated_seconds, request_id, creation_id)
-                   VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7)
+                       (task_id, account_id, type, status, spec, estimated_seconds, request_id, creation_id,
+                        traceparent)
+                   VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8)
                    ON CONFLICT (account_id, creation_id) DO NOTHING RETURNING *""",
                 new_id("task"),
                 account_id,
@@ -136,6 +138,7 @@ class TaskStore:
                 estimated_seconds,
                 request_id,
                 creation_id or None,
+                current_traceparent(),
             )
             if row is not None:
                 return TaskRow(row), True

@@ -27,7 +27,7 @@ from facemint.common.v1 import common_pb2
 from facemint.library.v1 import library_pb2, library_pb2_grpc
 from facemint.media_decoder.v1 import media_decoder_pb2, media_decoder_pb2_grpc
 from facemint.orchestrator.v1 import orchestrator_pb2
-from facemint_core import streams
+from facemint_core import streams, tracing
 from facemint_core.errors import (
     Conflict,
     FacemintError,
@@ -54,7 +54,16 @@ log = logging.getLogger(__name__)
 
 TASKS = Counter("facemint_task_orchestrator_tasks_total", "Tasks that reached a terminal state", ["status", "type"])
 TASK_SECONDS = Histogram(
-    "facemint_task_orchestrator_task_seconds", "Run time of finished tasks", ["type"], buckets=LATENCY_BUCKETS
+    "facemint_task_orchestrator_task_seconds",
+    "Run time of tasks that ended while running, from their start, by outcome (succeeded, failed, cancelled)",
+    ["type", "outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+QUEUE_SECONDS = Histogram(
+    "facemint_task_orchestrator_queue_seconds",
+    "Time from a task's creation to its first start",
+    ["type"],
+    buckets=LATENCY_BUCKETS,
 )
 QUEUE_DEPTH = Gauge("facemint_task_orchestrator_queue_depth", "Tasks by active status", ["status"])
 FRAMES = Counter("facemint_task_orchestrator_frames_total", "Sampled frames analysed")
@@ -197,31 +206,44 @@ class Worker:
         if row is None:  # terminal meanwhile (a cancellation while the job waited for its slot)
             return
         attempt = int(row.record["attempts"])
-        log.info("task started", extra={"attempt": attempt, "type": row.record["type"]})
+        task_type = row.record["type"]
+        log.info("task started", extra={"attempt": attempt, "type": task_type})
+        if attempt == 1:
+            queued_for = row.record["started_at"] - row.record["created_at"]
+            QUEUE_SECONDS.labels(task_type).observe(queued_for.total_seconds())
         started = time.monotonic()
+
+        def ran(outcome: str) -> None:
+            TASK_SECONDS.labels(task_type, outcome).observe(time.monotonic() - started)
+
         analysis = asyncio.create_task(self._analyse(row))
         self.running[job.task_id] = analysis
         try:
             result, frames, analysed = await asyncio.wait_for(analysis, self.settings.worker.task_timeout_seconds)
         except asyncio.CancelledError:
             if job.task_id in self.cancelled:
+                ran("cancelled")
                 log.info("task cancelled while running")
                 return
             raise
         except UserCancelled:
+            ran("cancelled")
             return
         except TimeoutError:
+            ran("failed")
             limit = self.settings.worker.task_timeout_seconds
             await self.finish(
                 await self.store.fail(job.task_id, "internal_error", f"task exceeded its {limit:.0f} s limit")
             )
             return
         except PERMANENT as exc:
+            ran("failed")
             await self.finish(await self.store.fail(job.task_id, exc.code, exc.message))
             return
         except Exception as exc:
             reason = exc.message if isinstance(exc, FacemintError) else f"{type(exc).__name__}: {exc}"
             if attempt >= self.settings.worker.max_attempts:
+                ran("failed")
                 message = f"gave up after {attempt} attempts: {reason}"
                 await self.finish(await self.store.fail(job.task_id, "internal_error", message))
                 return
@@ -233,7 +255,7 @@ class Worker:
             self.cancelled.discard(job.task_id)
         elapsed = time.monotonic() - started
         self.throughput.observe(elapsed, frames)
-        TASK_SECONDS.labels(row.record["type"]).observe(elapsed)
+        TASK_SECONDS.labels(task_type, "succeeded").observe(elapsed)
         await self.finish(await self.store.succeed(job.task_id, result, frames, analysed))
         log.info("task succeeded", extra={"seconds": round(elapsed, 3), "frames": frames})
 
@@ -355,11 +377,13 @@ class Worker:
         if requeue_after_seconds is None:
             requeue_after_seconds = self.settings.worker.requeue_after_seconds
         for done in await self.store.unpublished_terminal():
-            await self.finish(done)
+            with tracing.resumed(done.record["traceparent"]):  # the event continues the task's trace
+                await self.finish(done)
         for task_id in await self.store.stale_queued(requeue_after_seconds):
             queued = await self.store.get(task_id)
             if queued is not None and queued.status == "queued":
-                await self.publish_job(task_id, queued.record["account_id"], queued.record["type"])
+                with tracing.resumed(queued.record["traceparent"]):
+                    await self.publish_job(task_id, queued.record["account_id"], queued.record["type"])
                 await self.store.touch(task_id)
         for status, n in (await self.store.count_by_status()).items():
             QUEUE_DEPTH.labels(status).set(n)

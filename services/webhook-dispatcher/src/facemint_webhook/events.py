@@ -17,6 +17,7 @@ from facemint_core.jetstream import Poison
 from facemint_core.logging import task_id_var
 from facemint_core.taskview import TERMINAL
 from facemint_core.timeutil import parse_iso
+from facemint_core.tracing import current_traceparent
 from facemint_webhook import metrics
 from facemint_webhook.schedule import draw_delays
 from facemint_webhook.settings import ScheduleSettings
@@ -56,6 +57,7 @@ class EventHandler:
             payload=payload,
             schedule_seconds=draw_delays(self.schedule),
             event_at=event_at,
+            traceparent=current_traceparent(),
         )
         try:
             inserted = await self.store.insert(new)

@@ -1,0 +1,307 @@
+"""Traces and queue metrics of the real local platform (issue 16, ADR 0018).
+
+The platform here exports its spans to an OTLP/gRPC receiver implemented in this module with the
+``opentelemetry-proto`` messages: one trace must follow a video task from the POST through every service to its
+webhook. The same platform's ``/metrics`` must show the JetStream consumers, the webhook backlog, the task latency by
+type and outcome, the time in queue and every service's readiness after real tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import nats
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
+
+from facemint_local.harness import MEDIA_HOST, MediaServer, RunningPlatform, WebhookReceiver, api_client, start_platform
+from facemint_local.testmedia import encode, group_image, moving_faces_video
+from tests.e2e.apiutil import submit, wait
+
+SERVICES = {
+    "GATEWAY": "gateway",
+    "ORCHESTRATOR": "task-orchestrator",
+    "MEDIA_DECODER": "media-decoder",
+    "INFERENCE": "inference",
+    "LIBRARY": "library",
+    "WEBHOOK": "webhook-dispatcher",
+}
+"""Environment prefix and name of each service."""
+
+KINDS = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+
+
+class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+    """An OTLP/gRPC trace endpoint that keeps every span it is sent, flattened to dicts."""
+
+    def __init__(self) -> None:
+        self.spans: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def Export(  # noqa: N802 - the OTLP method name
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        got = []
+        for resource_spans in request.resource_spans:
+            resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    attributes = {}
+                    for a in span.attributes:
+                        value = a.value
+                        attributes[a.key] = getattr(value, value.WhichOneof("value") or "string_value")
+                    got.append(
+                        {
+                            "service": resource.get("service.name", "").removeprefix("facemint-"),
+                            "trace_id": span.trace_id.hex(),
+                            "span_id": span.span_id.hex(),
+                            "parent_id": span.parent_span_id.hex(),
+                            "name": span.name,
+                            "kind": KINDS.get(span.kind, "unspecified"),
+                            "start": span.start_time_unix_nano,
+                            "end": span.end_time_unix_nano,
+                            "attributes": attributes,
+                        }
+                    )
+        with self._lock:
+            self.spans.extend(got)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def trace(self, trace_id: str) -> list[dict[str, Any]]:
+        """Every span received so far of one trace."""
+        with self._lock:
+            return [s for s in self.spans if s["trace_id"] == trace_id]
+
+    def find(self, name: str, **attributes: Any) -> dict[str, Any] | None:
+        """The first span received with this name and these attributes."""
+        with self._lock:
+            for span in self.spans:
+                if span["name"] == name and all(span["attributes"].get(k) == v for k, v in attributes.items()):
+                    return span
+        return None
+
+
+def render_tree(spans: list[dict[str, Any]]) -> str:
+    """The spans of a trace as an indented tree: service, span name, start offset and duration in ms."""
+    by_parent: dict[str, list[dict[str, Any]]] = {}
+    for span in spans:
+        by_parent.setdefault(span["parent_id"], []).append(span)
+    t0 = min(s["start"] for s in spans)
+    lines: list[str] = []
+
+    def walk(parent: str, depth: int) -> None:
+        for span in sorted(by_parent.get(parent, []), key=lambda s: s["start"]):
+            offset, took = (span["start"] - t0) / 1e6, (span["end"] - span["start"]) / 1e6
+            label = f"{'  ' * depth}{span['service']}: {span['name']}"
+            lines.append(f"{label:<72} +{offset:8.1f} ms {took:8.1f} ms")
+            walk(span["span_id"], depth + 1)
+
+    walk("", 0)
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[OtlpReceiver]:
+    otlp = OtlpReceiver()
+    yield otlp
+    otlp.server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver) -> Iterator[RunningPlatform]:
+    env = {"OTEL_BSP_SCHEDULE_DELAY": "200"}  # export every 0.2 s instead of 5 s
+    for prefix in SERVICES:
+        env[f"FACEMINT_{prefix}_TRACING__OTLP_ENDPOINT"] = f"127.0.0.1:{receiver.port}"
+        env[f"FACEMINT_{prefix}_TRACING__INSECURE"] = "true"
+    env["FACEMINT_WEBHOOK_POLL_INTERVAL_SECONDS"] = "0.5"  # the backlog gauges are refreshed at each poll
+    running = start_platform(tmp_path_factory.mktemp("traced"), extra_env=env)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
+    server = MediaServer(tmp_path_factory.mktemp("media"), host=MEDIA_HOST)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def hooks() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def api(traced: RunningPlatform) -> Iterator[httpx.Client]:
+    with api_client(traced) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def crops(api: httpx.Client, media: MediaServer) -> list[Image.Image]:
+    """The two largest faces of the group photo (found by an image task), cropped."""
+    task = wait(api, submit(api, type="image", media_url=media.add("group.jpg", encode(group_image(), "JPEG"))))
+    assert task["status"] == "succeeded", task
+    faces = sorted(task["result"]["frames"][0]["faces"], key=lambda f: -f["bbox"][2])[:2]
+    image, out = group_image(), []
+    for face in faces:
+        x, y, w, h = face["bbox"]
+        m = int(0.35 * max(w, h))
+        out.append(image.crop((x - m, y - m, x + w + m, y + h + m)).resize((180, 180)))
+    return out
+
+
+def _metrics(platform: RunningPlatform, service: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    port = platform.service(service)["http_port"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def _wait_for(probe: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.3)
+
+
+def test_one_trace_follows_a_video_task_from_the_post_to_its_webhook(
+    api: httpx.Client, media: MediaServer, hooks: WebhookReceiver, receiver: OtlpReceiver, crops: list[Image.Image],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    created = api.post("/v1/library", json={"library_id": "traced", "name": "Traced"})
+    assert created.status_code == 201, created.text
+    face = media.add("face.jpg", encode(crops[0], "JPEG", quality=95))
+    enrolled = api.post("/v1/library/traced/face", json={"person_id": "p1", "name": "One", "image_url": face})
+    assert enrolled.status_code == 201, enrolled.text
+    video, _ = moving_faces_video(crops, [(0.0, 2.0, (40, 100), (500, 120)), (0.5, 2.0, (700, 300), (300, 250))],
+                                  fps=10, seconds=2.0)  # fmt: skip
+    task_id = submit(api, type="video", media_url=media.add("traced.mp4", video), sample_rate=2, recognize=1,
+                     library_id="traced", callback_url=hooks.url("hook"))  # fmt: skip
+    task = wait(api, task_id)
+    assert task["status"] == "succeeded", task
+    assert hooks.deliveries({task_id})[task_id], "webhook not delivered"
+
+    attempt = _wait_for(lambda: receiver.find("webhook attempt", **{"facemint.task_id": task_id}))
+    assert attempt is not None, "no span of the webhook attempt arrived"
+    time.sleep(1.0)  # the services export every 0.2 s: let the last batches arrive
+    spans = receiver.trace(attempt["trace_id"])
+    tree = render_tree(spans)
+    (tmp_path / "trace.txt").write_text(tree + "\n")
+    print(f"\ntrace {attempt['trace_id']} of task {task_id}:\n{tree}")
+
+    ids = {s["span_id"] for s in spans}
+    roots = [s for s in spans if not s["parent_id"]]
+    assert len(roots) == 1, tree
+    root = roots[0]
+    assert root["service"] == "gateway" and root["kind"] == "server", tree
+    assert root["attributes"].get("http.route", root["name"]).endswith("/v1/create-detection-task"), root
+    orphans = [s for s in spans if s["parent_id"] and s["parent_id"] not in ids]
+    assert not orphans, f"spans whose parent is not in the trace: {orphans}\n{tree}"
+    assert {s["service"] for s in spans} == set(SERVICES.values()), tree
+
+    by_id = {s["span_id"]: s for s in spans}
+
+    def parent(span: dict[str, Any]) -> dict[str, Any]:
+        return by_id[span["parent_id"]]
+
+    def one(service: str, name: str) -> dict[str, Any]:
+        found = [s for s in spans if s["service"] == service and s["name"] == name]
+        assert found, f"no {service} span {name!r}:\n{tree}"
+        return found[0]
+
+    # gateway POST -> CreateTask (client, then server in the orchestrator)
+    create = one("task-orchestrator", "/facemint.orchestrator.v1.TaskService/CreateTask")
+    assert create["kind"] == "server" and parent(create)["service"] == "gateway"
+    # the job, taken from JetStream by whichever orchestrator, continues the POST's trace
+    job = next(s for s in spans if s["service"] == "task-orchestrator" and s["kind"] == "consumer")
+    assert job["name"] == "process facemint.jobs.detect" and parent(job)["service"] == "task-orchestrator"
+    analyze = one("media-decoder", "/facemint.media_decoder.v1.MediaDecoderService/AnalyzeMedia")
+    assert parent(parent(analyze)) == job  # through the orchestrator's client span
+    for name in ("media.fetch", "media.probe", "media.decode"):
+        assert parent(one("media-decoder", name)) == analyze
+    models = [s for s in spans if s["service"] == "inference" and s["name"].startswith("model ")]
+    assert {"model detector", "model embedding"} <= {s["name"] for s in models}, tree
+    assert all(s["attributes"]["facemint.model.batch_size"] >= 1 and s["attributes"]["facemint.model.name"]
+               for s in models)  # fmt: skip
+    search = one("library", "library.search")
+    assert parent(search)["name"] == "/facemint.library.v1.LibraryService/Search"
+    assert parent(parent(parent(search))) == job
+    # the terminal event, consumed by the dispatcher, then the attempt made from the stored delivery
+    event = next(s for s in spans if s["service"] == "webhook-dispatcher" and s["kind"] == "consumer")
+    assert event["name"] == "process facemint.events.task.succeeded" and parent(event) == job
+    assert parent(attempt) == event and attempt["attributes"]["http.response.status_code"] == 204
+
+
+def test_queue_and_delivery_metrics_after_real_tasks(
+    traced: RunningPlatform, api: httpx.Client, media: MediaServer, crops: list[Image.Image]
+) -> None:
+    succeeded = wait(api, submit(api, type="image", media_url=media.add("one.jpg", encode(crops[0], "JPEG")),
+                                 callback_url=f"http://{MEDIA_HOST}:9/refused"))  # fmt: skip
+    assert succeeded["status"] == "succeeded", succeeded
+    failed = wait(api, submit(api, type="image", media_url=media.url("missing.jpg")))
+    assert failed["status"] == "failed", failed
+
+    # An undecodable event: the dispatcher terminates it as poison.
+    async def publish_poison() -> None:
+        nc = await nats.connect(f"nats://127.0.0.1:{traced.server('nats')['port']}")
+        await nc.jetstream().publish("facemint.events.task.succeeded", b"\xff not a TaskEvent")
+        await nc.close()
+
+    asyncio.run(publish_poison())
+
+    for service in SERVICES.values():
+        ready = _wait_for(lambda service=service: _value(_metrics(traced, service), "facemint_service_ready"))
+        assert ready == 1, service
+
+    orch = _metrics(traced, "task-orchestrator")
+    h = "facemint_task_orchestrator_task_seconds_count"
+    assert _value(orch, h, type="image", outcome="succeeded") >= 2  # type: ignore[operator]
+    assert _value(orch, h, type="image", outcome="failed") >= 1  # type: ignore[operator]
+    assert _value(orch, "facemint_task_orchestrator_queue_seconds_count", type="image") >= 3  # type: ignore[operator]
+    for consumer in ("orchestrator-detect", "orchestrator-detect-image"):
+        labels = {"stream": "FACEMINT_JOBS", "consumer": consumer}
+        for gauge in ("pending", "ack_pending", "redelivered"):
+            value = _value(orch, f"facemint_jetstream_consumer_{gauge}_messages", **labels)
+            assert value is not None and value >= 0, (gauge, labels)
+
+    events = {"stream": "FACEMINT_EVENTS", "consumer": "webhook-dispatcher"}
+
+    def dispatcher_settled() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+        hook = _metrics(traced, "webhook-dispatcher")
+        backlog = _value(hook, "facemint_webhook_dispatcher_backlog_deliveries") or 0
+        terminated = _value(hook, "facemint_jetstream_terminated_messages_total", **events) or 0
+        return hook if backlog >= 1 and terminated >= 1 else None
+
+    hook = _wait_for(dispatcher_settled)
+    assert hook is not None, "the refused webhook never showed in the backlog, or the poison event was not counted"
+    assert _value(hook, "facemint_webhook_dispatcher_oldest_pending_age_seconds") > 0  # type: ignore[operator]
+    assert _value(hook, "facemint_jetstream_terminated_messages_total", **events) == 1
+    assert _value(hook, "facemint_jetstream_consumer_pending_messages", **events) == 0
