@@ -1,7 +1,7 @@
 """Traces and queue metrics of the real local platform (issue 16, ADR 0018).
 
-The platform here exports its spans to an OTLP/gRPC receiver implemented in this module with the
-``opentelemetry-proto`` messages: one trace must follow a video task from the POST through every service to its
+The platform here exports its spans to an OTLP/gRPC receiver run by the test (``facemint_local.otlp``, built on the
+``opentelemetry-proto`` messages): one trace must follow a video task from the POST through every service to its
 webhook. The same platform's ``/metrics`` must show the JetStream consumers, the webhook backlog, the task latency by
 type and outcome, the time in queue and every service's readiness after real tasks.
 """
@@ -9,125 +9,36 @@ type and outcome, the time in queue and every service's readiness after real tas
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import nats
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from facemint_local.harness import MEDIA_HOST, MediaServer, RunningPlatform, WebhookReceiver, api_client, start_platform
+from facemint_local.otlp import OtlpReceiver, render_tree
 from facemint_local.testmedia import encode, group_image, moving_faces_video
 from tests.e2e.apiutil import submit, wait
 
-SERVICES = {
-    "GATEWAY": "gateway",
-    "ORCHESTRATOR": "task-orchestrator",
-    "MEDIA_DECODER": "media-decoder",
-    "INFERENCE": "inference",
-    "LIBRARY": "library",
-    "WEBHOOK": "webhook-dispatcher",
-}
-"""Environment prefix and name of each service."""
-
-KINDS = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
-
-
-class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
-    """An OTLP/gRPC trace endpoint that keeps every span it is sent, flattened to dicts."""
-
-    def __init__(self) -> None:
-        self.spans: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self.server)
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        self.server.start()
-
-    def Export(  # noqa: N802 - the OTLP method name
-        self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext
-    ) -> trace_service_pb2.ExportTraceServiceResponse:
-        got = []
-        for resource_spans in request.resource_spans:
-            resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    attributes = {}
-                    for a in span.attributes:
-                        value = a.value
-                        attributes[a.key] = getattr(value, value.WhichOneof("value") or "string_value")
-                    got.append(
-                        {
-                            "service": resource.get("service.name", "").removeprefix("facemint-"),
-                            "trace_id": span.trace_id.hex(),
-                            "span_id": span.span_id.hex(),
-                            "parent_id": span.parent_span_id.hex(),
-                            "name": span.name,
-                            "kind": KINDS.get(span.kind, "unspecified"),
-                            "start": span.start_time_unix_nano,
-                            "end": span.end_time_unix_nano,
-                            "attributes": attributes,
-                        }
-                    )
-        with self._lock:
-            self.spans.extend(got)
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-    def trace(self, trace_id: str) -> list[dict[str, Any]]:
-        """Every span received so far of one trace."""
-        with self._lock:
-            return [s for s in self.spans if s["trace_id"] == trace_id]
-
-    def find(self, name: str, **attributes: Any) -> dict[str, Any] | None:
-        """The first span received with this name and these attributes."""
-        with self._lock:
-            for span in self.spans:
-                if span["name"] == name and all(span["attributes"].get(k) == v for k, v in attributes.items()):
-                    return span
-        return None
-
-
-def render_tree(spans: list[dict[str, Any]]) -> str:
-    """The spans of a trace as an indented tree: service, span name, start offset and duration in ms."""
-    by_parent: dict[str, list[dict[str, Any]]] = {}
-    for span in spans:
-        by_parent.setdefault(span["parent_id"], []).append(span)
-    t0 = min(s["start"] for s in spans)
-    lines: list[str] = []
-
-    def walk(parent: str, depth: int) -> None:
-        for span in sorted(by_parent.get(parent, []), key=lambda s: s["start"]):
-            offset, took = (span["start"] - t0) / 1e6, (span["end"] - span["start"]) / 1e6
-            label = f"{'  ' * depth}{span['service']}: {span['name']}"
-            lines.append(f"{label:<72} +{offset:8.1f} ms {took:8.1f} ms")
-            walk(span["span_id"], depth + 1)
-
-    walk("", 0)
-    return "\n".join(lines)
+SERVICES = {"gateway", "task-orchestrator", "media-decoder", "inference", "library", "webhook-dispatcher"}
 
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[OtlpReceiver]:
     otlp = OtlpReceiver()
     yield otlp
-    otlp.server.stop(0)
+    otlp.close()
 
 
 @pytest.fixture(scope="module")
 def traced(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver) -> Iterator[RunningPlatform]:
-    env = {"OTEL_BSP_SCHEDULE_DELAY": "200"}  # export every 0.2 s instead of 5 s
-    for prefix in SERVICES:
-        env[f"FACEMINT_{prefix}_TRACING__OTLP_ENDPOINT"] = f"127.0.0.1:{receiver.port}"
-        env[f"FACEMINT_{prefix}_TRACING__INSECURE"] = "true"
+    env = receiver.platform_env()
     env["FACEMINT_WEBHOOK_POLL_INTERVAL_SECONDS"] = "0.5"  # the backlog gauges are refreshed at each poll
     running = start_platform(tmp_path_factory.mktemp("traced"), extra_env=env)
     yield running
@@ -225,7 +136,7 @@ def test_one_trace_follows_a_video_task_from_the_post_to_its_webhook(
     assert root["attributes"].get("http.route", root["name"]).endswith("/v1/create-detection-task"), root
     orphans = [s for s in spans if s["parent_id"] and s["parent_id"] not in ids]
     assert not orphans, f"spans whose parent is not in the trace: {orphans}\n{tree}"
-    assert {s["service"] for s in spans} == set(SERVICES.values()), tree
+    assert {s["service"] for s in spans} == SERVICES, tree
 
     by_id = {s["span_id"]: s for s in spans}
 
@@ -277,7 +188,7 @@ def test_queue_and_delivery_metrics_after_real_tasks(
 
     asyncio.run(publish_poison())
 
-    for service in SERVICES.values():
+    for service in sorted(SERVICES):
         ready = _wait_for(lambda service=service: _value(_metrics(traced, service), "facemint_service_ready"))
         assert ready == 1, service
 

@@ -19,6 +19,7 @@ import grpc
 import nats
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
 
 from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from facemint_core import errors, streams
@@ -118,6 +119,9 @@ async def test_pull_worker_acks_retries_and_terms_poison(nats_server) -> None:  
             break
         await asyncio.sleep(0.05)
     assert (await js.stream_info(stream)).state.messages == 0  # work queue: acked and termed messages are gone
+    labels = {"stream": stream, "consumer": "w"}
+    assert REGISTRY.get_sample_value("facemint_jetstream_terminated_messages_total", labels) == 2
+    assert REGISTRY.get_sample_value("facemint_jetstream_consumer_pending_messages", labels) is not None
     await nc.close()
 
 
