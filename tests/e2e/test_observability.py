@@ -9,12 +9,14 @@ type and outcome, the time in queue and every service's readiness after real tas
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import nats
 import pytest
@@ -40,6 +42,7 @@ def receiver() -> Iterator[OtlpReceiver]:
 def traced(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver) -> Iterator[RunningPlatform]:
     env = receiver.platform_env()
     env["FACEMINT_WEBHOOK_POLL_INTERVAL_SECONDS"] = "0.5"  # the backlog gauges are refreshed at each poll
+    env["FACEMINT_ORCHESTRATOR_WORKER__SWEEP_INTERVAL_SECONDS"] = "0.5"
     running = start_platform(tmp_path_factory.mktemp("traced"), extra_env=env)
     yield running
     running.stop()
@@ -216,3 +219,40 @@ def test_queue_and_delivery_metrics_after_real_tasks(
     assert _value(hook, "facemint_webhook_dispatcher_oldest_pending_age_seconds") > 0  # type: ignore[operator]
     assert _value(hook, "facemint_jetstream_terminated_messages_total", **events) == 1
     assert _value(hook, "facemint_jetstream_consumer_pending_messages", **events) == 0
+
+
+def test_a_job_the_outbox_sweep_enqueues_continues_the_trace_stored_with_its_task(
+    traced: RunningPlatform, api: httpx.Client, media: MediaServer, receiver: OtlpReceiver, crops: list[Image.Image]
+) -> None:
+    """A task stored while its job could not be published (NATS away) is enqueued later by the sweep of whichever
+    orchestrator runs it: its processing joins the trace of the request that created it, from ``tasks.traceparent``."""
+    url = media.add("swept.jpg", encode(crops[1], "JPEG"))
+    template = submit(api, type="image", media_url=url)
+    assert wait(api, template)["status"] == "succeeded"
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    task_id = f"task_{secrets.token_hex(12)}"
+
+    async def store_unpublished() -> None:  # the row CreateTask stores, as if its job's publish had failed
+        conn = await asyncpg.connect(f"postgresql://facemint@127.0.0.1:{traced.server('postgres')['port']}/facemint")
+        await conn.execute(
+            """INSERT INTO tasks (task_id, account_id, type, status, spec, estimated_seconds, request_id, traceparent,
+                                  updated_at)
+               SELECT $1, account_id, type, 'queued', spec, estimated_seconds, request_id, $3,
+                      now() - interval '1 hour'
+               FROM tasks WHERE task_id = $2""",
+            task_id,
+            template,
+            f"00-{trace_id}-{span_id}-01",
+        )
+        await conn.close()
+
+    asyncio.run(store_unpublished())
+    assert wait(api, task_id, timeout=60)["status"] == "succeeded"
+    job = _wait_for(
+        lambda: next((s for s in receiver.trace(trace_id) if s["name"] == "process facemint.jobs.image"), None)
+    )
+    assert job is not None, "the swept job's processing was not traced"
+    assert (job["trace_id"], job["parent_id"]) == (trace_id, span_id)
+    time.sleep(1.0)
+    services = {s["service"] for s in receiver.trace(trace_id)}
+    assert {"task-orchestrator", "media-decoder", "inference"} <= services, render_tree(receiver.trace(trace_id))

@@ -91,9 +91,10 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore
 
 def render_tree(spans: list[dict[str, Any]]) -> str:
     """The spans of a trace as an indented tree: service, span name, start offset and duration in ms."""
+    ids = {span["span_id"] for span in spans}
     by_parent: dict[str, list[dict[str, Any]]] = {}
-    for span in spans:
-        by_parent.setdefault(span["parent_id"], []).append(span)
+    for span in spans:  # a span whose parent is not among them is shown as a root
+        by_parent.setdefault(span["parent_id"] if span["parent_id"] in ids else "", []).append(span)
     t0 = min(s["start"] for s in spans)
     lines: list[str] = []
 
