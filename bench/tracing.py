@@ -52,13 +52,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=40, help="tasks per platform")
     parser.add_argument("--warmup", type=int, default=3, help="tasks per platform before measuring")
+    parser.add_argument("--traced-first", action="store_true", help="start the traced platform first")
     args = parser.parse_args()
     jpeg = encode(photo_1080p(), "JPEG", quality=92)
     receiver = OtlpReceiver(keep=False)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         stack.callback(receiver.close)
         platforms: dict[str, RunningPlatform] = {}
-        for name, env in (("off", {}), ("on", receiver.platform_env(batch_delay_ms=5000))):
+        setups = [("off", {}), ("on", receiver.platform_env(batch_delay_ms=5000))]
+        for name, env in reversed(setups) if args.traced_first else setups:
             platforms[name] = start_platform(Path(tmp) / name, extra_env=env)
             stack.callback(platforms[name].stop)
         media = MediaServer(Path(tmp) / "media", host=MEDIA_HOST)
@@ -93,7 +95,8 @@ def main() -> None:
         f"# Tracing overhead ({now()})\n\nMachine: {machine_line(info)}.\n\n"
         f"Two local platforms side by side, tracing off and on (ratio 1.0, OTLP/gRPC to a receiver in the benchmark's "
         f"process, batches every 5 s); the image task of `make bench-tasks` (1080p, six faces, every attribute, "
-        f"recognition), alternating between the platforms and which goes first. {spans} spans received for the "
+        f"recognition), alternating between the platforms and which goes first; the "
+        f"{'traced' if args.traced_first else 'untraced'} platform was started first. {spans} spans received for the "
         f"{args.tasks} traced tasks ({spans / args.tasks:.0f} per task).\n\n"
         f"{markdown_table(['tracing', 'n', 'p50 ms', 'p95 ms'], rows)}\n\n"
         f"Median on/off: {on50 / off50:.3f} ({overhead:+.1f}%); median of the per-pair ratios: {paired:.3f}. "

@@ -136,7 +136,9 @@ def test_one_trace_follows_a_video_task_from_the_post_to_its_webhook(
     assert len(roots) == 1, tree
     root = roots[0]
     assert root["service"] == "gateway" and root["kind"] == "server", tree
-    assert root["attributes"].get("http.route", root["name"]).endswith("/v1/create-detection-task"), root
+    assert root["name"] == "POST /v1/create-detection-task" and root["attributes"]["facemint.request_id"], root
+    polls = receiver.find("GET /v1/task/{task_id}")  # named after the route, not one name per task
+    assert polls is not None and polls["attributes"]["http.route"] == "/v1/task/{task_id}"
     orphans = [s for s in spans if s["parent_id"] and s["parent_id"] not in ids]
     assert not orphans, f"spans whose parent is not in the trace: {orphans}\n{tree}"
     assert {s["service"] for s in spans} == SERVICES, tree

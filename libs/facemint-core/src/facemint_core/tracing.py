@@ -104,6 +104,15 @@ def set_attributes(target: Span | None, attributes: Mapping[str, Any]) -> None:
         target.set_attributes(attributes)
 
 
+def name_request_span(method: str, route: str, request_id: str) -> None:
+    """Name the current HTTP server span after the route template (``GET /v1/task/{task_id}``, not one name per task)
+    and record the request id the client sees."""
+    if _enabled:
+        current = trace.get_current_span()
+        current.update_name(f"{method} {route}")
+        current.set_attributes({"http.route": route, "facemint.request_id": request_id})
+
+
 def inject(headers: MutableMapping[str, str]) -> MutableMapping[str, str]:
     """Add the current trace context (``traceparent``) to message headers; returns them."""
     if _enabled:

@@ -24,6 +24,7 @@ from facemint_core.errors import FacemintError, InternalError, InvalidRequest, R
 from facemint_core.ids import new_request_id
 from facemint_core.logging import request_id_var
 from facemint_core.metrics import LATENCY_BUCKETS
+from facemint_core.tracing import name_request_span
 from facemint_gateway.auth import AccountStore, Authenticator, check_admin_token
 from facemint_gateway.http import error_response
 from facemint_gateway.idempotency import IdempotencyStore
@@ -83,6 +84,7 @@ class RequestContextMiddleware:
         finally:
             method = scope.get("method", "")
             route = _route_label(scope)
+            name_request_span(method, route, rid)
             HTTP_REQUESTS.labels(route, method, str(status["code"])).inc()
             HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - start)
             request_id_var.reset(token)
