@@ -63,6 +63,8 @@ class RequestContextMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
+                # Routed by now; the tracing middleware outside ends the request's span with the response's last byte.
+                name_request_span(scope.get("method", ""), _route_label(scope), rid)
                 status["code"] = message["status"]
                 status["started"] = True
                 headers = list(message.get("headers", []))
@@ -84,7 +86,6 @@ class RequestContextMiddleware:
         finally:
             method = scope.get("method", "")
             route = _route_label(scope)
-            name_request_span(method, route, rid)
             HTTP_REQUESTS.labels(route, method, str(status["code"])).inc()
             HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - start)
             request_id_var.reset(token)
