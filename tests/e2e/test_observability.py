@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from facemint_local.harness import MEDIA_HOST, MediaServer, RunningPlatform, WebhookReceiver, api_client, start_platform
 from facemint_local.otlp import OtlpReceiver, render_tree
-from facemint_local.testmedia import encode, group_image, moving_faces_video
+from facemint_local.testmedia import encode, group_image, long_tiny_video, moving_faces_video
 from tests.e2e.apiutil import submit, wait
 
 SERVICES = {"gateway", "task-orchestrator", "media-decoder", "inference", "library", "webhook-dispatcher"}
@@ -184,6 +184,9 @@ def test_queue_and_delivery_metrics_after_real_tasks(
     assert succeeded["status"] == "succeeded", succeeded
     failed = wait(api, submit(api, type="image", media_url=media.url("missing.jpg")))
     assert failed["status"] == "failed", failed
+    cancelled = submit(api, type="video", media_url=media.add("long.mp4", long_tiny_video(300)), sample_rate=2)
+    _wait_for(lambda: api.get(f"/v1/task/{cancelled}").json()["status"] == "running", timeout=60)
+    assert api.post(f"/v1/task/{cancelled}/cancel").status_code == 200
 
     # An undecodable event: the dispatcher terminates it as poison.
     async def publish_poison() -> None:
@@ -201,6 +204,10 @@ def test_queue_and_delivery_metrics_after_real_tasks(
     h = "facemint_task_orchestrator_task_seconds_count"
     assert _value(orch, h, type="image", outcome="succeeded") >= 2  # type: ignore[operator]
     assert _value(orch, h, type="image", outcome="failed") >= 1  # type: ignore[operator]
+    ran_cancelled = _wait_for(
+        lambda: _value(_metrics(traced, "task-orchestrator"), h, type="video", outcome="cancelled"), timeout=10
+    )
+    assert ran_cancelled == 1
     assert _value(orch, "facemint_task_orchestrator_queue_seconds_count", type="image") >= 3  # type: ignore[operator]
     for consumer in ("orchestrator-detect", "orchestrator-detect-image"):
         labels = {"stream": "FACEMINT_JOBS", "consumer": consumer}
