@@ -29,6 +29,7 @@ from facemint_core.jetstream import Poison, PullWorker, Retry, connect, ensure_p
 from facemint_core.lifecycle import ServiceRuntime
 from facemint_core.settings import NatsSettings, ServiceSettings
 from facemint_local.natscluster import NatsCluster
+from facemint_local.otlp import OtlpReceiver
 from facemint_local.procs import free_port, port_open, wait_until
 
 pytestmark = pytest.mark.integration
@@ -246,6 +247,29 @@ def _tls_files(folder: Path) -> tuple[Path, Path, Path]:
     ):  # fmt: skip
         subprocess.run(["openssl", *argv], check=True, capture_output=True)
     return ca, cert, key
+
+
+def test_spans_reach_the_collector_over_tls_with_the_configured_headers(tmp_path: Path) -> None:
+    ca, cert, key = _tls_files(tmp_path)
+    receiver = OtlpReceiver(tls=(key.read_bytes(), cert.read_bytes()))
+    # Tracing is set up once per process (a global provider): a child process does it, as a service would.
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from facemint_core import tracing
+        from facemint_core.settings import TracingSettings
+        settings = TracingSettings(otlp_endpoint="127.0.0.1:{receiver.port}", tls_ca_file=Path({str(ca)!r}),
+                                   headers={{"x-api-key": "secret-1"}}, sample_ratio=1.0)
+        provider = tracing.setup_tracing("tls-check", settings)
+        with tracing.span("over tls"):
+            pass
+        provider.shutdown()
+    """)
+    try:
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=60, capture_output=True)
+    finally:
+        receiver.close()
+    assert [(s["service"], s["name"]) for s in receiver.spans] == [("tls-check", "over tls")]
+    assert receiver.metadata[0]["x-api-key"] == "secret-1"
 
 
 async def test_nats_connection_uses_tls_verified_against_the_configured_ca(tmp_path: Path) -> None:

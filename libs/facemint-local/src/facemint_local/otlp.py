@@ -18,16 +18,21 @@ KINDS = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
 class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
     """An OTLP/gRPC trace endpoint on 127.0.0.1 (a free port) that keeps every span it is sent, flattened to dicts
-    (``keep=False``: only counts them, for a benchmark)."""
+    (``keep=False``: only counts them, for a benchmark), and the metadata of each export. ``tls``: serve TLS with this
+    (private key, certificate chain), both PEM."""
 
-    def __init__(self, keep: bool = True) -> None:
+    def __init__(self, keep: bool = True, tls: tuple[bytes, bytes] | None = None) -> None:
         self.keep = keep
         self.received = 0
         self.spans: list[dict[str, Any]] = []
+        self.metadata: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self.server)
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        if tls is None:
+            self.port = self.server.add_insecure_port("127.0.0.1:0")
+        else:
+            self.port = self.server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([tls]))
         self.server.start()
 
     def Export(  # noqa: N802 - the OTLP method name
@@ -56,6 +61,7 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore
                         }
                     )
         with self._lock:
+            self.metadata.append({k: str(v) for k, v in context.invocation_metadata()})
             self.received += len(got)
             if self.keep:
                 self.spans.extend(got)
