@@ -10,7 +10,7 @@ CRD_STAMP := deploy/crd-schemas/node_modules/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help setup crd-schemas proto proto-check buf-lint buf-breaking models system-deps testmedia run test test-unit test-e2e \
-        lint typecheck check bench bench-inference bench-accuracy bench-tasks bench-fairness bench-library \
+        lint typecheck check bench bench-inference bench-accuracy bench-tasks bench-tracing bench-fairness bench-library \
         bench-webhooks bench-gateway bench-recovery helm-lint manifests image-deps images test-images clean-images clean
 
 help: ## List every target with a line each
@@ -74,7 +74,7 @@ typecheck: setup ## mypy over libs and services
 
 check: lint typecheck proto-check ## Everything CI checks besides the tests
 
-bench: bench-inference bench-accuracy bench-tasks bench-fairness bench-library bench-webhooks bench-gateway bench-recovery ## Run every benchmark (writes bench/results/)
+bench: bench-inference bench-accuracy bench-tasks bench-tracing bench-fairness bench-library bench-webhooks bench-gateway bench-recovery ## Run every benchmark (writes bench/results/)
 
 bench-inference: setup models testmedia ## Inference speed: ms per frame / face, images/s (ONNX Runtime and Triton)
 	$(PY) -m bench.inference
@@ -84,6 +84,9 @@ bench-accuracy: setup models testmedia ## Accuracy of both model packs on ../sha
 
 bench-tasks: setup models testmedia ## End-to-end task latency through the local platform
 	$(PY) -m bench.tasks
+
+bench-tracing: setup models testmedia ## Image-task latency with tracing on (ratio 1.0) vs off, two platforms interleaved
+	$(PY) -m bench.tracing
 
 bench-fairness: setup models ## One account's image latency, idle and while another sends the costly media of issue #13
 	$(PY) -m bench.fairness

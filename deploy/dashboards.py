@@ -470,7 +470,7 @@ def overview() -> Panel:
     lay.add(
         timeseries(
             "Pending deliveries",
-            [Query(f"max(facemint_webhook_dispatcher_pending{{{NS}}})", "pending")],
+            [Query(f"max(facemint_webhook_dispatcher_backlog_deliveries{{{NS}}})", "pending")],
             "none",
             "Deliveries waiting for an attempt or in flight.",
         ),

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from deploy import validate as v
+from facemint_orchestrator.__main__ import CONSUMERS
 
 SCENARIOS = v.scenarios()
 
@@ -287,9 +288,11 @@ def test_keda_scales_the_queue_workers_on_jetstream_lag_and_the_gateway_keeps_it
     hpas = {o["metadata"]["name"] for o in objects if o["kind"] == "HorizontalPodAutoscaler"}
     workers = {"facemint-task-orchestrator", "facemint-media-decoder", "facemint-inference"}
     assert set(scaled) == workers and not workers & hpas and "facemint-gateway" in hpas
-    lag = scaled["facemint-task-orchestrator"]["spec"]["triggers"][0]
-    assert lag["type"] == "nats-jetstream"
-    assert (lag["metadata"]["stream"], lag["metadata"]["consumer"]) == ("FACEMINT_JOBS", "orchestrator-detect")
+    for name in workers:  # both lanes' consumers, as the orchestrator creates them
+        lags = [t for t in scaled[name]["spec"]["triggers"] if t["type"] == "nats-jetstream"]
+        assert [(t["metadata"]["stream"], t["metadata"]["consumer"]) for t in lags] == [
+            ("FACEMINT_JOBS", consumer) for consumer in CONSUMERS
+        ]
     assert v.validate_custom_resources(list(scaled.values())) == [None, None, None]
 
 

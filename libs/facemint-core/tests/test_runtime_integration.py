@@ -19,6 +19,7 @@ import grpc
 import nats
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
 
 from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from facemint_core import errors, streams
@@ -29,6 +30,7 @@ from facemint_core.lifecycle import ServiceRuntime
 from facemint_core.logging import request_id_var, task_id_var
 from facemint_core.settings import NatsSettings, ServiceSettings
 from facemint_local.natscluster import NatsCluster
+from facemint_local.otlp import OtlpReceiver
 from facemint_local.procs import free_port, port_open, wait_until
 
 pytestmark = pytest.mark.integration
@@ -143,6 +145,9 @@ async def test_pull_worker_acks_retries_and_terms_poison(nats_server) -> None:  
             break
         await asyncio.sleep(0.05)
     assert (await js.stream_info(stream)).state.messages == 0  # work queue: acked and termed messages are gone
+    labels = {"stream": stream, "consumer": "w"}
+    assert REGISTRY.get_sample_value("facemint_jetstream_terminated_messages_total", labels) == 2
+    assert REGISTRY.get_sample_value("facemint_jetstream_consumer_pending_messages", labels) is not None
     await nc.close()
 
 
@@ -267,6 +272,29 @@ def _tls_files(folder: Path) -> tuple[Path, Path, Path]:
     ):  # fmt: skip
         subprocess.run(["openssl", *argv], check=True, capture_output=True)
     return ca, cert, key
+
+
+def test_spans_reach_the_collector_over_tls_with_the_configured_headers(tmp_path: Path) -> None:
+    ca, cert, key = _tls_files(tmp_path)
+    receiver = OtlpReceiver(tls=(key.read_bytes(), cert.read_bytes()))
+    # Tracing is set up once per process (a global provider): a child process does it, as a service would.
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from facemint_core import tracing
+        from facemint_core.settings import TracingSettings
+        settings = TracingSettings(otlp_endpoint="127.0.0.1:{receiver.port}", tls_ca_file=Path({str(ca)!r}),
+                                   headers={{"x-api-key": "secret-1"}}, sample_ratio=1.0)
+        provider = tracing.setup_tracing("tls-check", settings)
+        with tracing.span("over tls"):
+            pass
+        provider.shutdown()
+    """)
+    try:
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=60, capture_output=True)
+    finally:
+        receiver.close()
+    assert [(s["service"], s["name"]) for s in receiver.spans] == [("tls-check", "over tls")]
+    assert receiver.metadata[0]["x-api-key"] == "secret-1"
 
 
 async def test_nats_connection_uses_tls_verified_against_the_configured_ca(tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 from pydantic_settings import SettingsConfigDict
 
 from facemint_core import apikeys, errors
@@ -75,6 +77,15 @@ def test_api_key_is_stored_only_as_its_hash() -> None:
     assert key.raw.startswith(key.prefix + "_")
     assert not apikeys.looks_like_key("fm_short_x")
     assert apikeys.generate_key().raw != key.raw
+
+
+def test_json_log_line_carries_the_current_span_ids() -> None:
+    context = SpanContext(trace_id=0x0AF7651916CD43DD8448EB211C80319C, span_id=0xB7AD6B7169203331, is_remote=False)
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "traced", (), None)
+    with trace.use_span(NonRecordingSpan(context)):
+        doc = json.loads(JsonFormatter("demo").format(record))
+    assert doc["trace_id"] == "0af7651916cd43dd8448eb211c80319c" and doc["span_id"] == "b7ad6b7169203331"
+    assert "trace_id" not in json.loads(JsonFormatter("demo").format(record))  # no span: no ids
 
 
 def test_json_log_line_carries_request_and_task_ids() -> None:

@@ -303,6 +303,7 @@ async def test_metrics_count_outcomes_latency_lag_and_pending(
     assert value("facemint_webhook_dispatcher_deliveries_total", outcome="gone") - before["gone"] == 1
     assert value("facemint_webhook_dispatcher_delivery_seconds_count") - before["latency"] == 3
     assert value("facemint_webhook_dispatcher_lag_seconds_count") - before["lag"] == 2, "first attempts only"
-    assert value("facemint_webhook_dispatcher_pending") == 0
+    assert value("facemint_webhook_dispatcher_backlog_deliveries") == 0
+    assert value("facemint_webhook_dispatcher_oldest_pending_age_seconds") == 0
     assert value("facemint_webhook_dispatcher_events_total", action="scheduled") - before["scheduled"] == 2
     assert value("facemint_webhook_dispatcher_events_total", action="skipped") - before["skipped"] == 1

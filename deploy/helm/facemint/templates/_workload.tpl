@@ -350,8 +350,9 @@ spec:
 {{- fail (printf "%s.autoscaling.minReplicas is above maxReplicas" $c.key) }}
 {{- end }}
 {{- if and $root.Values.keda.enabled (has .component (list "task-orchestrator" "media-decoder" "inference")) }}
-{{- /* The work behind these three is the detection job queue: scale on its consumer's lag, and on CPU. KEDA
-       manages the HorizontalPodAutoscaler itself, so the chart renders none for them. */}}
+{{- /* The work behind these three is the detection job queue: scale on the lag of both its consumers (videos and
+       GIFs on orchestrator-detect, images on orchestrator-detect-image; KEDA follows the trigger asking for the most
+       replicas), and on CPU. KEDA manages the HorizontalPodAutoscaler itself, so the chart renders none for them. */}}
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
 metadata:
@@ -369,15 +370,17 @@ spec:
   pollingInterval: {{ $root.Values.keda.pollingInterval }}
   cooldownPeriod: {{ $root.Values.keda.cooldownPeriod }}
   triggers:
+    {{- range $consumer := list "orchestrator-detect" "orchestrator-detect-image" }}
     - type: nats-jetstream
       metadata:
         natsServerMonitoringEndpoint: {{ required "keda.natsMonitoringEndpoint is required with keda.enabled" $root.Values.keda.natsMonitoringEndpoint | quote }}
         account: {{ $root.Values.keda.account | quote }}
         stream: FACEMINT_JOBS
-        consumer: orchestrator-detect
+        consumer: {{ $consumer }}
         lagThreshold: {{ index $root.Values.keda.lagThreshold $c.key | toString | quote }}
         activationLagThreshold: "0"
         useHttps: {{ $root.Values.keda.useHttps | toString | quote }}
+    {{- end }}
     - type: cpu
       metricType: Utilization
       metadata:

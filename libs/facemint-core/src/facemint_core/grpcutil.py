@@ -23,6 +23,7 @@ from facemint_core.errors import (
 from facemint_core.lifecycle import ServiceRuntime
 from facemint_core.logging import request_id_var, task_id_var
 from facemint_core.metrics import RpcMetrics
+from facemint_core.tracing import grpc_client_interceptors, grpc_server_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,8 @@ class _StreamClientInterceptor(grpc.aio.UnaryStreamClientInterceptor):
 
 
 def open_channel(target: str, max_message_bytes: int = 64 * 1024 * 1024, typed_errors: bool = True) -> grpc.aio.Channel:
-    """Open an insecure channel (in-cluster traffic is plain gRPC) that retries the retry-safe RPCs on UNAVAILABLE.
+    """Open an insecure channel (in-cluster traffic is plain gRPC) that retries the retry-safe RPCs on UNAVAILABLE
+    (and traces its calls when tracing is on).
 
     Args:
         target: ``host:port`` of the service.
@@ -161,8 +163,12 @@ def open_channel(target: str, max_message_bytes: int = 64 * 1024 * 1024, typed_e
         typed_errors: Send the request and task ids with every call and raise a peer's error as the FacemintError
             it raised; False gives the plain ``AioRpcError`` (for tests of the wire).
     """
-    interceptors = [_UnaryClientInterceptor(), _StreamClientInterceptor()] if typed_errors else None
-    return grpc.aio.insecure_channel(target, options=channel_options(max_message_bytes), interceptors=interceptors)
+    interceptors: list[Any] = grpc_client_interceptors() or []
+    if typed_errors:
+        interceptors += [_UnaryClientInterceptor(), _StreamClientInterceptor()]
+    return grpc.aio.insecure_channel(
+        target, options=channel_options(max_message_bytes), interceptors=interceptors or None
+    )
 
 
 class _Rpc:
@@ -262,7 +268,7 @@ async def start_grpc_server(
     """
     cfg = runtime.settings.grpc
     server = grpc.aio.server(
-        interceptors=[ServerInterceptor(RpcMetrics(runtime.name))],
+        interceptors=[*grpc_server_interceptors(), ServerInterceptor(RpcMetrics(runtime.name))],
         options=[
             ("grpc.max_send_message_length", cfg.max_message_bytes),
             ("grpc.max_receive_message_length", cfg.max_message_bytes),

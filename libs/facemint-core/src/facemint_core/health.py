@@ -9,8 +9,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from grpc_health.v1 import health, health_pb2
+from prometheus_client import Gauge
 
 log = logging.getLogger(__name__)
+
+READY = Gauge("facemint_service_ready", "1 while the service's last readiness evaluation passed (what /readyz answers)")
 
 Check = Callable[[], Awaitable[None]]
 """A readiness check: returns when the dependency is usable, raises with a reason otherwise."""
@@ -76,6 +79,7 @@ class Readiness:
             report.checks[name] = outcome
             if outcome != "ok":
                 report.ready = False
+        READY.set(1 if report.ready else 0)
         await self._publish(report.ready)
         return report
 

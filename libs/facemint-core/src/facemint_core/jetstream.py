@@ -5,6 +5,11 @@ The worker's handler decides each message's fate by returning normally (ack) or 
 as a retry with exponential backoff, until ``max_deliver`` is reached, when the message is termed and
 ``on_poison`` is called so that the owner can record the failure. Long work is kept alive with
 ``in_progress()`` heartbeats.
+
+Messages carry the publisher's trace context in their headers (``traceparent``), and each message is handled inside a
+consumer span that continues it. Each worker exports its consumer's state, read from JetStream every
+``stats_interval_seconds``, as ``facemint_jetstream_consumer_{pending,ack_pending,redelivered}_messages`` and counts
+the messages it terminates in ``facemint_jetstream_terminated_messages_total`` (labels ``stream`` and ``consumer``).
 """
 
 from __future__ import annotations
@@ -23,10 +28,33 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
+from prometheus_client import Counter, Gauge
 
+from facemint_core import tracing
 from facemint_core.settings import NatsSettings
 
 log = logging.getLogger(__name__)
+
+_LABELS = ["stream", "consumer"]
+CONSUMER_PENDING = Gauge(
+    "facemint_jetstream_consumer_pending_messages",
+    "Messages of the stream not yet delivered to the consumer (lag)",
+    _LABELS,
+)
+CONSUMER_ACK_PENDING = Gauge(
+    "facemint_jetstream_consumer_ack_pending_messages", "Messages delivered to the consumer and not yet acked", _LABELS
+)
+CONSUMER_REDELIVERED = Gauge(
+    "facemint_jetstream_consumer_redelivered_messages",
+    "Messages of the consumer delivered more than once and not yet acked",
+    _LABELS,
+)
+TERMINATED = Counter(
+    "facemint_jetstream_terminated_messages_total",
+    "Poison messages terminated by this process (undecodable, or given up after max_deliver attempts)",
+    _LABELS,
+)
 
 
 class Retry(Exception):
@@ -151,8 +179,9 @@ async def ensure_pull_consumer(
 
 
 async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str) -> None:
-    """Publish with ``Nats-Msg-Id`` so that a retried publish within the duplicate window is stored once."""
-    await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
+    """Publish with ``Nats-Msg-Id`` so that a retried publish within the duplicate window is stored once, and with
+    the current trace context."""
+    await js.publish(subject, payload, headers=dict(tracing.inject({"Nats-Msg-Id": msg_id})))
 
 
 Handler = Callable[[Msg], Awaitable[None]]
@@ -178,6 +207,7 @@ class PullWorker:
         max_deliver: int = 5,
         on_poison: Callable[[Msg, str], Awaitable[None]] | None = None,
         backoff_base_seconds: float = 1.0,
+        stats_interval_seconds: float = 5.0,
     ) -> None:
         self.js = js
         self.stream = stream
@@ -193,10 +223,27 @@ class PullWorker:
         self._loop_task: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(concurrency)
         self._sub: Any = None
+        self.stats_interval = stats_interval_seconds
+        self._stats_task: asyncio.Task[None] | None = None
+        self._terminated = TERMINATED.labels(stream, durable)
 
     def start(self) -> None:
-        """Start fetching in the background."""
+        """Start fetching, and exporting the consumer's state, in the background."""
         self._loop_task = asyncio.create_task(self._run())
+        self._stats_task = asyncio.create_task(self._export_stats())
+
+    async def _export_stats(self) -> None:
+        labels = (self.stream, self.durable)
+        while True:
+            try:
+                info = await self.js.consumer_info(self.stream, self.durable)
+            except Exception as exc:  # noqa: BLE001 - NATS away: keep the last values, try again later
+                log.debug("consumer info failed", extra={"consumer": self.durable, "error": str(exc)})
+            else:
+                CONSUMER_PENDING.labels(*labels).set(info.num_pending or 0)
+                CONSUMER_ACK_PENDING.labels(*labels).set(info.num_ack_pending or 0)
+                CONSUMER_REDELIVERED.labels(*labels).set(info.num_redelivered or 0)
+            await asyncio.sleep(self.stats_interval)
 
     async def _run(self) -> None:
         sub = self._sub = await self.js.pull_subscribe_bind(self.durable, self.stream)
@@ -231,8 +278,15 @@ class PullWorker:
                 await msg.in_progress()
 
     async def _handle(self, msg: Msg) -> None:
-        beat = asyncio.create_task(self._heartbeat(msg))
         delivered = msg.metadata.num_delivered or 1
+        attributes = {"messaging.system": "nats", "messaging.destination.name": msg.subject,
+                      "messaging.consumer.group.name": self.durable, "messaging.nats.delivery": delivered}  # fmt: skip
+        with tracing.span(f"process {msg.subject}", attributes, parent=tracing.extract(msg.headers),
+                          kind=SpanKind.CONSUMER):  # fmt: skip
+            await self._settle(msg, delivered)
+
+    async def _settle(self, msg: Msg, delivered: int) -> None:
+        beat = asyncio.create_task(self._heartbeat(msg))
         try:
             await self.handler(msg)
         except Poison as exc:
@@ -263,10 +317,13 @@ class PullWorker:
         if self.on_poison is not None:
             await self.on_poison(msg, reason)
         await msg.term()
+        self._terminated.inc()
 
     async def stop(self, grace: float) -> None:
         """Stop fetching; give in-flight handlers ``grace`` seconds, then cancel them (their messages are nak'ed)."""
         self._stopping.set()
+        if self._stats_task is not None:
+            self._stats_task.cancel()
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

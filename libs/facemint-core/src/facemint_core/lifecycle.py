@@ -26,7 +26,7 @@ from facemint_core.health import Readiness
 from facemint_core.logging import configure_logging
 from facemint_core.metrics import render_latest
 from facemint_core.settings import DatabaseSettings, NatsSettings, ServiceSettings
-from facemint_core.tracing import setup_tracing
+from facemint_core.tracing import instrument_asgi, setup_tracing
 
 if TYPE_CHECKING:
     import asyncpg
@@ -144,7 +144,7 @@ async def _main(name: str, settings: ServiceSettings, setup: Setup, http_app: An
         loop.add_signal_handler(sig, runtime.request_stop)
     await setup(runtime)
     app = http_app(runtime) if http_app else Starlette(routes=ops_routes(runtime.readiness) + runtime.extra_routes)
-    await start_http(runtime, app)
+    await start_http(runtime, instrument_asgi(app))
     watcher = asyncio.create_task(runtime.readiness.watch())
     log.info(
         "started",
@@ -173,14 +173,18 @@ def run_service(
         http_app: Optional factory of the HTTP app (the gateway's API); defaults to the ops routes only.
     """
     configure_logging(name, settings.log.level)
-    setup_tracing(name, settings.tracing)
+    provider = setup_tracing(name, settings.tracing)
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
-    asyncio.run(_main(name, settings, setup, http_app))
+    try:
+        asyncio.run(_main(name, settings, setup, http_app))
+    finally:
+        if provider is not None:
+            provider.shutdown()  # exports the spans still queued
 
 
 async def open_database(runtime: ServiceRuntime, settings: DatabaseSettings, migrate_as: str | None) -> asyncpg.Pool:

@@ -1,4 +1,4 @@
-"""Structured JSON logs on stdout, with ``request_id``, ``task_id`` and ``trace_id`` from context."""
+"""Structured JSON logs on stdout, with ``request_id``, ``task_id``, ``trace_id`` and ``span_id`` from context."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry import trace
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 task_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("task_id", default="")
@@ -35,25 +37,16 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, key, None) or var.get()
             if value:
                 doc[key] = value
-        trace_id = _current_trace_id()
-        if trace_id:
-            doc["trace_id"] = trace_id
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            doc["trace_id"] = f"{ctx.trace_id:032x}"
+            doc["span_id"] = f"{ctx.span_id:016x}"
         for key, value in record.__dict__.items():
             if key not in _RESERVED and key not in doc and not key.startswith("_"):
                 doc[key] = value
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         return json.dumps(doc, default=str)
-
-
-def _current_trace_id() -> str:
-    try:
-        from opentelemetry import trace
-
-        ctx = trace.get_current_span().get_span_context()
-    except Exception:  # pragma: no cover - tracing is optional
-        return ""
-    return f"{ctx.trace_id:032x}" if ctx.is_valid else ""
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

@@ -62,10 +62,24 @@ class LogSettings(BaseModel):
 
 
 class TracingSettings(BaseModel):
-    """OpenTelemetry tracing; disabled when no endpoint is set."""
+    """OpenTelemetry tracing, exported over OTLP/gRPC; off (and free) when no endpoint is set."""
 
     otlp_endpoint: str = ""
+    """The collector's OTLP/gRPC endpoint, ``host:port`` (e.g. ``otel-collector.observability:4317``)."""
+    insecure: bool = False
+    """Plain gRPC to the collector; by default the exporter uses TLS, verified against ``tls_ca_file`` or the
+    system's CAs."""
+    tls_ca_file: Path | None = None
+    """CA bundle that signed the collector's certificate (default: the system's CAs)."""
+    tls_cert_file: Path | None = None
+    """Client certificate (PEM) for mutual TLS, with ``tls_key_file``."""
+    tls_key_file: Path | None = None
+    headers: dict[str, str] = {}
+    """Metadata sent with every export, e.g. ``{"x-api-key": "..."}`` for a hosted collector (JSON in the
+    environment: ``FACEMINT_<SVC>_TRACING__HEADERS='{"x-api-key": "..."}'``)."""
     sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    """Share of traces started here that are recorded; a span whose caller sampled it is always recorded
+    (parent-based), so a trace is never cut in the middle."""
 
 
 class ServiceSettings(BaseSettings):

@@ -25,6 +25,7 @@ from facemint_core.errors import FacemintError, InternalError, InvalidRequest, R
 from facemint_core.ids import new_request_id
 from facemint_core.logging import request_id_var
 from facemint_core.metrics import LATENCY_BUCKETS
+from facemint_core.tracing import name_request_span
 from facemint_gateway.auth import AccountStore, Authenticator, check_admin_token
 from facemint_gateway.http import error_response
 from facemint_gateway.idempotency import IdempotencyStore
@@ -73,6 +74,8 @@ class RequestContextMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
+                # Routed by now; the tracing middleware outside ends the request's span with the response's last byte.
+                name_request_span(scope.get("method", ""), _route_label(scope), rid)
                 status["code"] = message["status"]
                 status["started"] = True
                 headers = list(message.get("headers", []))

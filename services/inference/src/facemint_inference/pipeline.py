@@ -32,6 +32,7 @@ from prometheus_client import Counter, Histogram
 from facemint_core import vocab
 from facemint_core.errors import InvalidRequest
 from facemint_core.metrics import LATENCY_BUCKETS
+from facemint_core.tracing import span
 from facemint_inference import attributes, glasses, landmarks
 from facemint_inference.align import to_tensor, warp_batch
 from facemint_inference.detect import (
@@ -238,7 +239,9 @@ class Pipeline:
         """One runner call per chunk (``batch_split`` chunks, none above ``max_batch``), outputs concatenated."""
         size = max(1, min(model.max_batch, -(-len(tensor) // self._batch_split)))
         chunks = [tensor[i : i + size] for i in range(0, len(tensor), size)]
-        with MODEL_SECONDS.labels(model.role).time():
+        attributes = {"facemint.model.name": model.name, "facemint.model.role": model.role,
+                      "facemint.model.batch_size": len(tensor), "facemint.model.calls": len(chunks)}  # fmt: skip
+        with span(f"model {model.role}", attributes), MODEL_SECONDS.labels(model.role).time():
             results = await asyncio.gather(*(self._runner.infer(model.name, {model.input: chunk}) for chunk in chunks))
         MODEL_ITEMS.labels(model.role).inc(len(tensor))
         return {name: np.concatenate([r[name] for r in results]) for name in results[0]}

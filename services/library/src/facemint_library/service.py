@@ -31,6 +31,7 @@ from facemint.library.v1 import library_pb2, library_pb2_grpc
 from facemint_core.errors import Conflict, InternalError, InvalidRequest, NoFacesDetected
 from facemint_core.ids import new_id
 from facemint_core.timeutil import iso
+from facemint_core.tracing import span
 from facemint_library import repository as repo
 from facemint_library.assignment import rank_matches
 from facemint_library.calibration import DECISION_THRESHOLD, Calibrations
@@ -456,9 +457,11 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
                 )
             queries = self._query_matrix(lib, embeddings)
             calibration = self.calibrations.get(lib.embedding_model_id)
-            hits = await self.store.search(
-                _space(lib), Scope(lib.account_id, str(lib.library_uid)), queries, self.settings.search_candidates
-            )
+            with span("library.search", {"facemint.library.queries": len(embeddings),
+                                         "facemint.library.candidates": self.settings.search_candidates}):  # fmt: skip
+                hits = await self.store.search(
+                    _space(lib), Scope(lib.account_id, str(lib.library_uid)), queries, self.settings.search_candidates
+                )
             best: list[dict[str, float]] = []
             for rows in hits:
                 per_person: dict[str, float] = {}

@@ -33,6 +33,7 @@ from facemint_core.netsafe import (
     TooManyRedirects,
     redact_url,
 )
+from facemint_core.tracing import set_attributes, span
 from facemint_media_decoder.metrics import DecoderMetrics
 from facemint_media_decoder.sniff import Kind
 
@@ -165,7 +166,9 @@ async def fetch_to_spool(
     delay = _FIRST_RETRY_DELAY_SECONDS
     while True:
         try:
-            size = await _download_within(client, url, path, max_bytes, kind, metrics, budget_seconds, ends)
+            with span("media.fetch", {"facemint.media.kind": kind.value}) as fetch_span:
+                size = await _download_within(client, url, path, max_bytes, kind, metrics, budget_seconds, ends)
+                set_attributes(fetch_span, {"facemint.media.size_bytes": size})
             break
         except FetchError as exc:
             reason, public = _as_public_error(exc, kind, max_bytes)

@@ -26,6 +26,7 @@ from facemint_core.grpcutil import open_channel, start_grpc_server
 from facemint_core.lifecycle import ServiceRuntime
 from facemint_core.logging import task_id_var
 from facemint_core.netsafe import SafeHttpClient
+from facemint_core.tracing import set_attributes, span
 from facemint_media_decoder.decode import MediaDecoder, Probe
 from facemint_media_decoder.fetch import Fetched, fetch_to_spool
 from facemint_media_decoder.inference import InferenceClient, to_wire
@@ -142,7 +143,8 @@ class MediaDecoderServicer(media_decoder_pb2_grpc.MediaDecoderServiceServicer): 
                         return probe, media_info(probe, fetched, window)
 
                     try:
-                        probe, info = await self._pool.run(probe_and_describe)
+                        with span("media.probe", {"facemint.media.kind": kind.value}):
+                            probe, info = await self._pool.run(probe_and_describe)
                     except InvalidMedia:
                         self._metrics.invalid_media.labels(kind.value).inc()
                         raise
@@ -191,13 +193,19 @@ class MediaDecoderServicer(media_decoder_pb2_grpc.MediaDecoderServiceServicer): 
 
             frames = self._pool.iterate(wire_frames, self._settings.decode.read_ahead_frames)
             known_total = 1 if kind is Kind.IMAGE else 0  # a still has exactly one frame
+            # One span for decoding and analysing the frames: they overlap (decode ahead, inference calls in flight).
+            decoded = 0
+            analyses = self._inference.analyze(frames, request.options, known_total)
             try:
-                async with frames, aclosing(self._inference.analyze(frames, request.options, known_total)) as results:
-                    async for index, timestamp, faces in results:
-                        self._metrics.frames_decoded.labels(kind.value).inc()
-                        yield media_decoder_pb2.AnalyzeMediaResponse(
-                            frame=media_decoder_pb2.FrameResult(index=index, timestamp=timestamp, faces=faces.faces)
-                        )
+                with span("media.decode", {"facemint.media.kind": kind.value}) as current:
+                    async with frames, aclosing(analyses) as results:
+                        async for index, timestamp, faces in results:
+                            decoded += 1
+                            self._metrics.frames_decoded.labels(kind.value).inc()
+                            yield media_decoder_pb2.AnalyzeMediaResponse(
+                                frame=media_decoder_pb2.FrameResult(index=index, timestamp=timestamp, faces=faces.faces)
+                            )
+                    set_attributes(current, {"facemint.media.frames": decoded})
             except InvalidMedia:
                 self._metrics.invalid_media.labels(kind.value).inc()
                 raise

@@ -46,7 +46,16 @@ from facemint_orchestrator.store import TaskRow, TaskStore
 log = logging.getLogger(__name__)
 
 TASK_SECONDS = Histogram(
-    "facemint_task_orchestrator_task_seconds", "Run time of finished tasks", ["type"], buckets=LATENCY_BUCKETS
+    "facemint_task_orchestrator_task_seconds",
+    "Run time of tasks that ended while running, from their start, by outcome (succeeded, failed, cancelled)",
+    ["type", "outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+QUEUE_SECONDS = Histogram(
+    "facemint_task_orchestrator_queue_seconds",
+    "Time from a task's creation to its first start",
+    ["type"],
+    buckets=LATENCY_BUCKETS,
 )
 FRAMES = Counter("facemint_task_orchestrator_frames_total", "Sampled frames analysed")
 RETRIES = Counter("facemint_task_orchestrator_retries_total", "Transient failures retried")
@@ -99,8 +108,15 @@ class JobRunner:
         if row is None:  # terminal meanwhile (a cancellation while the job waited for its slot)
             return
         attempt = row.attempts
-        log.info("task started", extra={"attempt": attempt, "type": MEDIA_KIND_NAMES[row.kind]})
+        task_type = MEDIA_KIND_NAMES[row.kind]
+        log.info("task started", extra={"attempt": attempt, "type": task_type})
+        if attempt == 1 and row.started_at is not None:
+            QUEUE_SECONDS.labels(task_type).observe((row.started_at - row.created_at).total_seconds())
         started = time.monotonic()
+
+        def ran(outcome: str) -> None:
+            TASK_SECONDS.labels(task_type, outcome).observe(time.monotonic() - started)
+
         analysis = asyncio.create_task(self._analyse(row))
         try:
             with self.cancellation.running(job.task_id, analysis):
@@ -108,23 +124,28 @@ class JobRunner:
                     result, frames, analysed = await asyncio.wait_for(analysis, self.settings.task_timeout_seconds)
                 except asyncio.CancelledError:
                     if self.cancellation.stopped_here(job.task_id):
+                        ran("cancelled")
                         log.info("task cancelled while running")
                         return
                     raise
         except UserCancelled:
+            ran("cancelled")
             return
         except TimeoutError:
+            ran("failed")
             limit = self.settings.task_timeout_seconds
             await self.events.finish(
                 await self.store.fail(job.task_id, "internal_error", f"task exceeded its {limit:.0f} s limit")
             )
             return
         except PERMANENT as exc:
+            ran("failed")
             await self.events.finish(await self.store.fail(job.task_id, exc.code, exc.message))
             return
         except Exception as exc:
             reason = exc.message if isinstance(exc, FacemintError) else f"{type(exc).__name__}: {exc}"
             if attempt >= self.settings.max_attempts:
+                ran("failed")
                 message = f"gave up after {attempt} attempts: {reason}"
                 await self.events.finish(await self.store.fail(job.task_id, "internal_error", message))
                 return
@@ -133,7 +154,7 @@ class JobRunner:
             raise Retry(reason, backoff_delay(attempt, self.settings.backoff_base_seconds)) from None
         elapsed = time.monotonic() - started
         self.estimator.observe(elapsed, frames)
-        TASK_SECONDS.labels(MEDIA_KIND_NAMES[row.kind]).observe(elapsed)
+        TASK_SECONDS.labels(task_type, "succeeded").observe(elapsed)
         await self.events.finish(await self.store.succeed(job.task_id, result, frames, analysed))
         log.info("task succeeded", extra={"seconds": round(elapsed, 3), "frames": frames})
 

@@ -22,6 +22,7 @@ from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from facemint_core.ids import new_id
 from facemint_core.timeutil import parse_iso
+from facemint_core.tracing import current_traceparent
 from facemint_core.vocab import ACTIVE, MEDIA_KIND_NAMES, MEDIA_KINDS, STATUSES, TERMINAL
 from facemint_orchestrator.quota import check_limits, meter
 
@@ -83,6 +84,8 @@ class TaskRow:
     frames_done: int
     frames_total: int
     attempts: int
+    traceparent: str | None = None
+    """The W3C traceparent of the request that created the task (None when it was not traced)."""
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> TaskRow:
@@ -104,6 +107,7 @@ class TaskRow:
             frames_done=record["frames_done"],
             frames_total=record["frames_total"],
             attempts=record["attempts"],
+            traceparent=record["traceparent"],
         )
 
     @property
@@ -226,8 +230,9 @@ class TaskStore:
         for _ in range(3):
             row = await conn.fetchrow(
                 """INSERT INTO tasks
-                       (task_id, account_id, type, status, spec, estimated_seconds, request_id, creation_id)
-                   VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7)
+                       (task_id, account_id, type, status, spec, estimated_seconds, request_id, creation_id,
+                        traceparent)
+                   VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8)
                    ON CONFLICT (account_id, creation_id) DO NOTHING RETURNING *""",
                 new_id("task"),
                 account_id,
@@ -236,6 +241,7 @@ class TaskStore:
                 estimated_seconds,
                 request_id,
                 creation_id or None,
+                current_traceparent(),
             )
             if row is not None:
                 return TaskRow.from_record(row), True

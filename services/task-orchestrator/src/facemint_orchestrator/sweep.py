@@ -8,6 +8,7 @@ import logging
 
 from prometheus_client import Gauge
 
+from facemint_core import tracing
 from facemint_orchestrator.events import TaskEvents
 from facemint_orchestrator.settings import WorkerSettings
 from facemint_orchestrator.store import TaskStore
@@ -35,11 +36,13 @@ class OutboxSweep:
         if requeue_after_seconds is None:
             requeue_after_seconds = self.settings.requeue_after_seconds
         for done in await self.store.unpublished_terminal():
-            await self.events.finish(done)
+            with tracing.resumed(done.traceparent):  # the event continues the task's trace
+                await self.events.finish(done)
         for task_id in await self.store.stale_queued(requeue_after_seconds):
             queued = await self.store.get(task_id)
             if queued is not None and queued.status == "queued":
-                await self.events.publish_job(queued)
+                with tracing.resumed(queued.traceparent):
+                    await self.events.publish_job(queued)
                 await self.store.touch(task_id)
         for status, n in (await self.store.count_by_status()).items():
             QUEUE_DEPTH.labels(status).set(n)

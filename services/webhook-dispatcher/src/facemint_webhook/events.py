@@ -15,6 +15,7 @@ from nats.aio.msg import Msg
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core.jetstream import Poison
 from facemint_core.logging import task_id_var
+from facemint_core.tracing import current_traceparent
 from facemint_core.vocab import STATUS_NAMES, TERMINAL_STATUSES
 from facemint_webhook import metrics
 from facemint_webhook.schedule import draw_delays
@@ -55,6 +56,7 @@ class EventHandler:
             payload=payload,
             schedule_seconds=draw_delays(self.schedule),
             event_at=event_at,
+            traceparent=current_traceparent(),
         )
         inserted = await self.store.insert(new)
         if inserted:

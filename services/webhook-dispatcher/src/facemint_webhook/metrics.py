@@ -16,7 +16,11 @@ DELIVERIES = Counter(
 DELIVERY_SECONDS = Histogram(
     f"{_PREFIX}_delivery_seconds", "Latency of one delivery attempt's HTTP request", buckets=LATENCY_BUCKETS
 )
-PENDING = Gauge(f"{_PREFIX}_pending", "Deliveries waiting for an attempt or in flight")
+BACKLOG = Gauge(f"{_PREFIX}_backlog_deliveries", "Deliveries waiting for an attempt or in flight")
+OLDEST_PENDING_AGE = Gauge(
+    f"{_PREFIX}_oldest_pending_age_seconds",
+    "Age of the oldest pending delivery, from its task's terminal state (0 when none is pending)",
+)
 LAG_SECONDS = Histogram(
     f"{_PREFIX}_lag_seconds",
     "Time from a task's terminal state to the first attempt of its webhook",

@@ -18,7 +18,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from urllib.parse import urlsplit
 
+from opentelemetry.trace import Span, SpanKind
+
+from facemint_core import tracing
 from facemint_core.logging import task_id_var
 from facemint_core.timeutil import utcnow
 from facemint_webhook import metrics
@@ -94,21 +98,31 @@ class Scheduler:
             self._wake.set()
 
     async def _maintain(self) -> None:
-        """Give up deliveries whose last attempt was interrupted, and refresh the pending gauge."""
+        """Give up deliveries whose last attempt was interrupted, and refresh the backlog gauges."""
         self._maintained_at = time.monotonic()
         exhausted = await self.store.expire_interrupted()
         if exhausted:
             metrics.DELIVERIES.labels(FAILED).inc(exhausted)
-        metrics.PENDING.set(await self.store.pending_count())
+        count, oldest_age = await self.store.backlog()
+        metrics.BACKLOG.set(count)
+        metrics.OLDEST_PENDING_AGE.set(oldest_age)
 
     async def _attempt(self, claim: Claim) -> None:
         task_id_var.set(claim.task_id)
+        attributes = {
+            "facemint.task_id": claim.task_id,
+            "facemint.delivery_id": claim.delivery_id,
+            "facemint.webhook.attempt": claim.number,
+            "server.address": urlsplit(claim.url).hostname or "",
+        }
         try:
-            await self._deliver(claim)
+            with tracing.span("webhook attempt", attributes, parent=tracing.context_from_traceparent(claim.traceparent),
+                              kind=SpanKind.CLIENT) as span:  # fmt: skip
+                await self._deliver(claim, span)
         except Exception:
             log.exception("webhook attempt not completed (e.g. the database is down); retried when its lease ends")
 
-    async def _deliver(self, claim: Claim) -> None:
+    async def _deliver(self, claim: Claim, span: Span | None) -> None:
         if claim.number == 1 and claim.original:
             metrics.LAG_SECONDS.observe(max(0.0, (utcnow() - claim.event_at).total_seconds()))
         headers = delivery_headers(
@@ -122,6 +136,8 @@ class Scheduler:
         outcome = await self.sender.post(claim.url, claim.payload, headers)
         metrics.DELIVERY_SECONDS.observe(outcome.latency)
         state = decide(outcome, claim.number, claim.max_attempts)
+        tracing.set_attributes(span, {"http.response.status_code": outcome.status_code or 0,
+                                      "facemint.webhook.state": state, "error.type": outcome.error})  # fmt: skip
         recorded = await self.store.finish(claim, state, outcome.status_code, outcome.latency, outcome.error)
         if not recorded:
             log.warning("attempt outcome not recorded: its lease was taken over", extra={"attempt": claim.number})

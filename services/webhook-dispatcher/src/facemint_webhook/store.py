@@ -19,6 +19,7 @@ from facemint.webhook.v1 import webhook_pb2
 from facemint_core.errors import Conflict, Forbidden
 from facemint_core.ids import new_id
 from facemint_core.timeutil import iso
+from facemint_core.tracing import current_traceparent
 from facemint_webhook.signing import generate_secret
 
 INTERRUPTED = "interrupted: the dispatcher stopped before the outcome was recorded"
@@ -53,6 +54,7 @@ WITH due AS (
     WHERE d.delivery_id = due.delivery_id AND s.account_id = d.account_id
     RETURNING d.delivery_id, d.task_id, d.event, d.url, d.payload, d.attempt_count AS number,
               cardinality(d.schedule_seconds) + 1 AS max_attempts, d.event_at, d.redelivery_of IS NULL AS original,
+              d.traceparent,
               s.secret, CASE WHEN s.previous_expires_at > now() THEN s.previous END AS previous_secret
 ), interrupted AS (
     UPDATE webhook_attempts SET finished_at = now(), error = $3
@@ -77,8 +79,9 @@ WHERE delivery_id IN (SELECT delivery_id FROM attempt) AND attempt_count = $2 AN
 
 _INSERT = """
 INSERT INTO webhook_deliveries
-    (delivery_id, account_id, task_id, event, url, payload, schedule_seconds, next_attempt_at, event_at, redelivery_of)
-VALUES ($1, $2, $3, $4, $5, $6, $7, now(), coalesce($8, now()), $9)
+    (delivery_id, account_id, task_id, event, url, payload, schedule_seconds, next_attempt_at, event_at, redelivery_of,
+     traceparent)
+VALUES ($1, $2, $3, $4, $5, $6, $7, now(), coalesce($8, now()), $9, $10)
 ON CONFLICT (task_id, event) WHERE redelivery_of IS NULL DO NOTHING"""
 
 _SECRET_COLUMNS = """secret, rotated_at,
@@ -104,6 +107,7 @@ class Claim:
     original: bool
     secret: str
     previous_secret: str | None
+    traceparent: str | None
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ class NewDelivery:
     payload: bytes
     schedule_seconds: list[float]
     event_at: datetime | None
+    traceparent: str | None = None
 
 
 def build_payload(event: str, task_id: str, status: str, task_json: bytes) -> bytes:
@@ -155,6 +160,7 @@ class DeliveryStore:
                 new.schedule_seconds,
                 new.event_at,
                 None,
+                new.traceparent,
             )
         return bool(status == "INSERT 0 1")
 
@@ -176,9 +182,14 @@ class DeliveryStore:
         """Give up deliveries whose last allowed attempt was interrupted and whose lease has ended; return how many."""
         return int(await self.pool.fetchval(_EXPIRE, INTERRUPTED))
 
-    async def pending_count(self) -> int:
-        """Deliveries still pending (waiting for an attempt or in flight)."""
-        return int(await self.pool.fetchval("SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'"))
+    async def backlog(self) -> tuple[int, float]:
+        """Deliveries still pending (waiting for an attempt or in flight), and the seconds since the oldest one's
+        task reached its terminal state (0 when none is pending)."""
+        row = await self.pool.fetchrow(
+            """SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(event_at)), 0) AS age
+               FROM webhook_deliveries WHERE state = 'pending'"""
+        )
+        return int(row["n"]), max(0.0, float(row["age"]))
 
     async def _check_owner(self, conn: asyncpg.Connection, account_id: str, task_id: str) -> None:
         """Forbidden when the task's deliveries are another account's. Whether the task exists and whose it is
@@ -275,6 +286,7 @@ class DeliveryStore:
                     schedule_seconds,
                     latest["event_at"],
                     latest["redelivery_of"] or latest["delivery_id"],
+                    current_traceparent(),  # attempts of a redelivery join the trace of the request for it
                 )
             row = await conn.fetchrow(
                 """SELECT *, cardinality(schedule_seconds) + 1 AS max_attempts FROM webhook_deliveries
