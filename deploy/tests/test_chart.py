@@ -302,3 +302,31 @@ def test_custom_resources_are_checked_against_the_upstream_crd_schemas() -> None
     problems = v.validate_custom_resources([monitor, scaled])
     assert problems[0] is not None and "interval must be string" in problems[0]
     assert problems[1] is not None and "scaleTargetRef" in problems[1]
+
+
+def test_absent_alerts_cover_exactly_the_components_a_release_deploys() -> None:
+    def absent(scenario: str) -> set[str]:
+        values = scenario_values(scenario)
+        values.setdefault("metrics", {}).setdefault("prometheusRule", {})["enabled"] = True
+        rule = next(o for _, o in v.rendered_objects(values) if o["kind"] == "PrometheusRule")
+        rules = [r for g in rule["spec"]["groups"] for r in g["rules"]]
+        return {r["labels"]["component"] for r in rules if r.get("alert") == "FacemintComponentAbsent"}
+
+    services = {c.name for c in v.COMPONENTS}
+    assert absent("default") == services  # CPU inference: no Triton to miss
+    assert absent("gpu-triton") == services | {"triton"}
+    assert absent("minimal") == services - {"webhook-dispatcher"}
+
+
+def test_alert_contract_flags_an_alert_without_a_quiet_case_and_an_untested_recording_rule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rules = v.all_rules()
+    extra = [
+        {**next(r for r in rules if r.get("alert") == "FacemintServiceDown"), "alert": "FacemintNoSuchTest"},
+        {"record": "slo:sli_error:ratio_rate5m", "expr": "vector(0)", "labels": {"slo": "no-such-slo"}},
+    ]
+    monkeypatch.setattr(v, "all_rules", lambda: rules + extra)
+    problems = v.check_alert_contract()
+    assert "FacemintNoSuchTest: no promtool test case in which it does not fire" in problems
+    assert any("no-such-slo" in p and "no promql_expr_test" in p for p in problems)
