@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facemint_core.settings import load_settings
+from facemint_local.observability import LocalPrometheus
 from facemint_local.procs import ManagedProcess, free_port
 from facemint_local.servers import NatsServer, ObjectStore, PostgresServer
 
@@ -49,6 +50,7 @@ class Ports(BaseModel):
     library: int = 50064
     webhook: int = 50065
     ops_base: int = 9091
+    prometheus: int = 9090
 
 
 class LocalSettings(BaseSettings):
@@ -64,6 +66,10 @@ class LocalSettings(BaseSettings):
     grace_seconds: float = Field(default=10.0, ge=0)
     max_restart_backoff_seconds: float = Field(default=30.0, gt=0)
     object_store: bool = True
+    observability: bool = False
+    """Also start Prometheus (``--observability``, :mod:`facemint_local.observability`) with the rules files of
+    ``rules_dir``, the chart's (relative to the working directory, like ``model_dir``)."""
+    rules_dir: Path = Path("deploy/helm/facemint/files/alerts")
     object_store_host: str = "127.0.0.1"
     fetch_allow_cidrs: list[str] = []
     """Networks the media-decoder and webhook-dispatcher may reach although private, e.g. ``["127.0.0.2/32"]`` for
@@ -431,11 +437,24 @@ async def ensure_dev_key(dsn: str, key_file: Path) -> str:
     return key.raw
 
 
+def start_prometheus(platform: Platform) -> LocalPrometheus:
+    """Prometheus scraping every service of ``platform``, with the rules of the components it runs."""
+    settings = platform.settings
+    prometheus = LocalPrometheus(platform.data_dir, settings.ports.prometheus, settings.rules_dir.resolve())
+    prometheus.configure([(s.name, s.http_port) for s in platform.services], {s.name for s in platform.services})
+    prometheus.start()
+    log.info("Prometheus ready on %s", prometheus.url)
+    return prometheus
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the local platform until Ctrl-C / SIGTERM."""
     parser = argparse.ArgumentParser(prog="facemint up", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--data-dir", type=Path, help="data directory (default: FACEMINT_LOCAL_DATA_DIR or ./var)")
     parser.add_argument("--pack", choices=["open", "insightface"], help="model pack")
+    parser.add_argument(
+        "--observability", action="store_true", help="also start Prometheus with the alerting and SLO rules"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [facemint] %(message)s", stream=sys.stderr)
     settings = load_settings(LocalSettings)
@@ -443,7 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         settings.data_dir = args.data_dir
     if args.pack:
         settings.pack = args.pack
+    settings.observability |= args.observability
     platform = Platform(settings)
+    prometheus: LocalPrometheus | None = None
 
     def on_signal(signum: int, _: object) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
@@ -455,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         platform.start_servers()
         platform.start_services()
+        if settings.observability:
+            prometheus = start_prometheus(platform)
         elapsed = time.monotonic() - started
         print(
             f"\nFacemint is ready ({elapsed:.1f} s)\n"
@@ -462,15 +485,22 @@ def main(argv: list[str] | None = None) -> int:
             f"  API docs: {platform.gateway_url}/docs\n"
             f"  Dev API key: {platform.dev_key}\n"
             f"  Data dir: {platform.data_dir}  (logs in {platform.data_dir / 'logs'})\n"
-            f"Press Ctrl-C to stop.\n",
+            + (f"  Prometheus: {prometheus.url}\n" if prometheus else "")
+            + "Press Ctrl-C to stop.\n",
             flush=True,
         )
         while not platform.stop_requested.wait(0.5):
             platform.supervise_once()
+            if prometheus:
+                prometheus.supervise_once()
     except Exception as exc:
         log.error("start-up failed: %s", exc)
+        if prometheus:
+            prometheus.stop()
         platform.stop()
         return 1
+    if prometheus:
+        prometheus.stop()
     platform.stop()
     return 0
 
