@@ -176,14 +176,19 @@ class _Literal(str):
     """A string dumped in YAML's literal block style."""
 
 
+class _Dumper(yaml.SafeDumper):
+    """Dumps :class:`_Literal` strings (the PromQL expressions) as literal blocks."""
+
+
 def _literal(dumper: yaml.SafeDumper, value: _Literal) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
 
 
+_Dumper.add_representer(_Literal, _literal)
+
+
 def render_rules() -> str:
     """The text of slo.rules.yml."""
-    dumper = type("SloDumper", (yaml.SafeDumper,), {})
-    dumper.add_representer(_Literal, _literal)
     groups = rule_groups()
     for group in groups:
         for rule in group["rules"]:
@@ -193,7 +198,7 @@ def render_rules() -> str:
         "# Multi-window, multi-burn-rate rules of Facemint's SLOs (docs/operations.md#service-level-objectives);\n"
         "# promtool tests: tests/slo-*.yml.\n"
     )
-    body = yaml.dump({"groups": groups}, Dumper=dumper, sort_keys=False, width=150, indent=2)
+    body = yaml.dump({"groups": groups}, Dumper=_Dumper, sort_keys=False, width=150, indent=2)
     return header + body
 
 
