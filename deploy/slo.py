@@ -103,10 +103,11 @@ SLOS = (
         alert="FacemintApiAvailability",
         objective=0.999,
         title="99.9% of API requests answer without a 5xx status",
-        # "or ... * 0": a namespace without a single 5xx yet has an error ratio of 0, not none.
-        bad='rate(facemint_gateway_http_requests_total{status=~"5.."}[{window}])\n'
-        "or\nrate(facemint_gateway_http_requests_total[{window}]) * 0",
-        total="rate(facemint_gateway_http_requests_total[{window}])",
+        # The public API only: probes and scrapes of /readyz and /metrics are not clients' requests. "or ... * 0": a
+        # namespace without a single 5xx yet has an error ratio of 0, not none.
+        bad='rate(facemint_gateway_http_requests_total{route=~"/v1/.+", status=~"5.."}[{window}])\n'
+        'or\nrate(facemint_gateway_http_requests_total{route=~"/v1/.+"}[{window}]) * 0',
+        total='rate(facemint_gateway_http_requests_total{route=~"/v1/.+"}[{window}])',
     ),
     SLO(
         name="image-task-latency",
