@@ -93,6 +93,7 @@ def test_alert_rules_pass_promtool_check_rules() -> None:
     no_problems(v.check_promtool_rules)
 
 
+@pytest.mark.timeout(900)  # a few seconds of CPU, minutes on a loaded machine (see check_promtool_tests)
 def test_alert_unit_tests_pass_promtool_test_rules() -> None:
     no_problems(v.check_promtool_tests)
 
