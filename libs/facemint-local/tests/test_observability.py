@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facemint_local.observability import local_rules, scrape_config
+from facemint_local.observability import local_rules, scrape_config, service_targets
 
 RULES_DIR = Path(__file__).resolve().parents[3] / "deploy" / "helm" / "facemint" / "files" / "alerts"
 SERVICES = {"gateway", "task-orchestrator", "media-decoder", "inference", "library", "webhook-dispatcher"}
@@ -28,3 +28,9 @@ def test_scrape_config_names_jobs_like_the_charts_service_monitors() -> None:
         "facemint-inference": [{"targets": ["127.0.0.1:9091", "127.0.0.1:9092"], "labels": {"namespace": "local"}}],
     }
     assert config["rule_files"] == ["rules/*.rules.yml"]
+
+
+def test_replicas_of_a_service_are_one_job_and_other_processes_are_not_scraped() -> None:
+    processes = [("facemint_gateway", 8081), ("facemint_gateway", 8082), ("facemint_local.front", 8080)]
+    processes += [("facemint_webhook", 9095)]
+    assert service_targets(processes) == [("gateway", 8081), ("gateway", 8082), ("webhook-dispatcher", 9095)]

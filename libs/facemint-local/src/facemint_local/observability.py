@@ -25,6 +25,16 @@ from facemint_local.procs import ManagedProcess, free_port, wait_until
 
 log = logging.getLogger("facemint.up")
 
+SERVICE_MODULES = {
+    "facemint_gateway": "gateway",
+    "facemint_orchestrator": "task-orchestrator",
+    "facemint_media_decoder": "media-decoder",
+    "facemint_inference": "inference",
+    "facemint_library": "library",
+    "facemint_webhook": "webhook-dispatcher",
+}
+"""The services' modules and their names in the chart (``job="facemint-<name>"``): replicas of one service, whatever
+the supervisor calls them, are one job; other processes (a TCP front) are not scraped."""
 NAMESPACE = "local"
 SCRAPE_INTERVAL = "5s"
 """Scrape and rule evaluation interval: short, so that a developer sees a request in the SLO panels within seconds."""
@@ -44,6 +54,11 @@ def local_rules(rules_dir: Path, components: set[str]) -> dict[str, dict[str, An
     if not out:
         raise FileNotFoundError(f"no *.rules.yml in {rules_dir}: run from the repository's root")
     return out
+
+
+def service_targets(processes: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    """(service, metrics port) of every ``(module, HTTP port)`` process that is one of the six services."""
+    return [(SERVICE_MODULES[module], port) for module, port in processes if module in SERVICE_MODULES]
 
 
 def scrape_config(targets: Iterable[tuple[str, int]]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facemint_core.settings import load_settings
-from facemint_local.observability import LocalPrometheus
+from facemint_local.observability import LocalPrometheus, service_targets
 from facemint_local.procs import ManagedProcess, free_port
 from facemint_local.servers import NatsServer, ObjectStore, PostgresServer
 
@@ -441,7 +441,8 @@ def start_prometheus(platform: Platform) -> LocalPrometheus:
     """Prometheus scraping every service of ``platform``, with the rules of the components it runs."""
     settings = platform.settings
     prometheus = LocalPrometheus(platform.data_dir, settings.ports.prometheus, settings.rules_dir.resolve())
-    prometheus.configure([(s.name, s.http_port) for s in platform.services], {s.name for s in platform.services})
+    targets = service_targets((s.module, s.http_port) for s in platform.services)
+    prometheus.configure(targets, {service for service, _ in targets})
     prometheus.start()
     log.info("Prometheus ready on %s", prometheus.url)
     return prometheus
