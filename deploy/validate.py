@@ -12,11 +12,14 @@ Checks, each reported as PASS/FAIL (SKIP only with ``--skip-missing-tools``):
 - the schema rejects unknown keys and wrong types (negative tests), every object in it is closed, and every key of
   ``values.yaml`` is documented with ``## @param``;
 - yamllint over the chart's YAML, every rendered manifest and ``deploy/k8s/``;
-- ``promtool check rules`` and ``promtool test rules`` on the alerts, a test case, labels, annotations and a
-  runbook section in docs/operations.md for every alert, and the rendered PrometheusRule equal to the rules file;
+- ``promtool check rules`` and ``promtool test rules`` on the rules files (the hand-written alerts and the SLO rules
+  of :mod:`deploy.slo`); for every alert labels, annotations, a runbook section in docs/operations.md, a test case
+  in which it fires and one in which it does not; a ``promql_expr_test`` for every recording rule; in every scenario
+  the rendered PrometheusRule equal to the rules files less the rules of components it does not deploy;
 - every dashboard panel's PromQL parses (``promtool check rules`` on a generated rules file), every metric a dashboard
-  or an alert uses is in the metrics contract of docs/operations.md;
-- drift: ``values.schema.json``, the dashboards and ``deploy/k8s/`` equal what ``python -m deploy.render`` writes;
+  or a rule uses is in the metrics contract of docs/operations.md or documented by Triton or postgres_exporter;
+- drift: ``values.schema.json``, the SLO rules, the dashboards and ``deploy/k8s/`` equal what
+  ``python -m deploy.render`` writes;
 - every service has a Dockerfile with a digest-pinned base, a non-root user and an exec-form entrypoint.
 
 The pytest suite ``deploy/tests/test_chart.py`` runs the same check functions.
@@ -40,7 +43,7 @@ import yaml
 
 from deploy import (
     ALERT_TESTS_DIR,
-    ALERTS_FILE,
+    ALERTS_DIR,
     CHART_DIR,
     CI_VALUES_DIR,
     COMPONENTS,
@@ -58,6 +61,7 @@ from deploy import (
 from deploy.dashboards import render_dashboards
 from deploy.render import k8s_files, manifest_documents, render_chart
 from deploy.schema import param_descriptions, render_schema
+from deploy.slo import SLO_RULES_FILE, render_rules
 
 Problems = list[str]
 
@@ -95,9 +99,9 @@ def promtool() -> str:
     return found
 
 
-def run_promtool(*args: str, cwd: Path | None = None) -> tuple[int, str]:
+def run_promtool(*args: str, cwd: Path | None = None, timeout: float = 120) -> tuple[int, str]:
     """Run promtool; returns its exit status and combined output."""
-    proc = subprocess.run([promtool(), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run([promtool(), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -522,15 +526,31 @@ def check_yamllint_rendered(values: dict[str, Any]) -> Problems:
 # --------------------------------------------------------------------------------------------------------- alerts
 
 
+def rule_files() -> list[Path]:
+    """files/alerts/*.rules.yml: the hand-written alerts and the generated SLO rules, in the chart's order."""
+    return sorted(ALERTS_DIR.glob("*.rules.yml"))
+
+
+def all_rules() -> list[dict[str, Any]]:
+    """Every rule, alerting and recording, of every rules file."""
+    return [
+        rule for path in rule_files() for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]
+    ]
+
+
 def alert_rules() -> list[dict[str, Any]]:
-    """Every alerting rule of files/alerts/facemint.rules.yml."""
-    doc = yaml.safe_load(ALERTS_FILE.read_text())
-    return [rule for group in doc["groups"] for rule in group["rules"] if "alert" in rule]
+    """Every alerting rule."""
+    return [rule for rule in all_rules() if "alert" in rule]
+
+
+def recording_rules() -> list[dict[str, Any]]:
+    """Every recording rule."""
+    return [rule for rule in all_rules() if "record" in rule]
 
 
 def check_promtool_rules() -> Problems:
-    """``promtool check rules`` on the rules file."""
-    code, out = run_promtool("check", "rules", str(ALERTS_FILE))
+    """``promtool check rules`` on the rules files."""
+    code, out = run_promtool("check", "rules", *map(str, rule_files()))
     return [] if code == 0 else [out]
 
 
@@ -539,7 +559,8 @@ def check_promtool_tests() -> Problems:
     tests = sorted(p.name for p in ALERT_TESTS_DIR.glob("*.yml"))
     if not tests:
         return ["no promtool tests in files/alerts/tests/"]
-    code, out = run_promtool("test", "rules", *tests, cwd=ALERT_TESTS_DIR)
+    # The SLO tests evaluate every rule for up to 8 simulated hours: a few seconds of CPU, minutes on a loaded machine.
+    code, out = run_promtool("test", "rules", *tests, cwd=ALERT_TESTS_DIR, timeout=900)
     return [] if code == 0 else [out]
 
 
@@ -554,16 +575,25 @@ def runbook_anchors() -> set[str]:
     return anchors
 
 
-def check_alert_contract() -> Problems:
-    """Severity, summary, description, runbook_url on every alert; the runbook exists; a firing test case exists."""
-    problems: Problems = []
-    anchors = runbook_anchors() if OPERATIONS_DOC.exists() else set()
-    tested: set[str] = set()
+def _rule_tests() -> tuple[set[str], set[str], list[str]]:
+    """(alerts with a firing case, alerts with a not-firing case, every promql_expr_test expression)."""
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    exprs: list[str] = []
     for test_file in ALERT_TESTS_DIR.glob("*.yml"):
         for test in yaml.safe_load(test_file.read_text()).get("tests", []):
             for case in test.get("alert_rule_test", []):
-                if case.get("exp_alerts"):
-                    tested.add(case["alertname"])
+                (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
+            exprs += [case["expr"] for case in test.get("promql_expr_test", [])]
+    return firing, quiet, exprs
+
+
+def check_alert_contract() -> Problems:
+    """Severity, summary, description, runbook_url on every alert; the runbook exists; a promtool case in which it
+    fires and one in which it does not; every recording rule evaluated by a promql_expr_test."""
+    problems: Problems = []
+    anchors = runbook_anchors() if OPERATIONS_DOC.exists() else set()
+    firing, quiet, exprs = _rule_tests()
     for rule in alert_rules():
         name = rule["alert"]
         if (rule.get("labels") or {}).get("severity") not in {"critical", "warning", "info"}:
@@ -577,30 +607,68 @@ def check_alert_contract() -> Problems:
             problems.append(f"{name}: runbook_url {url!r} does not point into docs/operations.md")
         elif url.split("#", 1)[1] not in anchors:
             problems.append(f"{name}: docs/operations.md has no section #{url.split('#', 1)[1]}")
-        if name not in tested:
+        if name not in firing:
             problems.append(f"{name}: no promtool test case in which it fires")
+        if name not in quiet:
+            problems.append(f"{name}: no promtool test case in which it does not fire")
+    for rule in recording_rules():
+        values = [f'"{value}"' for value in (rule.get("labels") or {}).values()]
+        if not any(rule["record"] in expr and all(v in expr for v in values) for expr in exprs):
+            problems.append(f"{rule['record']}{rule.get('labels') or ''}: no promql_expr_test evaluates it")
     return problems
 
 
+def deployed_components(values: dict[str, Any]) -> set[str]:
+    """The components a render with ``values`` deploys (Triton included when the chart runs it)."""
+    merged = load_values(VALUES_FILE)
+    _merge(merged, values)
+    out = {c.name for c in COMPONENTS if merged[c.key]["enabled"]}
+    return out | ({"triton"} if merged["triton"]["enabled"] else set())
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> None:
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def expected_rule_groups(deployed: set[str], runbook_base: str = "") -> list[dict[str, Any]]:
+    """The groups the chart's PrometheusRule carries: every rules file's, without the rules of components that are
+    not deployed (label ``component``), runbook links prefixed with ``runbook_base``."""
+    groups = []
+    for path in rule_files():
+        text = path.read_text()
+        if runbook_base:
+            text = text.replace("runbook_url: docs/", f"runbook_url: {runbook_base}/docs/")
+        for group in yaml.safe_load(text)["groups"]:
+            rules = [r for r in group["rules"] if (r.get("labels") or {}).get("component", "") in deployed | {""}]
+            if rules:
+                groups.append({**group, "rules": rules})
+    return groups
+
+
 def check_prometheusrule_matches() -> Problems:
-    """The rendered PrometheusRule carries exactly the rules file's groups (runbook links made absolute) and passes
-    ``promtool check rules``."""
-    values = {"metrics": {"prometheusRule": {"enabled": True, "runbookBaseUrl": "https://example.com/repo"}}}
-    rules = [obj for _, obj in rendered_objects(values) if obj["kind"] == "PrometheusRule"]
-    if len(rules) != 1:
-        return [f"expected one PrometheusRule, got {len(rules)}"]
-    expected = yaml.safe_load(
-        ALERTS_FILE.read_text().replace("runbook_url: docs/", "runbook_url: https://example.com/repo/docs/")
-    )
+    """In every scenario, the rendered PrometheusRule carries exactly the rules files' groups less the rules of the
+    components the scenario does not deploy (runbook links made absolute), and passes ``promtool check rules``."""
     problems: Problems = []
-    if rules[0]["spec"] != expected:
-        problems.append("the rendered PrometheusRule differs from files/alerts/facemint.rules.yml")
-    with tempfile.NamedTemporaryFile("w", suffix=".yml") as tmp:
-        yaml.safe_dump(rules[0]["spec"], tmp)
-        tmp.flush()
-        code, out = run_promtool("check", "rules", tmp.name)
-        if code != 0:
-            problems.append(out)
+    base = "https://example.com/repo"
+    for scenario, path in sorted(scenarios().items()):
+        values = load_values(path)
+        _merge(values, {"metrics": {"prometheusRule": {"enabled": True, "runbookBaseUrl": base}}})
+        rules = [obj for _, obj in rendered_objects(values) if obj["kind"] == "PrometheusRule"]
+        if len(rules) != 1:
+            problems.append(f"{scenario}: expected one PrometheusRule, got {len(rules)}")
+            continue
+        if rules[0]["spec"] != {"groups": expected_rule_groups(deployed_components(values), base)}:
+            problems.append(f"{scenario}: the rendered PrometheusRule differs from files/alerts/*.rules.yml")
+        with tempfile.NamedTemporaryFile("w", suffix=".yml") as tmp:
+            yaml.safe_dump(rules[0]["spec"], tmp)
+            tmp.flush()
+            code, out = run_promtool("check", "rules", tmp.name)
+            if code != 0:
+                problems.append(f"{scenario}: {out}")
     return problems
 
 
@@ -680,8 +748,35 @@ def check_dashboard_structure() -> Problems:
     return problems
 
 
-_METRIC = re.compile(r"\b(facemint_[a-z0-9_]+)")
+_METRIC = re.compile(r"\b((?:facemint|nv|pg)_[a-z0-9_]+)")
 _SUFFIXES = ("_bucket", "_count", "_sum")
+
+EXTERNAL_METRICS = {
+    # Triton Inference Server (its user guide, docs/user_guide/metrics.md): per model and version...
+    "nv_inference_request_success",
+    "nv_inference_request_failure",
+    "nv_inference_count",
+    "nv_inference_exec_count",
+    "nv_inference_pending_request_count",
+    "nv_inference_request_duration_us",
+    "nv_inference_queue_duration_us",
+    "nv_inference_compute_input_duration_us",
+    "nv_inference_compute_infer_duration_us",
+    "nv_inference_compute_output_duration_us",
+    # ... and per GPU (label gpu_uuid).
+    "nv_gpu_utilization",
+    "nv_gpu_memory_total_bytes",
+    "nv_gpu_memory_used_bytes",
+    "nv_gpu_power_usage",
+    "nv_gpu_power_limit",
+    "nv_energy_consumption",
+    # postgres_exporter (prometheus-community), its default collectors.
+    "pg_up",
+    "pg_settings_max_connections",
+    "pg_stat_activity_count",
+    "pg_stat_database_numbackends",
+}
+"""Metrics of other software that the dashboards and rules may use, as those projects document them."""
 
 
 def contract_metrics() -> set[str]:
@@ -703,20 +798,26 @@ def _base(metric: str) -> str:
     return metric
 
 
-def check_metrics_contract() -> Problems:
-    """Every metric the dashboards and the alerts use is in the contract of docs/operations.md."""
-    contract = {_base(m) for m in contract_metrics()}
+def used_metrics() -> dict[str, str]:
+    """Every metric name the dashboards and the rules use -> where it is first used."""
     used: dict[str, str] = {}
     for file, title, expr in dashboard_exprs():
         for metric in _METRIC.findall(expr):
-            used.setdefault(_base(metric), f"{file} / {title}")
-    for rule in alert_rules():
+            used.setdefault(metric, f"{file} / {title}")
+    for rule in all_rules():
         for metric in _METRIC.findall(rule["expr"]):
-            used.setdefault(_base(metric), f"alert {rule['alert']}")
+            used.setdefault(metric, f"rule {rule.get('alert') or rule.get('record')}")
+    return used
+
+
+def check_metrics_contract() -> Problems:
+    """Every metric the dashboards and the rules use is in the contract of docs/operations.md (what Facemint
+    exports), one of Triton's or postgres_exporter's documented metrics, or added by the tracing branch."""
+    known = {_base(m) for m in contract_metrics()}
     return [
-        f"{where}: {metric} is not in docs/operations.md#metrics"
-        for metric, where in used.items()
-        if metric not in contract
+        f"{where}: {metric} is neither in docs/operations.md#metrics nor documented by Triton or postgres_exporter"
+        for metric, where in used_metrics().items()
+        if metric not in EXTERNAL_METRICS and _base(metric) not in known
     ]
 
 
@@ -724,10 +825,13 @@ def check_metrics_contract() -> Problems:
 
 
 def check_drift() -> Problems:
-    """values.schema.json, the dashboards and deploy/k8s/ equal what ``python -m deploy.render`` writes."""
+    """values.schema.json, the SLO rules, the dashboards and deploy/k8s/ equal what ``python -m deploy.render``
+    writes."""
     problems: Problems = []
     if not SCHEMA_FILE.exists() or SCHEMA_FILE.read_text() != render_schema():
         problems.append("values.schema.json is stale: run `make manifests`")
+    if not SLO_RULES_FILE.exists() or SLO_RULES_FILE.read_text() != render_rules():
+        problems.append("files/alerts/slo.rules.yml is stale: run `make manifests`")
     for name, text in render_dashboards().items():
         path = DASHBOARDS_DIR / name
         if not path.exists() or path.read_text() != text:
@@ -821,12 +925,12 @@ def all_checks() -> list[tuple[str, Callable[[], Problems]]]:
         ("yamllint chart sources and deploy/k8s", check_yamllint_sources),
         ("promtool check rules", check_promtool_rules),
         ("promtool test rules", check_promtool_tests),
-        ("alerts: labels, annotations, runbooks, tests", check_alert_contract),
-        ("PrometheusRule equals the rules file", check_prometheusrule_matches),
+        ("rules: labels, annotations, runbooks, tests both ways", check_alert_contract),
+        ("PrometheusRule equals the rules files, per scenario", check_prometheusrule_matches),
         ("dashboard PromQL parses (promtool)", check_dashboard_promql),
         ("dashboard structure", check_dashboard_structure),
         ("metrics used are in the contract", check_metrics_contract),
-        ("drift: schema, dashboards, deploy/k8s", check_drift),
+        ("drift: schema, SLO rules, dashboards, deploy/k8s", check_drift),
         ("Dockerfiles", check_dockerfiles),
     ]
     return checks

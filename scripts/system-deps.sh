@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The system tools the tests need beside the Python environment (`make system-deps`; `make test` and .ci/run run it):
 #   promtool  (Debian `prometheus`)  the alert rule checks of the Helm chart (deploy/tests/test_chart.py)
+#   prometheus (the same package)    `facemint up --observability` and tests/e2e/test_observability.py
 #   chromium  (Debian `chromium`)    the dashboard browser test (services/gateway/tests/test_dashboard_browser.py)
 #   node, npm (Debian `nodejs`, `npm`) the same test's Playwright script and its pinned npm packages
 #   openssl   (Debian `openssl`)     the throw-away CA of the TLS fetch tests (libs/facemint-core/tests/test_netsafe.py)
 # Installs what is missing with apt-get when run as root on Debian; otherwise prints the exact command and fails.
 set -euo pipefail
 
-declare -A PACKAGE=([promtool]=prometheus [/usr/bin/chromium]=chromium [node]=nodejs [npm]=npm [openssl]=openssl)
+declare -A PACKAGE=([promtool]=prometheus [prometheus]=prometheus [/usr/bin/chromium]=chromium [node]=nodejs [npm]=npm [openssl]=openssl)
 missing=()
-for tool in promtool /usr/bin/chromium node npm openssl; do
+for tool in promtool prometheus /usr/bin/chromium node npm openssl; do
   command -v "$tool" >/dev/null || missing+=("${PACKAGE[$tool]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

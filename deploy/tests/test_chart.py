@@ -94,6 +94,7 @@ def test_alert_rules_pass_promtool_check_rules() -> None:
     no_problems(v.check_promtool_rules)
 
 
+@pytest.mark.timeout(900)  # a few seconds of CPU, minutes on a loaded machine (see check_promtool_tests)
 def test_alert_unit_tests_pass_promtool_test_rules() -> None:
     no_problems(v.check_promtool_tests)
 
@@ -332,3 +333,31 @@ def test_each_database_service_connects_as_its_own_role_which_the_migration_job_
     # The same values give the same passwords (a re-render on upgrade keeps the roles' passwords).
     again = {(o["kind"], o["metadata"]["name"]): o for _, o in v.rendered_objects(values)}
     assert again[("Secret", "facemint-postgresql")]["data"] == objects[("Secret", "facemint-postgresql")]["data"]
+
+
+def test_absent_alerts_cover_exactly_the_components_a_release_deploys() -> None:
+    def absent(scenario: str) -> set[str]:
+        values = scenario_values(scenario)
+        values.setdefault("metrics", {}).setdefault("prometheusRule", {})["enabled"] = True
+        rule = next(o for _, o in v.rendered_objects(values) if o["kind"] == "PrometheusRule")
+        rules = [r for g in rule["spec"]["groups"] for r in g["rules"]]
+        return {r["labels"]["component"] for r in rules if r.get("alert") == "FacemintComponentAbsent"}
+
+    services = {c.name for c in v.COMPONENTS}
+    assert absent("default") == services  # CPU inference: no Triton to miss
+    assert absent("gpu-triton") == services | {"triton"}
+    assert absent("minimal") == services - {"webhook-dispatcher"}
+
+
+def test_alert_contract_flags_an_alert_without_a_quiet_case_and_an_untested_recording_rule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rules = v.all_rules()
+    extra = [
+        {**next(r for r in rules if r.get("alert") == "FacemintServiceDown"), "alert": "FacemintNoSuchTest"},
+        {"record": "slo:sli_error:ratio_rate5m", "expr": "vector(0)", "labels": {"slo": "no-such-slo"}},
+    ]
+    monkeypatch.setattr(v, "all_rules", lambda: rules + extra)
+    problems = v.check_alert_contract()
+    assert "FacemintNoSuchTest: no promtool test case in which it does not fire" in problems
+    assert any("no-such-slo" in p and "no promql_expr_test" in p for p in problems)

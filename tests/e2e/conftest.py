@@ -24,6 +24,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
         tmp_path_factory.mktemp("platform"),
         extra_env={
             "FACEMINT_LOCAL_OBJECT_STORE_HOST": "127.0.0.3",
+            "FACEMINT_LOCAL_OBSERVABILITY": "true",  # Prometheus too: tests/e2e/test_observability.py
             "FACEMINT_MEDIA_DECODER_FETCH__READ_TIMEOUT_SECONDS": "3",
             "FACEMINT_MEDIA_DECODER_FETCH__TOTAL_TIMEOUT_SECONDS": "20",
         },

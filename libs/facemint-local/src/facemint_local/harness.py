@@ -30,7 +30,7 @@ import psutil
 
 PORT_NAMES = (
     "gateway", "postgres", "nats", "nats_monitor", "object_store", "orchestrator", "media_decoder", "inference",
-    "library", "webhook", "ops_base",
+    "library", "webhook", "ops_base", "prometheus",
 )  # fmt: skip
 
 

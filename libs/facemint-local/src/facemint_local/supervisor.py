@@ -35,6 +35,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facemint_core.settings import load_settings
 from facemint_local.natscluster import NatsCluster, NatsNode
+from facemint_local.observability import LocalPrometheus, service_targets
 from facemint_local.procs import ManagedProcess, free_port
 from facemint_local.servers import NatsServer, ObjectStore, PostgresServer
 
@@ -55,6 +56,7 @@ class Ports(BaseModel):
     library: int = 50064
     webhook: int = 50065
     ops_base: int = 9091
+    prometheus: int = 9090
 
 
 class LocalSettings(BaseSettings):
@@ -70,6 +72,10 @@ class LocalSettings(BaseSettings):
     grace_seconds: float = Field(default=10.0, ge=0)
     max_restart_backoff_seconds: float = Field(default=30.0, gt=0)
     object_store: bool = True
+    observability: bool = False
+    """Also start Prometheus (``--observability``, :mod:`facemint_local.observability`) with the rules files of
+    ``rules_dir``, the chart's (relative to the working directory, like ``model_dir``)."""
+    rules_dir: Path = Path("deploy/helm/facemint/files/alerts")
     object_store_host: str = "127.0.0.1"
     fetch_allow_cidrs: list[str] = []
     """Networks the media-decoder and webhook-dispatcher may reach although private, e.g. ``["127.0.0.2/32"]`` for
@@ -527,6 +533,17 @@ def ensure_dev_key(gateway_url: str, admin_token: str, key_file: Path) -> str:
     return raw
 
 
+def start_prometheus(platform: Platform) -> LocalPrometheus:
+    """Prometheus scraping every service of ``platform``, with the rules of the components it runs."""
+    settings = platform.settings
+    prometheus = LocalPrometheus(platform.data_dir, settings.ports.prometheus, settings.rules_dir.resolve())
+    targets = service_targets((s.module, s.http_port) for s in platform.services)
+    prometheus.configure(targets, {service for service, _ in targets})
+    prometheus.start()
+    log.info("Prometheus ready on %s", prometheus.url)
+    return prometheus
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the local platform until Ctrl-C / SIGTERM."""
     parser = argparse.ArgumentParser(prog="facemint up", description=__doc__.splitlines()[0] if __doc__ else None)
@@ -539,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
         help="processes of each stateless service (default 1); with N > 1 also a 3-node NATS cluster with R3 streams",
     )
     parser.add_argument("--nats-nodes", type=int, metavar="N", help="NATS servers (default: 1, or 3 with --replicas)")
+    parser.add_argument(
+        "--observability", action="store_true", help="also start Prometheus with the alerting and SLO rules"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [facemint] %(message)s", stream=sys.stderr)
     settings = load_settings(LocalSettings)
@@ -554,7 +574,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValidationError as exc:
             first = exc.errors()[0]
             parser.error(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
+    settings.observability |= args.observability
     platform = Platform(settings)
+    prometheus: LocalPrometheus | None = None
 
     def on_signal(signum: int, _: object) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
@@ -566,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         platform.start_servers()
         platform.start_services()
+        if settings.observability:
+            prometheus = start_prometheus(platform)
         elapsed = time.monotonic() - started
         print(
             f"\nFacemint is ready ({elapsed:.1f} s)\n"
@@ -573,15 +597,22 @@ def main(argv: list[str] | None = None) -> int:
             f"  API docs: {platform.gateway_url}/docs\n"
             f"  Dev API key: {platform.dev_key}\n"
             f"  Data dir: {platform.data_dir}  (logs in {platform.data_dir / 'logs'})\n"
-            f"Press Ctrl-C to stop.\n",
+            + (f"  Prometheus: {prometheus.url}\n" if prometheus else "")
+            + "Press Ctrl-C to stop.\n",
             flush=True,
         )
         while not platform.stop_requested.wait(0.5):
             platform.supervise_once()
+            if prometheus:
+                prometheus.supervise_once()
     except Exception as exc:
         log.error("start-up failed: %s", exc)
+        if prometheus:
+            prometheus.stop()
         platform.stop()
         return 1
+    if prometheus:
+        prometheus.stop()
     platform.stop()
     return 0
 
