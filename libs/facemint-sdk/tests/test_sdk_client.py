@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from facemint_sdk import AdminClient, AsyncFacemintClient, FacemintAPIError, FacemintClient
+from facemint_sdk._core import media_type
 
 Handler = Callable[[httpx.Request], httpx.Response]
 LIMIT_HEADERS = {"x-ratelimit-limit": "60", "x-ratelimit-remaining": "41", "x-ratelimit-reset": "1745229600"}
@@ -182,6 +183,15 @@ def test_upload_posts_the_form_to_the_store_without_the_api_key(tmp_path: Path) 
     assert json.loads(created.content) == {"type": "video", "filename": "clip.mp4"}
     assert stored.url.path == "/store" and "x-api-key" not in stored.headers
     assert b'name="key"' in stored.content and b"0123456789" in stored.content
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("a.JPG", "image"), ("b.gif", "gif"), ("c.mp4", "video"), ("https://s3/x/clip.MOV?X-Amz-Signature=1", "video"),
+     ("https://s3/x/anim.gif?sig=a.jpg", "gif"), ("upload", "image")],
+)  # fmt: skip
+def test_the_task_type_comes_from_the_file_name_or_url_path(name: str, kind: str) -> None:
+    assert media_type(name) == kind
 
 
 async def test_async_client_retries_and_long_polls() -> None:

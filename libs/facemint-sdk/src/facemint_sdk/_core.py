@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -138,8 +138,8 @@ def new_key() -> str:
 
 
 def media_type(path: str | Path) -> m.TaskType:
-    """The task type of a local file from its name: ``gif`` for .gif, ``video`` for video types, else ``image``."""
-    name = str(path).lower()
+    """The task type of a file name or URL: ``gif`` for .gif, ``video`` for video types, else ``image``."""
+    name = urlsplit(str(path)).path.lower() if str(path).startswith(("http://", "https://")) else str(path).lower()
     if name.endswith(".gif"):
         return "gif"
     guessed, _ = mimetypes.guess_type(name)
