@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -240,3 +241,14 @@ async def test_facemint_migrate_applies_then_reports_up_to_date(postgres_server)
         await conn.close()
     assert await asyncio.to_thread(main, ["migrate", "--dsn", dsn]) == 0
     assert await asyncio.to_thread(main, ["migrate", "--dsn", "postgresql://nobody@127.0.0.1:9/none"]) == 1
+
+
+@pytest.mark.parametrize(("argv", "module"), [(["up"], "facemint_local.supervisor"), (["migrate"], "facemint_core.db")])
+def test_platform_commands_explain_themselves_without_the_platform_packages(
+    argv: list[str], module: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from facemint_sdk.cli import main
+
+    monkeypatch.setitem(sys.modules, module, None)  # as in an installation of the SDK alone
+    assert main([*argv, "--dsn", "postgresql://x"] if argv == ["migrate"] else argv) == 2
+    assert "needs a Facemint checkout" in capsys.readouterr().err

@@ -369,9 +369,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_up(argv: list[str]) -> int:
-    from facemint_local.supervisor import main as up_main  # the local platform is only needed by this command
+PLATFORM_ONLY = "error: 'facemint {}' needs a Facemint checkout (make setup); the SDK alone has the API commands"
 
+
+def _run_up(argv: list[str]) -> int:
+    try:
+        from facemint_local.supervisor import main as up_main  # the local platform is only needed by this command
+    except ModuleNotFoundError:
+        print(PLATFORM_ONLY.format("up"), file=sys.stderr)
+        return 2
     return int(up_main(argv) or 0)
 
 
@@ -379,7 +385,11 @@ def _run_migrate(dsn: str | None) -> int:
     """Apply pending migrations (the Helm chart's pre-install/pre-upgrade Job runs this)."""
     import asyncio
 
-    from facemint_core.db import migrate  # only this command needs the database driver
+    try:
+        from facemint_core.db import migrate  # only this command needs the database driver
+    except ModuleNotFoundError:
+        print(PLATFORM_ONLY.format("migrate"), file=sys.stderr)
+        return 2
 
     dsn = dsn or os.environ.get("FACEMINT_MIGRATE_DATABASE__DSN", "")
     if not dsn:
