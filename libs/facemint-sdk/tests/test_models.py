@@ -60,12 +60,16 @@ def _typeddict_of(annotation: Any) -> tuple[type | None, bool]:
     return None, False
 
 
-def _mismatches(doc: dict[str, Any], model: type, schema: dict[str, Any], where: str, checked: list[str]) -> list[str]:
+def _mismatches(
+    doc: dict[str, Any], model: type, schema: dict[str, Any], where: str, checked: list[str], nested: bool = False
+) -> list[str]:
     properties = schema.get("properties")
     if not properties:
         return []  # the document does not say (yet): nothing to compare
     checked.append(where)
-    problems = [f"{where}.{name}" for name in get_type_hints(model) if name not in properties]
+    # A model that is both an answer and a list item (Task, Library) has the answer's request_id.
+    exempt = {"request_id"} if nested else set()
+    problems = [f"{where}.{name}" for name in get_type_hints(model) if name not in properties.keys() | exempt]
     for name, annotation in get_type_hints(model).items():
         inner, listed = _typeddict_of(annotation)
         if inner is None or name not in properties:
@@ -73,7 +77,7 @@ def _mismatches(doc: dict[str, Any], model: type, schema: dict[str, Any], where:
         sub = _resolve(doc, properties[name])
         if listed:
             sub = _resolve(doc, sub.get("items", {}))
-        problems += _mismatches(doc, inner, sub, f"{where}.{name}", checked)
+        problems += _mismatches(doc, inner, sub, f"{where}.{name}", checked, nested=True)
     return problems
 
 
@@ -97,3 +101,17 @@ def test_model_fields_exist_in_the_document(document: dict[str, Any]) -> None:
         problems += _mismatches(document, model, schema, f"{method.upper()} {path}: {model.__name__}", checked)
     assert problems == [], "fields the document does not have"
     assert len(checked) >= 8, checked  # the document types at least the task and upload answers and their parts
+
+
+class _InventedTask(models.Task, total=False):
+    shoe_size: int
+
+
+class _InventedPage(models.TaskPage, total=False):
+    tasks: list[_InventedTask]
+    colour: str
+
+
+def test_the_check_finds_fields_the_document_lacks(document: dict[str, Any]) -> None:
+    schema = _success_schema(document, "get", "/v1/tasks")
+    assert _mismatches(document, _InventedPage, schema, "Page", []) == ["Page.colour", "Page.tasks.shoe_size"]

@@ -195,7 +195,7 @@ def list_tasks(
     return Call("GET", "/v1/tasks", params=params)
 
 
-def cancel_task(task_id: str) -> Call[m.Task]:
+def cancel_task(task_id: str) -> Call[m.CancelledTask]:
     return Call("POST", f"/v1/task/{_q(task_id)}/cancel", {}, idempotency_key=new_key())
 
 
@@ -220,7 +220,7 @@ def update_library(library_id: str, name: str | None, description: str | None) -
     return Call("PATCH", f"/v1/library/{_q(library_id)}", _without_none(name=name, description=description))
 
 
-def delete_library(library_id: str) -> Call[m.Deleted]:
+def delete_library(library_id: str) -> Call[m.LibraryDeleted]:
     return Call("DELETE", f"/v1/library/{_q(library_id)}")
 
 
@@ -235,11 +235,11 @@ def list_persons(library_id: str, limit: int | None, cursor: str | None) -> Call
     return Call("GET", f"/v1/library/{_q(library_id)}/persons", params=_page(limit, cursor))
 
 
-def get_person(library_id: str, person_id: str) -> Call[m.Person]:
+def get_person(library_id: str, person_id: str) -> Call[m.PersonWithFaces]:
     return Call("GET", f"/v1/library/{_q(library_id)}/person/{_q(person_id)}")
 
 
-def delete_person(library_id: str, person_id: str) -> Call[m.Deleted]:
+def delete_person(library_id: str, person_id: str) -> Call[m.PersonDeleted]:
     return Call("DELETE", f"/v1/library/{_q(library_id)}/person/{_q(person_id)}")
 
 
@@ -247,7 +247,7 @@ def list_faces(library_id: str, person_id: str) -> Call[m.PersonFaces]:
     return Call("GET", f"/v1/library/{_q(library_id)}/person/{_q(person_id)}/faces")
 
 
-def delete_face(library_id: str, person_id: str, face_id: str) -> Call[m.Deleted]:
+def delete_face(library_id: str, person_id: str, face_id: str) -> Call[m.FaceDeleted]:
     return Call("DELETE", f"/v1/library/{_q(library_id)}/person/{_q(person_id)}/face/{_q(face_id)}")
 
 
@@ -260,12 +260,12 @@ def list_keys() -> Call[m.KeyList]:
     return Call("GET", "/v1/keys")
 
 
-def create_key(name: str, expires_in_seconds: int | None) -> Call[m.ApiKey]:
+def create_key(name: str, expires_in_seconds: int | None) -> Call[m.CreatedKey]:
     body = _without_none(name=name or None, expires_in_seconds=expires_in_seconds)
     return Call("POST", "/v1/keys", body, idempotency_key=new_key())
 
 
-def rotate_key(key_id: str, grace_seconds: int | None) -> Call[m.ApiKey]:
+def rotate_key(key_id: str, grace_seconds: int | None) -> Call[m.RotatedKey]:
     body = _without_none(grace_seconds=grace_seconds)
     return Call("POST", f"/v1/keys/{_q(key_id)}/rotate", body, idempotency_key=new_key())
 

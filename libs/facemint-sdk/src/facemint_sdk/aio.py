@@ -142,7 +142,7 @@ class AsyncFacemintClient:
             if not cursor:
                 return
 
-    async def cancel_task(self, task_id: str) -> m.Task:
+    async def cancel_task(self, task_id: str) -> m.CancelledTask:
         """Cancel a queued or running task (409 ``conflict`` once it is terminal)."""
         return await self._send(api.cancel_task(task_id))
 
@@ -217,7 +217,7 @@ class AsyncFacemintClient:
         """Change a library's name or description."""
         return await self._send(api.update_library(library_id, name, description))
 
-    async def delete_library(self, library_id: str) -> m.Deleted:
+    async def delete_library(self, library_id: str) -> m.LibraryDeleted:
         """Delete a library, its persons and every vector."""
         return await self._send(api.delete_library(library_id))
 
@@ -249,11 +249,11 @@ class AsyncFacemintClient:
             if not cursor:
                 return
 
-    async def get_person(self, library_id: str, person_id: str) -> m.Person:
+    async def get_person(self, library_id: str, person_id: str) -> m.PersonWithFaces:
         """A person and their reference faces."""
         return await self._send(api.get_person(library_id, person_id))
 
-    async def delete_person(self, library_id: str, person_id: str) -> m.Deleted:
+    async def delete_person(self, library_id: str, person_id: str) -> m.PersonDeleted:
         """Delete a person and their vectors."""
         return await self._send(api.delete_person(library_id, person_id))
 
@@ -261,7 +261,7 @@ class AsyncFacemintClient:
         """A person's reference faces."""
         return await self._send(api.list_faces(library_id, person_id))
 
-    async def delete_face(self, library_id: str, person_id: str, face_id: str) -> m.Deleted:
+    async def delete_face(self, library_id: str, person_id: str, face_id: str) -> m.FaceDeleted:
         """Delete one reference face."""
         return await self._send(api.delete_face(library_id, person_id, face_id))
 
@@ -276,11 +276,11 @@ class AsyncFacemintClient:
         """The account's keys (prefix and metadata only)."""
         return (await self._send(api.list_keys())).get("keys", [])
 
-    async def create_key(self, name: str = "", expires_in_seconds: int | None = None) -> m.ApiKey:
+    async def create_key(self, name: str = "", expires_in_seconds: int | None = None) -> m.CreatedKey:
         """A new key of the account; its secret is in ``["key"]``, shown this once."""
         return await self._send(api.create_key(name, expires_in_seconds))
 
-    async def rotate_key(self, key_id: str, grace_seconds: int | None = None) -> m.ApiKey:
+    async def rotate_key(self, key_id: str, grace_seconds: int | None = None) -> m.RotatedKey:
         """Replace a key; the old one keeps working for ``grace_seconds`` (server default when None)."""
         return await self._send(api.rotate_key(key_id, grace_seconds))
 

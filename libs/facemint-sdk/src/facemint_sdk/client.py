@@ -165,7 +165,7 @@ class FacemintClient(_HttpApi):
             if not cursor:
                 return
 
-    def cancel_task(self, task_id: str) -> m.Task:
+    def cancel_task(self, task_id: str) -> m.CancelledTask:
         """Cancel a queued or running task (409 ``conflict`` once it is terminal)."""
         return self._send(api.cancel_task(task_id))
 
@@ -233,7 +233,7 @@ class FacemintClient(_HttpApi):
         """Change a library's name or description."""
         return self._send(api.update_library(library_id, name, description))
 
-    def delete_library(self, library_id: str) -> m.Deleted:
+    def delete_library(self, library_id: str) -> m.LibraryDeleted:
         """Delete a library, its persons and every vector."""
         return self._send(api.delete_library(library_id))
 
@@ -264,11 +264,11 @@ class FacemintClient(_HttpApi):
             if not cursor:
                 return
 
-    def get_person(self, library_id: str, person_id: str) -> m.Person:
+    def get_person(self, library_id: str, person_id: str) -> m.PersonWithFaces:
         """A person and their reference faces."""
         return self._send(api.get_person(library_id, person_id))
 
-    def delete_person(self, library_id: str, person_id: str) -> m.Deleted:
+    def delete_person(self, library_id: str, person_id: str) -> m.PersonDeleted:
         """Delete a person and their vectors."""
         return self._send(api.delete_person(library_id, person_id))
 
@@ -276,7 +276,7 @@ class FacemintClient(_HttpApi):
         """A person's reference faces."""
         return self._send(api.list_faces(library_id, person_id))
 
-    def delete_face(self, library_id: str, person_id: str, face_id: str) -> m.Deleted:
+    def delete_face(self, library_id: str, person_id: str, face_id: str) -> m.FaceDeleted:
         """Delete one reference face."""
         return self._send(api.delete_face(library_id, person_id, face_id))
 
@@ -290,11 +290,11 @@ class FacemintClient(_HttpApi):
         """The account's keys (prefix and metadata only)."""
         return self._send(api.list_keys()).get("keys", [])
 
-    def create_key(self, name: str = "", expires_in_seconds: int | None = None) -> m.ApiKey:
+    def create_key(self, name: str = "", expires_in_seconds: int | None = None) -> m.CreatedKey:
         """A new key of the account; its secret is in ``["key"]``, shown this once."""
         return self._send(api.create_key(name, expires_in_seconds))
 
-    def rotate_key(self, key_id: str, grace_seconds: int | None = None) -> m.ApiKey:
+    def rotate_key(self, key_id: str, grace_seconds: int | None = None) -> m.RotatedKey:
         """Replace a key; the old one keeps working for ``grace_seconds`` (server default when None)."""
         return self._send(api.rotate_key(key_id, grace_seconds))
 

@@ -148,6 +148,14 @@ class Task(TypedDict, total=False):
     error: TaskError
 
 
+class CancelledTask(TypedDict, total=False):
+    """``POST /v1/task/{task_id}/cancel``."""
+
+    request_id: str
+    task_id: str
+    status: str
+
+
 class TaskPage(TypedDict, total=False):
     """``GET /v1/tasks``."""
 
@@ -203,7 +211,7 @@ class ReferenceFace(TypedDict, total=False):
 
 
 class Person(TypedDict, total=False):
-    """A person of a library; ``faces`` only in ``GET .../person/{person_id}``."""
+    """A person of a library, as listed."""
 
     request_id: str
     person_id: str
@@ -211,6 +219,11 @@ class Person(TypedDict, total=False):
     metadata: dict[str, Any] | None
     face_count: int
     created_at: str
+
+
+class PersonWithFaces(Person, total=False):
+    """``GET .../person/{person_id}``: a person and their reference faces."""
+
     faces: list[ReferenceFace]
 
 
@@ -230,12 +243,26 @@ class PersonFaces(TypedDict, total=False):
     faces: list[ReferenceFace]
 
 
-class Deleted(TypedDict, total=False):
-    """The answer to a DELETE: the id deleted and ``deleted: true``."""
+class LibraryDeleted(TypedDict, total=False):
+    """``DELETE /v1/library/{library_id}``."""
 
     request_id: str
     library_id: str
+    deleted: bool
+
+
+class PersonDeleted(TypedDict, total=False):
+    """``DELETE .../person/{person_id}``."""
+
+    request_id: str
     person_id: str
+    deleted: bool
+
+
+class FaceDeleted(TypedDict, total=False):
+    """``DELETE .../face/{face_id}``."""
+
+    request_id: str
     face_id: str
     deleted: bool
 
@@ -250,7 +277,7 @@ class Comparison(TypedDict, total=False):
 
 
 class ApiKey(TypedDict, total=False):
-    """An API key; ``key`` (the secret) only in the answer that created it."""
+    """An API key as listed: prefix and metadata, never the secret."""
 
     request_id: str
     key_id: str
@@ -258,13 +285,23 @@ class ApiKey(TypedDict, total=False):
     prefix: str
     name: str
     status: str
-    key: str
     created_at: str
     last_used_at: str | None
     expires_at: str | None
     revoked_at: str | None
     replaced_by: str | None
-    previous: dict[str, Any]
+
+
+class CreatedKey(ApiKey, total=False):
+    """A new key: its secret ``key`` is in this answer only."""
+
+    key: str
+
+
+class RotatedKey(CreatedKey, total=False):
+    """The replacement of a rotated key, and the old key (valid for the grace period) in ``previous``."""
+
+    previous: ApiKey
 
 
 class KeyList(TypedDict, total=False):
@@ -351,23 +388,23 @@ RESPONSES: dict[tuple[str, str], type] = {
     ("post", "/v1/create-detection-task"): TaskCreated,
     ("get", "/v1/task/{task_id}"): Task,
     ("get", "/v1/tasks"): TaskPage,
-    ("post", "/v1/task/{task_id}/cancel"): Task,
+    ("post", "/v1/task/{task_id}/cancel"): CancelledTask,
     ("post", "/v1/uploads"): UploadCreated,
     ("post", "/v1/library"): Library,
     ("get", "/v1/libraries"): LibraryPage,
     ("get", "/v1/library/{library_id}"): Library,
     ("patch", "/v1/library/{library_id}"): Library,
-    ("delete", "/v1/library/{library_id}"): Deleted,
+    ("delete", "/v1/library/{library_id}"): LibraryDeleted,
     ("post", "/v1/library/{library_id}/face"): ReferenceFace,
     ("get", "/v1/library/{library_id}/persons"): PersonPage,
-    ("get", "/v1/library/{library_id}/person/{person_id}"): Person,
-    ("delete", "/v1/library/{library_id}/person/{person_id}"): Deleted,
+    ("get", "/v1/library/{library_id}/person/{person_id}"): PersonWithFaces,
+    ("delete", "/v1/library/{library_id}/person/{person_id}"): PersonDeleted,
     ("get", "/v1/library/{library_id}/person/{person_id}/faces"): PersonFaces,
-    ("delete", "/v1/library/{library_id}/person/{person_id}/face/{face_id}"): Deleted,
+    ("delete", "/v1/library/{library_id}/person/{person_id}/face/{face_id}"): FaceDeleted,
     ("post", "/v1/compare"): Comparison,
     ("get", "/v1/keys"): KeyList,
-    ("post", "/v1/keys"): ApiKey,
-    ("post", "/v1/keys/{key_id}/rotate"): ApiKey,
+    ("post", "/v1/keys"): CreatedKey,
+    ("post", "/v1/keys/{key_id}/rotate"): RotatedKey,
     ("post", "/v1/keys/{key_id}/revoke"): ApiKey,
     ("get", "/v1/usage"): Usage,
     ("get", "/v1/task/{task_id}/deliveries"): Deliveries,
