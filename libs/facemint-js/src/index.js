@@ -132,9 +132,10 @@ export function signWebhook(secret, timestamp, body) {
  * @returns {{ event: string, task_id: string, status: string, result: Task }}
  */
 export function verifyWebhook(secret, headers, body, { toleranceSeconds = 300, now = Date.now() / 1000 } = {}) {
+  const lowered = headers instanceof Headers ? headers : new Map(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
   /** @param {string} name */
   const header = (name) => {
-    const value = headers instanceof Headers ? headers.get(name) : (headers[name] ?? headers[name.toLowerCase()]);
+    const value = lowered.get(name);
     return (Array.isArray(value) ? value[0] : value) ?? "";
   };
   const timestamp = header("x-facemint-timestamp");

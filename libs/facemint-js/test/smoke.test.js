@@ -94,6 +94,8 @@ test("verifyWebhook accepts the signature of timestamp.body and refuses tamperin
   const now = 1_800_000_000;
   const headers = { "x-facemint-timestamp": String(now), "x-facemint-signature": signWebhook("whsec_a", now, body) };
   assert.equal(verifyWebhook("whsec_a", headers, body, { now }).task_id, "task_1");
+  const capitalised = { "X-Facemint-Timestamp": String(now), "X-Facemint-Signature": headers["x-facemint-signature"] };
+  assert.equal(verifyWebhook("whsec_a", capitalised, body, { now }).event, "task.completed");
   assert.equal(verifyWebhook(["whsec_new", "whsec_a"], new Headers(headers), Buffer.from(body), { now }).status, "succeeded");
   assert.throws(() => verifyWebhook("whsec_b", headers, body, { now }), /signature/);
   assert.throws(() => verifyWebhook("whsec_a", headers, body.replace("task_1", "task_2"), { now }), /signature/);
