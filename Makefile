@@ -3,15 +3,18 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PKGS := $(wildcard libs/*) $(wildcard services/*)
+PKGS := $(patsubst %/pyproject.toml,%,$(wildcard libs/*/pyproject.toml services/*/pyproject.toml))  # Python packages
 STAMP := $(VENV)/.installed
 PACK ?= open
 CRD_STAMP := deploy/crd-schemas/node_modules/.installed
+JS_SDK := libs/facemint-js
+JS_STAMP := $(JS_SDK)/node_modules/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help setup crd-schemas proto proto-check buf-lint buf-breaking models system-deps testmedia run test test-unit test-e2e \
         lint typecheck check bench bench-inference bench-accuracy bench-tasks bench-tracing bench-fairness bench-library \
-        bench-webhooks bench-gateway bench-recovery helm-lint manifests image-deps images test-images clean-images clean
+        bench-webhooks bench-gateway bench-recovery helm-lint manifests image-deps images test-images clean-images clean \
+        sdk sdk-check js-deps
 
 help: ## List every target with a line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -30,6 +33,20 @@ $(CRD_STAMP): deploy/crd-schemas/package.json deploy/crd-schemas/package-lock.js
 	touch $@
 
 crd-schemas: $(CRD_STAMP) ## Install the upstream CRD schemas (npm, pinned) that the chart's custom resources are checked against
+
+$(JS_STAMP): $(JS_SDK)/package.json $(JS_SDK)/package-lock.json
+	cd $(JS_SDK) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+js-deps: $(JS_STAMP) ## Install the TypeScript SDK's pinned npm packages (npm ci from its lock)
+
+sdk: setup js-deps ## Regenerate the SDKs' generated parts from the gateway's OpenAPI document (openapi.json, TypeScript types)
+	$(PY) scripts/export_openapi.py $(JS_SDK)/openapi.json
+	cd $(JS_SDK) && npm run --silent generate
+	$(PY) -m pytest -q -p no:cacheprovider libs/facemint-sdk/tests/test_models.py
+
+sdk-check: sdk ## Regenerate the SDKs and fail if the committed generated files differ
+	git diff --exit-code -- $(JS_SDK)/openapi.json $(JS_SDK)/types || (echo "generated SDK files are stale: run make sdk" && exit 1)
 
 proto: $(STAMP) ## Regenerate Python code and .pyi stubs from protos/
 	PYTHON=$(PY) scripts/gen_proto.sh
@@ -56,13 +73,13 @@ run: setup models ## Start the whole platform on this machine (Ctrl-C stops it)
 system-deps: ## Install the system tools the tests need (promtool and prometheus, chromium, node, npm, openssl) or print how
 	scripts/system-deps.sh
 
-test: system-deps setup models testmedia crd-schemas ## Run every test (unit, integration with real servers, e2e) but the image test
+test: system-deps setup models testmedia crd-schemas js-deps ## Run every test (unit, integration with real servers, e2e) but the image test
 	FACEMINT_REQUIRE_MODELS=1 $(PY) -m pytest -q -m "not images"
 
 test-unit: setup testmedia ## Run only the fast unit tests
 	$(PY) -m pytest -q -m "not integration and not e2e and not images"
 
-test-e2e: setup models testmedia ## Run only the end-to-end tests of the whole platform
+test-e2e: setup models testmedia js-deps ## Run only the end-to-end tests of the whole platform
 	FACEMINT_REQUIRE_MODELS=1 $(PY) -m pytest -q tests/e2e
 
 lint: setup ## ruff check and format check
@@ -72,7 +89,7 @@ lint: setup ## ruff check and format check
 typecheck: setup ## mypy over libs and services
 	$(VENV)/bin/mypy libs/facemint-core/src libs/facemint-local/src libs/facemint-sdk/src $(foreach s,$(wildcard services/*),$(s)/src)
 
-check: lint typecheck proto-check ## Everything CI checks besides the tests
+check: lint typecheck proto-check sdk-check ## Everything CI checks besides the tests
 
 bench: bench-inference bench-accuracy bench-tasks bench-tracing bench-fairness bench-library bench-webhooks bench-gateway bench-recovery ## Run every benchmark (writes bench/results/)
 

@@ -7,15 +7,18 @@ import asyncio
 import contextlib
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
 
-from facemint_sdk import AdminClient, FacemintAPIError, FacemintClient
+from facemint_sdk import AdminClient, AsyncFacemintClient, FacemintAPIError, FacemintClient
+from facemint_sdk._core import media_type
 
 Handler = Callable[[httpx.Request], httpx.Response]
 LIMIT_HEADERS = {"x-ratelimit-limit": "60", "x-ratelimit-remaining": "41", "x-ratelimit-reset": "1745229600"}
@@ -122,31 +125,90 @@ def test_a_long_retry_after_is_not_waited_for() -> None:
     assert caught.value.retry_after == 86400
 
 
-def test_requests_without_an_idempotency_key_are_not_retried() -> None:
-    calls = []
+def test_a_patch_is_not_retried_but_every_post_carries_a_fresh_idempotency_key() -> None:
+    calls: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request)
-        return error(503, "service_unavailable", "down")
+        return error(503, "service_unavailable", "down", **{"Retry-After": "0"})
 
-    with client(handler) as api, pytest.raises(FacemintAPIError):
-        api.create_key("ci")
-    assert len(calls) == 1
+    with client(handler) as api:
+        with pytest.raises(FacemintAPIError):
+            api.update_library("lib", name="x")
+        assert len(calls) == 1
+        with pytest.raises(FacemintAPIError):
+            api.create_key("ci")
+    keys = {r.headers.get("idempotency-key") for r in calls[1:]}
+    assert len(calls) == 4 and len(keys) == 1 and None not in keys  # 1 + 2 retries of the same key
 
 
-def test_wait_for_task_polls_until_terminal() -> None:
+def test_wait_for_task_long_polls_until_terminal() -> None:
     statuses = ["queued", "running", "succeeded"]
+    waits: list[float] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
+        waits.append(float(request.url.params["wait"]))
         return httpx.Response(200, json={"task_id": "task_1", "status": statuses.pop(0)})
 
     with client(handler) as api:
-        assert api.wait_for_task("task_1", timeout=5, poll_interval=0.01)["status"] == "succeeded"
+        assert api.wait_for_task("task_1", timeout=100)["status"] == "succeeded"
+    assert len(waits) == 3 and all(25 < w <= 30 for w in waits)
 
 
 def test_wait_for_task_times_out() -> None:
     with client(lambda r: httpx.Response(200, json={"status": "running"})) as api, pytest.raises(TimeoutError):
-        api.wait_for_task("task_1", timeout=0.05, poll_interval=0.02)
+        api.wait_for_task("task_1", timeout=0.05)
+
+
+def test_upload_posts_the_form_to_the_store_without_the_api_key(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+    base: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/v1/uploads":
+            return httpx.Response(201, json={"upload_url": f"{base[0]}/store", "fields": {"key": "up/1"},
+                                             "max_bytes": 100, "media_url": "http://store/up/1"})  # fmt: skip
+        return httpx.Response(204)
+
+    photo = tmp_path / "clip.mp4"
+    photo.write_bytes(b"0123456789")
+    with scripted_server(handler) as url, FacemintClient("fm_key", url) as api:
+        base.append(url)
+        assert api.media_url(photo) == "http://store/up/1"
+        assert api.media_url("https://x/a.jpg") == "https://x/a.jpg"
+        photo.write_bytes(b"x" * 101)
+        with pytest.raises(ValueError, match="at most 100"):
+            api.upload(photo)
+    created, stored = seen[0], seen[1]
+    assert json.loads(created.content) == {"type": "video", "filename": "clip.mp4"}
+    assert stored.url.path == "/store" and "x-api-key" not in stored.headers
+    assert b'name="key"' in stored.content and b"0123456789" in stored.content
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("a.JPG", "image"), ("b.gif", "gif"), ("c.mp4", "video"), ("https://s3/x/clip.MOV?X-Amz-Signature=1", "video"),
+     ("https://s3/x/anim.gif?sig=a.jpg", "gif"), ("upload", "image")],
+)  # fmt: skip
+def test_the_task_type_comes_from_the_file_name_or_url_path(name: str, kind: str) -> None:
+    assert media_type(name) == kind
+
+
+async def test_async_client_retries_and_long_polls() -> None:
+    answers = [error(429, "rate_limited", "slow down", **{"Retry-After": "0"})]
+    statuses = ["running", "succeeded"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if answers:
+            return answers.pop(0)
+        return httpx.Response(200, json={"task_id": "task_1", "status": statuses.pop(0)}, headers=LIMIT_HEADERS)
+
+    with scripted_server(handler) as url:
+        async with AsyncFacemintClient("fm_key", url) as api:
+            task = await api.wait_for_task("task_1", timeout=60)
+            assert task["status"] == "succeeded" and api.last_rate_limit is not None
+    assert not answers and not statuses
 
 
 def test_admin_client_sends_the_bearer_token() -> None:
@@ -180,3 +242,14 @@ async def test_facemint_migrate_applies_then_reports_up_to_date(postgres_server)
         await conn.close()
     assert await asyncio.to_thread(main, ["migrate", "--dsn", dsn]) == 0
     assert await asyncio.to_thread(main, ["migrate", "--dsn", "postgresql://nobody@127.0.0.1:9/none"]) == 1
+
+
+@pytest.mark.parametrize(("argv", "module"), [(["up"], "facemint_local.supervisor"), (["migrate"], "facemint_core.db")])
+def test_platform_commands_explain_themselves_without_the_platform_packages(
+    argv: list[str], module: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from facemint_sdk.cli import main
+
+    monkeypatch.setitem(sys.modules, module, None)  # as in an installation of the SDK alone
+    assert main([*argv, "--dsn", "postgresql://x"] if argv == ["migrate"] else argv) == 2
+    assert "needs a Facemint checkout" in capsys.readouterr().err

@@ -1,95 +1,35 @@
-"""A small typed client of the Facemint public API (``/v1``) and of the admin API (``/admin/v1``), on httpx.
+"""The synchronous client of the Facemint public API (:class:`FacemintClient`) and of the admin API
+(:class:`AdminClient`), on httpx. :mod:`facemint_sdk.aio` has the same public client for asyncio.
 
 Example::
 
     with FacemintClient(api_key, base_url="http://127.0.0.1:8080") as client:
-        created = client.create_detection_task("image", "https://example.com/a.jpg", attributes=["landmarks"])
-        task = client.wait_for_task(created["task_id"])
+        task = client.detect_file("group.jpg", attributes=["age", "gender"])
+        for face in task["result"]["frames"][0]["faces"]:
+            print(face["bbox"], face["attributes"])
 
-Requests that are safe to repeat (GETs, and POSTs sent with an ``Idempotency-Key``, which task creation and
-cancellation always carry) are retried on connection errors, 503 and 429 (honouring ``Retry-After`` up to
-``max_retry_wait`` seconds). Every error answer raises :class:`FacemintAPIError` with the API's code.
+Every POST carries an ``Idempotency-Key`` (a random one unless given), so every request is safe to repeat: each is
+retried after a connection error, 429 or 503, honouring ``Retry-After`` up to ``max_retry_wait`` seconds. Every error
+answer raises :class:`FacemintAPIError` with the API's code.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self, TypedDict, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
-TaskType = Literal["video", "image", "gif"]
+from facemint_sdk import _core as api
+from facemint_sdk import models as m
+from facemint_sdk._core import TERMINAL_STATUSES, Call, RateLimit, RetryPolicy
 
-
-class FacemintAPIError(Exception):
-    """An error answer of the API (its envelope's code and message), or a transport failure (``status`` 0)."""
-
-    def __init__(
-        self, status: int, code: str, message: str, request_id: str = "", retry_after: float | None = None
-    ) -> None:
-        super().__init__(f"{status} {code}: {message}" + (f" (request {request_id})" if request_id else ""))
-        self.status = status
-        self.code = code
-        self.message = message
-        self.request_id = request_id
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """The ``X-RateLimit-*`` headers of a response."""
-
-    limit: int
-    remaining: int
-    reset: int
-
-
-class TaskCreated(TypedDict):
-    """The answer to ``POST /v1/create-detection-task``."""
-
-    request_id: str
-    task_id: str
-    status: str
-    created_at: str
-    estimated_seconds: int
-
-
-class Task(TypedDict, total=False):
-    """A task as ``GET /v1/task/{id}`` returns it."""
-
-    request_id: str
-    task_id: str
-    status: str
-    type: str
-    media: dict[str, Any]
-    result: dict[str, Any]
-    progress: dict[str, int]
-    estimated_seconds: int
-    metadata: dict[str, Any]
-    created_at: str
-    completed_at: str | None
-    error: dict[str, str]
-
-
-class TaskPage(TypedDict):
-    """A page of ``GET /v1/tasks``."""
-
-    request_id: str
-    tasks: list[Task]
-    next_cursor: str | None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+T = TypeVar("T")
+_Self = TypeVar("_Self", bound="_HttpApi")
+DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 class _HttpApi:
@@ -100,22 +40,20 @@ class _HttpApi:
         base_url: str,
         headers: Mapping[str, str],
         timeout: float,
-        max_retries: int,
-        max_retry_wait: float,
+        retry: RetryPolicy,
         transport: httpx.BaseTransport | None,
     ) -> None:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"), headers=dict(headers), timeout=timeout, transport=transport
         )
-        self.max_retries = max_retries
-        self.max_retry_wait = max_retry_wait
+        self.retry = retry
         self.last_rate_limit: RateLimit | None = None
 
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _Self) -> _Self:
         return self
 
     def __exit__(
@@ -123,53 +61,28 @@ class _HttpApi:
     ) -> None:
         self.close()
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        query = {k: v for k, v in (params or {}).items() if v is not None}
-        repeatable = method == "GET" or idempotency_key is not None
+    def _send(self, call: Call[T]) -> T:
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = self._http.request(method, path, json=body, params=query, headers=headers)
+                response = self._http.request(call.method, call.path, **call.request_args())
             except httpx.TransportError as exc:
-                if repeatable and attempt <= self.max_retries:
-                    time.sleep(min(self.max_retry_wait, 0.5 * 2**attempt))
-                    continue
-                raise FacemintAPIError(0, "connection_error", str(exc) or type(exc).__name__) from exc
-            self._note_rate_limit(response)
-            if response.is_success:
-                return cast(dict[str, Any], response.json())
-            error = self._error(response)
-            backoff = min(self.max_retry_wait, 0.5 * 2**attempt)
-            wait = error.retry_after if error.retry_after is not None else backoff
-            retryable = response.status_code in (429, 503) and wait <= self.max_retry_wait
-            if not (repeatable and retryable and attempt <= self.max_retries):
+                error = api.transport_error(exc)
+            else:
+                self.last_rate_limit = api.rate_limit(response) or self.last_rate_limit
+                if response.is_success:
+                    return cast(T, response.json())
+                error = api.api_error(response)
+            wait = self.retry.after_error(call, attempt, error)
+            if wait is None:
                 raise error
             time.sleep(wait)
 
-    def _note_rate_limit(self, response: httpx.Response) -> None:
-        h = response.headers
-        if "x-ratelimit-limit" in h:
-            self.last_rate_limit = RateLimit(
-                int(h["x-ratelimit-limit"]), int(h["x-ratelimit-remaining"]), int(h["x-ratelimit-reset"])
-            )
-
-    @staticmethod
-    def _error(response: httpx.Response) -> FacemintAPIError:
-        try:
-            envelope = response.json()["error"]
-            code, message, rid = str(envelope["code"]), str(envelope["message"]), str(envelope.get("request_id", ""))
-        except (ValueError, KeyError, TypeError):
-            code, message, rid = f"http_{response.status_code}", response.text[:200], ""
-        return FacemintAPIError(response.status_code, code, message, rid, _retry_after(response))
+    def _request(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return self._send(Call[dict[str, Any]](method, path, body, params or {}))
 
 
 class FacemintClient(_HttpApi):
@@ -178,101 +91,238 @@ class FacemintClient(_HttpApi):
     Args:
         api_key: An account's API key (``fm_...``).
         base_url: The gateway, e.g. ``http://127.0.0.1:8080``.
-        timeout: Seconds per HTTP request.
-        max_retries: Retries of a repeatable request after a connection error, 429 or 503.
+        timeout: Seconds per HTTP request (a long poll adds its wait to it).
+        max_retries: Retries of a request after a connection error, 429 or 503.
         max_retry_wait: The longest ``Retry-After`` worth waiting for; longer ones raise at once.
-        transport: An httpx transport (tests).
+        transport: An httpx transport (tests, proxies).
     """
 
     def __init__(
         self,
         api_key: str,
-        base_url: str = "http://127.0.0.1:8080",
-        timeout: float = 30.0,
+        base_url: str = DEFAULT_URL,
+        timeout: float = 60.0,
         max_retries: int = 2,
         max_retry_wait: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(base_url, {"x-api-key": api_key}, timeout, max_retries, max_retry_wait, transport)
+        super().__init__(base_url, {"x-api-key": api_key}, timeout, RetryPolicy(max_retries, max_retry_wait), transport)
+        self._timeout = timeout
+
+    # Tasks
 
     def create_detection_task(
-        self, type: TaskType, media_url: str, *, idempotency_key: str | None = None, **options: Any
-    ) -> TaskCreated:
-        """Submit a detection task (``options``: start_time, end_time, sample_rate, attributes, recognize, ...).
+        self, type: m.TaskType, media_url: str, *, idempotency_key: str | None = None, **options: Any
+    ) -> m.TaskCreated:
+        """Submit a detection task.
 
-        An ``Idempotency-Key`` is always sent (a random one unless given), so a retry never creates a second task.
+        Args:
+            type: ``image``, ``gif`` or ``video``.
+            media_url: An http(s) URL, or the ``media_url`` of an upload.
+            idempotency_key: Sent as ``Idempotency-Key`` (a random one when None): a retry never creates a second task.
+            **options: Any other field of the request body: ``attributes``, ``recognize``, ``library_id``, ``top_k``,
+                ``start_time``, ``end_time``, ``sample_rate``, ``min_face_size``, ``confidence_threshold``,
+                ``callback_url``, ``metadata`` (None values are left out).
         """
-        body = {"type": type, "media_url": media_url, **options}
-        key = idempotency_key or str(uuid.uuid4())
-        return cast(TaskCreated, self._request("POST", "/v1/create-detection-task", body, idempotency_key=key))
+        return self._send(api.create_detection_task(type, media_url, idempotency_key, options))
 
-    def get_task(self, task_id: str) -> Task:
-        """One task, with its result once succeeded."""
-        return cast(Task, self._request("GET", f"/v1/task/{task_id}"))
+    def get_task(self, task_id: str, wait: float = 0) -> m.Task:
+        """One task, with its result once succeeded; ``wait`` > 0 holds the answer up to that many seconds (at most
+        30) until the task is terminal (a long poll)."""
+        return self._send(api.get_task(task_id, wait))
 
-    def wait_for_task(self, task_id: str, timeout: float = 300.0, poll_interval: float = 2.0) -> Task:
-        """Poll until the task is terminal; TimeoutError after ``timeout`` seconds."""
+    def wait_for_task(self, task_id: str, timeout: float = 600.0) -> m.Task:
+        """Long-poll until the task succeeds, fails or is cancelled; TimeoutError after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while True:
-            task = self.get_task(task_id)
+            left = deadline - time.monotonic()
+            task = self.get_task(task_id, wait=max(left, 0.001))
             if task.get("status") in TERMINAL_STATUSES:
                 return task
-            if time.monotonic() + poll_interval > deadline:
+            if time.monotonic() >= deadline:
                 raise TimeoutError(f"task {task_id} still {task.get('status')} after {timeout:.0f} s")
-            time.sleep(poll_interval)
 
     def list_tasks(
         self,
-        status: str | None = None,
-        type: TaskType | None = None,
+        status: m.TaskStatus | None = None,
+        type: m.TaskType | None = None,
         created_after: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
-    ) -> TaskPage:
-        """One page of the account's tasks, newest first."""
-        params = {"status": status, "type": type, "created_after": created_after, "limit": limit, "cursor": cursor}
-        return cast(TaskPage, self._request("GET", "/v1/tasks", params=params))
+    ) -> m.TaskPage:
+        """One page of the account's tasks, newest first (``next_cursor`` leads to the next)."""
+        return self._send(api.list_tasks(status, type, created_after, limit, cursor))
 
     def iter_tasks(
-        self, status: str | None = None, type: TaskType | None = None, page_size: int = 100
-    ) -> Iterator[Task]:
+        self, status: m.TaskStatus | None = None, type: m.TaskType | None = None, page_size: int = 100
+    ) -> Iterator[m.Task]:
         """Every task matching the filters, following the cursors."""
         cursor: str | None = None
         while True:
             page = self.list_tasks(status=status, type=type, limit=page_size, cursor=cursor)
-            yield from page["tasks"]
-            cursor = page["next_cursor"]
+            yield from page.get("tasks", [])
+            cursor = page.get("next_cursor")
             if not cursor:
                 return
 
-    def cancel_task(self, task_id: str) -> dict[str, Any]:
+    def cancel_task(self, task_id: str) -> m.CancelledTask:
         """Cancel a queued or running task (409 ``conflict`` once it is terminal)."""
-        return self._request("POST", f"/v1/task/{task_id}/cancel", {}, idempotency_key=str(uuid.uuid4()))
+        return self._send(api.cancel_task(task_id))
 
-    def create_upload(self, type: TaskType, filename: str = "") -> dict[str, Any]:
-        """A presigned upload: POST ``fields`` and then the bytes (a form field named ``file``, at most ``max_bytes``)
-        as ``multipart/form-data`` to ``upload_url``, then submit ``media_url`` in a task."""
-        return self._request("POST", "/v1/uploads", {"type": type, "filename": filename})
+    # Uploads
 
-    def usage(self) -> dict[str, Any]:
-        """Plan, limits, this month's minutes, active tasks and this key's request window."""
-        return self._request("GET", "/v1/usage")
+    def create_upload(self, type: m.TaskType, filename: str = "") -> m.UploadCreated:
+        """A presigned upload: :meth:`upload` sends the bytes for you."""
+        return self._send(api.create_upload(type, filename))
 
-    def list_keys(self) -> list[dict[str, Any]]:
+    def upload(self, source: str | Path | bytes, type: m.TaskType | None = None, filename: str = "") -> m.UploadCreated:
+        """Upload a local file (or bytes) through a presigned upload; its ``media_url`` goes into a task, an
+        enrolment or a compare. ``type`` defaults to what the file name says (image when bytes are given)."""
+        if isinstance(source, bytes):
+            data, filename = source, filename or "media"
+        else:
+            data, filename = Path(source).read_bytes(), filename or Path(source).name
+        upload = self.create_upload(type or api.media_type(filename), filename)
+        with httpx.Client(timeout=max(self._timeout, 300.0)) as store:  # never send the API key to the store
+            api.check_upload(store.post(upload["upload_url"], **api.upload_form(upload, data, filename)))
+        return upload
+
+    def media_url(self, source: str | Path, type: m.TaskType | None = None) -> str:
+        """``source`` when it is an http(s) URL, else the ``media_url`` of an upload of that local file."""
+        if isinstance(source, str) and source.startswith(("http://", "https://")):
+            return source
+        return self.upload(source, type)["media_url"]
+
+    def detect_file(
+        self, source: str | Path, *, type: m.TaskType | None = None, timeout: float = 600.0, **options: Any
+    ) -> m.Task:
+        """Analyse a local file (or URL) in one call: upload, create the task, wait for it; the finished task.
+
+        ``options`` are those of :meth:`create_detection_task` (``attributes=[...]``, ``recognize=1``,
+        ``library_id=...``). A failed task is returned as such (``status`` ``failed`` and its ``error``).
+        """
+        kind = type or api.media_type(str(source))
+        created = self.create_detection_task(kind, self.media_url(source, kind), **options)
+        return self.wait_for_task(created["task_id"], timeout)
+
+    # Libraries, persons and faces
+
+    def create_library(self, library_id: str, name: str | None = None, description: str | None = None) -> m.Library:
+        """Create a face library with your own id."""
+        return self._send(api.create_library(library_id, name, description))
+
+    def list_libraries(self, limit: int | None = None, cursor: str | None = None) -> m.LibraryPage:
+        """One page of your libraries."""
+        return self._send(api.list_libraries(limit, cursor))
+
+    def iter_libraries(self, page_size: int = 100) -> Iterator[m.Library]:
+        """Every library, following the cursors."""
+        cursor: str | None = None
+        while True:
+            page = self.list_libraries(page_size, cursor)
+            yield from page.get("libraries", [])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def get_library(self, library_id: str) -> m.Library:
+        """One library with its person and face counts."""
+        return self._send(api.get_library(library_id))
+
+    def update_library(self, library_id: str, name: str | None = None, description: str | None = None) -> m.Library:
+        """Change a library's name or description."""
+        return self._send(api.update_library(library_id, name, description))
+
+    def delete_library(self, library_id: str) -> m.LibraryDeleted:
+        """Delete a library, its persons and every vector."""
+        return self._send(api.delete_library(library_id))
+
+    def enrol_face(
+        self,
+        library_id: str,
+        person_id: str,
+        image: str | Path,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> m.ReferenceFace:
+        """Enrol a reference image (exactly one clear face) under a person, created on first use; ``image`` is an
+        http(s) URL or a local file, uploaded first."""
+        url = self.media_url(image, "image")
+        return self._send(api.enrol_face(library_id, person_id, url, name, metadata))
+
+    def list_persons(self, library_id: str, limit: int | None = None, cursor: str | None = None) -> m.PersonPage:
+        """One page of a library's persons."""
+        return self._send(api.list_persons(library_id, limit, cursor))
+
+    def iter_persons(self, library_id: str, page_size: int = 100) -> Iterator[m.Person]:
+        """Every person of a library, following the cursors."""
+        cursor: str | None = None
+        while True:
+            page = self.list_persons(library_id, page_size, cursor)
+            yield from page.get("persons", [])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def get_person(self, library_id: str, person_id: str) -> m.PersonWithFaces:
+        """A person and their reference faces."""
+        return self._send(api.get_person(library_id, person_id))
+
+    def delete_person(self, library_id: str, person_id: str) -> m.PersonDeleted:
+        """Delete a person and their vectors."""
+        return self._send(api.delete_person(library_id, person_id))
+
+    def list_faces(self, library_id: str, person_id: str) -> m.PersonFaces:
+        """A person's reference faces."""
+        return self._send(api.list_faces(library_id, person_id))
+
+    def delete_face(self, library_id: str, person_id: str, face_id: str) -> m.FaceDeleted:
+        """Delete one reference face."""
+        return self._send(api.delete_face(library_id, person_id, face_id))
+
+    def compare(self, source: str | Path, target: str | Path) -> m.Comparison:
+        """1:1 compare of the largest face of two images (URLs or local files, uploaded first)."""
+        return self._send(api.compare(self.media_url(source, "image"), self.media_url(target, "image")))
+
+    # Keys and usage
+
+    def list_keys(self) -> list[m.ApiKey]:
         """The account's keys (prefix and metadata only)."""
-        return cast(list[dict[str, Any]], self._request("GET", "/v1/keys")["keys"])
+        return self._send(api.list_keys()).get("keys", [])
 
-    def create_key(self, name: str = "", expires_in_seconds: int | None = None) -> dict[str, Any]:
+    def create_key(self, name: str = "", expires_in_seconds: int | None = None) -> m.CreatedKey:
         """A new key of the account; its secret is in ``["key"]``, shown this once."""
-        return self._request("POST", "/v1/keys", {"name": name or None, "expires_in_seconds": expires_in_seconds})
+        return self._send(api.create_key(name, expires_in_seconds))
 
-    def rotate_key(self, key_id: str, grace_seconds: int | None = None) -> dict[str, Any]:
+    def rotate_key(self, key_id: str, grace_seconds: int | None = None) -> m.RotatedKey:
         """Replace a key; the old one keeps working for ``grace_seconds`` (server default when None)."""
-        return self._request("POST", f"/v1/keys/{key_id}/rotate", {"grace_seconds": grace_seconds})
+        return self._send(api.rotate_key(key_id, grace_seconds))
 
-    def revoke_key(self, key_id: str) -> dict[str, Any]:
+    def revoke_key(self, key_id: str) -> m.ApiKey:
         """Revoke a key now."""
-        return self._request("POST", f"/v1/keys/{key_id}/revoke", {})
+        return self._send(api.revoke_key(key_id))
+
+    def usage(self) -> m.Usage:
+        """Plan, limits, this month's minutes, active tasks and this key's request window."""
+        return self._send(api.usage())
+
+    # Webhooks
+
+    def list_deliveries(self, task_id: str) -> m.Deliveries:
+        """A task's webhook deliveries and their attempts."""
+        return self._send(api.list_deliveries(task_id))
+
+    def redeliver(self, task_id: str) -> m.Redelivery:
+        """Queue a task's webhook again."""
+        return self._send(api.redeliver(task_id))
+
+    def get_webhook_secret(self) -> m.WebhookSecret:
+        """The account's webhook signing secret (and the previous one during a rotation)."""
+        return self._send(api.get_webhook_secret())
+
+    def rotate_webhook_secret(self, grace_seconds: int | None = None) -> m.WebhookSecret:
+        """A new signing secret; deliveries also carry the old one's signature for ``grace_seconds``."""
+        return self._send(api.rotate_webhook_secret(grace_seconds))
 
 
 class AdminClient(_HttpApi):
@@ -281,12 +331,12 @@ class AdminClient(_HttpApi):
     def __init__(
         self,
         token: str,
-        base_url: str = "http://127.0.0.1:8080",
+        base_url: str = DEFAULT_URL,
         timeout: float = 30.0,
         max_retries: int = 2,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(base_url, {"Authorization": f"Bearer {token}"}, timeout, max_retries, 10.0, transport)
+        super().__init__(base_url, {"Authorization": f"Bearer {token}"}, timeout, RetryPolicy(max_retries), transport)
 
     def plans(self) -> list[dict[str, Any]]:
         """The configured plans and their limits."""
