@@ -8,10 +8,10 @@ Every image comes from a pinned registry package (``facemint_local.testmedia``, 
   no-face 25 x 25 patches of ``lfw_subset.npy`` (scikit-image's labels), upscaled 6x. Every detection is a false face.
 * **Tight grey crops**: the 100 face crops of ``lfw_subset.npy`` (grey, 25 x 25, the face fills the crop),
   upscaled 6x to 150 x 150: each should give one face.
-* **Degraded pairs**: the 62 single-face deepface portraits (identities from the hand labels); every pair
+* **Degraded pairs**: the 59 deepface portraits with one labelled face (identities from the hand labels); every pair
   (clean image, degraded copy of another image) for six degradations of the labelled face box: ``blur`` (Gaussian,
-  sigma = box width / 20), ``lowres`` (image scaled so that the face is 24 px wide), ``lowres_jpeg`` (the same,
-  then JPEG quality 15), ``noise`` (Gaussian, sigma 35 grey levels, seed 18), ``eyebar`` (a black bar over the eye
+  sigma = box width / 12), ``lowres`` (image scaled so that the face is 16 px wide), ``lowres_jpeg`` (the same,
+  then JPEG quality 10), ``noise`` (Gaussian, sigma 50 grey levels, seed 18), ``eyebar`` (a black bar over the eye
   band, 28-50% of the box height) and ``grey_crop`` (the box alone, grey, 150 x 150). Faces are taken the way
   compare and enrolment take them: the largest face of at least 20 px (the library's ``detect_min_face_size``).
 """
@@ -32,6 +32,13 @@ from facemint_local import testmedia
 
 LFW_UPSCALE = 6
 NOISE_SEED = 18
+BLUR_DIVISOR = 12
+"""Gaussian blur sigma = face box width / this."""
+LOWRES_FACE_PX = 16
+"""Low resolution: the image is scaled so that the face box is this wide."""
+JPEG_QUALITY = 10
+NOISE_SIGMA = 50
+"""Gaussian noise, grey levels."""
 DEGRADATIONS = ("blur", "lowres", "lowres_jpeg", "noise", "eyebar", "grey_crop")
 COMPARE_MIN_FACE = 20
 """The library's ``detect_min_face_size``: compare and enrolment see faces of at least this many pixels."""
@@ -59,18 +66,18 @@ def degrade(image: np.ndarray, box: list[float], kind: str) -> np.ndarray:
     x1, y1, x2, y2 = (float(v) for v in box)
     width, height = x2 - x1, y2 - y1
     if kind == "blur":
-        return cv2.GaussianBlur(image, (0, 0), width / 20)
+        return cv2.GaussianBlur(image, (0, 0), width / BLUR_DIVISOR)
     if kind in ("lowres", "lowres_jpeg"):
-        scale = min(1.0, 24 / width)
+        scale = min(1.0, LOWRES_FACE_PX / width)
         small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         if kind == "lowres":
             return small
-        ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 15])
+        ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         assert ok
-        return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+        return np.asarray(cv2.imdecode(encoded, cv2.IMREAD_COLOR))
     if kind == "noise":
         rng = np.random.default_rng(NOISE_SEED)
-        return np.clip(image + rng.normal(0, 35, image.shape), 0, 255).astype(np.uint8)
+        return np.clip(image + rng.normal(0, NOISE_SIGMA, image.shape), 0, 255).astype(np.uint8)
     if kind == "eyebar":
         out = image.copy()
         top, bottom = round(y1 + 0.28 * height), round(y1 + 0.50 * height)
@@ -164,7 +171,8 @@ async def degraded_pairs(pipe: Pipeline, calibration: Calibration) -> dict[str, 
             key: await _largest_embedding(pipe, degrade(image, portraits[key][1], kind))
             for key, image in images.items()
         }
-        genuine, impostor = [], []
+        genuine: list[float] = []
+        impostor: list[float] = []
         missing = 0
         for a, b in itertools.permutations(portraits, 2):
             if clean[a] is None:

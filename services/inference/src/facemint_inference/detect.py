@@ -205,8 +205,8 @@ def suppress(candidates: Candidates, scale: float, frame_shape: tuple[int, ...])
     order = np.argsort(-candidates.scores)[:MAX_CANDIDATES]
     boxes, scores, kps = candidates.boxes[order], candidates.scores[order], candidates.keypoints[order]
     xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
-    keep = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), 0.0, NMS_IOU), dtype=np.int64).reshape(-1)
-    keep = contained_suppression(boxes, np.sort(keep))
+    by_iou = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), 0.0, NMS_IOU), dtype=np.int64).reshape(-1)
+    keep = contained_suppression(boxes, np.sort(by_iou))
     height, width = frame_shape[:2]
     limits = np.array([width, height, width, height], dtype=np.float32)
     detections = []
