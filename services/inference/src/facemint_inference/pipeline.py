@@ -46,7 +46,7 @@ from facemint_inference.mesh106 import MESH_TO_106, POSE_106, REFERENCE_106
 from facemint_inference.packs import AGE, EMOTION, GENDER, MASK, Model, Pack
 from facemint_inference.pose import Pose, camera_model, head_pose
 from facemint_inference.runners.base import Runner
-from facemint_inference.second_pass import needs_check, pad_frame, unpad
+from facemint_inference.second_pass import pad_frame, unpad
 
 T = TypeVar("T")
 
@@ -275,14 +275,9 @@ class Pipeline:
         crops = warp_batch(images, [frame for frame, _ in chosen], matrices, landmarks.CROP_SIZE)
         return landmarks.mesh_tensor(crops)
 
-    async def _confirm(
-        self, images: list[NDArray[Any]], found: list[list[Detection]], check: Callable[[Detection], bool]
-    ) -> list[list[Detection]]:
-        """Drop the detections chosen by ``check`` that the face mesh's presence output calls no face (packs
-        without a face mesh keep every detection; ``second_pass`` explains the check)."""
-        if self.pack.landmark_kind != "mesh":
-            return found
-        chosen = [(i, d) for i, frame in enumerate(found) for d in frame if check(d)]
+    async def _confirm(self, images: list[NDArray[Any]], found: list[list[Detection]]) -> list[list[Detection]]:
+        """Drop the detections that the face mesh's presence output calls no face (``second_pass``)."""
+        chosen = [(i, d) for i, frame in enumerate(found) for d in frame]
         if not chosen:
             return found
         model = self.pack.landmarker
@@ -295,7 +290,7 @@ class Pipeline:
         return [[d for d in frame if id(d) not in rejected] for frame in found]
 
     async def detect(self, images: list[NDArray[Any]], threshold: float) -> list[list[Detection]]:
-        """Detect faces in every frame with one batched detector call, then drop doubtful false faces.
+        """Detect faces in every frame with one batched detector call.
 
         Args:
             images: ``[H, W, 3]`` uint8 BGR frames (any size).
@@ -304,7 +299,7 @@ class Pipeline:
         Returns:
             Per frame, detections by descending confidence in source pixels.
         """
-        return await self._confirm(images, await self._detect_once(images, threshold), needs_check)
+        return await self._detect_once(images, threshold)
 
     async def detect_padded(self, images: list[NDArray[Any]], threshold: float) -> list[list[Detection]]:
         """The second detection pass (``second_pass``): every frame on a padded grey canvas; with a presence
@@ -317,7 +312,7 @@ class Pipeline:
         canvases = [canvas for canvas, _ in padded]
         if self.pack.landmark_kind == "mesh":
             found = await self._detect_once(canvases, min(threshold, second_pass.RETRY_THRESHOLD))
-            found = await self._confirm(canvases, found, lambda _: True)
+            found = await self._confirm(canvases, found)
         else:
             found = await self._detect_once(canvases, threshold)
         return [

@@ -1,18 +1,12 @@
-"""False-face check and the second detection pass for frames where the first pass finds no face.
+"""The second detection pass, for frames where the first pass finds no face.
 
-Both are decided in ADR 0020 and measured by ``make bench-accuracy`` (``docs/accuracy.md``).
-
-* **False-face check** (packs whose landmark model is the MediaPipe face mesh): the mesh has a face-presence
-  output, trained to say whether its crop holds a face. A doubtful detection (score under ``CHECK_BELOW_SCORE``,
-  box at least ``CHECK_MIN_SIDE`` pixels: smaller crops are too coarse for the mesh to judge) whose presence is
-  under ``PRESENCE_MIN`` is dropped: headlamps, patterned cloth, hands and dark patches that the detector scores
-  0.5-0.75 read as no face, while every labelled face of the development set reads above 0.99.
-* **Second pass**: a detector misses a face that fills the whole image (a tight crop) and often a blurred,
-  noisy or tiny one. When a frame has no face after the first pass, it is detected again on a canvas padded
-  by ``PAD`` of its longer side on every side (grey, so the face no longer touches the border and is seen at
-  half the scale); with a presence model the threshold drops to ``RETRY_THRESHOLD`` and *every* detection of
-  this pass must pass the presence check. The pass only runs where the first found nothing, so frames with
-  faces cost the same.
+Decided in ADR 0020 and measured by ``make bench-accuracy`` (``docs/accuracy.md``). A detector misses a face
+that fills the whole image (a tight crop) and often a blurred, noisy or tiny one. When a frame has no face after
+the first pass, it is detected again on a canvas padded by ``PAD`` of its longer side on every side (grey, so the
+face no longer touches the border and is seen at half the scale). With the face mesh (open pack), whose
+face-presence output says whether its crop holds a face, the threshold drops to ``RETRY_THRESHOLD`` and every
+detection of this pass must have a presence of at least ``PRESENCE_MIN``. The pass only runs where the first found
+nothing, so frames with faces cost the same.
 """
 
 from __future__ import annotations
@@ -32,16 +26,7 @@ PAD_VALUE = 127
 RETRY_THRESHOLD = 0.3
 """Detection threshold of the second pass when a presence check confirms each face (never above the request's)."""
 PRESENCE_MIN = 0.5
-"""Face-mesh presence probability below which a checked detection is not a face."""
-CHECK_BELOW_SCORE = 0.8
-"""First-pass detections scoring at least this are not checked (every false face seen scored under 0.76)."""
-CHECK_MIN_SIDE = 32.0
-"""First-pass detections whose shorter side is below this many source pixels are not checked."""
-
-
-def needs_check(detection: Detection) -> bool:
-    """Whether a first-pass detection is doubtful enough to be confirmed by the presence model."""
-    return detection.score < CHECK_BELOW_SCORE and min(detection.width, detection.height) >= CHECK_MIN_SIDE
+"""Face-mesh presence probability below which a second-pass detection is not a face."""
 
 
 def pad_frame(image: NDArray[Any]) -> tuple[NDArray[Any], int]:
