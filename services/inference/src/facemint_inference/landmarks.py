@@ -18,6 +18,8 @@ from facemint_inference.detect import Detection
 CROP_SIZE = 192
 BOX_SCALE = 1.5
 MESH_POINTS = 468
+MESH_PRESENCE = "conv2d_30"
+"""The face mesh's face-presence output: one logit per crop (``second_pass.presence``)."""
 
 
 def _centre(detection: Detection) -> NDArray[Any]:

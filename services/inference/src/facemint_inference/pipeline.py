@@ -33,7 +33,7 @@ from facemint_core import vocab
 from facemint_core.errors import InvalidRequest
 from facemint_core.metrics import LATENCY_BUCKETS
 from facemint_core.tracing import span
-from facemint_inference import attributes, glasses, landmarks
+from facemint_inference import attributes, glasses, landmarks, second_pass
 from facemint_inference.align import to_tensor, warp_batch
 from facemint_inference.detect import (
     Decoder,
@@ -48,6 +48,7 @@ from facemint_inference.mesh106 import MESH_TO_106, POSE_106, REFERENCE_106
 from facemint_inference.packs import AGE, EMOTION, GENDER, MASK, Model, Pack
 from facemint_inference.pose import Pose, camera_model, head_pose
 from facemint_inference.runners.base import Runner
+from facemint_inference.second_pass import pad_frame, unpad
 
 T = TypeVar("T")
 
@@ -268,6 +269,30 @@ class Pipeline:
             for i, (scale, image) in enumerate(zip(scales, images, strict=True))
         ]
 
+    async def _detect_once(self, images: list[NDArray[Any]], threshold: float) -> list[list[Detection]]:
+        tensor, scales, canvas = await self._cpu(self._detector_input, images)
+        outputs = await self._infer(self.pack.detector, tensor)
+        return await self._cpu(self._decode_all, outputs, scales, images, canvas, threshold)
+
+    def _presence_input(self, images: list[NDArray[Any]], chosen: list[tuple[int, Detection]]) -> NDArray[Any]:
+        matrices = [landmarks.mesh_matrix(d) for _, d in chosen]
+        crops = warp_batch(images, [frame for frame, _ in chosen], matrices, landmarks.CROP_SIZE)
+        return landmarks.mesh_tensor(crops)
+
+    async def _confirm(self, images: list[NDArray[Any]], found: list[list[Detection]]) -> list[list[Detection]]:
+        """Drop the detections that the face mesh's presence output calls no face (``second_pass``)."""
+        chosen = [(i, d) for i, frame in enumerate(found) for d in frame]
+        if not chosen:
+            return found
+        model = self.pack.landmarker
+        outputs = await self._infer(model, await self._cpu(self._presence_input, images, chosen))
+        rejected = {
+            id(d)
+            for (_, d), p in zip(chosen, second_pass.presence(outputs[landmarks.MESH_PRESENCE]), strict=True)
+            if p < second_pass.PRESENCE_MIN
+        }
+        return [[d for d in frame if id(d) not in rejected] for frame in found]
+
     async def detect(self, images: list[NDArray[Any]], threshold: float) -> list[list[Detection]]:
         """Detect faces in every frame with one batched detector call.
 
@@ -278,9 +303,25 @@ class Pipeline:
         Returns:
             Per frame, detections by descending confidence in source pixels.
         """
-        tensor, scales, canvas = await self._cpu(self._detector_input, images)
-        outputs = await self._infer(self.pack.detector, tensor)
-        return await self._cpu(self._decode_all, outputs, scales, images, canvas, threshold)
+        return await self._detect_once(images, threshold)
+
+    async def detect_padded(self, images: list[NDArray[Any]], threshold: float) -> list[list[Detection]]:
+        """The second detection pass (``second_pass``): every frame on a padded grey canvas; with a presence
+        model, at a threshold of at most ``RETRY_THRESHOLD`` and every detection confirmed.
+
+        Returns:
+            Per frame, detections by descending confidence in source pixels of the unpadded frame.
+        """
+        padded = await self._cpu(lambda: [pad_frame(image) for image in images])
+        canvases = [canvas for canvas, _ in padded]
+        if self.pack.landmark_kind == "mesh":
+            found = await self._detect_once(canvases, min(threshold, second_pass.RETRY_THRESHOLD))
+            found = await self._confirm(canvases, found)
+        else:
+            found = await self._detect_once(canvases, threshold)
+        return [
+            unpad(frame, border, image.shape) for frame, (_, border), image in zip(found, padded, images, strict=True)
+        ]
 
     # ----- per-face models -------------------------------------------------------------------------------
     #
@@ -466,6 +507,15 @@ class Pipeline:
         if not images:
             return []
         detections = await self.detect(images, options.confidence_threshold)
+        empty = [
+            i
+            for i, found in enumerate(detections)
+            if not any(min(d.width, d.height) >= options.min_face_size for d in found)
+        ]
+        if empty:  # a second look only where the first found nothing, so frames with faces cost the same
+            retried = await self.detect_padded([images[i] for i in empty], options.confidence_threshold)
+            for i, found in zip(empty, retried, strict=True):
+                detections[i] = found
         faces = [
             Face(frame=i, detection=d)
             for i, frame_detections in enumerate(detections)

@@ -1,0 +1,77 @@
+"""Duplicate boxes, false faces and the second detection pass, on real images through the real models.
+
+The images come from scikit-image's wheel (pinned in ``facemint_local.testmedia``): tight grey face crops of
+``lfw_subset.npy`` (a face filling the whole image, the case where the first pass finds nothing or two boxes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from recording import RecordingRunner
+
+from facemint_inference.detect import Detection, contained_suppression
+from facemint_inference.pipeline import AnalyzeOptions, Pipeline
+from facemint_inference.second_pass import pad_frame, unpad
+from facemint_local.testmedia import LFW_SUBSET, T1, bgr, path
+
+NO_FIRST_PASS_FACE = 1
+"""LFW face crop on which neither pack's first pass finds a face."""
+TWO_BOXES = 98
+"""LFW face crop on which the open pack's detector gave two boxes (a tight one inside a loose one) before
+containment suppression."""
+
+
+def lfw_face(index: int) -> NDArray[Any]:
+    """Face crop ``index`` of scikit-image's LFW subset, upscaled 6x to 150 x 150 BGR (as ``bench/hard.py``)."""
+    grey = np.round(np.load(path(LFW_SUBSET))[index] * 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.resize(grey, None, fx=6, fy=6, interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
+
+
+async def test_tight_grey_crop_without_a_first_pass_face_gives_one_face(pipeline: Pipeline) -> None:
+    image = lfw_face(NO_FIRST_PASS_FACE)
+    assert (await pipeline.detect([image], 0.5))[0] == [], "the first pass alone finds nothing here"
+    (faces,) = await pipeline.analyze([image], AnalyzeOptions.create(want_embeddings=True))
+    assert len(faces) == 1
+    box = faces[0].detection.box
+    assert (box >= 0).all() and (box[2:] <= 150).all(), "boxes of the padded pass are in the crop's pixels"
+    assert box[2] - box[0] > 60, "the face fills most of the crop"
+    assert faces[0].embedding is not None
+
+
+async def test_tight_box_inside_a_loose_box_leaves_one_face(pipeline: Pipeline) -> None:
+    (faces,) = await pipeline.analyze([lfw_face(TWO_BOXES)], AnalyzeOptions.create())
+    assert len(faces) == 1
+
+
+async def test_second_pass_runs_only_when_the_first_finds_nothing(recorded: tuple[RecordingRunner, Pipeline]) -> None:
+    recording, pipeline = recorded
+    detector = pipeline.pack.detector.name
+    await pipeline.analyze([bgr(T1)], AnalyzeOptions.create())
+    assert recording.models().count(detector) == 1
+    recording.calls.clear()
+    await pipeline.analyze([lfw_face(NO_FIRST_PASS_FACE)], AnalyzeOptions.create())
+    assert recording.models().count(detector) == 2
+
+
+def test_containment_keeps_the_better_of_nested_boxes_and_both_of_neighbours() -> None:
+    boxes = np.array(
+        [[17, 42, 93, 98], [5, 0, 128, 122], [200, 40, 260, 100], [240, 40, 300, 100]], dtype=np.float32
+    )  # by descending score: a tight box, a loose box around it, two faces side by side overlapping by a third
+    assert contained_suppression(boxes, np.arange(4)).tolist() == [0, 2, 3]
+
+
+@pytest.mark.parametrize("shape", [(150, 150, 3), (90, 200, 3)])
+def test_padding_maps_back_to_frame_pixels(shape: tuple[int, int, int]) -> None:
+    image = np.zeros(shape, np.uint8)
+    padded, border = pad_frame(image)
+    assert border == round(0.5 * max(shape[:2]))
+    assert padded.shape[:2] == (shape[0] + 2 * border, shape[1] + 2 * border)
+    inside = Detection(np.array([border + 10, border + 5, border + 60, border + 80], np.float32), 0.9, np.zeros((5, 2)))
+    outside = Detection(np.array([0, 0, border - 1, border - 1], np.float32), 0.9, np.zeros((5, 2)))
+    (mapped,) = unpad([inside, outside], border, shape)
+    assert mapped.box.tolist() == [10, 5, 60, 80]
