@@ -33,6 +33,7 @@ RETRY_SAFE: dict[str, dict[str, bool]] = {
         "GetTask": True,
         "ListTasks": True,
         "CancelTask": False,  # a repeat of a cancel that went through answers 409 "already cancelled"
+        "GetUsage": True,
     },
     "facemint.library.v1.LibraryService": {
         "CreateLibrary": False,  # a repeat of a create that went through answers 409 "already exists"
