@@ -23,6 +23,7 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
+from facemint_core.schemas import service_dsn
 from facemint_local.harness import MEDIA_HOST, MediaServer, RunningPlatform, WebhookReceiver, api_client, start_platform
 from facemint_local.otlp import OtlpReceiver, render_tree
 from facemint_local.testmedia import encode, group_image, long_tiny_video, moving_faces_video
@@ -242,7 +243,8 @@ def test_a_job_the_outbox_sweep_enqueues_continues_the_trace_stored_with_its_tas
     task_id = f"task_{secrets.token_hex(12)}"
 
     async def store_unpublished() -> None:  # the row CreateTask stores, as if its job's publish had failed
-        conn = await asyncpg.connect(f"postgresql://facemint@127.0.0.1:{traced.server('postgres')['port']}/facemint")
+        admin = f"postgresql://facemint@127.0.0.1:{traced.server('postgres')['port']}/facemint"
+        conn = await asyncpg.connect(service_dsn(admin, "task-orchestrator"))  # the orchestrator owns ``tasks``
         await conn.execute(
             """INSERT INTO tasks (task_id, account_id, type, status, spec, estimated_seconds, request_id, traceparent,
                                   updated_at)

@@ -244,7 +244,9 @@ async def test_facemint_migrate_applies_then_reports_up_to_date(postgres_server)
     assert await asyncio.to_thread(main, ["migrate", "--dsn", "postgresql://nobody@127.0.0.1:9/none"]) == 1
 
 
-@pytest.mark.parametrize(("argv", "module"), [(["up"], "facemint_local.supervisor"), (["migrate"], "facemint_core.schemas")])
+@pytest.mark.parametrize(
+    ("argv", "module"), [(["up"], "facemint_local.supervisor"), (["migrate"], "facemint_core.schemas")]
+)
 def test_platform_commands_explain_themselves_without_the_platform_packages(
     argv: list[str], module: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -435,7 +435,7 @@ async def test_a_host_slower_than_the_callers_deadline_is_invalid_media_not_a_de
         )
     )
     url = media_server.serve("/slow.jpg", Route(hang=True))
-    call = decoder.stub.AnalyzeMedia(pb.AnalyzeMediaRequest(media_url=url, kind=pb.MEDIA_KIND_IMAGE), timeout=3)
+    call = decoder.stub.AnalyzeMedia(pb.AnalyzeMediaRequest(media_url=url, kind=common_pb2.MEDIA_KIND_IMAGE), timeout=3)
     with pytest.raises(grpc.aio.AioRpcError) as info:
         [item async for item in call]
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value
