@@ -93,22 +93,26 @@ async def _nats_facts(url: str, task_ids: set[str]) -> tuple[str, Counter[str], 
         await nc.close()
 
 
-async def _db_facts(dsn: str, account: str) -> tuple[dict[str, Any], tuple[float, int], list[Any]]:
+async def _db_facts(dsn: str) -> tuple[dict[str, Any], tuple[float, int], list[Any]]:
+    """The development account's tasks, metered usage and webhook deliveries, from their owners' schemas."""
     conn = await asyncpg.connect(dsn)
     try:
+        account = await conn.fetchval("SELECT account_id FROM gateway.accounts WHERE name = 'Development'")
         tasks = {
             r["task_id"]: dict(r)
             for r in await conn.fetch(
-                "SELECT task_id, status, attempts, billed_seconds FROM tasks WHERE account_id = $1", account
+                "SELECT task_id, status, attempts, billed_seconds FROM orchestrator.tasks WHERE account_id = $1",
+                account,
             )
         }
         usage = await conn.fetchrow(
-            "SELECT coalesce(sum(seconds), 0) AS s, coalesce(sum(tasks), 0) AS n FROM usage_monthly"
+            "SELECT coalesce(sum(seconds), 0) AS s, coalesce(sum(tasks), 0) AS n FROM orchestrator.usage_monthly"
             " WHERE account_id = $1",
             account,
         )
         deliveries = await conn.fetch(
-            "SELECT delivery_id, task_id, state, redelivery_of FROM webhook_deliveries WHERE account_id = $1", account
+            "SELECT delivery_id, task_id, state, redelivery_of FROM webhook.webhook_deliveries WHERE account_id = $1",
+            account,
         )
         return tasks, (float(usage["s"]), int(usage["n"])), list(deliveries)
     finally:
@@ -146,7 +150,9 @@ def test_killing_a_nats_node_and_a_replica_of_each_service_loses_and_duplicates_
                 return str(resp.json()["task_id"])
 
             to_cancel = submit("long", sample_rate=2)
-            tasks = [submit("video", sample_rate=2) for _ in range(4)] + [submit("image") for _ in range(6)]
+            # 80 sampled frames per video: long enough (several seconds even on a quiet machine) for one to be running
+            # on replica 1 when it is killed.
+            tasks = [submit("video", sample_rate=10) for _ in range(4)] + [submit("image") for _ in range(6)]
             everything = {to_cancel, *tasks}
 
             leader, _, replicas = asyncio.run(_nats_facts(state["nats_url"], set()))
@@ -205,7 +211,7 @@ def test_killing_a_nats_node_and_a_replica_of_each_service_loses_and_duplicates_
             _, events, _ = asyncio.run(_nats_facts(state["nats_url"], everything))
             assert events == Counter(dict.fromkeys(everything, 1)), events
             dsn = f"postgresql://facemint@127.0.0.1:{state['servers']['postgres']['port']}/facemint"
-            rows, usage, deliveries = asyncio.run(_db_facts(dsn, "acct_dev"))
+            rows, usage, deliveries = asyncio.run(_db_facts(dsn))
             assert {t: rows[t]["status"] for t in everything} == {t: d["status"] for t, d in final.items()}
             retried = {t: rows[t]["attempts"] for t in held - {to_cancel}}
             assert max(retried.values()) >= 2, f"no job of the killed replica was run again: {retried}"
@@ -223,7 +229,7 @@ def test_killing_a_nats_node_and_a_replica_of_each_service_loses_and_duplicates_
             assert receiver.bad_signatures == []
             deadline = time.monotonic() + 30
             while True:
-                _, _, deliveries = asyncio.run(_db_facts(dsn, "acct_dev"))
+                _, _, deliveries = asyncio.run(_db_facts(dsn))
                 if all(d["state"] == "delivered" for d in deliveries) or time.monotonic() > deadline:
                     break
                 time.sleep(0.5)

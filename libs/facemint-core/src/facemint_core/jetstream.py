@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge
 
@@ -139,13 +139,37 @@ async def ensure_stream(
         duplicate_window=duplicate_window_seconds,
         num_replicas=replicas,
     )
-    try:
-        info = await js.stream_info(name)
-    except NotFoundError:
-        await js.add_stream(config)
-        return
-    config.num_replicas = max(replicas, info.config.num_replicas or 1)
-    await js.update_stream(config)
+
+    async def apply() -> None:
+        try:
+            info = await js.stream_info(name)
+        except NotFoundError:
+            await js.add_stream(config)
+            return
+        config.num_replicas = max(replicas, info.config.num_replicas or 1)
+        await js.update_stream(config)
+
+    await _while_electing(apply, f"stream {name}")
+
+
+ELECTION_WAIT_SECONDS = 30.0
+"""How long setup waits for JetStream's API to answer after a cluster node was lost (a new stream leader is elected
+within seconds); a service that gave up at once would crash-loop under its supervisor meanwhile."""
+
+
+async def _while_electing(call: Callable[[], Awaitable[None]], what: str) -> None:
+    """Run a JetStream API call, again while the cluster answers with timeouts or "unavailable" (no leader yet)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ELECTION_WAIT_SECONDS
+    while True:
+        try:
+            await call()
+            return
+        except (NatsTimeoutError, ServiceUnavailableError) as exc:
+            if loop.time() >= deadline:
+                raise
+            log.warning("JetStream not answering for %s (%s); retrying", what, type(exc).__name__)
+            await asyncio.sleep(1.0)
 
 
 async def ensure_pull_consumer(
@@ -159,23 +183,27 @@ async def ensure_pull_consumer(
     max_ack_pending: int = 64,
 ) -> None:
     """Create a durable pull consumer with explicit ack, or leave an existing one as it is."""
-    try:
-        await js.consumer_info(stream, durable)
-        return
-    except NotFoundError:
-        pass
-    await js.add_consumer(
-        stream,
-        ConsumerConfig(
-            durable_name=durable,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            filter_subject=filter_subject,
-            ack_wait=ack_wait_seconds,
-            max_deliver=max_deliver,
-            max_ack_pending=max_ack_pending,
-        ),
-    )
+
+    async def apply() -> None:
+        try:
+            await js.consumer_info(stream, durable)
+            return
+        except NotFoundError:
+            pass
+        await js.add_consumer(
+            stream,
+            ConsumerConfig(
+                durable_name=durable,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                filter_subject=filter_subject,
+                ack_wait=ack_wait_seconds,
+                max_deliver=max_deliver,
+                max_ack_pending=max_ack_pending,
+            ),
+        )
+
+    await _while_electing(apply, f"consumer {durable}")
 
 
 async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str) -> None:
