@@ -61,7 +61,7 @@ def test_python_example_verifies_deliveries() -> None:
 def test_javascript_example_verifies_deliveries(tmp_path: Path) -> None:
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed")
+        pytest.fail("node is not installed: run `make system-deps`")
     cases = [
         {"name": name, "headers": headers, "body": body.decode(), "expected": expected}
         for name, headers, body, expected in _cases()
