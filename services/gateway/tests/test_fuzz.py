@@ -237,28 +237,33 @@ def webhook_target(gateway_stack: GatewayStack, nats_server: NatsServer) -> Iter
 
 @dataclass
 class Target:
-    """The fuzzed gateway, the fuzzing account's client, ids of existing resources and a row counter."""
+    """The fuzzed gateway, the fuzzing account's client, ids of existing resources, a row counter and the logs of
+    the processes behind it."""
 
     url: str
     api: httpx.Client
     admin_headers: dict[str, str]
     ids: dict[str, list[str]]
     stored: Callable[[], tuple[int, ...]]
+    logs: Callable[[], str]
 
     def exchange(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> None:
         """Send one request; assert that it is not answered 5xx and that, if refused, it stored nothing."""
         if path.startswith("/admin/"):
             headers = {**headers, **self.admin_headers}
         before = self.stored()
-        resp = self.api.request(method, path, content=body, headers=headers)
-        check_answer(f"{method} {path}", resp.status_code, resp.text, before, self.stored())
+        self.check_answer(f"{method} {path}", self.api.request(method, path, content=body, headers=headers), before)
 
-
-def check_answer(request: str, status: int, text: str, before: tuple[int, ...], after: tuple[int, ...]) -> None:
-    """No 5xx; no stored row for a refused (4xx) request."""
-    assert status < 500, f"{request} -> {status} {text[:500]}"
-    if status >= 400:
-        assert after == before, f"{request} was refused ({status}: {text[:200]}) but stored rows"
+    def check_answer(self, request: str, resp: httpx.Response, before: tuple[int, ...]) -> None:
+        """No 5xx (the message quotes what the services logged for that request); no stored row for a refused
+        (4xx) request."""
+        if resp.status_code >= 500:
+            request_id = resp.headers.get("x-request-id") or "no request id"
+            logged = [line for line in self.logs().splitlines() if request_id in line]
+            pytest.fail(f"{request} -> {resp.status_code} {resp.text[:500]}\nlogged:\n" + "\n".join(logged)[-4000:])
+        if resp.status_code >= 400:
+            after = self.stored()
+            assert after == before, f"{request} was refused ({resp.status_code}: {resp.text[:200]}) but stored rows"
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +308,8 @@ def target(
         return tuple(loop.run_until_complete(conn.fetchrow(ROWS_SQL)) or ())
 
     try:
-        yield Target(url, api, {"authorization": f"Bearer {gateway_stack.admin_token}"}, ids, stored)
+        admin = {"authorization": f"Bearer {gateway_stack.admin_token}"}
+        yield Target(url, api, admin, ids, stored, gateway_stack.logs)
     finally:
         loop.run_until_complete(conn.close())
         loop.close()
@@ -341,7 +347,7 @@ def test_schemathesis_cases_of_the_openapi_document_are_answered_as_documented_a
     def check(case: Case) -> None:
         before = target.stored()
         resp = case.call(base_url=target.url, headers=dict(target.api.headers))
-        check_answer(f"{case.method} {case.formatted_path}", resp.status_code, resp.text, before, target.stored())
+        target.check_answer(f"{case.method} {case.formatted_path}", resp, before)
         case.validate_response(resp, checks=RESPONSE_CHECKS)  # status, headers and body as documented
 
     check()

@@ -6,8 +6,10 @@ import asyncio
 
 import pytest
 
+from facemint.common.v1 import common_pb2
+from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core.jetstream import Retry
-from facemint_orchestrator.estimates import Estimator
+from facemint_orchestrator.estimates import MAX_SECONDS, Estimator
 from facemint_orchestrator.scheduling import FairScheduler
 from facemint_orchestrator.settings import EstimateSettings
 
@@ -123,3 +125,11 @@ def test_a_slow_one_frame_task_does_not_inflate_the_estimate_of_a_video() -> Non
     for _ in range(20):
         rate.observe(1.0 + 60 * 0.1, 60)  # measured videos at 0.1 s per frame pull the rate there
     assert abs(rate.seconds_per_frame - 0.1) < 0.03
+
+
+def test_an_end_time_far_past_any_file_is_estimated_as_the_longest_window_and_fits_the_task_row() -> None:
+    rate = Estimator(EstimateSettings(seconds_per_frame=0.25, overhead_seconds=1.0, max_video_seconds=3600))
+    spec = orchestrator_pb2.TaskSpec(kind=common_pb2.MEDIA_KIND_VIDEO, sample_rate=2, end_time=1.3e16)
+    assert rate.frames(spec) == 7200
+    assert rate.seconds(rate.frames(spec)) == 1801
+    assert rate.seconds(10**12) == MAX_SECONDS

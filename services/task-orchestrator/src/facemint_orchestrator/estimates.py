@@ -8,6 +8,9 @@ from facemint.common.v1 import common_pb2
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_orchestrator.settings import EstimateSettings
 
+MAX_SECONDS = 2**31 - 1
+"""The largest estimate (``tasks.estimated_seconds`` is a PostgreSQL integer)."""
+
 
 class Estimator:
     """Estimates of a task's frames and run time.
@@ -45,9 +48,10 @@ class Estimator:
         if duration is None:
             start = spec.start_time if spec.HasField("start_time") else 0.0
             end = spec.end_time if spec.HasField("end_time") else start + self.settings.assumed_video_seconds
-            duration = max(0.0, end - start)
+            duration = min(max(0.0, end - start), self.settings.max_video_seconds)
         return max(1, math.ceil(float(duration) * int(spec.sample_rate)))
 
     def seconds(self, frames: int) -> int:
-        """Seconds a task of ``frames`` sampled frames should take at the measured throughput."""
-        return max(1, math.ceil(self.settings.overhead_seconds + frames * self.seconds_per_frame))
+        """Seconds a task of ``frames`` sampled frames should take at the measured throughput (at most
+        ``MAX_SECONDS``, what the task row stores)."""
+        return min(MAX_SECONDS, max(1, math.ceil(self.settings.overhead_seconds + frames * self.seconds_per_frame)))

@@ -31,6 +31,12 @@ class EstimateSettings(BaseModel):
     seconds_per_frame: float = Field(default=0.25, gt=0)
     overhead_seconds: float = Field(default=1.0, ge=0)
     assumed_video_seconds: float = Field(default=30.0, gt=0)
+    max_video_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="longest scan window estimated before the file is probed: an 'end_time' further on only bounds "
+        "the scan, the file ends first",
+    )
     assumed_animated_frames: int = Field(default=20, ge=1)
 
 
