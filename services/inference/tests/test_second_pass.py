@@ -56,6 +56,10 @@ async def test_second_pass_runs_only_when_the_first_finds_nothing(recorded: tupl
     recording.calls.clear()
     await pipeline.analyze([lfw_face(NO_FIRST_PASS_FACE)], AnalyzeOptions.create())
     assert recording.models().count(detector) == 2
+    recording.calls.clear()
+    (faces,) = await pipeline.analyze([lfw_face(NO_FIRST_PASS_FACE)], AnalyzeOptions.create(single_pass=True))
+    assert recording.models().count(detector) == 1, "video frames (single_pass) are detected once"
+    assert faces == []
 
 
 def test_containment_keeps_the_better_of_nested_boxes_and_both_of_neighbours() -> None:

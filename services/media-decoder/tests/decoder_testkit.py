@@ -23,6 +23,7 @@ import numpy.typing as npt
 import pillow_heif
 from PIL import Image
 
+from facemint.common.v1 import common_pb2
 from facemint.inference.v1 import inference_pb2, inference_pb2_grpc
 from facemint_core.netsafe import IPAddress
 
@@ -297,6 +298,7 @@ class RecordingInferenceDouble(inference_pb2_grpc.InferenceServiceServicer):  # 
     def __init__(self, fail_with: grpc.StatusCode | None = None) -> None:
         self.batches: list[list[ReceivedFrame]] = []
         self.metadata: list[dict[str, str]] = []
+        self.options: list[common_pb2.AnalyzeOptions] = []
         self.fail_with = fail_with
 
     @property
@@ -309,6 +311,7 @@ class RecordingInferenceDouble(inference_pb2_grpc.InferenceServiceServicer):  # 
     ) -> inference_pb2.AnalyzeFramesResponse:
         """Record the batch and answer a synthetic face per frame."""
         self.metadata.append({k: str(v) for k, v in context.invocation_metadata() or ()})
+        self.options.append(request.options)
         if self.fail_with is not None:
             await context.abort(self.fail_with, "double told to fail")
         received = []

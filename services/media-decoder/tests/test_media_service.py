@@ -173,6 +173,7 @@ async def test_analyze_video_streams_media_info_then_each_sampled_frame_in_order
         md.get("x-task-id") == "task_1" and md.get("x-request-id") == "req_test" for md in inference.double.metadata
     )
     assert all("x-priority" not in md for md in inference.double.metadata)  # a video's frames are background work
+    assert all(o.single_pass for o in inference.double.options)  # no second detection pass on a video's frames
     assert list(decoder_service.spool.iterdir()) == []
 
 
@@ -198,6 +199,7 @@ async def test_analyze_image_returns_one_frame(
     [received] = inference.double.frames
     assert (received.width, received.height) == (32, 64)
     assert [md.get("x-priority") for md in inference.double.metadata] == ["interactive"]  # ahead of videos' frames
+    assert [o.single_pass for o in inference.double.options] == [False]  # a photo gets the second pass
 
 
 async def test_analyze_real_photo(decoder_service: Decoder, inference: Inference, media_server: MediaServer) -> None:

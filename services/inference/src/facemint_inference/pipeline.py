@@ -76,6 +76,8 @@ class AnalyzeOptions:
     confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD
     attributes: frozenset[str] = frozenset()
     want_embeddings: bool = False
+    single_pass: bool = False
+    """No second detection pass on frames where the first finds no face (``second_pass``; video frames)."""
 
     @classmethod
     def create(
@@ -85,6 +87,7 @@ class AnalyzeOptions:
         confidence_threshold: float | None = None,
         attributes: Sequence[str] = (),
         want_embeddings: bool = False,
+        single_pass: bool = False,
     ) -> AnalyzeOptions:
         """Validate request options, applying the defaults (``min_face_size`` 0 means 40).
 
@@ -104,6 +107,7 @@ class AnalyzeOptions:
             confidence_threshold=threshold,
             attributes=frozenset(attributes),
             want_embeddings=want_embeddings,
+            single_pass=single_pass,
         )
 
 
@@ -512,7 +516,7 @@ class Pipeline:
             for i, found in enumerate(detections)
             if not any(min(d.width, d.height) >= options.min_face_size for d in found)
         ]
-        if empty:  # a second look only where the first found nothing, so frames with faces cost the same
+        if empty and not options.single_pass:  # a second look only where the first found nothing
             retried = await self.detect_padded([images[i] for i in empty], options.confidence_threshold)
             for i, found in zip(empty, retried, strict=True):
                 detections[i] = found

@@ -33,6 +33,7 @@ def options_from_proto(options: common_pb2.AnalyzeOptions) -> AnalyzeOptions:
         confidence_threshold=options.confidence_threshold if options.HasField("confidence_threshold") else None,
         attributes=list(options.attributes),
         want_embeddings=options.want_embeddings,
+        single_pass=options.single_pass,
     )
 
 

@@ -195,7 +195,10 @@ class MediaDecoderServicer(media_decoder_pb2_grpc.MediaDecoderServiceServicer): 
             known_total = 1 if kind is Kind.IMAGE else 0  # a still has exactly one frame
             # One span for decoding and analysing the frames: they overlap (decode ahead, inference calls in flight).
             decoded = 0
-            analyses = self._inference.analyze(frames, request.options, known_total)
+            options = common_pb2.AnalyzeOptions()
+            options.CopyFrom(request.options)
+            options.single_pass = kind is not Kind.IMAGE  # the second pass is for a photo that should hold a face
+            analyses = self._inference.analyze(frames, options, known_total)
             try:
                 with span("media.decode", {"facemint.media.kind": kind.value}) as current:
                     async with frames, aclosing(analyses) as results:

@@ -303,11 +303,17 @@ class AnalyzeOptions(_message.Message):
     CONFIDENCE_THRESHOLD_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     WANT_EMBEDDINGS_FIELD_NUMBER: _builtins.int
+    SINGLE_PASS_FIELD_NUMBER: _builtins.int
     min_face_size: _builtins.int
     """Minimum face side in source pixels (default 40 when 0)."""
     confidence_threshold: _builtins.float
     """Detection confidence threshold 0-1 (default 0.5 when unset)."""
     want_embeddings: _builtins.bool
+    single_pass: _builtins.bool
+    """Detect once: no second, padded detection pass on a frame where the first finds no face. The media-decoder sets
+    it for the frames of videos and animations (a frame without anyone in it is common there, and the second pass
+    is for a photo that should hold a face).
+    """
     @_builtins.property
     def attributes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Any of: age, gender, emotion, pose, glasses, mask, quality, landmarks."""
@@ -319,10 +325,11 @@ class AnalyzeOptions(_message.Message):
         confidence_threshold: _builtins.float | None = ...,
         attributes: _abc.Iterable[_builtins.str] | None = ...,
         want_embeddings: _builtins.bool = ...,
+        single_pass: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_confidence_threshold", b"_confidence_threshold", "confidence_threshold", b"confidence_threshold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confidence_threshold", b"_confidence_threshold", "attributes", b"attributes", "confidence_threshold", b"confidence_threshold", "min_face_size", b"min_face_size", "want_embeddings", b"want_embeddings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confidence_threshold", b"_confidence_threshold", "attributes", b"attributes", "confidence_threshold", b"confidence_threshold", "min_face_size", b"min_face_size", "single_pass", b"single_pass", "want_embeddings", b"want_embeddings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__confidence_threshold: _TypeAlias = _typing.Literal["confidence_threshold"]  # noqa: Y015
     _WhichOneofArgType__confidence_threshold: _TypeAlias = _typing.Literal["_confidence_threshold", b"_confidence_threshold"]  # noqa: Y015
