@@ -8,8 +8,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from facemint_models.common import Array, MakeModelsError
-from facemint_models.onnxgraph import finalize_model, prune_initializers, set_batch_symbolic
+from facemint_models.errors import MakeModelsError
+from facemint_models.onnxgraph import Array, finalize_model, prune_initializers, set_batch_symbolic
 
 
 def dequantize(q: Array, scale: Array, zero_point: Array | None, axis: int, block_size: int) -> Array:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from facemint_models.catalogue import ASSETS, MODELS, ModelSpec
-from facemint_models.common import MakeModelsError
+from facemint_models.errors import MakeModelsError
 from facemint_models.fetch import PackageCache, check_hash, sha256_bytes, sha256_file
 from facemint_models.triton import read_signature, render_config, write_if_changed
 

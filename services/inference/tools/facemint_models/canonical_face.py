@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from facemint_models.common import MakeModelsError
+from facemint_models.errors import MakeModelsError
 
 
 def protobuf_fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from facemint_models.build import build_all, selected
-from facemint_models.common import MakeModelsError
+from facemint_models.errors import MakeModelsError
 from facemint_models.fetch import LOCK_PATH, PackageCache, load_lock, save_lock
 from facemint_models.triton import ACCELERATORS
 from facemint_models.verify import crosscheck, verify

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from facemint_models.common import MakeModelsError
+from facemint_models.errors import MakeModelsError
 
 LOCK_PATH = Path(__file__).resolve().parents[1] / "models.lock.json"
 

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from facemint_models.common import Array, MakeModelsError
-from facemint_models.onnxgraph import GraphBuilder, conv_out, finalize_model, same_pads
+from facemint_models.errors import MakeModelsError
+from facemint_models.onnxgraph import Array, GraphBuilder, conv_out, finalize_model, same_pads
 
 KERAS_LAYERS = {
     "Conv2D": "conv2d",

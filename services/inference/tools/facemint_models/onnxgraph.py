@@ -6,10 +6,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 from onnx import numpy_helper
 
-from facemint_models.common import Array, MakeModelsError
+from facemint_models.errors import MakeModelsError
+
+Array = npt.NDArray[Any]
 
 TOOL_VERSION = "1"
 PRODUCER = "facemint-make-models"

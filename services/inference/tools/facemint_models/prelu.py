@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from facemint_models.common import MakeModelsError
+from facemint_models.errors import MakeModelsError
 from facemint_models.onnxgraph import finalize_model, prune_initializers
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from facemint_models.common import Array, MakeModelsError
-from facemint_models.onnxgraph import GraphBuilder, finalize_model, same_pads
+from facemint_models.errors import MakeModelsError
+from facemint_models.onnxgraph import Array, GraphBuilder, finalize_model, same_pads
 
 
 class FlatTable:

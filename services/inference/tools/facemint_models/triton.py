@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 
 from facemint_models.catalogue import ModelSpec
-from facemint_models.common import MakeModelsError
+from facemint_models.errors import MakeModelsError
 
 ONNX_TO_TRITON = {1: "TYPE_FP32", 10: "TYPE_FP16", 6: "TYPE_INT32", 7: "TYPE_INT64", 2: "TYPE_UINT8", 3: "TYPE_INT8"}
 

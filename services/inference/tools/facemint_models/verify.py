@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from facemint_models.catalogue import ModelSpec
-from facemint_models.common import MakeModelsError
+from facemint_models.errors import MakeModelsError
 from facemint_models.fetch import PackageCache, run_command
 from facemint_models.triton import config_dims, read_signature
 

@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 from facemint_models.canonical_face import extract_canonical_face
-from facemint_models.common import MakeModelsError
+from facemint_models.errors import MakeModelsError
 
 
 def varint(value: int) -> bytes:

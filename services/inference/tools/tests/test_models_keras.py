@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 from converter_reference import Array, conv, depthwise, max_pool, run_onnx, softmax
-from facemint_models.common import MakeModelsError
+from facemint_models.errors import MakeModelsError
 from facemint_models.keras import KerasConverter
 
 RNG = np.random.default_rng(7)

@@ -8,7 +8,7 @@ import onnx
 import pytest
 from converter_reference import Array, run_onnx
 from facemint_models.blockwise import convert_fold_blockwise, convert_yunet
-from facemint_models.common import MakeModelsError
+from facemint_models.errors import MakeModelsError
 from facemint_models.prelu import with_prelu_rewrite
 from facemint_models.shipped import convert_as_shipped, convert_symbolic_batch
 from onnx import TensorProto, helper, numpy_helper

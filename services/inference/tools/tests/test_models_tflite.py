@@ -9,7 +9,7 @@ import flatbuffers
 import numpy as np
 import pytest
 from converter_reference import Array, conv, depthwise, max_pool, run_onnx
-from facemint_models.common import MakeModelsError
+from facemint_models.errors import MakeModelsError
 from facemint_models.prelu import with_prelu_rewrite
 from facemint_models.tflite import TFLiteConverter
 
