@@ -86,8 +86,9 @@ lint: setup ## ruff check and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: setup ## mypy over libs and services
-	$(VENV)/bin/mypy libs/facemint-core/src libs/facemint-local/src libs/facemint-sdk/src $(foreach s,$(wildcard services/*),$(s)/src)
+typecheck: setup ## mypy over libs, services and the model tool
+	$(VENV)/bin/mypy libs/facemint-core/src libs/facemint-local/src libs/facemint-sdk/src $(foreach s,$(wildcard services/*),$(s)/src) \
+	    services/inference/tools/facemint_models services/inference/tools/make_models.py
 
 check: lint typecheck proto-check sdk-check ## Everything CI checks besides the tests
 

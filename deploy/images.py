@@ -19,7 +19,6 @@ Tags are ``ghcr.io/facemint/<name>:<version>`` (the chart's repositories); every
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -171,12 +170,12 @@ def stage_standins(lock: dict[str, str]) -> Path:
 
 def stage_models(pack: str) -> Path:
     """Lay out ``build/images/models/triton-models/`` with the models (and assets) of ``pack`` and return it."""
-    spec = importlib.util.spec_from_file_location("make_models", ROOT / "services/inference/tools/make_models.py")
-    assert spec and spec.loader
-    make_models = importlib.util.module_from_spec(spec)
-    sys.modules["make_models"] = make_models
-    spec.loader.exec_module(make_models)
-    models = [m.name for m in make_models.MODELS if pack == "all" or m.pack == pack]
+    tools = str(ROOT / "services/inference/tools")  # the model tool's package lives there, it is not installed
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    from facemint_models.catalogue import MODELS
+
+    models = [m.name for m in MODELS if pack == "all" or m.pack == pack]
     context = BUILD_DIR / "models"
     shutil.rmtree(context, ignore_errors=True)
     for model in models:

@@ -125,8 +125,8 @@ def test_server_environment_puts_libpython_pytriton_libs_and_the_venv_first(tmp_
 
 
 def test_every_cluster_config_is_tuned_for_a_gpu() -> None:
-    """The committed configs (from make_models.render_config): heuristic cuDNN search, a bounded batching delay,
-    warm-up at every common batch size, one served version."""
+    """The committed configs (from facemint_models.triton.render_config): heuristic cuDNN search, a bounded
+    batching delay, warm-up at every common batch size, one served version."""
     configs = sorted((Path(__file__).resolve().parents[3] / "triton-models").glob("*/config.pbtxt"))
     assert len(configs) >= 9
     for path in configs:
