@@ -197,7 +197,7 @@ async def test_a_shared_layout_database_upgrades_with_its_data(new_database: str
     finally:
         await gateway.close()
 
-    orchestrator = await asyncpg.connect(role("facemint_orchestrator"))
+    orchestrator = await asyncpg.connect(role("facemint_task_orchestrator"))
     try:
         tasks = await orchestrator.fetch("SELECT task_id, status, billed_seconds FROM tasks ORDER BY task_id")
         assert [tuple(r.values()) for r in tasks] == [
@@ -228,7 +228,7 @@ async def test_a_shared_layout_database_upgrades_with_its_data(new_database: str
     finally:
         await library.close()
 
-    webhook = await asyncpg.connect(role("facemint_webhook"))
+    webhook = await asyncpg.connect(role("facemint_webhook_dispatcher"))
     try:
         delivery = await webhook.fetchrow("SELECT account_id, state, payload FROM webhook_deliveries")
         assert delivery is not None and tuple(delivery.values()) == ("acct_a", "delivered", b"{}")

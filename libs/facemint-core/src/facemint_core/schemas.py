@@ -44,11 +44,11 @@ SCHEMAS = (
         "gateway", "gateway", "facemint_gateway", "facemint_gateway",
         ("accounts", "api_keys", "rate_limit_counters", "idempotency_keys"),
     ),
-    ServiceSchema("task-orchestrator", "orchestrator", "facemint_orchestrator", "facemint_orchestrator",
+    ServiceSchema("task-orchestrator", "orchestrator", "facemint_task_orchestrator", "facemint_task_orchestrator",
                   ("tasks", "usage_monthly")),
     ServiceSchema("library", "library", "facemint_library", "facemint_library",
                   ("libraries", "library_persons", "library_faces")),
-    ServiceSchema("webhook-dispatcher", "webhook", "facemint_webhook", "facemint_webhook",
+    ServiceSchema("webhook-dispatcher", "webhook", "facemint_webhook_dispatcher", "facemint_webhook_dispatcher",
                   ("webhook_deliveries", "webhook_attempts", "webhook_secrets")),
 )  # fmt: skip
 """Every service with PostgreSQL state; media-decoder and inference have none."""
@@ -129,7 +129,7 @@ async def create_roles(admin: asyncpg.Connection, passwords: Mapping[str, str] |
 
 
 _SHARED_LAYOUT_SPLIT = """
--- Billing moves to the task-orchestrator (facemint_orchestrator.quota): no trigger parses tasks any more.
+-- Billing moves to the task-orchestrator (facemint_task_orchestrator.quota): no trigger parses tasks any more.
 DROP TRIGGER IF EXISTS tasks_bill ON public.tasks;
 DROP FUNCTION IF EXISTS public.facemint_bill_task();
 DROP FUNCTION IF EXISTS public.facemint_billable_seconds(text, text, text, double precision);

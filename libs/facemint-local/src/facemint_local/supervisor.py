@@ -292,13 +292,13 @@ class Platform:
                 "MEDIA_DECODER_TARGET": target["media-decoder"],
                 "DATA_DIR": str(data / "vectors"),
             }),
-            "task-orchestrator": ("facemint_orchestrator", "FACEMINT_ORCHESTRATOR_", {
+            "task-orchestrator": ("facemint_task_orchestrator", "FACEMINT_TASK_ORCHESTRATOR_", {
                 "DATABASE__DSN": dsn("task-orchestrator"),
                 **nats_env,
                 "MEDIA_DECODER_TARGET": target["media-decoder"],
                 "LIBRARY_TARGET": target["library"],
             }),
-            "webhook-dispatcher": ("facemint_webhook", "FACEMINT_WEBHOOK_", {
+            "webhook-dispatcher": ("facemint_webhook_dispatcher", "FACEMINT_WEBHOOK_DISPATCHER_", {
                 "DATABASE__DSN": dsn("webhook-dispatcher"),
                 **nats_env,
                 "ALLOW_HTTP": "true",
