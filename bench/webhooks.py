@@ -1,7 +1,7 @@
 """Webhook dispatcher benchmark: sustained deliveries/s to a local receiver, and lag from terminal state to attempt.
 
-Starts a real PostgreSQL, NATS JetStream, the dispatcher (``python -m facemint_webhook_dispatcher``) and a receiver (uvicorn,
-in its own process) on 127.0.0.1, then publishes ``TaskEvent``s the way the orchestrator does:
+Starts a real PostgreSQL, NATS JetStream, the dispatcher (``python -m facemint_webhook_dispatcher``) and a
+receiver (uvicorn, in its own process) on 127.0.0.1, then publishes ``TaskEvent``s the way the orchestrator does:
 
 1. **steady**: a fixed rate (``--rate`` events/s for ``--duration`` s): lag percentiles, the target is p99 <= 1 s;
 2. **burst**: ``--burst`` events published at once: deliveries/s sustained until the backlog is gone.
@@ -305,7 +305,9 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[25.0, 50.0, 100.0], help="events/s, steady phases")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of each steady phase")
     parser.add_argument("--burst", type=int, default=5000, help="events of the burst phase")
-    parser.add_argument("--concurrency", type=int, default=32, help="attempts in flight (FACEMINT_WEBHOOK_DISPATCHER_CONCURRENCY)")
+    parser.add_argument(
+        "--concurrency", type=int, default=32, help="attempts in flight (FACEMINT_WEBHOOK_DISPATCHER_CONCURRENCY)"
+    )
     parser.add_argument("--event-concurrency", type=int, default=8, help="event handlers (EVENTS__CONCURRENCY)")
     args = parser.parse_args()
     args.load_before = os.getloadavg()[0]

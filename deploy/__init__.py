@@ -55,10 +55,18 @@ class Component:
 COMPONENTS: tuple[Component, ...] = (
     Component("gateway", "gateway", "GATEWAY", "facemint_gateway.settings:GatewaySettings", grpc=False),
     Component(
-        "task-orchestrator", "taskOrchestrator", "TASK_ORCHESTRATOR", "facemint_task_orchestrator.settings:OrchestratorSettings"
+        "task-orchestrator",
+        "taskOrchestrator",
+        "TASK_ORCHESTRATOR",
+        "facemint_task_orchestrator.settings:OrchestratorSettings",
     ),
     Component("media-decoder", "mediaDecoder", "MEDIA_DECODER", "facemint_media_decoder.settings:MediaDecoderSettings"),
     Component("inference", "inference", "INFERENCE", "facemint_inference.settings:InferenceSettings"),
     Component("library", "library", "LIBRARY", "facemint_library.settings:LibrarySettings"),
-    Component("webhook-dispatcher", "webhookDispatcher", "WEBHOOK_DISPATCHER", "facemint_webhook_dispatcher.settings:WebhookSettings"),
+    Component(
+        "webhook-dispatcher",
+        "webhookDispatcher",
+        "WEBHOOK_DISPATCHER",
+        "facemint_webhook_dispatcher.settings:WebhookSettings",
+    ),
 )

@@ -263,7 +263,10 @@ def test_nats_url_and_tls_come_from_secrets() -> None:
     assert config["FACEMINT_TASK_ORCHESTRATOR_NATS__TLS_CA_FILE"] == "/etc/facemint/nats-tls/ca.crt"
     pod = objects[("Deployment", "facemint-task-orchestrator")]["spec"]["template"]["spec"]
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
-    assert env["FACEMINT_TASK_ORCHESTRATOR_NATS__URL"]["valueFrom"]["secretKeyRef"] == {"name": "nats-auth", "key": "url"}
+    assert env["FACEMINT_TASK_ORCHESTRATOR_NATS__URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "nats-auth",
+        "key": "url",
+    }
     assert {"name": "nats-tls", "secret": {"secretName": "nats-ca"}} in pod["volumes"]
     gateway = objects[("Deployment", "facemint-gateway")]["spec"]["template"]["spec"]
     assert all(vol["name"] != "nats-tls" for vol in gateway["volumes"])  # the gateway does not use NATS

@@ -127,8 +127,8 @@ def start_gateway(
 
 
 def start_orchestrator(dsn: str, nats_url: str, log_dir: Path, **extra_env: str) -> tuple[ManagedProcess, str]:
-    """Start ``python -m facemint_task_orchestrator`` without a media decoder (its tasks stay queued or running: the retry
-    backoff is ten minutes); returns the process and its gRPC target."""
+    """Start ``python -m facemint_task_orchestrator`` without a media decoder (its tasks stay queued or running: the
+    retry backoff is ten minutes); returns the process and its gRPC target."""
     grpc_port, http_port, nowhere = free_port(), free_port(), free_port()
     orchestrator = ManagedProcess(
         "orchestrator",
@@ -157,8 +157,8 @@ def start_orchestrator(dsn: str, nats_url: str, log_dir: Path, **extra_env: str)
 
 
 def start_dispatcher(dsn: str, nats_url: str, log_dir: Path, name: str = "dispatcher") -> tuple[ManagedProcess, str]:
-    """Start ``python -m facemint_webhook_dispatcher``, which owns the accounts' webhook secrets (the admin API asks it for a
-    new account's); returns the process and its gRPC target."""
+    """Start ``python -m facemint_webhook_dispatcher``, which owns the accounts' webhook secrets (the admin API asks it
+    for a new account's); returns the process and its gRPC target."""
     grpc_port, http_port = free_port(), free_port()
     proc = ManagedProcess(
         name,

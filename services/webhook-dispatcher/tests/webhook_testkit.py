@@ -212,7 +212,8 @@ class Env:
         return WebhookSettings(**values)
 
     def environ(self, settings: WebhookSettings) -> dict[str, str]:
-        """The same settings as ``FACEMINT_WEBHOOK_DISPATCHER_*`` variables, for a dispatcher subprocess (unset: None)."""
+        """The same settings as ``FACEMINT_WEBHOOK_DISPATCHER_*`` variables, for a dispatcher subprocess (unset:
+        None)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("FACEMINT_")}
         flat = settings.model_dump(mode="json", exclude_none=True)
         for key, value in flat.items():

@@ -39,7 +39,9 @@ class EventSettings(BaseModel):
 class WebhookSettings(ServiceSettings):
     """Everything the webhook dispatcher reads from its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="FACEMINT_WEBHOOK_DISPATCHER_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="FACEMINT_WEBHOOK_DISPATCHER_", env_nested_delimiter="__", extra="ignore"
+    )
 
     grpc: GrpcSettings = GrpcSettings(port=50065)
     database: DatabaseSettings = DatabaseSettings()
