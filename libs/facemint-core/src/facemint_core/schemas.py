@@ -108,6 +108,7 @@ async def create_roles(admin: asyncpg.Connection, passwords: Mapping[str, str] |
         # create tables in public; the roles here must not see, or leave, anything outside their own schema).
         await admin.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
         for entry in SCHEMAS:
+            await _rename_former_role(admin, entry)
             exists = await admin.fetchval("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", entry.role)
             verb = "ALTER" if exists else "CREATE"
             password = passwords.get(entry.role)
@@ -126,6 +127,25 @@ async def create_roles(admin: asyncpg.Connection, passwords: Mapping[str, str] |
                     "SELECT format('ALTER ROLE %I SET search_path = %I', $1::text, $2::text)", entry.role, entry.schema
                 )
             )
+
+
+async def _rename_former_role(admin: asyncpg.Connection, entry: ServiceSchema) -> None:
+    """Give a role created before issue #14 its service's name; nothing when there is none.
+
+    Each role was named after its schema (``facemint_`` + schema) until the roles took the name of their service's
+    package; two differ (the task-orchestrator's and the webhook-dispatcher's). Renaming keeps what the role owns
+    (schema, tables, migrations applied) and its ``search_path``; PostgreSQL clears an MD5 password on rename, and
+    :func:`create_roles` sets the role's password right after. When both names exist, nothing is renamed.
+    """
+    former = f"facemint_{entry.schema}"
+    if former == entry.role:
+        return
+    found = await admin.fetch("SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])", [former, entry.role])
+    if [r["rolname"] for r in found] == [former]:
+        await admin.execute(
+            await admin.fetchval("SELECT format('ALTER ROLE %I RENAME TO %I', $1::text, $2::text)", former, entry.role)
+        )
+        log.info("role renamed", extra={"role": former, "renamed_to": entry.role})
 
 
 _SHARED_LAYOUT_SPLIT = """
