@@ -205,25 +205,25 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any]]:
         hooks_grpc, hooks_http = free_port(), free_port()
         dispatcher = _service(
             "webhook-dispatcher",
-            "facemint_webhook",
+            "facemint_webhook_dispatcher",
             work,
-            FACEMINT_WEBHOOK_DATABASE__DSN=service_dsn(postgres.dsn, "webhook-dispatcher"),
-            FACEMINT_WEBHOOK_NATS__URL=nats.url,
-            FACEMINT_WEBHOOK_GRPC__PORT=str(hooks_grpc),
-            FACEMINT_WEBHOOK_HTTP__PORT=str(hooks_http),
+            FACEMINT_WEBHOOK_DISPATCHER_DATABASE__DSN=service_dsn(postgres.dsn, "webhook-dispatcher"),
+            FACEMINT_WEBHOOK_DISPATCHER_NATS__URL=nats.url,
+            FACEMINT_WEBHOOK_DISPATCHER_GRPC__PORT=str(hooks_grpc),
+            FACEMINT_WEBHOOK_DISPATCHER_HTTP__PORT=str(hooks_http),
         )
         procs.append(dispatcher)  # it owns webhook secrets: the admin API asks it for the bench account's
         wait_until(lambda: _ready(hooks_http), 60, "webhook-dispatcher", interval=0.2)
         orchestrator = _service(
             "orchestrator",
-            "facemint_orchestrator",
+            "facemint_task_orchestrator",
             work,
-            FACEMINT_ORCHESTRATOR_DATABASE__DSN=service_dsn(postgres.dsn, "task-orchestrator"),
-            FACEMINT_ORCHESTRATOR_NATS__URL=nats.url,
-            FACEMINT_ORCHESTRATOR_GRPC__PORT=str(grpc_port),
-            FACEMINT_ORCHESTRATOR_HTTP__PORT=str(orch_http),
-            FACEMINT_ORCHESTRATOR_MEDIA_DECODER_TARGET=f"127.0.0.1:{nowhere}",
-            FACEMINT_ORCHESTRATOR_LIBRARY_TARGET=f"127.0.0.1:{nowhere}",
+            FACEMINT_TASK_ORCHESTRATOR_DATABASE__DSN=service_dsn(postgres.dsn, "task-orchestrator"),
+            FACEMINT_TASK_ORCHESTRATOR_NATS__URL=nats.url,
+            FACEMINT_TASK_ORCHESTRATOR_GRPC__PORT=str(grpc_port),
+            FACEMINT_TASK_ORCHESTRATOR_HTTP__PORT=str(orch_http),
+            FACEMINT_TASK_ORCHESTRATOR_MEDIA_DECODER_TARGET=f"127.0.0.1:{nowhere}",
+            FACEMINT_TASK_ORCHESTRATOR_LIBRARY_TARGET=f"127.0.0.1:{nowhere}",
         )
         procs.append(orchestrator)
         wait_until(lambda: _ready(orch_http), 60, "orchestrator", interval=0.2)

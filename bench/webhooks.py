@@ -1,7 +1,7 @@
 """Webhook dispatcher benchmark: sustained deliveries/s to a local receiver, and lag from terminal state to attempt.
 
-Starts a real PostgreSQL, NATS JetStream, the dispatcher (``python -m facemint_webhook``) and a receiver (uvicorn,
-in its own process) on 127.0.0.1, then publishes ``TaskEvent``s the way the orchestrator does:
+Starts a real PostgreSQL, NATS JetStream, the dispatcher (``python -m facemint_webhook_dispatcher``) and a
+receiver (uvicorn, in its own process) on 127.0.0.1, then publishes ``TaskEvent``s the way the orchestrator does:
 
 1. **steady**: a fixed rate (``--rate`` events/s for ``--duration`` s): lag percentiles, the target is p99 <= 1 s;
 2. **burst**: ``--burst`` events published at once: deliveries/s sustained until the backlog is gone.
@@ -105,20 +105,20 @@ class Bench:
         http_port = free_port()
         dispatcher = ManagedProcess(
             "webhook-dispatcher",
-            [sys.executable, "-m", "facemint_webhook"],
+            [sys.executable, "-m", "facemint_webhook_dispatcher"],
             self.workdir / "dispatcher.log",
             env=base
             | {
-                "FACEMINT_WEBHOOK_DATABASE__DSN": service_dsn(self.dsn, "webhook-dispatcher"),
-                "FACEMINT_WEBHOOK_DATABASE__MAX_POOL_SIZE": "20",
-                "FACEMINT_WEBHOOK_NATS__URL": self.nats.url,
-                "FACEMINT_WEBHOOK_GRPC__PORT": str(free_port()),
-                "FACEMINT_WEBHOOK_HTTP__PORT": str(http_port),
-                "FACEMINT_WEBHOOK_ALLOW_HTTP": "true",
-                "FACEMINT_WEBHOOK_ALLOW_CIDRS": '["127.0.0.1/32"]',
-                "FACEMINT_WEBHOOK_CONCURRENCY": str(self.args.concurrency),
-                "FACEMINT_WEBHOOK_EVENTS__CONCURRENCY": str(self.args.event_concurrency),
-                "FACEMINT_WEBHOOK_LOG__LEVEL": "WARNING",
+                "FACEMINT_WEBHOOK_DISPATCHER_DATABASE__DSN": service_dsn(self.dsn, "webhook-dispatcher"),
+                "FACEMINT_WEBHOOK_DISPATCHER_DATABASE__MAX_POOL_SIZE": "20",
+                "FACEMINT_WEBHOOK_DISPATCHER_NATS__URL": self.nats.url,
+                "FACEMINT_WEBHOOK_DISPATCHER_GRPC__PORT": str(free_port()),
+                "FACEMINT_WEBHOOK_DISPATCHER_HTTP__PORT": str(http_port),
+                "FACEMINT_WEBHOOK_DISPATCHER_ALLOW_HTTP": "true",
+                "FACEMINT_WEBHOOK_DISPATCHER_ALLOW_CIDRS": '["127.0.0.1/32"]',
+                "FACEMINT_WEBHOOK_DISPATCHER_CONCURRENCY": str(self.args.concurrency),
+                "FACEMINT_WEBHOOK_DISPATCHER_EVENTS__CONCURRENCY": str(self.args.event_concurrency),
+                "FACEMINT_WEBHOOK_DISPATCHER_LOG__LEVEL": "WARNING",
             },
         )
         dispatcher.start()
@@ -305,7 +305,9 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[25.0, 50.0, 100.0], help="events/s, steady phases")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of each steady phase")
     parser.add_argument("--burst", type=int, default=5000, help="events of the burst phase")
-    parser.add_argument("--concurrency", type=int, default=32, help="attempts in flight (FACEMINT_WEBHOOK_CONCURRENCY)")
+    parser.add_argument(
+        "--concurrency", type=int, default=32, help="attempts in flight (FACEMINT_WEBHOOK_DISPATCHER_CONCURRENCY)"
+    )
     parser.add_argument("--event-concurrency", type=int, default=8, help="event handlers (EVENTS__CONCURRENCY)")
     args = parser.parse_args()
     args.load_before = os.getloadavg()[0]

@@ -40,7 +40,7 @@ class Component:
     key: str
     """Its values block in ``values.yaml``."""
     env_prefix: str
-    """Settings prefix without ``FACEMINT_`` and the trailing underscore, e.g. ``ORCHESTRATOR``."""
+    """Settings prefix without ``FACEMINT_`` and the trailing underscore, e.g. ``TASK_ORCHESTRATOR``."""
     settings: str
     """``module:Class`` of its settings; the chart's environment must load into it."""
     grpc: bool = True
@@ -55,10 +55,18 @@ class Component:
 COMPONENTS: tuple[Component, ...] = (
     Component("gateway", "gateway", "GATEWAY", "facemint_gateway.settings:GatewaySettings", grpc=False),
     Component(
-        "task-orchestrator", "taskOrchestrator", "ORCHESTRATOR", "facemint_orchestrator.settings:OrchestratorSettings"
+        "task-orchestrator",
+        "taskOrchestrator",
+        "TASK_ORCHESTRATOR",
+        "facemint_task_orchestrator.settings:OrchestratorSettings",
     ),
     Component("media-decoder", "mediaDecoder", "MEDIA_DECODER", "facemint_media_decoder.settings:MediaDecoderSettings"),
     Component("inference", "inference", "INFERENCE", "facemint_inference.settings:InferenceSettings"),
     Component("library", "library", "LIBRARY", "facemint_library.settings:LibrarySettings"),
-    Component("webhook-dispatcher", "webhookDispatcher", "WEBHOOK", "facemint_webhook.settings:WebhookSettings"),
+    Component(
+        "webhook-dispatcher",
+        "webhookDispatcher",
+        "WEBHOOK_DISPATCHER",
+        "facemint_webhook_dispatcher.settings:WebhookSettings",
+    ),
 )

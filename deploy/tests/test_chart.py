@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from deploy import validate as v
-from facemint_orchestrator.__main__ import CONSUMERS
+from facemint_task_orchestrator.__main__ import CONSUMERS
 
 SCENARIOS = v.scenarios()
 
@@ -259,11 +259,14 @@ def test_nats_url_and_tls_come_from_secrets() -> None:
     values = {"nats": {"url": "nats://nats:4222", "existingSecret": "nats-auth", "tls": {"existingSecret": "nats-ca"}}}
     objects = {(o["kind"], o["metadata"]["name"]): o for _, o in v.rendered_objects(values)}
     config = objects[("ConfigMap", "facemint-task-orchestrator")]["data"]
-    assert "FACEMINT_ORCHESTRATOR_NATS__URL" not in config
-    assert config["FACEMINT_ORCHESTRATOR_NATS__TLS_CA_FILE"] == "/etc/facemint/nats-tls/ca.crt"
+    assert "FACEMINT_TASK_ORCHESTRATOR_NATS__URL" not in config
+    assert config["FACEMINT_TASK_ORCHESTRATOR_NATS__TLS_CA_FILE"] == "/etc/facemint/nats-tls/ca.crt"
     pod = objects[("Deployment", "facemint-task-orchestrator")]["spec"]["template"]["spec"]
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
-    assert env["FACEMINT_ORCHESTRATOR_NATS__URL"]["valueFrom"]["secretKeyRef"] == {"name": "nats-auth", "key": "url"}
+    assert env["FACEMINT_TASK_ORCHESTRATOR_NATS__URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "nats-auth",
+        "key": "url",
+    }
     assert {"name": "nats-tls", "secret": {"secretName": "nats-ca"}} in pod["volumes"]
     gateway = objects[("Deployment", "facemint-gateway")]["spec"]["template"]["spec"]
     assert all(vol["name"] != "nats-tls" for vol in gateway["volumes"])  # the gateway does not use NATS

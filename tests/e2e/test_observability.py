@@ -42,8 +42,8 @@ def receiver() -> Iterator[OtlpReceiver]:
 @pytest.fixture(scope="module")
 def traced(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver) -> Iterator[RunningPlatform]:
     env = receiver.platform_env()
-    env["FACEMINT_WEBHOOK_POLL_INTERVAL_SECONDS"] = "0.5"  # the backlog gauges are refreshed at each poll
-    env["FACEMINT_ORCHESTRATOR_WORKER__SWEEP_INTERVAL_SECONDS"] = "0.5"
+    env["FACEMINT_WEBHOOK_DISPATCHER_POLL_INTERVAL_SECONDS"] = "0.5"  # the backlog gauges are refreshed at each poll
+    env["FACEMINT_TASK_ORCHESTRATOR_WORKER__SWEEP_INTERVAL_SECONDS"] = "0.5"
     running = start_platform(tmp_path_factory.mktemp("traced"), extra_env=env)
     yield running
     running.stop()

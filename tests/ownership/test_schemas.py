@@ -89,6 +89,43 @@ async def test_each_role_owns_its_schema_and_cannot_reach_any_other(new_database
             await conn.close()
 
 
+async def test_roles_named_before_the_rename_take_their_service_name_with_what_they_own(tmp_path: Path) -> None:
+    # Roles belong to the whole cluster, not to one database: a cluster of its own, so that no other test's roles move.
+    server = PostgresServer(tmp_path / "postgres")
+    server.start()
+    try:
+        await migrate_all(server.dsn)
+        # Until issue #14 each role was named after its schema; two services' packages (and roles) have other names.
+        renamed = [e for e in SCHEMAS if e.role != f"facemint_{e.schema}"]
+        assert {e.service for e in renamed} == {"task-orchestrator", "webhook-dispatcher"}
+        admin = await asyncpg.connect(server.dsn)
+        try:
+            for entry in renamed:
+                conn = await asyncpg.connect(role_dsn(server.dsn, entry.role))
+                try:
+                    await conn.execute("CREATE TABLE kept (n int); INSERT INTO kept VALUES (42)")
+                finally:
+                    await conn.close()
+                # The database as the version before the rename left it: the role's former name owns everything.
+                await admin.execute(f'ALTER ROLE "{entry.role}" RENAME TO "facemint_{entry.schema}"')
+
+            assert await migrate_all(server.dsn) == {e.service: [] for e in SCHEMAS}
+            roles = await admin.fetch(r"SELECT rolname FROM pg_roles WHERE rolname LIKE 'facemint\_%'")
+            assert {r["rolname"] for r in roles} == {e.role for e in SCHEMAS}
+        finally:
+            await admin.close()
+        for entry in renamed:
+            conn = await asyncpg.connect(role_dsn(server.dsn, entry.role))
+            try:
+                assert await conn.fetchval("SELECT current_schema()") == entry.schema
+                assert await conn.fetchval("SELECT n FROM kept") == 42
+                assert await conn.fetchval("SELECT count(*) FROM schema_migrations") >= 1
+            finally:
+                await conn.close()
+    finally:
+        server.stop()
+
+
 async def _fill_shared_layout(dsn: str) -> None:
     """Today's rows in the shared layout: an account with a rotated secret, a key, tasks (billed by the old trigger),
     a library with a person and a face, a delivery with an attempt, an idempotency record."""
@@ -197,7 +234,7 @@ async def test_a_shared_layout_database_upgrades_with_its_data(new_database: str
     finally:
         await gateway.close()
 
-    orchestrator = await asyncpg.connect(role("facemint_orchestrator"))
+    orchestrator = await asyncpg.connect(role("facemint_task_orchestrator"))
     try:
         tasks = await orchestrator.fetch("SELECT task_id, status, billed_seconds FROM tasks ORDER BY task_id")
         assert [tuple(r.values()) for r in tasks] == [
@@ -228,7 +265,7 @@ async def test_a_shared_layout_database_upgrades_with_its_data(new_database: str
     finally:
         await library.close()
 
-    webhook = await asyncpg.connect(role("facemint_webhook"))
+    webhook = await asyncpg.connect(role("facemint_webhook_dispatcher"))
     try:
         delivery = await webhook.fetchrow("SELECT account_id, state, payload FROM webhook_deliveries")
         assert delivery is not None and tuple(delivery.values()) == ("acct_a", "delivered", b"{}")

@@ -32,5 +32,5 @@ def test_scrape_config_names_jobs_like_the_charts_service_monitors() -> None:
 
 def test_replicas_of_a_service_are_one_job_and_other_processes_are_not_scraped() -> None:
     processes = [("facemint_gateway", 8081), ("facemint_gateway", 8082), ("facemint_local.front", 8080)]
-    processes += [("facemint_webhook", 9095)]
+    processes += [("facemint_webhook_dispatcher", 9095)]
     assert service_targets(processes) == [("gateway", 8081), ("gateway", 8082), ("webhook-dispatcher", 9095)]

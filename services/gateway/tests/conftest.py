@@ -1,7 +1,7 @@
 """Gateway integration fixtures: real PostgreSQL, NATS, task orchestrator and two gateway processes.
 
 One stack serves the whole session (tests isolate themselves by creating their own accounts): a fresh database with
-every migration, the real ``facemint_orchestrator`` (its media decoder is absent on purpose, so that the tasks it
+every migration, the real ``facemint_task_orchestrator`` (its media decoder is absent on purpose, so that the tasks it
 accepts stay queued or running: its retry backoff is ten minutes) and two ``facemint_gateway`` processes sharing
 that database, as in a deployment with several replicas. ``stack_with_own_nats`` starts a gateway and an
 orchestrator on a NATS server of their own, for tests that stop it.
@@ -127,23 +127,23 @@ def start_gateway(
 
 
 def start_orchestrator(dsn: str, nats_url: str, log_dir: Path, **extra_env: str) -> tuple[ManagedProcess, str]:
-    """Start ``python -m facemint_orchestrator`` without a media decoder (its tasks stay queued or running: the retry
-    backoff is ten minutes); returns the process and its gRPC target."""
+    """Start ``python -m facemint_task_orchestrator`` without a media decoder (its tasks stay queued or running: the
+    retry backoff is ten minutes); returns the process and its gRPC target."""
     grpc_port, http_port, nowhere = free_port(), free_port(), free_port()
     orchestrator = ManagedProcess(
         "orchestrator",
-        [sys.executable, "-m", "facemint_orchestrator"],
+        [sys.executable, "-m", "facemint_task_orchestrator"],
         log_dir / "orchestrator.log",
         env=_base_env()
         | {
-            "FACEMINT_ORCHESTRATOR_DATABASE__DSN": service_dsn(dsn, "task-orchestrator"),
-            "FACEMINT_ORCHESTRATOR_NATS__URL": nats_url,
-            "FACEMINT_ORCHESTRATOR_GRPC__PORT": str(grpc_port),
-            "FACEMINT_ORCHESTRATOR_HTTP__PORT": str(http_port),
-            "FACEMINT_ORCHESTRATOR_MEDIA_DECODER_TARGET": f"127.0.0.1:{nowhere}",
-            "FACEMINT_ORCHESTRATOR_LIBRARY_TARGET": f"127.0.0.1:{nowhere}",
-            "FACEMINT_ORCHESTRATOR_WORKER__BACKOFF_BASE_SECONDS": "600",
-            "FACEMINT_ORCHESTRATOR_WORKER__MAX_ATTEMPTS": "20",
+            "FACEMINT_TASK_ORCHESTRATOR_DATABASE__DSN": service_dsn(dsn, "task-orchestrator"),
+            "FACEMINT_TASK_ORCHESTRATOR_NATS__URL": nats_url,
+            "FACEMINT_TASK_ORCHESTRATOR_GRPC__PORT": str(grpc_port),
+            "FACEMINT_TASK_ORCHESTRATOR_HTTP__PORT": str(http_port),
+            "FACEMINT_TASK_ORCHESTRATOR_MEDIA_DECODER_TARGET": f"127.0.0.1:{nowhere}",
+            "FACEMINT_TASK_ORCHESTRATOR_LIBRARY_TARGET": f"127.0.0.1:{nowhere}",
+            "FACEMINT_TASK_ORCHESTRATOR_WORKER__BACKOFF_BASE_SECONDS": "600",
+            "FACEMINT_TASK_ORCHESTRATOR_WORKER__MAX_ATTEMPTS": "20",
             **extra_env,
         },
     )
@@ -157,20 +157,20 @@ def start_orchestrator(dsn: str, nats_url: str, log_dir: Path, **extra_env: str)
 
 
 def start_dispatcher(dsn: str, nats_url: str, log_dir: Path, name: str = "dispatcher") -> tuple[ManagedProcess, str]:
-    """Start ``python -m facemint_webhook``, which owns the accounts' webhook secrets (the admin API asks it for a
-    new account's); returns the process and its gRPC target."""
+    """Start ``python -m facemint_webhook_dispatcher``, which owns the accounts' webhook secrets (the admin API asks it
+    for a new account's); returns the process and its gRPC target."""
     grpc_port, http_port = free_port(), free_port()
     proc = ManagedProcess(
         name,
-        [sys.executable, "-m", "facemint_webhook"],
+        [sys.executable, "-m", "facemint_webhook_dispatcher"],
         log_dir / f"{name}.log",
         env=_base_env()
         | {
-            "FACEMINT_WEBHOOK_DATABASE__DSN": service_dsn(dsn, "webhook-dispatcher"),
-            "FACEMINT_WEBHOOK_NATS__URL": nats_url,
-            "FACEMINT_WEBHOOK_GRPC__PORT": str(grpc_port),
-            "FACEMINT_WEBHOOK_HTTP__PORT": str(http_port),
-            "FACEMINT_WEBHOOK_EVENTS__DURABLE": f"{name}-{uuid.uuid4().hex[:8]}",
+            "FACEMINT_WEBHOOK_DISPATCHER_DATABASE__DSN": service_dsn(dsn, "webhook-dispatcher"),
+            "FACEMINT_WEBHOOK_DISPATCHER_NATS__URL": nats_url,
+            "FACEMINT_WEBHOOK_DISPATCHER_GRPC__PORT": str(grpc_port),
+            "FACEMINT_WEBHOOK_DISPATCHER_HTTP__PORT": str(http_port),
+            "FACEMINT_WEBHOOK_DISPATCHER_EVENTS__DURABLE": f"{name}-{uuid.uuid4().hex[:8]}",
         },
     )
     proc.start()
@@ -232,8 +232,8 @@ def stack_with_own_nats(postgres_server: PostgresServer, tmp_path: Path) -> Iter
             dsn,
             nats.url,
             tmp_path,
-            FACEMINT_ORCHESTRATOR_WORKER__SWEEP_INTERVAL_SECONDS="0.5",
-            FACEMINT_ORCHESTRATOR_WORKER__REQUEUE_AFTER_SECONDS="1",
+            FACEMINT_TASK_ORCHESTRATOR_WORKER__SWEEP_INTERVAL_SECONDS="0.5",
+            FACEMINT_TASK_ORCHESTRATOR_WORKER__REQUEUE_AFTER_SECONDS="1",
         )
         procs.append(orchestrator)
         dispatcher, hooks = start_dispatcher(dsn, nats.url, tmp_path)

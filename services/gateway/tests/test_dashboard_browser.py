@@ -24,7 +24,7 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from facemint_orchestrator.quota import meter
+from facemint_task_orchestrator.quota import meter
 
 if TYPE_CHECKING:
     from conftest import GatewayStack

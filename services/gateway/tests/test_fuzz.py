@@ -210,14 +210,14 @@ def webhook_target(gateway_stack: GatewayStack, nats_server: NatsServer) -> Iter
     """A webhook dispatcher process on the stack's database; its gRPC target."""
     grpc_port, http_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEMINT_")} | {
-        "FACEMINT_WEBHOOK_DATABASE__DSN": service_dsn(gateway_stack.dsn, "webhook-dispatcher"),
-        "FACEMINT_WEBHOOK_NATS__URL": nats_server.url,
-        "FACEMINT_WEBHOOK_GRPC__PORT": str(grpc_port),
-        "FACEMINT_WEBHOOK_HTTP__PORT": str(http_port),
-        "FACEMINT_WEBHOOK_EVENTS__DURABLE": f"fuzz-{uuid.uuid4().hex[:8]}",
+        "FACEMINT_WEBHOOK_DISPATCHER_DATABASE__DSN": service_dsn(gateway_stack.dsn, "webhook-dispatcher"),
+        "FACEMINT_WEBHOOK_DISPATCHER_NATS__URL": nats_server.url,
+        "FACEMINT_WEBHOOK_DISPATCHER_GRPC__PORT": str(grpc_port),
+        "FACEMINT_WEBHOOK_DISPATCHER_HTTP__PORT": str(http_port),
+        "FACEMINT_WEBHOOK_DISPATCHER_EVENTS__DURABLE": f"fuzz-{uuid.uuid4().hex[:8]}",
     }
     log = gateway_stack.log_dir / "fuzz-dispatcher.log"
-    proc = ManagedProcess("fuzz-dispatcher", [sys.executable, "-m", "facemint_webhook"], log, env=env)
+    proc = ManagedProcess("fuzz-dispatcher", [sys.executable, "-m", "facemint_webhook_dispatcher"], log, env=env)
     proc.start()
 
     def ready() -> bool:

@@ -6,7 +6,7 @@ import numpy as np
 
 from facemint.common.v1 import common_pb2
 from facemint.library.v1 import library_pb2
-from facemint_orchestrator.assemble import Tracker, analysed_seconds, build_result, iou
+from facemint_task_orchestrator.assemble import Tracker, analysed_seconds, build_result, iou
 
 
 def _face(x: float, y: float, emb: list[float] | None = None, size: float = 100) -> common_pb2.Face:

@@ -13,8 +13,8 @@ from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core.errors import RateLimited
 from facemint_core.schemas import service_dsn
 from facemint_core.vocab import MEDIA_KINDS
-from facemint_orchestrator.quota import billable_seconds, month_bounds, read_usage
-from facemint_orchestrator.store import TaskStore
+from facemint_task_orchestrator.quota import billable_seconds, month_bounds, read_usage
+from facemint_task_orchestrator.store import TaskStore
 
 TTL = 3600.0
 

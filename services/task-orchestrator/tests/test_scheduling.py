@@ -9,9 +9,9 @@ import pytest
 from facemint.common.v1 import common_pb2
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core.jetstream import Retry
-from facemint_orchestrator.estimates import MAX_SECONDS, Estimator
-from facemint_orchestrator.scheduling import FairScheduler
-from facemint_orchestrator.settings import EstimateSettings
+from facemint_task_orchestrator.estimates import MAX_SECONDS, Estimator
+from facemint_task_orchestrator.scheduling import FairScheduler
+from facemint_task_orchestrator.settings import EstimateSettings
 
 
 class Job:

@@ -26,14 +26,14 @@ from facemint_core.errors import Conflict
 from facemint_core.grpcutil import open_channel
 from facemint_core.jetstream import Retry
 from facemint_local.servers import NatsServer
-from facemint_orchestrator.cancellation import Cancellation
-from facemint_orchestrator.completions import Completions
-from facemint_orchestrator.estimates import Estimator
-from facemint_orchestrator.events import TaskEvents
-from facemint_orchestrator.jobs import JobRunner
-from facemint_orchestrator.settings import EstimateSettings, TrackingSettings, WorkerSettings
-from facemint_orchestrator.store import TaskRow, TaskStore
-from facemint_orchestrator.sweep import OutboxSweep
+from facemint_task_orchestrator.cancellation import Cancellation
+from facemint_task_orchestrator.completions import Completions
+from facemint_task_orchestrator.estimates import Estimator
+from facemint_task_orchestrator.events import TaskEvents
+from facemint_task_orchestrator.jobs import JobRunner
+from facemint_task_orchestrator.settings import EstimateSettings, TrackingSettings, WorkerSettings
+from facemint_task_orchestrator.store import TaskRow, TaskStore
+from facemint_task_orchestrator.sweep import OutboxSweep
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 from webhook_testkit import Env, Receiver, Reply, StartDispatcher, create_account, publish_event
 
-from facemint_webhook.store import INTERRUPTED
+from facemint_webhook_dispatcher.store import INTERRUPTED
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from webhook_testkit import Env, StartDispatcher, create_account, publish_event
 
 from facemint_local.procs import ManagedProcess, free_port, wait_until
 from facemint_local.pytest_plugin import repo_root
-from facemint_webhook.signing import sign
+from facemint_webhook_dispatcher.signing import sign
 
 pytestmark = pytest.mark.integration
 

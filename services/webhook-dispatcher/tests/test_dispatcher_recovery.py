@@ -21,8 +21,8 @@ from webhook_testkit import (
 )
 
 from facemint_local.servers import NatsServer
-from facemint_webhook.settings import WebhookSettings
-from facemint_webhook.store import INTERRUPTED
+from facemint_webhook_dispatcher.settings import WebhookSettings
+from facemint_webhook_dispatcher.store import INTERRUPTED
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,12 +10,12 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from facemint_webhook.outbound import PostOutcome
-from facemint_webhook.schedule import draw_delays, nominal_delays, schedule_table
-from facemint_webhook.scheduler import decide
-from facemint_webhook.settings import ScheduleSettings, WebhookSettings
-from facemint_webhook.signing import delivery_headers, generate_secret, sign
-from facemint_webhook.store import build_payload
+from facemint_webhook_dispatcher.outbound import PostOutcome
+from facemint_webhook_dispatcher.schedule import draw_delays, nominal_delays, schedule_table
+from facemint_webhook_dispatcher.scheduler import decide
+from facemint_webhook_dispatcher.settings import ScheduleSettings, WebhookSettings
+from facemint_webhook_dispatcher.signing import delivery_headers, generate_secret, sign
+from facemint_webhook_dispatcher.store import build_payload
 
 
 def test_default_schedule_retries_eight_times_after_the_first_attempt_within_24_hours() -> None:
@@ -101,8 +101,8 @@ def test_settings_default_to_the_api_contract_and_reject_bad_cidrs(monkeypatch: 
     settings = WebhookSettings()
     assert (settings.timeout_seconds, settings.schedule.max_attempts, settings.allow_http) == (10.0, 9, False)
     assert settings.lease_seconds == 15.0
-    monkeypatch.setenv("FACEMINT_WEBHOOK_ALLOW_CIDRS", '["127.0.0.1/32", "::1"]')
-    monkeypatch.setenv("FACEMINT_WEBHOOK_SCHEDULE__TIME_SCALE", "0.01")
+    monkeypatch.setenv("FACEMINT_WEBHOOK_DISPATCHER_ALLOW_CIDRS", '["127.0.0.1/32", "::1"]')
+    monkeypatch.setenv("FACEMINT_WEBHOOK_DISPATCHER_SCHEDULE__TIME_SCALE", "0.01")
     loaded = WebhookSettings()
     assert loaded.allow_cidrs == ["127.0.0.1/32", "::1"] and loaded.schedule.time_scale == 0.01
     with pytest.raises(ValidationError):

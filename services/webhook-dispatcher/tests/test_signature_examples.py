@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from facemint_webhook.signing import delivery_headers
+from facemint_webhook_dispatcher.signing import delivery_headers
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "webhooks.md"
 BODY = b'{"event":"task.succeeded","task_id":"task_1","status":"succeeded","result":{"metadata":{"k":"\\u00e9"}}}'

@@ -36,8 +36,8 @@ from facemint_core.timeutil import utcnow
 from facemint_core.vocab import STATUSES
 from facemint_local.procs import ManagedProcess, wait_until
 from facemint_local.servers import NatsServer
-from facemint_webhook.__main__ import setup
-from facemint_webhook.settings import WebhookSettings
+from facemint_webhook_dispatcher.__main__ import setup
+from facemint_webhook_dispatcher.settings import WebhookSettings
 
 
 @dataclass(frozen=True)
@@ -212,11 +212,12 @@ class Env:
         return WebhookSettings(**values)
 
     def environ(self, settings: WebhookSettings) -> dict[str, str]:
-        """The same settings as ``FACEMINT_WEBHOOK_*`` variables, for a dispatcher subprocess (unset: None)."""
+        """The same settings as ``FACEMINT_WEBHOOK_DISPATCHER_*`` variables, for a dispatcher subprocess (unset:
+        None)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("FACEMINT_")}
         flat = settings.model_dump(mode="json", exclude_none=True)
         for key, value in flat.items():
-            name = f"FACEMINT_WEBHOOK_{key.upper()}"
+            name = f"FACEMINT_WEBHOOK_DISPATCHER_{key.upper()}"
             if isinstance(value, dict):
                 for sub, subvalue in value.items():
                     env[f"{name}__{sub.upper()}"] = str(subvalue)
@@ -283,7 +284,7 @@ def forget_rpc_metrics() -> None:
 
 @pytest.fixture
 async def start_dispatcher(env: Env) -> AsyncIterator[StartDispatcher]:
-    """Start the dispatcher in this process (the same ``setup`` as ``python -m facemint_webhook``)."""
+    """Start the dispatcher in this process (the same ``setup`` as ``python -m facemint_webhook_dispatcher``)."""
     runtimes: list[ServiceRuntime] = []
 
     async def start(settings: WebhookSettings | None = None) -> ServiceRuntime:
@@ -299,12 +300,12 @@ async def start_dispatcher(env: Env) -> AsyncIterator[StartDispatcher]:
 
 
 class DispatcherProcess:
-    """``python -m facemint_webhook`` as a child process."""
+    """``python -m facemint_webhook_dispatcher`` as a child process."""
 
     def __init__(self, environ: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
         self.proc = ManagedProcess(
-            "webhook-dispatcher", [sys.executable, "-m", "facemint_webhook"], log_path, env=environ
+            "webhook-dispatcher", [sys.executable, "-m", "facemint_webhook_dispatcher"], log_path, env=environ
         )
         self.grpc_port = 0
 

@@ -104,14 +104,14 @@ gateway:
   models: false
 task-orchestrator:
   key: taskOrchestrator
-  envPrefix: ORCHESTRATOR
+  envPrefix: TASK_ORCHESTRATOR
   grpc: true
   httpPort: 8081
   targets:
     media-decoder: MEDIA_DECODER_TARGET
     library: LIBRARY_TARGET
   database: true
-  role: facemint_orchestrator
+  role: facemint_task_orchestrator
   nats: true
   objectStore: false
   qdrant: false
@@ -154,12 +154,12 @@ library:
   models: false
 webhook-dispatcher:
   key: webhookDispatcher
-  envPrefix: WEBHOOK
+  envPrefix: WEBHOOK_DISPATCHER
   grpc: true
   httpPort: 8081
   targets: {}
   database: true
-  role: facemint_webhook
+  role: facemint_webhook_dispatcher
   nats: true
   objectStore: false
   qdrant: false

@@ -44,11 +44,11 @@ SCHEMAS = (
         "gateway", "gateway", "facemint_gateway", "facemint_gateway",
         ("accounts", "api_keys", "rate_limit_counters", "idempotency_keys"),
     ),
-    ServiceSchema("task-orchestrator", "orchestrator", "facemint_orchestrator", "facemint_orchestrator",
+    ServiceSchema("task-orchestrator", "orchestrator", "facemint_task_orchestrator", "facemint_task_orchestrator",
                   ("tasks", "usage_monthly")),
     ServiceSchema("library", "library", "facemint_library", "facemint_library",
                   ("libraries", "library_persons", "library_faces")),
-    ServiceSchema("webhook-dispatcher", "webhook", "facemint_webhook", "facemint_webhook",
+    ServiceSchema("webhook-dispatcher", "webhook", "facemint_webhook_dispatcher", "facemint_webhook_dispatcher",
                   ("webhook_deliveries", "webhook_attempts", "webhook_secrets")),
 )  # fmt: skip
 """Every service with PostgreSQL state; media-decoder and inference have none."""
@@ -108,6 +108,7 @@ async def create_roles(admin: asyncpg.Connection, passwords: Mapping[str, str] |
         # create tables in public; the roles here must not see, or leave, anything outside their own schema).
         await admin.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
         for entry in SCHEMAS:
+            await _rename_former_role(admin, entry)
             exists = await admin.fetchval("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", entry.role)
             verb = "ALTER" if exists else "CREATE"
             password = passwords.get(entry.role)
@@ -128,8 +129,27 @@ async def create_roles(admin: asyncpg.Connection, passwords: Mapping[str, str] |
             )
 
 
+async def _rename_former_role(admin: asyncpg.Connection, entry: ServiceSchema) -> None:
+    """Give a role created before issue #14 its service's name; nothing when there is none.
+
+    Each role was named after its schema (``facemint_`` + schema) until the roles took the name of their service's
+    package; two differ (the task-orchestrator's and the webhook-dispatcher's). Renaming keeps what the role owns
+    (schema, tables, migrations applied) and its ``search_path``; PostgreSQL clears an MD5 password on rename, and
+    :func:`create_roles` sets the role's password right after. When both names exist, nothing is renamed.
+    """
+    former = f"facemint_{entry.schema}"
+    if former == entry.role:
+        return
+    found = await admin.fetch("SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])", [former, entry.role])
+    if [r["rolname"] for r in found] == [former]:
+        await admin.execute(
+            await admin.fetchval("SELECT format('ALTER ROLE %I RENAME TO %I', $1::text, $2::text)", former, entry.role)
+        )
+        log.info("role renamed", extra={"role": former, "renamed_to": entry.role})
+
+
 _SHARED_LAYOUT_SPLIT = """
--- Billing moves to the task-orchestrator (facemint_orchestrator.quota): no trigger parses tasks any more.
+-- Billing moves to the task-orchestrator (facemint_task_orchestrator.quota): no trigger parses tasks any more.
 DROP TRIGGER IF EXISTS tasks_bill ON public.tasks;
 DROP FUNCTION IF EXISTS public.facemint_bill_task();
 DROP FUNCTION IF EXISTS public.facemint_billable_seconds(text, text, text, double precision);

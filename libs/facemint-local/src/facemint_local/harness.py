@@ -29,8 +29,8 @@ import httpx
 import psutil
 
 PORT_NAMES = (
-    "gateway", "postgres", "nats", "nats_monitor", "object_store", "orchestrator", "media_decoder", "inference",
-    "library", "webhook", "ops_base", "prometheus",
+    "gateway", "postgres", "nats", "nats_monitor", "object_store", "task_orchestrator", "media_decoder", "inference",
+    "library", "webhook_dispatcher", "ops_base", "prometheus",
 )  # fmt: skip
 
 

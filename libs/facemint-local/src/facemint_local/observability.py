@@ -27,11 +27,11 @@ log = logging.getLogger("facemint.up")
 
 SERVICE_MODULES = {
     "facemint_gateway": "gateway",
-    "facemint_orchestrator": "task-orchestrator",
+    "facemint_task_orchestrator": "task-orchestrator",
     "facemint_media_decoder": "media-decoder",
     "facemint_inference": "inference",
     "facemint_library": "library",
-    "facemint_webhook": "webhook-dispatcher",
+    "facemint_webhook_dispatcher": "webhook-dispatcher",
 }
 """The services' modules and their names in the chart (``job="facemint-<name>"``): replicas of one service, whatever
 the supervisor calls them, are one job; other processes (a TCP front) are not scraped."""

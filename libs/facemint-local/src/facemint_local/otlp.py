@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-PREFIXES = ("GATEWAY", "ORCHESTRATOR", "MEDIA_DECODER", "INFERENCE", "LIBRARY", "WEBHOOK")
+PREFIXES = ("GATEWAY", "TASK_ORCHESTRATOR", "MEDIA_DECODER", "INFERENCE", "LIBRARY", "WEBHOOK_DISPATCHER")
 """The environment prefix of each service."""
 
 KINDS = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}

@@ -50,11 +50,11 @@ class Ports(BaseModel):
     nats: int = 4222
     nats_monitor: int = 8222
     object_store: int = 8333
-    orchestrator: int = 50061
+    task_orchestrator: int = 50061
     media_decoder: int = 50062
     inference: int = 50063
     library: int = 50064
-    webhook: int = 50065
+    webhook_dispatcher: int = 50065
     ops_base: int = 9091
     prometheus: int = 9090
 
@@ -239,11 +239,11 @@ class Platform:
             return [_port(first)] + [free_port() for _ in range(n - 1)]
 
         grpc = {
-            "task-orchestrator": ports_of(p.orchestrator, count["task-orchestrator"]),
+            "task-orchestrator": ports_of(p.task_orchestrator, count["task-orchestrator"]),
             "media-decoder": ports_of(p.media_decoder, count["media-decoder"]),
             "inference": ports_of(p.inference, count["inference"]),
             "library": ports_of(p.library, count["library"]),
-            "webhook-dispatcher": ports_of(p.webhook, count["webhook-dispatcher"]),
+            "webhook-dispatcher": ports_of(p.webhook_dispatcher, count["webhook-dispatcher"]),
         }
         target = {name: grpc_target(ports) for name, ports in grpc.items()}
         nats_url = self.nats_url
@@ -292,13 +292,13 @@ class Platform:
                 "MEDIA_DECODER_TARGET": target["media-decoder"],
                 "DATA_DIR": str(data / "vectors"),
             }),
-            "task-orchestrator": ("facemint_orchestrator", "FACEMINT_ORCHESTRATOR_", {
+            "task-orchestrator": ("facemint_task_orchestrator", "FACEMINT_TASK_ORCHESTRATOR_", {
                 "DATABASE__DSN": dsn("task-orchestrator"),
                 **nats_env,
                 "MEDIA_DECODER_TARGET": target["media-decoder"],
                 "LIBRARY_TARGET": target["library"],
             }),
-            "webhook-dispatcher": ("facemint_webhook", "FACEMINT_WEBHOOK_", {
+            "webhook-dispatcher": ("facemint_webhook_dispatcher", "FACEMINT_WEBHOOK_DISPATCHER_", {
                 "DATABASE__DSN": dsn("webhook-dispatcher"),
                 **nats_env,
                 "ALLOW_HTTP": "true",

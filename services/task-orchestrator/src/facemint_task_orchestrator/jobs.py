@@ -35,13 +35,13 @@ from facemint_core.jetstream import Retry, backoff_delay
 from facemint_core.logging import task_id_var
 from facemint_core.metrics import LATENCY_BUCKETS
 from facemint_core.vocab import MEDIA_KIND_NAMES
-from facemint_orchestrator.assemble import Tracker, analysed_seconds, build_result
-from facemint_orchestrator.cancellation import Cancellation, UserCancelled
-from facemint_orchestrator.estimates import Estimator
-from facemint_orchestrator.events import TaskEvents
-from facemint_orchestrator.scheduling import FairScheduler
-from facemint_orchestrator.settings import TrackingSettings, WorkerSettings
-from facemint_orchestrator.store import TaskRow, TaskStore
+from facemint_task_orchestrator.assemble import Tracker, analysed_seconds, build_result
+from facemint_task_orchestrator.cancellation import Cancellation, UserCancelled
+from facemint_task_orchestrator.estimates import Estimator
+from facemint_task_orchestrator.events import TaskEvents
+from facemint_task_orchestrator.scheduling import FairScheduler
+from facemint_task_orchestrator.settings import TrackingSettings, WorkerSettings
+from facemint_task_orchestrator.store import TaskRow, TaskStore
 
 log = logging.getLogger(__name__)
 

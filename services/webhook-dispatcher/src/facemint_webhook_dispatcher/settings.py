@@ -1,4 +1,4 @@
-"""Webhook dispatcher settings (environment prefix ``FACEMINT_WEBHOOK_``)."""
+"""Webhook dispatcher settings (environment prefix ``FACEMINT_WEBHOOK_DISPATCHER_``)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ class EventSettings(BaseModel):
 class WebhookSettings(ServiceSettings):
     """Everything the webhook dispatcher reads from its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="FACEMINT_WEBHOOK_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="FACEMINT_WEBHOOK_DISPATCHER_", env_nested_delimiter="__", extra="ignore"
+    )
 
     grpc: GrpcSettings = GrpcSettings(port=50065)
     database: DatabaseSettings = DatabaseSettings()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from facemint_webhook.settings import ScheduleSettings
+from facemint_webhook_dispatcher.settings import ScheduleSettings
 
 
 def nominal_delays(cfg: ScheduleSettings) -> list[float]:

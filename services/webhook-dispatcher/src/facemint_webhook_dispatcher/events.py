@@ -17,10 +17,10 @@ from facemint_core.jetstream import Poison
 from facemint_core.logging import task_id_var
 from facemint_core.tracing import current_traceparent
 from facemint_core.vocab import STATUS_NAMES, TERMINAL_STATUSES
-from facemint_webhook import metrics
-from facemint_webhook.schedule import draw_delays
-from facemint_webhook.settings import ScheduleSettings
-from facemint_webhook.store import DeliveryStore, NewDelivery, build_payload
+from facemint_webhook_dispatcher import metrics
+from facemint_webhook_dispatcher.schedule import draw_delays
+from facemint_webhook_dispatcher.settings import ScheduleSettings
+from facemint_webhook_dispatcher.store import DeliveryStore, NewDelivery, build_payload
 
 log = logging.getLogger(__name__)
 

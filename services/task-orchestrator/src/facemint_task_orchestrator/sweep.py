@@ -9,9 +9,9 @@ import logging
 from prometheus_client import Gauge
 
 from facemint_core import tracing
-from facemint_orchestrator.events import TaskEvents
-from facemint_orchestrator.settings import WorkerSettings
-from facemint_orchestrator.store import TaskStore
+from facemint_task_orchestrator.events import TaskEvents
+from facemint_task_orchestrator.settings import WorkerSettings
+from facemint_task_orchestrator.store import TaskStore
 
 log = logging.getLogger(__name__)
 

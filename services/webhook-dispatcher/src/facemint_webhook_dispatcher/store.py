@@ -20,7 +20,7 @@ from facemint_core.errors import Conflict, Forbidden
 from facemint_core.ids import new_id
 from facemint_core.timeutil import iso
 from facemint_core.tracing import current_traceparent
-from facemint_webhook.signing import generate_secret
+from facemint_webhook_dispatcher.signing import generate_secret
 
 INTERRUPTED = "interrupted: the dispatcher stopped before the outcome was recorded"
 

@@ -6,7 +6,7 @@ import math
 
 from facemint.common.v1 import common_pb2
 from facemint.orchestrator.v1 import orchestrator_pb2
-from facemint_orchestrator.settings import EstimateSettings
+from facemint_task_orchestrator.settings import EstimateSettings
 
 MAX_SECONDS = 2**31 - 1
 """The largest estimate (``tasks.estimated_seconds`` is a PostgreSQL integer)."""

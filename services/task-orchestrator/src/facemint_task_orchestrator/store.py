@@ -24,7 +24,7 @@ from facemint_core.ids import new_id
 from facemint_core.timeutil import parse_iso
 from facemint_core.tracing import current_traceparent
 from facemint_core.vocab import ACTIVE, MEDIA_KIND_NAMES, MEDIA_KINDS, STATUSES, TERMINAL
-from facemint_orchestrator.quota import check_limits, meter
+from facemint_task_orchestrator.quota import check_limits, meter
 
 _SPEC_FIELDS = (
     "media_url", "sample_rate", "min_face_size", "confidence_threshold", "attributes", "recognize", "library_id",
@@ -186,7 +186,7 @@ class TaskStore:
             The task, and True when this call stored it.
 
         With ``limits``, the account's plan limits are checked first, under a per-account lock held until the task
-        is stored (:func:`facemint_orchestrator.quota.check_limits`); a repeated creation id skips the check.
+        is stored (:func:`facemint_task_orchestrator.quota.check_limits`); a repeated creation id skips the check.
 
         Raises:
             Conflict: The same creation id was being stored and expired concurrently, three times in a row.

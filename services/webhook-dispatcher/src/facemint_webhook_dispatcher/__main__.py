@@ -1,4 +1,4 @@
-"""Entry point: ``facemint-webhook-dispatcher`` (or ``python -m facemint_webhook``)."""
+"""Entry point: ``facemint-webhook-dispatcher`` (or ``python -m facemint_webhook_dispatcher``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from facemint_core.grpcutil import start_grpc_server
 from facemint_core.jetstream import PullWorker, ensure_pull_consumer, stream_check
 from facemint_core.lifecycle import ServiceRuntime, open_database, open_nats, run_service
 from facemint_core.settings import load_settings
-from facemint_webhook.events import EventHandler
-from facemint_webhook.outbound import WebhookSender
-from facemint_webhook.scheduler import Scheduler
-from facemint_webhook.servicer import WebhookService
-from facemint_webhook.settings import WebhookSettings
-from facemint_webhook.store import DeliveryStore
+from facemint_webhook_dispatcher.events import EventHandler
+from facemint_webhook_dispatcher.outbound import WebhookSender
+from facemint_webhook_dispatcher.scheduler import Scheduler
+from facemint_webhook_dispatcher.servicer import WebhookService
+from facemint_webhook_dispatcher.settings import WebhookSettings
+from facemint_webhook_dispatcher.store import DeliveryStore
 
 EVENTS_FILTER = "facemint.events.task.>"
 

@@ -1,4 +1,4 @@
-"""Orchestrator settings (environment prefix ``FACEMINT_ORCHESTRATOR_``)."""
+"""Orchestrator settings (environment prefix ``FACEMINT_TASK_ORCHESTRATOR_``)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,9 @@ class TrackingSettings(BaseModel):
 class OrchestratorSettings(ServiceSettings):
     """Everything the orchestrator reads from its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="FACEMINT_ORCHESTRATOR_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="FACEMINT_TASK_ORCHESTRATOR_", env_nested_delimiter="__", extra="ignore"
+    )
 
     grpc: GrpcSettings = GrpcSettings(port=50061)
     database: DatabaseSettings = DatabaseSettings()

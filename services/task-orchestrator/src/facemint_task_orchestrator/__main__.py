@@ -1,4 +1,4 @@
-"""Entry point: ``facemint-task-orchestrator`` (or ``python -m facemint_orchestrator``)."""
+"""Entry point: ``facemint-task-orchestrator`` (or ``python -m facemint_task_orchestrator``)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from facemint_core.grpcutil import open_channel, start_grpc_server
 from facemint_core.jetstream import PullWorker, ensure_pull_consumer, stream_check
 from facemint_core.lifecycle import ServiceRuntime, open_database, open_nats, run_service
 from facemint_core.settings import load_settings
-from facemint_orchestrator.cancellation import Cancellation
-from facemint_orchestrator.completions import TERMINAL_EVENTS_SUBJECT, Completions
-from facemint_orchestrator.estimates import Estimator
-from facemint_orchestrator.events import TaskEvents
-from facemint_orchestrator.jobs import JobRunner
-from facemint_orchestrator.servicer import TaskService
-from facemint_orchestrator.settings import OrchestratorSettings
-from facemint_orchestrator.store import TaskStore
-from facemint_orchestrator.sweep import OutboxSweep
+from facemint_task_orchestrator.cancellation import Cancellation
+from facemint_task_orchestrator.completions import TERMINAL_EVENTS_SUBJECT, Completions
+from facemint_task_orchestrator.estimates import Estimator
+from facemint_task_orchestrator.events import TaskEvents
+from facemint_task_orchestrator.jobs import JobRunner
+from facemint_task_orchestrator.servicer import TaskService
+from facemint_task_orchestrator.settings import OrchestratorSettings
+from facemint_task_orchestrator.store import TaskStore
+from facemint_task_orchestrator.sweep import OutboxSweep
 
 CONSUMERS = {"orchestrator-detect": streams.JOBS_SUBJECT, "orchestrator-detect-image": streams.IMAGE_JOBS_SUBJECT}
 """The durable consumer of each lane's subject (the video and GIF lane keeps the name it had before lanes)."""

@@ -14,8 +14,8 @@ from nats.aio.msg import Msg
 
 from facemint_core import streams
 from facemint_core.errors import Conflict
-from facemint_orchestrator.events import TaskEvents
-from facemint_orchestrator.store import TaskRow, TaskStore
+from facemint_task_orchestrator.events import TaskEvents
+from facemint_task_orchestrator.store import TaskRow, TaskStore
 
 
 class UserCancelled(Exception):

@@ -25,11 +25,11 @@ from opentelemetry.trace import Span, SpanKind
 from facemint_core import tracing
 from facemint_core.logging import task_id_var
 from facemint_core.timeutil import utcnow
-from facemint_webhook import metrics
-from facemint_webhook.outbound import PostOutcome, WebhookSender
-from facemint_webhook.settings import WebhookSettings
-from facemint_webhook.signing import delivery_headers
-from facemint_webhook.store import DELIVERED, FAILED, GONE, PENDING, Claim, DeliveryStore
+from facemint_webhook_dispatcher import metrics
+from facemint_webhook_dispatcher.outbound import PostOutcome, WebhookSender
+from facemint_webhook_dispatcher.settings import WebhookSettings
+from facemint_webhook_dispatcher.signing import delivery_headers
+from facemint_webhook_dispatcher.store import DELIVERED, FAILED, GONE, PENDING, Claim, DeliveryStore
 
 log = logging.getLogger(__name__)
 

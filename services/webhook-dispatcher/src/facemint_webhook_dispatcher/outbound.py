@@ -17,7 +17,7 @@ from facemint_core.netsafe import (
     parse_endpoints,
     parse_networks,
 )
-from facemint_webhook.settings import WebhookSettings
+from facemint_webhook_dispatcher.settings import WebhookSettings
 
 USER_AGENT = "Facemint-Webhooks/1.0"
 

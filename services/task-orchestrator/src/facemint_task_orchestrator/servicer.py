@@ -12,13 +12,13 @@ import grpc
 from facemint.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from facemint_core.errors import InvalidRequest
 from facemint_core.vocab import MEDIA_KIND_NAMES, STATUS_NAMES
-from facemint_orchestrator.cancellation import Cancellation
-from facemint_orchestrator.completions import Completions
-from facemint_orchestrator.estimates import Estimator
-from facemint_orchestrator.events import TaskEvents
-from facemint_orchestrator.quota import read_usage
-from facemint_orchestrator.settings import OrchestratorSettings
-from facemint_orchestrator.store import TaskStore
+from facemint_task_orchestrator.cancellation import Cancellation
+from facemint_task_orchestrator.completions import Completions
+from facemint_task_orchestrator.estimates import Estimator
+from facemint_task_orchestrator.events import TaskEvents
+from facemint_task_orchestrator.quota import read_usage
+from facemint_task_orchestrator.settings import OrchestratorSettings
+from facemint_task_orchestrator.store import TaskStore
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A new task's job goes to its lane's subject, de-duplicated by task id. A task that reached a terminal state wakes
 the long polls waiting on it here, then its event is published once (de-duplicated by task id and status) and the
-row is marked published; a publish that fails is retried by the outbox sweep (:mod:`facemint_orchestrator.sweep`).
+row is marked published; a publish that fails is retried by the outbox sweep (:mod:`facemint_task_orchestrator.sweep`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from facemint_core import streams
 from facemint_core.jetstream import publish
 from facemint_core.taskview import public_task, render_json
 from facemint_core.vocab import MEDIA_KIND_NAMES
-from facemint_orchestrator.completions import Completions
-from facemint_orchestrator.store import TaskRow, TaskStore
+from facemint_task_orchestrator.completions import Completions
+from facemint_task_orchestrator.store import TaskRow, TaskStore
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from nats.aio.msg import Msg
 
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core import streams
-from facemint_orchestrator.store import TaskRow
+from facemint_task_orchestrator.store import TaskRow
 
 TERMINAL_EVENTS_SUBJECT = streams.event_subject("*")
 

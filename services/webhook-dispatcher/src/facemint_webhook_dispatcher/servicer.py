@@ -6,11 +6,11 @@ import grpc
 
 from facemint.webhook.v1 import webhook_pb2, webhook_pb2_grpc
 from facemint_core.errors import InvalidRequest
-from facemint_webhook.schedule import draw_delays
-from facemint_webhook.scheduler import Scheduler
-from facemint_webhook.settings import WebhookSettings
-from facemint_webhook.signing import generate_secret
-from facemint_webhook.store import DeliveryStore
+from facemint_webhook_dispatcher.schedule import draw_delays
+from facemint_webhook_dispatcher.scheduler import Scheduler
+from facemint_webhook_dispatcher.settings import WebhookSettings
+from facemint_webhook_dispatcher.signing import generate_secret
+from facemint_webhook_dispatcher.store import DeliveryStore
 
 MAX_GRACE_SECONDS = 30 * 24 * 3600
 
