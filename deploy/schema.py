@@ -200,6 +200,7 @@ def values_schema() -> Schema:
             {
                 "logLevel": string(enum=["DEBUG", "INFO", "WARNING", "ERROR"]),
                 "otlpEndpoint": string(),
+                "otlpInsecure": {"type": "boolean"},
                 "traceSampleRatio": {"type": "number", "minimum": 0, "maximum": 1},
                 "shutdownGraceSeconds": {"type": "number", "minimum": 0},
             }

@@ -272,6 +272,23 @@ def test_nats_url_and_tls_come_from_secrets() -> None:
     assert all(vol["name"] != "nats-tls" for vol in gateway["volumes"])  # the gateway does not use NATS
 
 
+def test_tracing_endpoint_and_plain_grpc_reach_every_service() -> None:
+    values = {"config": {"otlpEndpoint": "otel-collector.observability:4317", "otlpInsecure": True}}
+    configs = [o for _, o in v.rendered_objects(values) if o["kind"] == "ConfigMap" and "data" in o]
+    tracing = {
+        name.split("_TRACING__")[0]: {k.split("_TRACING__")[1]: x for k, x in c["data"].items() if "_TRACING__" in k}
+        for c in configs
+        for name in c["data"]
+        if name.endswith("_TRACING__OTLP_ENDPOINT")
+    }
+    assert len(tracing) >= 6, tracing  # every Python service
+    for prefix, settings in tracing.items():
+        assert settings["OTLP_ENDPOINT"] == "otel-collector.observability:4317", prefix
+        assert settings["INSECURE"] == "true", prefix
+    default = [o for _, o in v.rendered_objects({}) if o["kind"] == "ConfigMap" and "data" in o]
+    assert {val for c in default for k, val in c["data"].items() if k.endswith("_TRACING__INSECURE")} == {"false"}
+
+
 def test_a_changed_chart_managed_secret_rolls_the_pods_that_read_it() -> None:
     def checksums(dsn: str) -> dict[str, str]:
         values = {"postgresql": {"existingSecret": "", "dsn": dsn}}

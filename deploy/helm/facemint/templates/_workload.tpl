@@ -19,6 +19,7 @@ The resources of one Facemint service. templates/<component>/*.yaml each include
 {{- end }}
 {{- $_ := set $env (print $p "LOG__LEVEL") $root.Values.config.logLevel }}
 {{- $_ := set $env (print $p "TRACING__OTLP_ENDPOINT") $root.Values.config.otlpEndpoint }}
+{{- $_ := set $env (print $p "TRACING__INSECURE") (toString $root.Values.config.otlpInsecure) }}
 {{- $_ := set $env (print $p "TRACING__SAMPLE_RATIO") (toString $root.Values.config.traceSampleRatio) }}
 {{- $_ := set $env (print $p "SHUTDOWN_GRACE_SECONDS") (toString $root.Values.config.shutdownGraceSeconds) }}
 {{- range $target, $setting := $c.targets }}
