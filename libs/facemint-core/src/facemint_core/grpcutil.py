@@ -24,6 +24,7 @@ from facemint_core.lifecycle import ServiceRuntime
 from facemint_core.logging import request_id_var, task_id_var
 from facemint_core.metrics import RpcMetrics
 from facemint_core.tracing import grpc_client_interceptors, grpc_server_interceptors
+from facemint_core.vocab import MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ _RETRY_SERVICE_CONFIG = json.dumps(
 )
 
 
-def channel_options(max_message_bytes: int = 64 * 1024 * 1024) -> list[tuple[str, Any]]:
+def channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, Any]]:
     """Channel options: message size limits, round robin over the target's addresses, retries on UNAVAILABLE of
     the retry-safe RPCs, keepalive."""
     return [
@@ -154,7 +155,9 @@ class _StreamClientInterceptor(grpc.aio.UnaryStreamClientInterceptor):
         return responses()
 
 
-def open_channel(target: str, max_message_bytes: int = 64 * 1024 * 1024, typed_errors: bool = True) -> grpc.aio.Channel:
+def open_channel(
+    target: str, max_message_bytes: int = MAX_MESSAGE_BYTES, typed_errors: bool = True
+) -> grpc.aio.Channel:
     """Open an insecure channel (in-cluster traffic is plain gRPC) that retries the retry-safe RPCs on UNAVAILABLE
     (and traces its calls when tracing is on).
 

@@ -14,6 +14,8 @@ from typing import TypeVar
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from facemint_core.vocab import MAX_MESSAGE_BYTES
+
 
 class HttpSettings(BaseModel):
     """The HTTP listener (health, readiness and metrics; the public API on the gateway)."""
@@ -27,7 +29,7 @@ class GrpcSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
-    max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_message_bytes: int = Field(default=MAX_MESSAGE_BYTES, ge=1024)
     max_connection_age_seconds: int = Field(default=300, ge=10)
 
 

@@ -55,3 +55,7 @@ MIB = 1024 * 1024
 MAX_MEDIA_BYTES: dict[str, int] = {"video": 2048 * MIB, "image": 50 * MIB, "gif": 200 * MIB}
 #: The longest side of an image or video frame, in pixels (8K UHD); no face can be larger.
 MAX_SIDE = 7680
+#: Pixels of the largest image or video frame (8K UHD, 7680 x 4320).
+MAX_PIXELS = MAX_SIDE * 4320
+#: The largest gRPC message any service sends or receives (frames travel in batches up to it).
+MAX_MESSAGE_BYTES = 64 * MIB

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from facemint_core.settings import ServiceSettings
+from facemint_core.vocab import MAX_PIXELS
 
 MODEL_DIR_NAME = "triton-models"
 
@@ -70,5 +71,5 @@ class InferenceSettings(ServiceSettings):
     executor_workers: int = Field(default=2, ge=1, le=64)
     detection_size: int = Field(default=640, ge=128, le=2048, multiple_of=32)
     max_frames_per_request: int = Field(default=64, ge=1)
-    max_frame_pixels: int = Field(default=7680 * 4320, ge=1)
+    max_frame_pixels: int = Field(default=MAX_PIXELS, ge=1)
     model_retry_seconds: float = Field(default=30.0, gt=0)

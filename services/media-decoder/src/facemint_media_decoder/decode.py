@@ -40,6 +40,7 @@ import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facemint_core.errors import InvalidMedia
+from facemint_core.vocab import MAX_PIXELS, MAX_SIDE
 from facemint_media_decoder.animation import Timeline, read_timeline
 from facemint_media_decoder.sampling import Sampler, SamplingWindow, Verdict, count_selected
 from facemint_media_decoder.sniff import Kind, MediaFormat, Sniffed, check_kind, sniff_file
@@ -72,7 +73,7 @@ class DecodeLimits:
 
     Attributes:
         max_side: Longest side of an image or video frame, pixels.
-        max_pixels: Pixels of an image or video frame (7680 * 4320).
+        max_pixels: Pixels of an image or video frame.
         animated_max_side: Longest side of an animation, pixels.
         animated_max_frames: Frames of an animation.
         animated_max_total_pixels: Frames times canvas pixels of an animation (the decoding work).
@@ -82,8 +83,8 @@ class DecodeLimits:
         video_threads: FFmpeg decoding threads per video; 0 lets FFmpeg choose.
     """
 
-    max_side: int = 7680
-    max_pixels: int = 7680 * 4320
+    max_side: int = MAX_SIDE
+    max_pixels: int = MAX_PIXELS
     animated_max_side: int = 4096
     animated_max_frames: int = 10_000
     animated_max_total_pixels: int = 4_000_000_000

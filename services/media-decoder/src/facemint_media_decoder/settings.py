@@ -16,7 +16,7 @@ from pydantic_settings import SettingsConfigDict
 
 from facemint_core.netsafe import FetchPolicy, parse_endpoints, parse_networks
 from facemint_core.settings import ServiceSettings
-from facemint_core.vocab import MAX_MEDIA_BYTES, MAX_SIDE, MIB
+from facemint_core.vocab import MAX_MEDIA_BYTES, MAX_MESSAGE_BYTES, MAX_PIXELS, MAX_SIDE, MIB
 from facemint_media_decoder.decode import DecodeLimits
 from facemint_media_decoder.sniff import Kind
 
@@ -84,7 +84,7 @@ class LimitSettings(BaseModel):
     image_max_bytes: int = Field(default=MAX_MEDIA_BYTES["image"], ge=1)
     animated_max_bytes: int = Field(default=MAX_MEDIA_BYTES["gif"], ge=1)
     max_side: int = Field(default=MAX_SIDE, ge=1)
-    max_pixels: int = Field(default=MAX_SIDE * 4320, ge=1)
+    max_pixels: int = Field(default=MAX_PIXELS, ge=1)
     animated_max_side: int = Field(default=4096, ge=1)
     animated_max_frames: int = Field(default=10_000, ge=1)
     animated_max_total_pixels: int = Field(default=4_000_000_000, ge=1)
@@ -114,7 +114,7 @@ class InferenceSettings(BaseModel):
     frames_per_batch: int = Field(default=4, ge=1, le=64)
     pipeline_depth: int = Field(default=2, ge=1, le=16, description="AnalyzeFrames calls in flight per request")
     timeout_seconds: float = Field(default=60.0, gt=0)
-    max_message_bytes: int = Field(default=64 * MIB, ge=1 * MIB)
+    max_message_bytes: int = Field(default=MAX_MESSAGE_BYTES, ge=1 * MIB)
     jpeg_quality: int = Field(default=95, ge=50, le=100, description="for frames too large for one message")
 
 
