@@ -2,9 +2,9 @@
 validation failure into the API's 400 ``invalid_request`` message.
 
 Request bodies are strict (no coercion: ``"40"`` is not an integer, ``true`` is not ``1``), refuse unknown fields
-and non-finite numbers. Query strings arrive as text and are read in lax mode (``?limit=20``). Responses are built
-through their models too (:func:`reply_body`), which checks that what the gateway answers is what the document
-promises.
+and non-finite numbers. Query strings arrive as text and are read in lax mode (``?limit=20``). Answers are built
+through their models too (:func:`facemint_gateway.http.ok`), which checks that what the gateway answers is what
+the document promises.
 
 A refused body's message names the field and the rule, and the rule is read from the field's own JSON schema (the
 one the OpenAPI document publishes), so that message and document cannot disagree: ``'sample_rate' must be an
