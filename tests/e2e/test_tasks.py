@@ -11,6 +11,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from facemint_gateway.contract.tasks import TaskReply, TaskResult
 from facemint_local.harness import MediaServer, RunningPlatform
 from facemint_local.testmedia import animated, encode, group_image, moving_faces_video, with_declared_duration
 from tests.e2e.apiutil import submit, upload, wait
@@ -67,6 +68,9 @@ def test_image_task_returns_the_full_shape(reference: dict[str, Any]) -> None:
         assert face["identity"] is None
     assert reference["result"]["summary"]["total_faces"] == 6
     assert reference["created_at"].endswith("Z") and reference["completed_at"].endswith("Z")
+    # The result, which the gateway passes on as stored, has the shape the OpenAPI document publishes.
+    TaskReply.model_validate(reference, strict=True)
+    TaskResult.model_validate(reference["result"], strict=True)
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "WEBP", "HEIF", "BMP"])
@@ -202,6 +206,7 @@ def test_video_tracks_follow_known_ground_truth(
             ids_by_track.setdefault(face["face_id"], []).append(frame["timestamp"])
     assert len(ids_by_track) == 2  # face ids are stable across frames
     assert task["result"]["summary"] == {"total_faces": 2, "unique_identities": 0}
+    TaskResult.model_validate(task["result"], strict=True)  # the published shape, face tracks included
 
 
 def _long_video(reference: dict[str, Any], seconds: float) -> bytes:

@@ -13,48 +13,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** 1:1 compare of the largest faces of two images */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
-                    "Idempotency-Key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["Object"];
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                409: components["responses"]["Conflict"];
-                413: components["responses"]["PayloadTooLarge"];
-                422: components["responses"]["NoFacesDetected"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * 1:1 compare of the largest faces of two images
+         * @description ``POST /v1/compare``.
+         */
+        post: operations["postCompare"];
         delete?: never;
         options?: never;
         head?: never;
@@ -70,47 +33,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create a detection task */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
-                    "Idempotency-Key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["CreateDetectionTask"];
-                };
-            };
-            responses: {
-                /** @description Created */
-                201: {
-                    headers: {
-                        Location: components["headers"]["Location"];
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["TaskCreated"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                409: components["responses"]["Conflict"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Create a detection task
+         * @description ``201`` of ``POST /v1/create-detection-task``.
+         */
+        post: operations["postCreateDetectionTask"];
         delete?: never;
         options?: never;
         head?: never;
@@ -124,80 +51,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List your API keys (prefix and metadata only) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * List your API keys (prefix and metadata only)
+         * @description ``GET /v1/keys``.
+         */
+        get: operations["getKeys"];
         put?: never;
-        /** Create an API key (the secret is shown once) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
-                    "Idempotency-Key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["Object"];
-                };
-            };
-            responses: {
-                /** @description OK */
-                201: {
-                    headers: {
-                        Location: components["headers"]["Location"];
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                409: components["responses"]["Conflict"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Create an API key (the secret is shown once)
+         * @description ``201`` of ``POST /v1/keys``.
+         */
+        post: operations["postKeys"];
         delete?: never;
         options?: never;
         head?: never;
@@ -213,44 +77,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revoke a key now */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
-                    "Idempotency-Key"?: string;
-                };
-                path: {
-                    key_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                409: components["responses"]["Conflict"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Revoke a key now
+         * @description A key after a change (``POST /v1/keys/{key_id}/revoke``).
+         */
+        post: operations["postKeysKeyRevoke"];
         delete?: never;
         options?: never;
         head?: never;
@@ -266,49 +97,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rotate a key (the old one works for a grace period) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
-                    "Idempotency-Key"?: string;
-                };
-                path: {
-                    key_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["Object"];
-                };
-            };
-            responses: {
-                /** @description OK */
-                201: {
-                    headers: {
-                        Location: components["headers"]["Location"];
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                409: components["responses"]["Conflict"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Rotate a key (the old one works for a grace period)
+         * @description ``201`` of a rotation: the replacement key, and the old key (working for the grace period) in ``previous``.
+         */
+        post: operations["postKeysKeyRotate"];
         delete?: never;
         options?: never;
         head?: never;
@@ -322,38 +115,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List libraries (keyset cursor) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * List libraries (keyset cursor)
+         * @description ``GET /v1/libraries``.
+         */
+        get: operations["getLibraries"];
         put?: never;
         post?: never;
         delete?: never;
@@ -371,47 +137,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create a face library */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
-                    "Idempotency-Key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["Object"];
-                };
-            };
-            responses: {
-                /** @description OK */
-                201: {
-                    headers: {
-                        Location: components["headers"]["Location"];
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                409: components["responses"]["Conflict"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Create a face library
+         * @description A library (created, read or updated).
+         */
+        post: operations["postLibrary"];
         delete?: never;
         options?: never;
         head?: never;
@@ -425,116 +155,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a library */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    library_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Get a library
+         * @description A library (created, read or updated).
+         */
+        get: operations["getLibraryLibrary"];
         put?: never;
         post?: never;
-        /** Delete a library, its persons and every vector */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    library_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Delete a library, its persons and every vector
+         * @description ``DELETE /v1/library/{library_id}``.
+         */
+        delete: operations["deleteLibraryLibrary"];
         options?: never;
         head?: never;
-        /** Update a library's name or description */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    library_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["Object"];
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Update a library's name or description
+         * @description A library (created, read or updated).
+         */
+        patch: operations["patchLibraryLibrary"];
         trace?: never;
     };
     "/v1/library/{library_id}/face": {
@@ -546,51 +185,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Enrol a reference image under a person (exactly one clear face) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
-                    "Idempotency-Key"?: string;
-                };
-                path: {
-                    library_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["Object"];
-                };
-            };
-            responses: {
-                /** @description OK */
-                201: {
-                    headers: {
-                        Location: components["headers"]["Location"];
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                409: components["responses"]["Conflict"];
-                413: components["responses"]["PayloadTooLarge"];
-                422: components["responses"]["NoFacesDetected"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Enrol a reference image under a person (exactly one clear face)
+         * @description ``201`` of ``POST /v1/library/{library_id}/face``.
+         */
+        post: operations["postLibraryLibraryFace"];
         delete?: never;
         options?: never;
         head?: never;
@@ -604,78 +203,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a person and their reference faces */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    library_id: string;
-                    person_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Get a person and their reference faces
+         * @description ``GET /v1/library/{library_id}/person/{person_id}``: a person and their reference faces.
+         */
+        get: operations["getLibraryLibraryPersonPerson"];
         put?: never;
         post?: never;
-        /** Delete a person and their vectors */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    library_id: string;
-                    person_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Delete a person and their vectors
+         * @description ``DELETE /v1/library/{library_id}/person/{person_id}``.
+         */
+        delete: operations["deleteLibraryLibraryPersonPerson"];
         options?: never;
         head?: never;
         patch?: never;
@@ -691,42 +230,11 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Delete one reference face */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    library_id: string;
-                    person_id: string;
-                    face_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Delete one reference face
+         * @description ``DELETE /v1/library/{library_id}/person/{person_id}/face/{face_id}``.
+         */
+        delete: operations["deleteLibraryLibraryPersonPersonFaceFace"];
         options?: never;
         head?: never;
         patch?: never;
@@ -739,41 +247,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List a person's reference faces */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    library_id: string;
-                    person_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * List a person's reference faces
+         * @description ``GET /v1/library/{library_id}/person/{person_id}/faces``.
+         */
+        get: operations["getLibraryLibraryPersonPersonFaces"];
         put?: never;
         post?: never;
         delete?: never;
@@ -789,40 +267,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List persons (keyset cursor) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    library_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * List persons (keyset cursor)
+         * @description ``GET /v1/library/{library_id}/persons``.
+         */
+        get: operations["getLibraryLibraryPersons"];
         put?: never;
         post?: never;
         delete?: never;
@@ -838,43 +287,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a task */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Extension (long poll): hold the answer up to this many seconds until the task is terminal; it returns as soon as the task succeeds, fails or is cancelled. */
-                    wait?: number;
-                };
-                header?: never;
-                path: {
-                    task_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Task"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Get a task
+         * @description ``GET /v1/task/{task_id}``.
+         */
+        get: operations["getTaskTask"];
         put?: never;
         post?: never;
         delete?: never;
@@ -892,44 +309,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel a task */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
-                    "Idempotency-Key"?: string;
-                };
-                path: {
-                    task_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                409: components["responses"]["Conflict"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Cancel a task
+         * @description ``POST /v1/task/{task_id}/cancel``.
+         */
+        post: operations["postTaskTaskCancel"];
         delete?: never;
         options?: never;
         head?: never;
@@ -943,40 +327,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List a task's webhook deliveries */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    task_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * List a task's webhook deliveries
+         * @description ``GET /v1/task/{task_id}/deliveries``.
+         */
+        get: operations["getTaskTaskDeliveries"];
         put?: never;
         post?: never;
         delete?: never;
@@ -994,44 +349,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send a task's webhook again */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
-                    "Idempotency-Key"?: string;
-                };
-                path: {
-                    task_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                202: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                409: components["responses"]["Conflict"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Send a task's webhook again
+         * @description ``202`` of ``POST /v1/task/{task_id}/redeliver``: the new delivery, queued.
+         */
+        post: operations["postTaskTaskRedeliver"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1045,50 +367,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List tasks */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Filter by status. */
-                    status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                    /** @description Filter by type. */
-                    type?: "video" | "image" | "gif";
-                    /** @description Only tasks created after. */
-                    created_after?: string;
-                    /** @description Extension: full results in the items; without it a succeeded item has result_summary. */
-                    include?: "result";
-                    /** @description Page size. */
-                    limit?: number;
-                    /** @description Opaque cursor from the previous page's next_cursor. */
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["TaskList"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * List tasks
+         * @description ``GET /v1/tasks``: a page, newest first.
+         */
+        get: operations["getTasks"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1106,46 +389,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create a signed upload */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
-                    "Idempotency-Key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["Upload"];
-                };
-            };
-            responses: {
-                /** @description Created */
-                201: {
-                    headers: {
-                        Location: components["headers"]["Location"];
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["UploadCreated"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                409: components["responses"]["Conflict"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Create a signed upload
+         * @description ``201`` of ``POST /v1/uploads``: POST ``fields`` plus the bytes (form field ``file``) to ``upload_url``, then create a task with ``media_url``.
+         */
+        post: operations["postUploads"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1159,38 +407,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Usage against the plan: requests, concurrent tasks, monthly minutes */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Usage against the plan: requests, concurrent tasks, monthly minutes
+         * @description ``GET /v1/usage``: plan, limits and consumption.
+         */
+        get: operations["getUsage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1206,38 +427,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get the webhook signing secret */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Get the webhook signing secret
+         * @description The account's signing secret and, during a rotation, the previous one.
+         */
+        get: operations["getWebhookSecret"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1255,42 +449,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rotate the webhook signing secret */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
-                    "Idempotency-Key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
-                        "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
-                        "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
-                        "x-request-id": components["headers"]["RequestId"];
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Object"];
-                    };
-                };
-                400: components["responses"]["InvalidRequest"];
-                401: components["responses"]["Unauthorized"];
-                403: components["responses"]["Forbidden"];
-                404: components["responses"]["NotFound"];
-                409: components["responses"]["Conflict"];
-                429: components["responses"]["RateLimited"];
-                500: components["responses"]["InternalError"];
-                503: components["responses"]["ServiceUnavailable"];
-            };
-        };
+        /**
+         * Rotate the webhook signing secret
+         * @description The account's signing secret and, during a rotation, the previous one.
+         */
+        post: operations["postWebhookSecretRotate"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1331,14 +494,64 @@ export interface webhooks {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        event: "task.succeeded" | "task.failed" | "task.cancelled";
-                        result: components["schemas"]["Task"];
-                        /** @enum {string} */
-                        status: "succeeded" | "failed" | "cancelled";
-                        task_id: string;
-                    };
+                    /**
+                     * @example {
+                     *       "event": "task.succeeded",
+                     *       "result": {
+                     *         "completed_at": "2026-04-21T09:30:02Z",
+                     *         "created_at": "2026-04-21T09:30:00Z",
+                     *         "media": {
+                     *           "duration": null,
+                     *           "height": 853,
+                     *           "url": "https://facemint.io/photo.jpg",
+                     *           "width": 1280
+                     *         },
+                     *         "result": {
+                     *           "face_tracks": [
+                     *             {
+                     *               "appears_at": 0,
+                     *               "disappears_at": 0,
+                     *               "person_id": null,
+                     *               "track_id": "t_1"
+                     *             }
+                     *           ],
+                     *           "frames": [
+                     *             {
+                     *               "faces": [
+                     *                 {
+                     *                   "attributes": {
+                     *                     "age": 34,
+                     *                     "emotion": "happy",
+                     *                     "gender": "female"
+                     *                   },
+                     *                   "bbox": [
+                     *                     412,
+                     *                     188,
+                     *                     164,
+                     *                     201
+                     *                   ],
+                     *                   "confidence": 0.998,
+                     *                   "face_id": "f_01",
+                     *                   "identity": null
+                     *                 }
+                     *               ],
+                     *               "timestamp": 0
+                     *             }
+                     *           ],
+                     *           "summary": {
+                     *             "total_faces": 1,
+                     *             "unique_identities": 0
+                     *           }
+                     *         },
+                     *         "status": "succeeded",
+                     *         "task_id": "task_0195e3ab6f4a7c2d",
+                     *         "type": "image"
+                     *       },
+                     *       "status": "succeeded",
+                     *       "task_id": "task_0195e3ab6f4a7c2d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TaskEvent"];
                 };
             };
             responses: {
@@ -1367,174 +580,981 @@ export interface webhooks {
 }
 export interface components {
     schemas: {
-        CreateDetectionTask: {
-            /** @default [] */
-            attributes: ("age" | "gender" | "emotion" | "pose" | "glasses" | "mask" | "quality" | "landmarks")[];
+        /**
+         * ApiKey
+         * @description An API key as listed: its prefix and metadata, never its secret.
+         */
+        ApiKey: {
+            account_id: string;
             /**
-             * Format: uri
-             * @description https URL for the signed webhook.
+             * Format: date-time
+             * @description UTC, ISO 8601.
              */
-            callback_url?: string;
-            /** @default 0.5 */
+            created_at: string;
+            expires_at: string | null;
+            key_id: string;
+            last_used_at: string | null;
+            name: string;
+            /** @description The first characters of the key, to recognise it. */
+            prefix: string;
+            /** @description The key that replaced it by rotation. */
+            replaced_by: string | null;
+            revoked_at: string | null;
+            /** @enum {string} */
+            status: "active" | "expired" | "revoked" | "rotated";
+        };
+        /**
+         * ApiKeyReply
+         * @description A key after a change (``POST /v1/keys/{key_id}/revoke``).
+         */
+        ApiKeyReply: {
+            account_id: string;
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            created_at: string;
+            expires_at: string | null;
+            key_id: string;
+            last_used_at: string | null;
+            name: string;
+            /** @description The first characters of the key, to recognise it. */
+            prefix: string;
+            /** @description The key that replaced it by rotation. */
+            replaced_by: string | null;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+            revoked_at: string | null;
+            /** @enum {string} */
+            status: "active" | "expired" | "revoked" | "rotated";
+        };
+        /**
+         * CancelledTask
+         * @description ``POST /v1/task/{task_id}/cancel``.
+         */
+        CancelledTask: {
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+            /** @constant */
+            status: "cancelled";
+            task_id: string;
+        };
+        /**
+         * Compare
+         * @description The body of ``POST /v1/compare``: the largest face of each image is compared.
+         */
+        Compare: {
+            /** Format: uri */
+            source_image_url: string;
+            /** Format: uri */
+            target_image_url: string;
+        };
+        /**
+         * Comparison
+         * @description ``POST /v1/compare``.
+         */
+        Comparison: {
+            /** @description score >= threshold. */
+            is_same_person: boolean;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+            /** @description Cosine similarity of the two faces, 3 decimals. */
+            score: number;
+            threshold: number;
+        };
+        /**
+         * ConcurrentTasks
+         * @description Tasks queued or running now.
+         */
+        ConcurrentTasks: {
+            active: number;
+            limit: number;
+        };
+        /**
+         * CreateDetectionTask
+         * @description The body of ``POST /v1/create-detection-task``.
+         */
+        CreateDetectionTask: {
+            /**
+             * @description Attributes to extract. Default none.
+             * @default null
+             */
+            attributes: ("age" | "gender" | "emotion" | "pose" | "glasses" | "mask" | "quality" | "landmarks")[] | null;
+            /**
+             * @description https URL for the signed webhook.
+             * @default null
+             */
+            callback_url: string | null;
+            /**
+             * @description Lowest detection confidence reported.
+             * @default 0.5
+             */
             confidence_threshold: number;
-            /** @description Video only. Default: end of file. */
-            end_time?: number;
-            /** @description Required when recognize=1. */
-            library_id?: string;
+            /**
+             * @description Video only. Default: end of file.
+             * @default null
+             */
+            end_time: number | null;
+            /**
+             * @description Required when recognize=1.
+             * @default null
+             */
+            library_id: string | null;
             /**
              * Format: uri
              * @description http(s) URL; presigned S3/GCS accepted.
              */
             media_url: string;
-            /** @description Up to 2 KB, echoed back with the task. */
-            metadata?: Record<string, never>;
-            /** @default 40 */
+            /**
+             * @description A JSON object of up to 2 KB (configurable), echoed back with the task.
+             * @default null
+             */
+            metadata: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description Smallest face side reported, in pixels.
+             * @default 40
+             */
             min_face_size: number;
             /**
+             * @description 1: match every face against library_id.
              * @default 0
              * @enum {integer}
              */
             recognize: 0 | 1;
-            /** @default 2 */
+            /**
+             * @description Frames analysed per second of video.
+             * @default 2
+             */
             sample_rate: number;
-            /** @description Video only. Default 0. */
-            start_time?: number;
-            /** @default 1 */
+            /**
+             * @description Video only. Seconds from the start. Default 0.
+             * @default null
+             */
+            start_time: number | null;
+            /**
+             * @description Matches per face when recognizing.
+             * @default 1
+             */
             top_k: number;
+            /**
+             * @description The kind of media.
+             * @enum {string}
+             */
+            type: "video" | "image" | "gif";
+        };
+        /**
+         * CreateKey
+         * @description The body of ``POST /v1/keys`` (may be empty).
+         */
+        CreateKey: {
+            /**
+             * @description Lifetime; default: until revoked.
+             * @default null
+             */
+            expires_in_seconds: number | null;
+            /**
+             * @description A display name.
+             * @default null
+             */
+            name: string | null;
+        };
+        /**
+         * CreateLibrary
+         * @description The body of ``POST /v1/library``.
+         */
+        CreateLibrary: {
+            /** @default null */
+            description: string | null;
+            /** @description 1-128 characters of letters, digits, '_', '-', '.' or ':', starting with a letter or digit */
+            library_id: string;
+            /** @default null */
+            name: string | null;
+        };
+        /**
+         * CreateUpload
+         * @description The body of ``POST /v1/uploads``.
+         */
+        CreateUpload: {
+            /**
+             * @description For your reference; not used in the object's name.
+             * @default
+             */
+            filename: string;
+            /**
+             * @description The kind of media to be uploaded (sets the size limit).
+             * @default image
+             * @enum {string}
+             */
+            type: "video" | "image" | "gif";
+        };
+        /**
+         * CreatedKey
+         * @description ``201`` of ``POST /v1/keys``.
+         */
+        CreatedKey: {
+            account_id: string;
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            created_at: string;
+            expires_at: string | null;
+            /** @description The secret: send it as x-api-key. Shown once. */
+            key: string;
+            key_id: string;
+            last_used_at: string | null;
+            name: string;
+            /** @description The first characters of the key, to recognise it. */
+            prefix: string;
+            /** @description The key that replaced it by rotation. */
+            replaced_by: string | null;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+            revoked_at: string | null;
+            /** @enum {string} */
+            status: "active" | "expired" | "revoked" | "rotated";
+        };
+        /**
+         * Deliveries
+         * @description ``GET /v1/task/{task_id}/deliveries``.
+         */
+        Deliveries: {
+            deliveries: components["schemas"]["Delivery"][];
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+            task_id: string;
+        };
+        /**
+         * Delivery
+         * @description A webhook delivery of a task and its attempts.
+         */
+        Delivery: {
+            attempts: components["schemas"]["DeliveryAttempt"][];
+            completed_at: string | null;
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            created_at: string;
+            delivery_id: string;
+            event: string;
+            max_attempts: number;
+            next_attempt_at: string | null;
+            redelivery_of: string | null;
+            /**
+             * @description gone: the receiver answered 410, no further attempts.
+             * @enum {string}
+             */
+            state: "pending" | "delivered" | "failed" | "gone";
+            url: string;
+        };
+        /**
+         * DeliveryAttempt
+         * @description One HTTP attempt of a delivery.
+         */
+        DeliveryAttempt: {
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            attempted_at: string;
+            error: string | null;
+            latency_seconds: number | null;
+            number: number;
+            /** @description The receiver's status; null when no answer came. */
+            status_code: number | null;
+        };
+        /**
+         * EnrollFace
+         * @description The body of ``POST /v1/library/{library_id}/face``: one reference image with exactly one clear face.
+         */
+        EnrollFace: {
+            /**
+             * Format: uri
+             * @description http(s) URL of the reference image.
+             */
+            image_url: string;
+            /**
+             * @description A JSON object of up to 2 KB kept with the person.
+             * @default null
+             */
+            metadata: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description The person's display name (set on first enrolment or changed).
+             * @default null
+             */
+            name: string | null;
+            /** @description 1-128 characters of letters, digits, '_', '-', '.' or ':', starting with a letter or digit */
+            person_id: string;
+        };
+        /**
+         * Error
+         * @description Every 4xx and 5xx answer: the error envelope.
+         */
+        Error: {
+            error: components["schemas"]["ErrorDetail"];
+        };
+        /**
+         * ErrorDetail
+         * @description The inner object of the error envelope.
+         */
+        ErrorDetail: {
+            /** @enum {string} */
+            code: "invalid_request" | "invalid_media" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "payload_too_large" | "no_faces_detected" | "rate_limited" | "internal_error" | "service_unavailable";
+            /** @description What went wrong, for a human; a refused field is named with its rule. */
+            message: string;
+            request_id: string;
+        };
+        /**
+         * Face
+         * @description One face of a frame.
+         */
+        Face: {
+            attributes: components["schemas"]["FaceAttributes"];
+            /** @description [x, y, width, height] in pixels. */
+            bbox: number[];
+            confidence: number;
+            /** @description The face's track within the task (f_01, f_02, ...). */
+            face_id: string;
+            /** @description null on every face when the task has recognize=0. */
+            identity: components["schemas"]["Identity"] | null;
+        };
+        /**
+         * FaceAttributes
+         * @description The attributes the task asked for (an attribute that could not be read is left out).
+         */
+        FaceAttributes: {
+            /** @default null */
+            age: number | null;
+            /** @default null */
+            emotion: ("neutral" | "happy" | "sad" | "angry" | "surprised" | "disgusted" | "fearful") | null;
+            /** @default null */
+            gender: ("male" | "female") | null;
+            /** @default null */
+            glasses: boolean | null;
+            /**
+             * @description 106 points, [x, y] in integer pixels.
+             * @default null
+             */
+            landmarks: number[][] | null;
+            /** @default null */
+            mask: boolean | null;
+            /** @default null */
+            pose: components["schemas"]["Pose"] | null;
+            /** @default null */
+            quality: number | null;
+        };
+        /**
+         * FaceDeleted
+         * @description ``DELETE /v1/library/{library_id}/person/{person_id}/face/{face_id}``.
+         */
+        FaceDeleted: {
+            /** @constant */
+            deleted: true;
+            face_id: string;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+        };
+        /**
+         * FaceTrack
+         * @description One face followed across frames.
+         */
+        FaceTrack: {
+            appears_at: number;
+            disappears_at: number;
+            /** @description The person most of its frames matched (recognize=1), else null. */
+            person_id: string | null;
+            track_id: string;
+        };
+        /**
+         * Frame
+         * @description The faces found at one timestamp (0 for an image).
+         */
+        Frame: {
+            faces: components["schemas"]["Face"][];
+            /** @description Seconds from the start of the media (the same time base as duration). */
+            timestamp: number;
+        };
+        /**
+         * Identity
+         * @description The best matches of a face in the task's library, best first.
+         */
+        Identity: {
+            matches: components["schemas"]["Match"][];
+        };
+        /**
+         * KeyList
+         * @description ``GET /v1/keys``.
+         */
+        KeyList: {
+            keys: components["schemas"]["ApiKey"][];
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+        };
+        /**
+         * Library
+         * @description A face library.
+         */
+        Library: {
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            created_at: string;
+            description: string;
+            /** @description The embedding model of its vectors (null while empty). */
+            embedding_model: string | null;
+            face_count: number;
+            library_id: string;
+            name: string;
+            person_count: number;
+        };
+        /**
+         * LibraryDeleted
+         * @description ``DELETE /v1/library/{library_id}``.
+         */
+        LibraryDeleted: {
+            /** @constant */
+            deleted: true;
+            library_id: string;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+        };
+        /**
+         * LibraryList
+         * @description ``GET /v1/libraries``.
+         */
+        LibraryList: {
+            libraries: components["schemas"]["Library"][];
+            next_cursor: string | null;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+        };
+        /**
+         * LibraryReply
+         * @description A library (created, read or updated).
+         */
+        LibraryReply: {
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            created_at: string;
+            description: string;
+            /** @description The embedding model of its vectors (null while empty). */
+            embedding_model: string | null;
+            face_count: number;
+            library_id: string;
+            name: string;
+            person_count: number;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+        };
+        /**
+         * Match
+         * @description A library person a face matches.
+         */
+        Match: {
+            name: string;
+            person_id: string;
+            /** @description Cosine similarity, 3 decimals. */
+            score: number;
+        };
+        /**
+         * Media
+         * @description The media and what the platform learnt about it (null until probed).
+         */
+        Media: {
+            duration: number | null;
+            height: number | null;
+            url: string;
+            width: number | null;
+        };
+        /**
+         * Minutes
+         * @description Media minutes this month.
+         */
+        Minutes: {
+            limit: number;
+            remaining: number;
+            used: number;
+        };
+        /**
+         * Period
+         * @description The billing month (UTC).
+         */
+        Period: {
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            end: string;
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            start: string;
+        };
+        /**
+         * Person
+         * @description A person of a library, as listed.
+         */
+        Person: {
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            created_at: string;
+            face_count: number;
+            metadata: {
+                [key: string]: unknown;
+            } | null;
+            name: string;
+            person_id: string;
+        };
+        /**
+         * PersonDeleted
+         * @description ``DELETE /v1/library/{library_id}/person/{person_id}``.
+         */
+        PersonDeleted: {
+            /** @constant */
+            deleted: true;
+            person_id: string;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+        };
+        /**
+         * PersonFaces
+         * @description ``GET /v1/library/{library_id}/person/{person_id}/faces``.
+         */
+        PersonFaces: {
+            faces: components["schemas"]["ReferenceFace"][];
+            person_id: string;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+        };
+        /**
+         * PersonList
+         * @description ``GET /v1/library/{library_id}/persons``.
+         */
+        PersonList: {
+            next_cursor: string | null;
+            persons: components["schemas"]["Person"][];
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+        };
+        /**
+         * PersonWithFaces
+         * @description ``GET /v1/library/{library_id}/person/{person_id}``: a person and their reference faces.
+         */
+        PersonWithFaces: {
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            created_at: string;
+            face_count: number;
+            faces: components["schemas"]["ReferenceFace"][];
+            metadata: {
+                [key: string]: unknown;
+            } | null;
+            name: string;
+            person_id: string;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+        };
+        /**
+         * PlanLimits
+         * @description The limits in force.
+         */
+        PlanLimits: {
+            /** @description Per account: queued and running tasks. */
+            concurrent_tasks: number;
+            /** @description Per account: media minutes per calendar month (UTC). */
+            monthly_minutes: number;
+            /** @description Per key. */
+            requests_per_minute: number;
+        };
+        /**
+         * Pose
+         * @description Head pose in degrees.
+         */
+        Pose: {
+            pitch: number;
+            roll: number;
+            yaw: number;
+        };
+        /**
+         * Progress
+         * @description Frames analysed so far (while queued or running).
+         */
+        Progress: {
+            frames_done: number;
+            frames_total: number;
+        };
+        /**
+         * Redelivery
+         * @description ``202`` of ``POST /v1/task/{task_id}/redeliver``: the new delivery, queued.
+         */
+        Redelivery: {
+            delivery: components["schemas"]["Delivery"];
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+            task_id: string;
+        };
+        /**
+         * ReferenceFace
+         * @description A reference face enrolled under a person.
+         */
+        ReferenceFace: {
+            /** @description [x, y, width, height] in pixels. */
+            bbox: number[];
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            created_at: string;
+            face_id: string;
+            person_id: string;
+            quality: number;
+        };
+        /**
+         * ReferenceFaceReply
+         * @description ``201`` of ``POST /v1/library/{library_id}/face``.
+         */
+        ReferenceFaceReply: {
+            /** @description [x, y, width, height] in pixels. */
+            bbox: number[];
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            created_at: string;
+            face_id: string;
+            person_id: string;
+            quality: number;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+        };
+        /**
+         * RequestWindow
+         * @description This key's current rate-limit window (as the X-RateLimit-* headers).
+         */
+        RequestWindow: {
+            limit: number;
+            remaining: number;
+            /** @description Unix seconds when the window ends. */
+            reset: number;
+        };
+        /**
+         * RotateKey
+         * @description The body of ``POST /v1/keys/{key_id}/rotate`` (may be empty).
+         */
+        RotateKey: {
+            /**
+             * @description How long the old key keeps working (default and maximum: the deployment's settings, by default 1 day and 7 days).
+             * @default null
+             */
+            grace_seconds: number | null;
+        };
+        /**
+         * RotateWebhookSecret
+         * @description The body of ``POST /v1/webhook-secret/rotate`` (may be empty).
+         */
+        RotateWebhookSecret: {
+            /**
+             * @description How long deliveries are also signed with the old secret.
+             * @default null
+             */
+            grace_seconds: number | null;
+        };
+        /**
+         * RotatedKey
+         * @description ``201`` of a rotation: the replacement key, and the old key (working for the grace period) in ``previous``.
+         */
+        RotatedKey: {
+            account_id: string;
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            created_at: string;
+            expires_at: string | null;
+            /** @description The secret: send it as x-api-key. Shown once. */
+            key: string;
+            key_id: string;
+            last_used_at: string | null;
+            name: string;
+            /** @description The first characters of the key, to recognise it. */
+            prefix: string;
+            previous: components["schemas"]["ApiKey"];
+            /** @description The key that replaced it by rotation. */
+            replaced_by: string | null;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+            revoked_at: string | null;
+            /** @enum {string} */
+            status: "active" | "expired" | "revoked" | "rotated";
+        };
+        /**
+         * Summary
+         * @description Counts over the whole task.
+         */
+        Summary: {
+            total_faces: number;
+            unique_identities: number;
+        };
+        /**
+         * Task
+         * @description A task as ``GET /v1/task/{task_id}`` shows it; also an item of ``GET /v1/tasks`` and the webhook's result.
+         */
+        Task: {
+            completed_at: string | null;
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            created_at: string;
+            /**
+             * @description When failed.
+             * @default null
+             */
+            error: components["schemas"]["TaskError"] | null;
+            /**
+             * @description While queued or running (extension).
+             * @default null
+             */
+            estimated_seconds: number | null;
+            media: components["schemas"]["Media"];
+            /**
+             * @description The metadata sent at creation (also in result).
+             * @default null
+             */
+            metadata: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description While queued or running (extension).
+             * @default null
+             */
+            progress: components["schemas"]["Progress"] | null;
+            /**
+             * @description When succeeded.
+             * @default null
+             */
+            result: components["schemas"]["TaskResult"] | null;
+            /**
+             * @description Items of GET /v1/tasks without include=result: the result's summary instead of the result.
+             * @default null
+             */
+            result_summary: components["schemas"]["Summary"] | null;
+            /** @enum {string} */
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            task_id: string;
             /** @enum {string} */
             type: "video" | "image" | "gif";
         };
-        Error: {
-            error: {
-                /** @enum {string} */
-                code: "invalid_request" | "invalid_media" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "payload_too_large" | "no_faces_detected" | "rate_limited" | "internal_error" | "service_unavailable";
-                message: string;
-                request_id: string;
-            };
-        };
-        Face: {
-            attributes?: {
-                age?: number;
-                /** @enum {string} */
-                emotion?: "neutral" | "happy" | "sad" | "angry" | "surprised" | "disgusted" | "fearful";
-                /** @enum {string} */
-                gender?: "male" | "female";
-                glasses?: boolean;
-                /** @description [x, y] pixels */
-                landmarks?: number[][];
-                mask?: boolean;
-                pose?: {
-                    pitch?: number;
-                    roll?: number;
-                    yaw?: number;
-                };
-                quality?: number;
-            };
-            bbox?: number[];
-            confidence?: number;
-            face_id?: string;
-            /** @description null on every face when the task has recognize=0. */
-            identity?: {
-                matches?: components["schemas"]["Match"][];
-            } | null;
-        };
-        Match: {
-            name?: string;
-            person_id?: string;
-            score?: number;
-        };
-        Object: Record<string, never>;
-        Task: {
-            /** Format: date-time */
-            completed_at?: string | null;
-            /** Format: date-time */
-            created_at?: string;
-            error?: {
-                code?: string;
-                message?: string;
-            };
-            /** @description While queued or running (extension). */
-            estimated_seconds?: number;
-            media?: {
-                duration?: number | null;
-                height?: number | null;
-                url?: string;
-                width?: number | null;
-            };
-            /** @description The metadata sent at creation (also in result). */
-            metadata?: Record<string, never>;
-            /** @description While queued or running (extension). */
-            progress?: {
-                frames_done?: number;
-                frames_total?: number;
-            };
-            request_id?: string;
-            result?: {
-                face_tracks?: {
-                    appears_at?: number;
-                    disappears_at?: number;
-                    person_id?: string | null;
-                    track_id?: string;
-                }[];
-                frames?: {
-                    faces?: components["schemas"]["Face"][];
-                    timestamp?: number;
-                }[];
-                /** @description The metadata sent at creation. */
-                metadata?: Record<string, never>;
-                summary?: {
-                    total_faces?: number;
-                    unique_identities?: number;
-                };
-            };
-            /** @description Items of GET /v1/tasks without include=result: the result's summary instead of the result. */
-            result_summary?: {
-                total_faces?: number;
-                unique_identities?: number;
-            } | null;
-            /** @enum {string} */
-            status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-            task_id?: string;
-            /** @enum {string} */
-            type?: "video" | "image" | "gif";
-        };
+        /**
+         * TaskCreated
+         * @description ``201`` of ``POST /v1/create-detection-task``.
+         */
         TaskCreated: {
-            /** Format: date-time */
-            created_at?: string;
-            estimated_seconds?: number;
-            request_id?: string;
-            /** @constant */
-            status?: "queued";
-            task_id?: string;
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            created_at: string;
+            /** @description Expected seconds to the result, from the media's size and queue. */
+            estimated_seconds: number;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+            /**
+             * @description queued for a new task (a replayed creation shows the task's status).
+             * @enum {string}
+             */
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            task_id: string;
         };
-        TaskList: {
-            next_cursor?: string | null;
-            request_id?: string;
-            tasks?: components["schemas"]["Task"][];
+        /**
+         * TaskError
+         * @description Why a task failed.
+         */
+        TaskError: {
+            code: string;
+            message: string;
         };
-        Upload: {
-            filename?: string;
+        /**
+         * TaskEvent
+         * @description The body of a webhook delivery: the task as ``GET /v1/task/{task_id}`` shows it, in ``result``.
+         */
+        TaskEvent: {
             /** @enum {string} */
-            type?: "video" | "image" | "gif";
+            event: "task.succeeded" | "task.failed" | "task.cancelled";
+            result: components["schemas"]["Task"];
+            /** @enum {string} */
+            status: "succeeded" | "failed" | "cancelled";
+            task_id: string;
         };
+        /**
+         * TaskList
+         * @description ``GET /v1/tasks``: a page, newest first.
+         */
+        TaskList: {
+            /** @description Give it as cursor for the next page; null on the last page. */
+            next_cursor: string | null;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+            tasks: components["schemas"]["Task"][];
+        };
+        /**
+         * TaskReply
+         * @description ``GET /v1/task/{task_id}``.
+         */
+        TaskReply: {
+            completed_at: string | null;
+            /**
+             * Format: date-time
+             * @description UTC, ISO 8601.
+             */
+            created_at: string;
+            /**
+             * @description When failed.
+             * @default null
+             */
+            error: components["schemas"]["TaskError"] | null;
+            /**
+             * @description While queued or running (extension).
+             * @default null
+             */
+            estimated_seconds: number | null;
+            media: components["schemas"]["Media"];
+            /**
+             * @description The metadata sent at creation (also in result).
+             * @default null
+             */
+            metadata: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description While queued or running (extension).
+             * @default null
+             */
+            progress: components["schemas"]["Progress"] | null;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+            /**
+             * @description When succeeded.
+             * @default null
+             */
+            result: components["schemas"]["TaskResult"] | null;
+            /**
+             * @description Items of GET /v1/tasks without include=result: the result's summary instead of the result.
+             * @default null
+             */
+            result_summary: components["schemas"]["Summary"] | null;
+            /** @enum {string} */
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            task_id: string;
+            /** @enum {string} */
+            type: "video" | "image" | "gif";
+        };
+        /**
+         * TaskResult
+         * @description A succeeded task's result.
+         */
+        TaskResult: {
+            face_tracks: components["schemas"]["FaceTrack"][];
+            frames: components["schemas"]["Frame"][];
+            /**
+             * @description The metadata sent at creation.
+             * @default null
+             */
+            metadata: {
+                [key: string]: unknown;
+            } | null;
+            summary: components["schemas"]["Summary"];
+        };
+        /**
+         * UpdateLibrary
+         * @description The body of ``PATCH /v1/library/{library_id}``: the fields given change (at least one).
+         */
+        UpdateLibrary: {
+            /** @default  */
+            description: string;
+            /** @default  */
+            name: string;
+        };
+        /**
+         * UploadCreated
+         * @description ``201`` of ``POST /v1/uploads``: POST ``fields`` plus the bytes (form field ``file``) to ``upload_url``,
+         *     then create a task with ``media_url``.
+         */
         UploadCreated: {
-            expires_in?: number;
-            fields?: {
+            /** @description Seconds the upload URL stays valid. */
+            expires_in: number;
+            /** @description Form fields of the presigned POST policy, sent before the file. */
+            fields: {
                 [key: string]: string;
             };
-            max_bytes?: number;
-            media_url?: string;
+            max_bytes: number;
+            /** @description Presigned GET URL of the object, for media_url of a task. */
+            media_url: string;
             /** @constant */
-            method?: "POST";
-            request_id?: string;
+            method: "POST";
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
             /** @enum {string} */
-            type?: "video" | "image" | "gif";
-            upload_id?: string;
-            upload_url?: string;
+            type: "video" | "image" | "gif";
+            upload_id: string;
+            upload_url: string;
+        };
+        /**
+         * Usage
+         * @description ``GET /v1/usage``: plan, limits and consumption.
+         */
+        Usage: {
+            account: components["schemas"]["UsageAccount"];
+            concurrent_tasks: components["schemas"]["ConcurrentTasks"];
+            limits: components["schemas"]["PlanLimits"];
+            minutes: components["schemas"]["Minutes"];
+            period: components["schemas"]["Period"];
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+            /**
+             * @description Absent where no key window applies (admin view).
+             * @default null
+             */
+            requests: components["schemas"]["RequestWindow"] | null;
+            tasks_billed: number;
+        };
+        /**
+         * UsageAccount
+         * @description Whose usage.
+         */
+        UsageAccount: {
+            account_id: string;
+            name: string;
+            plan: string;
+        };
+        /**
+         * WebhookSecret
+         * @description The account's signing secret and, during a rotation, the previous one.
+         */
+        WebhookSecret: {
+            previous_expires_at: string | null;
+            previous_webhook_secret: string | null;
+            /** @description The request's id (also in the x-request-id header). */
+            request_id: string;
+            rotated_at: string | null;
+            webhook_secret: string;
         };
     };
     responses: {
-        /** @description 409 conflict */
+        /** @description 409 conflict (also: an Idempotency-Key reused with another request) */
         Conflict: {
             headers: {
                 "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
@@ -1544,6 +1564,15 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "conflict",
+                 *         "message": "task 'task_0195e3ab6f4a7c2d' has already succeeded",
+                 *         "request_id": "req_7f2b1a4c8d"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["Error"];
             };
         };
@@ -1557,6 +1586,15 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "forbidden",
+                 *         "message": "this key may not use that resource",
+                 *         "request_id": "req_7f2b1a4c8d"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["Error"];
             };
         };
@@ -1570,6 +1608,15 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "internal_error",
+                 *         "message": "internal error",
+                 *         "request_id": "req_7f2b1a4c8d"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["Error"];
             };
         };
@@ -1583,6 +1630,15 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "invalid_request",
+                 *         "message": "'sample_rate' must be an integer from 1 to 30, got 60",
+                 *         "request_id": "req_7f2b1a4c8d"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["Error"];
             };
         };
@@ -1596,6 +1652,15 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "no_faces_detected",
+                 *         "message": "no face found in the image",
+                 *         "request_id": "req_7f2b1a4c8d"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["Error"];
             };
         };
@@ -1609,6 +1674,15 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "not_found",
+                 *         "message": "task 'task_0195e3ab6f4a7c2d' does not exist",
+                 *         "request_id": "req_7f2b1a4c8d"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["Error"];
             };
         };
@@ -1622,6 +1696,15 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "payload_too_large",
+                 *         "message": "the image is larger than 50 MiB",
+                 *         "request_id": "req_7f2b1a4c8d"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["Error"];
             };
         };
@@ -1636,6 +1719,15 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "rate_limited",
+                 *         "message": "rate limit of 60 requests per minute exceeded",
+                 *         "request_id": "req_7f2b1a4c8d"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["Error"];
             };
         };
@@ -1650,6 +1742,15 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "service_unavailable",
+                 *         "message": "the service is temporarily unavailable",
+                 *         "request_id": "req_7f2b1a4c8d"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["Error"];
             };
         };
@@ -1660,6 +1761,15 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "error": {
+                 *         "code": "unauthorized",
+                 *         "message": "missing API key: send it in the x-api-key header",
+                 *         "request_id": "req_7f2b1a4c8d"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["Error"];
             };
         };
@@ -1683,4 +1793,1477 @@ export interface components {
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    postCompare: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "source_image_url": "https://facemint.io/a.jpg",
+                 *       "target_image_url": "https://facemint.io/b.jpg"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Compare"];
+            };
+        };
+        responses: {
+            /** @description OK: ``POST /v1/compare``. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "is_same_person": true,
+                     *       "request_id": "req_7f2b1a4c8d",
+                     *       "score": 0.734,
+                     *       "threshold": 0.42
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Comparison"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["NoFacesDetected"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postCreateDetectionTask: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "attributes": [
+                 *         "age",
+                 *         "gender",
+                 *         "emotion",
+                 *         "pose",
+                 *         "landmarks"
+                 *       ],
+                 *       "callback_url": "https://your-site.example/cb?id=121233",
+                 *       "end_time": 4,
+                 *       "library_id": "my-people-lib",
+                 *       "media_url": "https://facemint.io/media.mp4",
+                 *       "min_face_size": 40,
+                 *       "recognize": 1,
+                 *       "sample_rate": 2,
+                 *       "start_time": 0,
+                 *       "type": "video"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateDetectionTask"];
+            };
+        };
+        responses: {
+            /** @description Created: ``201`` of ``POST /v1/create-detection-task``. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "created_at": "2026-04-21T09:30:00Z",
+                     *       "estimated_seconds": 14,
+                     *       "request_id": "req_7f2b1a4c8d",
+                     *       "status": "queued",
+                     *       "task_id": "task_0195e3ab6f4a7c2d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TaskCreated"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: ``GET /v1/keys``. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "keys": [
+                     *         {
+                     *           "account_id": "acct_01J9ZC7K2M",
+                     *           "created_at": "2026-04-21T09:30:00Z",
+                     *           "expires_at": null,
+                     *           "key_id": "key_01J9ZC8W3Q",
+                     *           "last_used_at": "2026-04-21T10:02:11Z",
+                     *           "name": "ci",
+                     *           "prefix": "fm_live_3kd9",
+                     *           "replaced_by": null,
+                     *           "revoked_at": null,
+                     *           "status": "active"
+                     *         }
+                     *       ],
+                     *       "request_id": "req_7f2b1a4c8d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["KeyList"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postKeys: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "expires_in_seconds": 2592000,
+                 *       "name": "ci"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateKey"];
+            };
+        };
+        responses: {
+            /** @description Created: ``201`` of ``POST /v1/keys``. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "account_id": "acct_01J9ZC7K2M",
+                     *       "created_at": "2026-04-21T09:30:00Z",
+                     *       "expires_at": null,
+                     *       "key": "fm_live_3kd9Xb2mQ7v8LrT1wYc0NzPq",
+                     *       "key_id": "key_01J9ZC8W3Q",
+                     *       "last_used_at": null,
+                     *       "name": "ci",
+                     *       "prefix": "fm_live_3kd9",
+                     *       "replaced_by": null,
+                     *       "request_id": "req_7f2b1a4c8d",
+                     *       "revoked_at": null,
+                     *       "status": "active"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CreatedKey"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postKeysKeyRevoke: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: A key after a change (``POST /v1/keys/{key_id}/revoke``). */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "account_id": "acct_01J9ZC7K2M",
+                     *       "created_at": "2026-04-21T09:30:00Z",
+                     *       "expires_at": null,
+                     *       "key_id": "key_01J9ZC8W3Q",
+                     *       "last_used_at": "2026-04-21T10:02:11Z",
+                     *       "name": "ci",
+                     *       "prefix": "fm_live_3kd9",
+                     *       "replaced_by": null,
+                     *       "request_id": "req_7f2b1a4c8d",
+                     *       "revoked_at": "2026-04-22T08:00:00Z",
+                     *       "status": "revoked"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ApiKeyReply"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postKeysKeyRotate: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "grace_seconds": 3600
+                 *     }
+                 */
+                "application/json": components["schemas"]["RotateKey"];
+            };
+        };
+        responses: {
+            /** @description Created: ``201`` of a rotation: the replacement key, and the old key (working for the grace period) in ``previous``. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "account_id": "acct_01J9ZC7K2M",
+                     *       "created_at": "2026-04-21T09:30:00Z",
+                     *       "expires_at": null,
+                     *       "key": "fm_live_3kd9Xb2mQ7v8LrT1wYc0NzPq",
+                     *       "key_id": "key_01JA0D1F5R",
+                     *       "last_used_at": null,
+                     *       "name": "ci",
+                     *       "prefix": "fm_live_3kd9",
+                     *       "previous": {
+                     *         "account_id": "acct_01J9ZC7K2M",
+                     *         "created_at": "2026-04-21T09:30:00Z",
+                     *         "expires_at": "2026-04-21T10:30:00Z",
+                     *         "key_id": "key_01J9ZC8W3Q",
+                     *         "last_used_at": "2026-04-21T10:02:11Z",
+                     *         "name": "ci",
+                     *         "prefix": "fm_live_3kd9",
+                     *         "replaced_by": "key_01JA0D1F5R",
+                     *         "revoked_at": null,
+                     *         "status": "rotated"
+                     *       },
+                     *       "replaced_by": null,
+                     *       "request_id": "req_7f2b1a4c8d",
+                     *       "revoked_at": null,
+                     *       "status": "active"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RotatedKey"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getLibraries: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from the previous page's next_cursor. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: ``GET /v1/libraries``. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "libraries": [
+                     *         {
+                     *           "created_at": "2026-04-21T09:30:00Z",
+                     *           "description": "Everyone with a badge",
+                     *           "embedding_model": "arcface-r100",
+                     *           "face_count": 31,
+                     *           "library_id": "my-people-lib",
+                     *           "name": "Staff",
+                     *           "person_count": 12
+                     *         }
+                     *       ],
+                     *       "next_cursor": null,
+                     *       "request_id": "req_7f2b1a4c8d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["LibraryList"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postLibrary: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "description": "Everyone with a badge",
+                 *       "library_id": "my-people-lib",
+                 *       "name": "Staff"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateLibrary"];
+            };
+        };
+        responses: {
+            /** @description Created: A library (created, read or updated). */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "created_at": "2026-04-21T09:30:00Z",
+                     *       "description": "Everyone with a badge",
+                     *       "embedding_model": "arcface-r100",
+                     *       "face_count": 31,
+                     *       "library_id": "my-people-lib",
+                     *       "name": "Staff",
+                     *       "person_count": 12,
+                     *       "request_id": "req_7f2b1a4c8d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["LibraryReply"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getLibraryLibrary: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                library_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: A library (created, read or updated). */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "created_at": "2026-04-21T09:30:00Z",
+                     *       "description": "Everyone with a badge",
+                     *       "embedding_model": "arcface-r100",
+                     *       "face_count": 31,
+                     *       "library_id": "my-people-lib",
+                     *       "name": "Staff",
+                     *       "person_count": 12,
+                     *       "request_id": "req_7f2b1a4c8d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["LibraryReply"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteLibraryLibrary: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                library_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: ``DELETE /v1/library/{library_id}``. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "deleted": true,
+                     *       "library_id": "my-people-lib",
+                     *       "request_id": "req_7f2b1a4c8d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["LibraryDeleted"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    patchLibraryLibrary: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                library_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "description": "Everyone with a badge, from 2026"
+                 *     }
+                 */
+                "application/json": components["schemas"]["UpdateLibrary"];
+            };
+        };
+        responses: {
+            /** @description OK: A library (created, read or updated). */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "created_at": "2026-04-21T09:30:00Z",
+                     *       "description": "Everyone with a badge",
+                     *       "embedding_model": "arcface-r100",
+                     *       "face_count": 31,
+                     *       "library_id": "my-people-lib",
+                     *       "name": "Staff",
+                     *       "person_count": 12,
+                     *       "request_id": "req_7f2b1a4c8d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["LibraryReply"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postLibraryLibraryFace: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                library_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "image_url": "https://facemint.io/ada.jpg",
+                 *       "metadata": {
+                 *         "team": "research"
+                 *       },
+                 *       "name": "Ada Lovelace",
+                 *       "person_id": "emp-0042"
+                 *     }
+                 */
+                "application/json": components["schemas"]["EnrollFace"];
+            };
+        };
+        responses: {
+            /** @description Created: ``201`` of ``POST /v1/library/{library_id}/face``. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "bbox": [
+                     *         120,
+                     *         80,
+                     *         210,
+                     *         260
+                     *       ],
+                     *       "created_at": "2026-04-21T09:30:00Z",
+                     *       "face_id": "rf_01J9ZC8W3Q",
+                     *       "person_id": "emp-0042",
+                     *       "quality": 0.81,
+                     *       "request_id": "req_7f2b1a4c8d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ReferenceFaceReply"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["NoFacesDetected"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getLibraryLibraryPersonPerson: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                library_id: string;
+                person_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: ``GET /v1/library/{library_id}/person/{person_id}``: a person and their reference faces. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "created_at": "2026-04-21T09:30:00Z",
+                     *       "face_count": 1,
+                     *       "faces": [
+                     *         {
+                     *           "bbox": [
+                     *             120,
+                     *             80,
+                     *             210,
+                     *             260
+                     *           ],
+                     *           "created_at": "2026-04-21T09:30:00Z",
+                     *           "face_id": "rf_01J9ZC8W3Q",
+                     *           "person_id": "emp-0042",
+                     *           "quality": 0.81
+                     *         }
+                     *       ],
+                     *       "metadata": {
+                     *         "team": "research"
+                     *       },
+                     *       "name": "Ada Lovelace",
+                     *       "person_id": "emp-0042",
+                     *       "request_id": "req_7f2b1a4c8d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["PersonWithFaces"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteLibraryLibraryPersonPerson: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                library_id: string;
+                person_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: ``DELETE /v1/library/{library_id}/person/{person_id}``. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "deleted": true,
+                     *       "person_id": "emp-0042",
+                     *       "request_id": "req_7f2b1a4c8d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["PersonDeleted"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteLibraryLibraryPersonPersonFaceFace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                library_id: string;
+                person_id: string;
+                face_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: ``DELETE /v1/library/{library_id}/person/{person_id}/face/{face_id}``. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "deleted": true,
+                     *       "face_id": "rf_01J9ZC8W3Q",
+                     *       "request_id": "req_7f2b1a4c8d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["FaceDeleted"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getLibraryLibraryPersonPersonFaces: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                library_id: string;
+                person_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: ``GET /v1/library/{library_id}/person/{person_id}/faces``. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "faces": [
+                     *         {
+                     *           "bbox": [
+                     *             120,
+                     *             80,
+                     *             210,
+                     *             260
+                     *           ],
+                     *           "created_at": "2026-04-21T09:30:00Z",
+                     *           "face_id": "rf_01J9ZC8W3Q",
+                     *           "person_id": "emp-0042",
+                     *           "quality": 0.81
+                     *         }
+                     *       ],
+                     *       "person_id": "emp-0042",
+                     *       "request_id": "req_7f2b1a4c8d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["PersonFaces"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getLibraryLibraryPersons: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from the previous page's next_cursor. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                library_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: ``GET /v1/library/{library_id}/persons``. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "next_cursor": null,
+                     *       "persons": [
+                     *         {
+                     *           "created_at": "2026-04-21T09:30:00Z",
+                     *           "face_count": 1,
+                     *           "metadata": {
+                     *             "team": "research"
+                     *           },
+                     *           "name": "Ada Lovelace",
+                     *           "person_id": "emp-0042"
+                     *         }
+                     *       ],
+                     *       "request_id": "req_7f2b1a4c8d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["PersonList"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getTaskTask: {
+        parameters: {
+            query?: {
+                /** @description Extension (long poll): hold the answer up to this many seconds (at most 30 by default: the deployment's max_task_wait_seconds) until the task is terminal; it returns as soon as the task succeeds, fails or is cancelled. */
+                wait?: number;
+            };
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: ``GET /v1/task/{task_id}``. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "completed_at": "2026-04-21T09:30:02Z",
+                     *       "created_at": "2026-04-21T09:30:00Z",
+                     *       "media": {
+                     *         "duration": null,
+                     *         "height": 853,
+                     *         "url": "https://facemint.io/photo.jpg",
+                     *         "width": 1280
+                     *       },
+                     *       "request_id": "req_7f2b1a4c8d",
+                     *       "result": {
+                     *         "face_tracks": [
+                     *           {
+                     *             "appears_at": 0,
+                     *             "disappears_at": 0,
+                     *             "person_id": null,
+                     *             "track_id": "t_1"
+                     *           }
+                     *         ],
+                     *         "frames": [
+                     *           {
+                     *             "faces": [
+                     *               {
+                     *                 "attributes": {
+                     *                   "age": 34,
+                     *                   "emotion": "happy",
+                     *                   "gender": "female"
+                     *                 },
+                     *                 "bbox": [
+                     *                   412,
+                     *                   188,
+                     *                   164,
+                     *                   201
+                     *                 ],
+                     *                 "confidence": 0.998,
+                     *                 "face_id": "f_01",
+                     *                 "identity": null
+                     *               }
+                     *             ],
+                     *             "timestamp": 0
+                     *           }
+                     *         ],
+                     *         "summary": {
+                     *           "total_faces": 1,
+                     *           "unique_identities": 0
+                     *         }
+                     *       },
+                     *       "status": "succeeded",
+                     *       "task_id": "task_0195e3ab6f4a7c2d",
+                     *       "type": "image"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TaskReply"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postTaskTaskCancel: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: ``POST /v1/task/{task_id}/cancel``. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "request_id": "req_7f2b1a4c8d",
+                     *       "status": "cancelled",
+                     *       "task_id": "task_0195e3ab6f4a7c2d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CancelledTask"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getTaskTaskDeliveries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: ``GET /v1/task/{task_id}/deliveries``. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "deliveries": [
+                     *         {
+                     *           "attempts": [
+                     *             {
+                     *               "attempted_at": "2026-04-21T09:30:02Z",
+                     *               "error": null,
+                     *               "latency_seconds": 0.0841,
+                     *               "number": 1,
+                     *               "status_code": 200
+                     *             }
+                     *           ],
+                     *           "completed_at": "2026-04-21T09:30:02Z",
+                     *           "created_at": "2026-04-21T09:30:02Z",
+                     *           "delivery_id": "dlv_01J9ZC9A1B",
+                     *           "event": "task.succeeded",
+                     *           "max_attempts": 9,
+                     *           "next_attempt_at": null,
+                     *           "redelivery_of": null,
+                     *           "state": "delivered",
+                     *           "url": "https://your-site.example/cb"
+                     *         }
+                     *       ],
+                     *       "request_id": "req_7f2b1a4c8d",
+                     *       "task_id": "task_0195e3ab6f4a7c2d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Deliveries"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postTaskTaskRedeliver: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted: ``202`` of ``POST /v1/task/{task_id}/redeliver``: the new delivery, queued. */
+            202: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "delivery": {
+                     *         "attempts": [],
+                     *         "completed_at": null,
+                     *         "created_at": "2026-04-21T09:30:02Z",
+                     *         "delivery_id": "dlv_01J9ZD0C2D",
+                     *         "event": "task.succeeded",
+                     *         "max_attempts": 9,
+                     *         "next_attempt_at": "2026-04-21T11:00:00Z",
+                     *         "redelivery_of": "dlv_01J9ZC9A1B",
+                     *         "state": "pending",
+                     *         "url": "https://your-site.example/cb"
+                     *       },
+                     *       "request_id": "req_7f2b1a4c8d",
+                     *       "task_id": "task_0195e3ab6f4a7c2d"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Redelivery"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getTasks: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description Opaque cursor from the previous page's next_cursor. */
+                cursor?: string;
+                /** @description Filter by status. */
+                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                /** @description Filter by type. */
+                type?: "video" | "image" | "gif";
+                /** @description Only tasks created after (ISO 8601). */
+                created_after?: string;
+                /** @description Extension: full results in the items; without it a succeeded item has result_summary. */
+                include?: "result";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: ``GET /v1/tasks``: a page, newest first. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "next_cursor": null,
+                     *       "request_id": "req_7f2b1a4c8d",
+                     *       "tasks": [
+                     *         {
+                     *           "completed_at": "2026-04-21T09:30:02Z",
+                     *           "created_at": "2026-04-21T09:30:00Z",
+                     *           "media": {
+                     *             "duration": null,
+                     *             "height": 853,
+                     *             "url": "https://facemint.io/photo.jpg",
+                     *             "width": 1280
+                     *           },
+                     *           "result_summary": {
+                     *             "total_faces": 1,
+                     *             "unique_identities": 0
+                     *           },
+                     *           "status": "succeeded",
+                     *           "task_id": "task_0195e3ab6f4a7c2d",
+                     *           "type": "image"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TaskList"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postUploads: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "filename": "lobby.mp4",
+                 *       "type": "video"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateUpload"];
+            };
+        };
+        responses: {
+            /** @description Created: ``201`` of ``POST /v1/uploads``: POST ``fields`` plus the bytes (form field ``file``) to ``upload_url``, */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "expires_in": 900,
+                     *       "fields": {
+                     *         "key": "acct_01J9ZC7K2M/video/upl_01J9ZC8W3Q",
+                     *         "policy": "eyJl...",
+                     *         "x-amz-signature": "9f2c..."
+                     *       },
+                     *       "max_bytes": 2147483648,
+                     *       "media_url": "https://s3.example.com/facemint-uploads/acct_01J9ZC7K2M/video/upl_01J9ZC8W3Q?X-Amz-Signature=...",
+                     *       "method": "POST",
+                     *       "request_id": "req_7f2b1a4c8d",
+                     *       "type": "video",
+                     *       "upload_id": "upl_01J9ZC8W3Q",
+                     *       "upload_url": "https://s3.example.com/facemint-uploads"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["UploadCreated"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: ``GET /v1/usage``: plan, limits and consumption. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "account": {
+                     *         "account_id": "acct_01J9ZC7K2M",
+                     *         "name": "Acme",
+                     *         "plan": "starter"
+                     *       },
+                     *       "concurrent_tasks": {
+                     *         "active": 1,
+                     *         "limit": 8
+                     *       },
+                     *       "limits": {
+                     *         "concurrent_tasks": 8,
+                     *         "monthly_minutes": 1000,
+                     *         "requests_per_minute": 300
+                     *       },
+                     *       "minutes": {
+                     *         "limit": 1000,
+                     *         "remaining": 987.5,
+                     *         "used": 12.5
+                     *       },
+                     *       "period": {
+                     *         "end": "2026-05-01T00:00:00Z",
+                     *         "start": "2026-04-01T00:00:00Z"
+                     *       },
+                     *       "request_id": "req_7f2b1a4c8d",
+                     *       "requests": {
+                     *         "limit": 300,
+                     *         "remaining": 299,
+                     *         "reset": 1776763860
+                     *       },
+                     *       "tasks_billed": 40
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Usage"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: The account's signing secret and, during a rotation, the previous one. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "previous_expires_at": null,
+                     *       "previous_webhook_secret": null,
+                     *       "request_id": "req_7f2b1a4c8d",
+                     *       "rotated_at": null,
+                     *       "webhook_secret": "whsec_5b1e0c4f9a7d4e2b8c6a3f1d0e9b7c5a"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookSecret"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    postWebhookSecretRotate: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same key with the same body within 24 h returns the original response (with `Idempotent-Replayed: true`); with a different body, 409 conflict. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "grace_seconds": 86400
+                 *     }
+                 */
+                "application/json": components["schemas"]["RotateWebhookSecret"];
+            };
+        };
+        responses: {
+            /** @description OK: The account's signing secret and, during a rotation, the previous one. */
+            200: {
+                headers: {
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "previous_expires_at": null,
+                     *       "previous_webhook_secret": null,
+                     *       "request_id": "req_7f2b1a4c8d",
+                     *       "rotated_at": null,
+                     *       "webhook_secret": "whsec_5b1e0c4f9a7d4e2b8c6a3f1d0e9b7c5a"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookSecret"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+}

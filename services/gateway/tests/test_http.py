@@ -5,26 +5,45 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 from starlette.requests import Request
 
 from facemint_core.errors import InvalidRequest
 from facemint_core.taskview import RawJSON
+from facemint_gateway.contract.tasks import CancelledTask, TaskReply
 from facemint_gateway.http import ok, parse_json
+
+TASK = {
+    "task_id": "task_1",
+    "status": "succeeded",
+    "type": "image",
+    "media": {"url": "https://example.com/a.jpg", "duration": None, "width": 640, "height": 480},
+    "created_at": "2026-04-21T09:30:00Z",
+    "completed_at": "2026-04-21T09:30:02Z",
+}
 
 
 def test_raw_json_values_are_embedded_unchanged_and_the_body_stays_valid_json() -> None:
     request = Request({"type": "http", "facemint_request_id": "req_1"})
     stored = json.dumps({"frames": [{"timestamp": 0.5, "faces": []}], "summary": {"total_faces": 0}})
     tricky = 'a "result" value with "quotes" and raw- text'
-    response = ok(request, {"status": "succeeded", "result": RawJSON(stored), "metadata": {"note": tricky}})
+    response = ok(request, TaskReply, {**TASK, "result": RawJSON(stored), "metadata": {"note": tricky}})
     body = bytes(response.body)
     assert stored.encode() in body
     assert json.loads(body) == {
         "request_id": "req_1",
-        "status": "succeeded",
+        **TASK,
         "result": json.loads(stored),
         "metadata": {"note": tricky},
     }
+    assert next(iter(json.loads(body))) == "request_id"
+
+
+def test_answers_go_through_their_model_and_fields_left_out_stay_out() -> None:
+    request = Request({"type": "http", "facemint_request_id": "req_1"})
+    assert set(json.loads(bytes(ok(request, TaskReply, TASK).body))) == {"request_id", *TASK}
+    with pytest.raises(ValidationError):  # an answer that breaks the contract never reaches a client
+        ok(request, CancelledTask, {"task_id": "task_1", "status": "running"})
 
 
 @pytest.mark.parametrize(

@@ -262,7 +262,7 @@ async def test_compare_returns_a_calibrated_score_and_the_decision(api: Api, peo
     [
         ("POST", "/v1/library", {}, "missing required field 'library_id'"),
         ("POST", "/v1/library", {"library_id": "has space"}, "'library_id' must be 1-128 characters"),
-        ("POST", "/v1/library", {"library_id": "x" * 129}, "at most 128"),
+        ("POST", "/v1/library", {"library_id": "x" * 129}, "'library_id' must be 1-128 characters"),
         ("POST", "/v1/library", {"library_id": "ok", "colour": "red"}, "unknown field(s): colour"),
         ("POST", "/v1/library", {"library_id": "ok", "name": 5}, "'name' must be a non-empty string"),
         ("PATCH", "/v1/library/x", {}, "nothing to change"),

@@ -1,4 +1,5 @@
-"""The OpenAPI document covers every public route the app serves."""
+"""The OpenAPI document, generated from the contract's models, covers every public route the app serves with its
+statuses, headers and examples, and the examples are valid instances of the models."""
 
 from __future__ import annotations
 
@@ -7,27 +8,29 @@ import re
 import httpx
 
 from facemint_gateway.app import create_app
-from facemint_gateway.openapi import EXTRA_PATHS, document
+from facemint_gateway.contract.base import parse
+from facemint_gateway.contract.document import OPERATIONS, document
+from facemint_gateway.contract.tasks import Task, TaskEvent, TaskResult
 from facemint_gateway.settings import GatewaySettings
 
 
 def test_every_v1_route_is_documented() -> None:
     app = create_app(GatewaySettings())
-    doc = document(EXTRA_PATHS)
+    doc = document()
     assert doc["openapi"] == "3.1.0"
-    missing = []
-    for route in app.routes:
-        path, methods = getattr(route, "path", ""), getattr(route, "methods", None) or set()
-        if not path.startswith("/v1/"):
-            continue
-        for method in methods - {"HEAD"}:
-            if method.lower() not in doc["paths"].get(path, {}):
-                missing.append(f"{method} {path}")
-    assert missing == []
+    served = {
+        (method.lower(), route.path)
+        for route in app.routes
+        if getattr(route, "path", "").startswith("/v1/")
+        for method in (getattr(route, "methods", None) or set()) - {"HEAD"}
+    }
+    documented = {(method, path) for path, item in doc["paths"].items() for method in item}
+    assert served - documented == set(), "routes the document lacks"
+    assert documented - served == set(), "documented operations no route serves"
 
 
 def test_every_reference_resolves() -> None:
-    doc = document(EXTRA_PATHS)
+    doc = document()
 
     def refs(node: object) -> list[str]:
         if isinstance(node, dict):
@@ -43,7 +46,7 @@ def test_every_reference_resolves() -> None:
 
 
 def test_every_operation_documents_its_headers_statuses_and_idempotency() -> None:
-    doc = document(EXTRA_PATHS)
+    doc = document()
     responses = doc["components"]["responses"]
     for path, item in doc["paths"].items():
         for method, op in item.items():
@@ -64,16 +67,49 @@ def test_every_operation_documents_its_headers_statuses_and_idempotency() -> Non
             assert ("Idempotency-Key" in names) == (method == "post"), where
     assert "201" in doc["paths"]["/v1/keys/{key_id}/rotate"]["post"]["responses"]
     assert "404" in doc["paths"]["/v1/create-detection-task"]["post"]["responses"]
-    task = doc["components"]["schemas"]["Task"]["properties"]
-    assert {"estimated_seconds", "result_summary"} <= set(task) and "metadata" in task["result"]["properties"]
+    schemas = doc["components"]["schemas"]
+    task = schemas["Task"]["properties"]
+    assert {"estimated_seconds", "result_summary", "result"} <= set(task) and "metadata" in schemas["TaskResult"][
+        "properties"
+    ]
+    assert "estimated_seconds" in schemas["TaskCreated"]["required"]
+
+
+def test_no_schema_is_left_untyped() -> None:
+    schemas = document()["components"]["schemas"]
+    untyped = [
+        name for name, schema in schemas.items() if schema.get("type") == "object" and not schema.get("properties")
+    ]
+    assert untyped == []
+    for op in OPERATIONS:  # every answer and body is a named, typed schema
+        assert op.reply.__name__ in schemas and (op.body is None or op.body.__name__ in schemas), op.path
+
+
+def test_every_operation_has_examples_and_they_are_valid() -> None:
+    doc = document()
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            success = next(r for s, r in op["responses"].items() if s.startswith("2"))
+            assert "example" in success["content"]["application/json"], (method, path)
+            if "requestBody" in op:
+                assert "example" in op["requestBody"]["content"]["application/json"], (method, path)
+    for op in OPERATIONS:
+        op.reply.model_validate(op.reply.examples[0])
+        if op.body is not None:
+            parse(op.body, op.body.examples[0], {"metadata_max_bytes": 2048})
+    for task in (*Task.examples, TaskEvent.examples[0]["result"]):
+        TaskResult.model_validate(task["result"])
+    TaskEvent.model_validate(TaskEvent.examples[0])
 
 
 def test_the_webhook_callback_is_documented_with_its_signature() -> None:
-    hook = document(EXTRA_PATHS)["webhooks"]["task.completed"]["post"]
+    hook = document()["webhooks"]["task.completed"]["post"]
     headers = {p["name"] for p in hook["parameters"]}
     assert {"X-Facemint-Event", "X-Facemint-Timestamp", "X-Facemint-Signature", "X-Facemint-Delivery"} <= headers
     assert 'timestamp + "." + raw_body' in hook["description"]
-    assert set(hook["requestBody"]["content"]["application/json"]["schema"]["required"]) == {
+    ref = hook["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body = document()["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert set(body["required"]) == {
         "event", "task_id", "status", "result"
     }  # fmt: skip
 

@@ -18,9 +18,9 @@ from facemint_core.errors import FacemintError, InvalidRequest, NotFound, RateLi
 from facemint_core.lifecycle import ServiceRuntime, ops_routes
 from facemint_gateway import (
     dashboard,
-    openapi,
     routes_account,
     routes_admin,
+    routes_docs,
     routes_library,
     routes_tasks,
     routes_uploads,
@@ -34,7 +34,7 @@ from facemint_gateway.settings import GatewaySettings
 
 # Each module contributes its routes through a ``routes()`` function.
 ROUTE_MODULES = (
-    openapi,
+    routes_docs,
     routes_tasks,
     routes_library,
     routes_uploads,

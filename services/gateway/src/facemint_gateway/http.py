@@ -1,8 +1,9 @@
-"""Response helpers: every body carries ``request_id``; errors use the public envelope."""
+"""Request and response helpers: bodies are read and answered through the contract's models (every answer carries
+``request_id``); errors use the public envelope."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -10,6 +11,9 @@ from starlette.responses import JSONResponse, Response
 
 from facemint_core.errors import FacemintError, InvalidRequest
 from facemint_core.taskview import render_json
+from facemint_gateway.contract.base import Reply, RequestModel, parse
+
+B = TypeVar("B", bound=RequestModel)
 
 
 def request_id(request: Request) -> str:
@@ -24,19 +28,26 @@ class _Response(JSONResponse):
         return render_json(content, super().render)
 
 
-def ok(request: Request, body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response whose first field is ``request_id``."""
-    return _Response({"request_id": request_id(request), **body}, status_code=status, headers=headers)
+def ok(
+    request: Request, reply: type[Reply], body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON response of the contract's ``reply`` model, with ``request_id`` first.
+
+    The body goes through the model (checked against the contract, serialised by it); the fields ``body`` leaves
+    out stay out of the answer (a task's ``result`` before it succeeds).
+    """
+    answer = reply.model_validate({"request_id": request_id(request), **body}).model_dump(exclude_unset=True)
+    return _Response({"request_id": answer.pop("request_id"), **answer}, status_code=status, headers=headers)
 
 
 DEFAULT_RETRY_AFTER_SECONDS = 5
 """``Retry-After`` of a 429 or 503 whose cause names no better time (an overloaded or unavailable dependency)."""
 
 
-def created(request: Request, body: dict[str, Any], location: str) -> Response:
+def created(request: Request, reply: type[Reply], body: dict[str, Any], location: str) -> Response:
     """A 201 response with ``Location``: the path where the new resource (or, where it has no route of its own,
     the nearest one that shows it) is read."""
-    return ok(request, body, status=201, headers={"Location": location})
+    return ok(request, reply, body, status=201, headers={"Location": location})
 
 
 def error_response(request_id_value: str, exc: FacemintError, headers: dict[str, str] | None = None) -> Response:
@@ -85,7 +96,8 @@ def parse_json(raw: bytes) -> Any:
 async def json_body(request: Request, max_bytes: int, allow_empty: bool = False) -> dict[str, Any]:
     """Read and parse (:func:`parse_json`) a JSON object body, bounded in size; InvalidRequest when malformed.
 
-    With ``allow_empty``, an empty body is read as ``{}``.
+    With ``allow_empty``, an empty body is read as ``{}``. The contract's models then check the fields
+    (:func:`read_body`).
     """
     body = b""
     async for chunk in request.stream():
@@ -105,3 +117,14 @@ async def json_body(request: Request, max_bytes: int, allow_empty: bool = False)
 def account_id(request: Request) -> str:
     """The authenticated account of this request (set by the auth middleware)."""
     return str(request.scope["facemint_account"].account_id)
+
+
+async def read_body(
+    request: Request,
+    model: type[B],
+    max_bytes: int,
+    allow_empty: bool = False,
+    context: dict[str, Any] | None = None,
+) -> B:
+    """Read a JSON body (:func:`json_body`) and validate it with the contract's ``model`` (:func:`contract.parse`)."""
+    return parse(model, await json_body(request, max_bytes, allow_empty), context)

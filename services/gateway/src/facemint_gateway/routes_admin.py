@@ -13,23 +13,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from facemint.webhook.v1 import webhook_pb2
-from facemint_core.errors import InvalidRequest, Unauthorized
+from facemint_core.errors import Unauthorized
 from facemint_gateway.auth import Account, PlanLimits
-from facemint_gateway.http import created, json_body, ok
+from facemint_gateway.contract import admin as contract
+from facemint_gateway.contract.account import ApiKeyReply, CreatedKey, CreateKey, KeyList, RotatedKey, RotateKey, Usage
+from facemint_gateway.contract.base import parse
+from facemint_gateway.http import created, ok, read_body
 from facemint_gateway.middleware import AccessState, access_state
 from facemint_gateway.ratelimit import read_quota, usage_view
-from facemint_gateway.routes_account import (
-    MAX_BODY_BYTES,
-    MAX_NAME_LENGTH,
-    key_request,
-    optional_int,
-    rotate_request,
-)
+from facemint_gateway.routes_account import MAX_BODY_BYTES, key_request
 from facemint_gateway.services import services
-from facemint_gateway.validation import list_limit, optional_str, require_str
-
-_LIMITS = {"requests_per_minute": 1, "concurrent_tasks": 1, "monthly_minutes": 0}
-_MAX_LIMIT = 10**9
 
 
 def admin(request: Request) -> AccessState:
@@ -39,46 +32,21 @@ def admin(request: Request) -> AccessState:
     return access_state(request)
 
 
-def limit_overrides(body: dict[str, Any]) -> dict[str, int | None]:
-    """The ``limits`` object of an account body: per-account overrides, ``null`` clears one."""
-    raw = body.get("limits")
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise InvalidRequest("'limits' must be an object")
-    unknown = sorted(set(raw) - set(_LIMITS))
-    if unknown:
-        raise InvalidRequest(f"unknown limit(s): {', '.join(unknown)}; allowed: {', '.join(_LIMITS)}")
-    return {name: optional_int(raw, name, minimum, _MAX_LIMIT) for name, minimum in _LIMITS.items() if name in raw}
-
-
-def _check_fields(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
-
-
 async def list_plans(request: Request) -> Response:
     """GET /admin/v1/plans: the configured plans and their limits."""
-    return ok(request, {"plans": admin(request).accounts.plans_view()})
+    return ok(request, contract.PlanList, {"plans": admin(request).accounts.plans_view()})
 
 
 async def create_account(request: Request) -> Response:
     """POST /admin/v1/accounts {"name", "plan"?, "limits"?, "create_key"?}: a new account and, by default, a key."""
     state = admin(request)
-    body = await json_body(request, MAX_BODY_BYTES, allow_empty=True)
-    _check_fields(body, {"name", "plan", "limits", "create_key"})
-    name = require_str(body, "name", MAX_NAME_LENGTH)
-    plan = optional_str(body, "plan", 64) or None
-    create_key = body.get("create_key", True)
-    if not isinstance(create_key, bool):
-        raise InvalidRequest("'create_key' must be true or false")
-    account = await state.accounts.create_account(name, plan, limit_overrides(body))
+    body = await read_body(request, contract.CreateAccount, MAX_BODY_BYTES, allow_empty=True)
+    account = await state.accounts.create_account(body.name, body.plan, contract.overrides(body.limits))
     account["webhook_secret"] = await webhook_secret(request, account["account_id"])
     result: dict[str, Any] = {"account": account}
-    if create_key:
+    if body.create_key:
         result["api_key"] = await state.accounts.create_key(account["account_id"], "default", None)
-    return created(request, result, f"/admin/v1/accounts/{account['account_id']}")
+    return created(request, contract.CreatedAccount, result, f"/admin/v1/accounts/{account['account_id']}")
 
 
 async def webhook_secret(request: Request, account_id: str) -> str:
@@ -91,29 +59,27 @@ async def webhook_secret(request: Request, account_id: str) -> str:
 async def list_accounts(request: Request) -> Response:
     """GET /admin/v1/accounts?limit=&cursor=: accounts in creation order."""
     state = admin(request)
-    q = request.query_params
-    page, cursor = await state.accounts.list_accounts(list_limit(q.get("limit"), 50, 500), q.get("cursor", ""))
-    return ok(request, {"accounts": page, "next_cursor": cursor})
+    q = parse(contract.AdminPage, dict(request.query_params))
+    page, cursor = await state.accounts.list_accounts(q.limit, q.cursor)
+    return ok(request, contract.AccountList, {"accounts": page, "next_cursor": cursor})
 
 
 async def get_account(request: Request) -> Response:
     """GET /admin/v1/accounts/{account_id}: the account, its limits and webhook secret."""
     state = admin(request)
     account = await state.accounts.get_account(request.path_params["account_id"])
-    return ok(request, {**account, "webhook_secret": await webhook_secret(request, account["account_id"])})
+    secret = await webhook_secret(request, account["account_id"])
+    return ok(request, contract.AccountWithSecretReply, {**account, "webhook_secret": secret})
 
 
 async def update_account(request: Request) -> Response:
     """PATCH /admin/v1/accounts/{account_id} {"name"?, "plan"?, "limits"?}: takes effect at once everywhere."""
     state = admin(request)
-    body = await json_body(request, MAX_BODY_BYTES, allow_empty=True)
-    _check_fields(body, {"name", "plan", "limits"})
-    name = optional_str(body, "name", MAX_NAME_LENGTH) or None
-    plan = optional_str(body, "plan", 64) or None
+    body = await read_body(request, contract.UpdateAccount, MAX_BODY_BYTES, allow_empty=True)
     account_id = request.path_params["account_id"]
-    account = await state.accounts.update_account(account_id, name, plan, limit_overrides(body))
+    account = await state.accounts.update_account(account_id, body.name, body.plan, contract.overrides(body.limits))
     state.auth.cache.evict_account(account_id)
-    return ok(request, account)
+    return ok(request, contract.AccountReply, account)
 
 
 async def account_usage(request: Request) -> Response:
@@ -124,7 +90,7 @@ async def account_usage(request: Request) -> Response:
         account_id=view["account_id"], plan=view["plan"], key_id="", limits=PlanLimits(**view["limits"])
     )
     quota = await read_quota(state.accounts.pool, services(request).usage, principal.account_id)
-    return ok(request, usage_view(principal, quota, None))
+    return ok(request, Usage, usage_view(principal, quota, None))
 
 
 async def list_keys(request: Request) -> Response:
@@ -132,25 +98,25 @@ async def list_keys(request: Request) -> Response:
     state = admin(request)
     account_id = request.path_params["account_id"]
     await state.accounts.get_account(account_id)
-    return ok(request, {"keys": await state.accounts.list_keys(account_id)})
+    return ok(request, KeyList, {"keys": await state.accounts.list_keys(account_id)})
 
 
 async def create_key(request: Request) -> Response:
     """POST /admin/v1/accounts/{account_id}/keys {"name"?, "expires_in_seconds"?}: the secret is shown once."""
     state = admin(request)
-    name, expires_in = key_request(await json_body(request, MAX_BODY_BYTES, allow_empty=True))
+    name, expires_in = key_request(await read_body(request, CreateKey, MAX_BODY_BYTES, allow_empty=True))
     account_id = request.path_params["account_id"]
     new_key = await state.accounts.create_key(account_id, name, expires_in)
-    return created(request, new_key, f"/admin/v1/accounts/{account_id}/keys")
+    return created(request, CreatedKey, new_key, f"/admin/v1/accounts/{account_id}/keys")
 
 
 async def rotate_key(request: Request) -> Response:
     """POST /admin/v1/keys/{key_id}/rotate {"grace_seconds"?}: a new key; the old one expires after the grace."""
     state = admin(request)
-    grace = rotate_request(await json_body(request, MAX_BODY_BYTES, allow_empty=True), state)
-    rotated = await state.accounts.rotate_key(request.path_params["key_id"], None, grace)
+    body = await read_body(request, RotateKey, MAX_BODY_BYTES, allow_empty=True)
+    rotated = await state.accounts.rotate_key(request.path_params["key_id"], None, body.grace_seconds)
     state.auth.cache.evict_account(rotated["account_id"])
-    return created(request, rotated, f"/admin/v1/accounts/{rotated['account_id']}/keys")
+    return created(request, RotatedKey, rotated, f"/admin/v1/accounts/{rotated['account_id']}/keys")
 
 
 async def revoke_key(request: Request) -> Response:
@@ -158,7 +124,7 @@ async def revoke_key(request: Request) -> Response:
     state = admin(request)
     revoked = await state.accounts.revoke_key(request.path_params["key_id"], None)
     state.auth.cache.evict_account(revoked["account_id"])
-    return ok(request, revoked)
+    return ok(request, ApiKeyReply, revoked)
 
 
 def routes() -> list[BaseRoute]:

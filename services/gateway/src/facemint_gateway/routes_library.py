@@ -1,15 +1,12 @@
 """Face library routes: libraries, persons and reference faces, and 1:1 compare.
 
-Every route goes to the library service, which owns tenant isolation: a library belongs to the account whose key
-created it and any other account gets 403 ``forbidden`` on it. Identifiers chosen by clients (``library_id``,
-``person_id``) are 1-128 characters of letters, digits, ``_ - . :`` starting with a letter or digit, so that they
-are safe in URL paths.
+Every route goes to the library service, which owns tenant isolation: library ids are per account, and another
+account's library is "not found". Bodies and answers are the models of :mod:`facemint_gateway.contract.library`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 from urllib.parse import quote
 
@@ -18,34 +15,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from facemint.library.v1 import library_pb2
-from facemint_core.errors import InvalidRequest
-from facemint_gateway.http import account_id, created, json_body, ok
+from facemint_gateway.contract import library as contract
+from facemint_gateway.contract.base import Page, encode_metadata, parse
+from facemint_gateway.http import account_id, created, ok, read_body
 from facemint_gateway.services import services
-from facemint_gateway.validation import http_url, list_limit, metadata_json, optional_str, require_str
-
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
-NAME_MAX = 256
-DESCRIPTION_MAX = 2048
-URL_MAX = 8192
-LIBRARY_FIELDS = {"library_id", "name", "description"}
-FACE_FIELDS = {"person_id", "name", "image_url", "metadata"}
-COMPARE_FIELDS = {"source_image_url", "target_image_url"}
-
-
-def _no_unknown(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-
-
-def _client_id(body: dict[str, Any], name: str) -> str:
-    value = require_str(body, name, 128)
-    if not _ID.fullmatch(value):
-        raise InvalidRequest(
-            f"'{name}' must be 1-128 characters of letters, digits, '_', '-', '.' or ':', "
-            "starting with a letter or digit"
-        )
-    return value
 
 
 def _library_json(lib: library_pb2.Library) -> dict[str, Any]:
@@ -87,34 +60,29 @@ def _person_json(person: library_pb2.Person, with_faces: bool) -> dict[str, Any]
 async def create_library(request: Request) -> Response:
     """POST /v1/library."""
     svc = services(request)
-    body = await json_body(request, svc.settings.max_body_bytes)
-    _no_unknown(body, LIBRARY_FIELDS)
+    body = await read_body(request, contract.CreateLibrary, svc.settings.max_body_bytes)
     lib = await svc.call(
         svc.library.CreateLibrary,
         library_pb2.CreateLibraryRequest(
             account_id=account_id(request),
-            library_id=_client_id(body, "library_id"),
-            name=optional_str(body, "name", NAME_MAX),
-            description=optional_str(body, "description", DESCRIPTION_MAX),
+            library_id=body.library_id,
+            name=body.name or "",
+            description=body.description or "",
         ),
     )
-    return created(request, _library_json(lib), f"/v1/library/{quote(lib.library_id)}")
+    return created(request, contract.LibraryReply, _library_json(lib), f"/v1/library/{quote(lib.library_id)}")
 
 
 async def list_libraries(request: Request) -> Response:
     """GET /v1/libraries?limit=&cursor=."""
     svc = services(request)
+    q = parse(Page, dict(request.query_params))
     page = await svc.call(
         svc.library.ListLibraries,
-        library_pb2.ListLibrariesRequest(
-            account_id=account_id(request),
-            limit=list_limit(request.query_params.get("limit")),
-            cursor=request.query_params.get("cursor", ""),
-        ),
+        library_pb2.ListLibrariesRequest(account_id=account_id(request), limit=q.limit, cursor=q.cursor),
     )
-    return ok(
-        request, {"libraries": [_library_json(x) for x in page.libraries], "next_cursor": page.next_cursor or None}
-    )
+    libraries = [_library_json(x) for x in page.libraries]
+    return ok(request, contract.LibraryList, {"libraries": libraries, "next_cursor": page.next_cursor or None})
 
 
 async def get_library(request: Request) -> Response:
@@ -124,27 +92,20 @@ async def get_library(request: Request) -> Response:
         svc.library.GetLibrary,
         library_pb2.GetLibraryRequest(account_id=account_id(request), library_id=request.path_params["library_id"]),
     )
-    return ok(request, _library_json(lib))
+    return ok(request, contract.LibraryReply, _library_json(lib))
 
 
 async def update_library(request: Request) -> Response:
     """PATCH /v1/library/{library_id} {name?, description?}."""
     svc = services(request)
-    body = await json_body(request, svc.settings.max_body_bytes)
-    _no_unknown(body, {"name", "description"})
-    if not body:
-        raise InvalidRequest("nothing to change: give 'name' and/or 'description'")
+    body = await read_body(request, contract.UpdateLibrary, svc.settings.max_body_bytes)
     update = library_pb2.UpdateLibraryRequest(
         account_id=account_id(request), library_id=request.path_params["library_id"]
     )
-    for name, max_len in (("name", NAME_MAX), ("description", DESCRIPTION_MAX)):
-        if name in body:
-            value = body[name]
-            if not isinstance(value, str) or len(value) > max_len:
-                raise InvalidRequest(f"'{name}' must be a string of at most {max_len} characters")
-            setattr(update, name, value)
+    for name in body.model_fields_set:  # only the fields given change
+        setattr(update, name, getattr(body, name))
     lib = await svc.call(svc.library.UpdateLibrary, update)
-    return ok(request, _library_json(lib))
+    return ok(request, contract.LibraryReply, _library_json(lib))
 
 
 async def delete_library(request: Request) -> Response:
@@ -155,43 +116,41 @@ async def delete_library(request: Request) -> Response:
         svc.library.DeleteLibrary,
         library_pb2.DeleteLibraryRequest(account_id=account_id(request), library_id=library_id),
     )
-    return ok(request, {"library_id": library_id, "deleted": True})
+    return ok(request, contract.LibraryDeleted, {"library_id": library_id, "deleted": True})
 
 
 async def enroll_face(request: Request) -> Response:
     """POST /v1/library/{library_id}/face {person_id, name?, image_url, metadata?}."""
     svc = services(request)
-    body = await json_body(request, svc.settings.max_body_bytes)
-    _no_unknown(body, FACE_FIELDS)
+    context = {"metadata_max_bytes": svc.settings.metadata_max_bytes}
+    body = await read_body(request, contract.EnrollFace, svc.settings.max_body_bytes, context=context)
     face = await svc.call(
         svc.library.EnrollFace,
         library_pb2.EnrollFaceRequest(
             account_id=account_id(request),
             library_id=request.path_params["library_id"],
-            person_id=_client_id(body, "person_id"),
-            name=optional_str(body, "name", NAME_MAX),
-            image_url=http_url(require_str(body, "image_url", URL_MAX), "image_url"),
-            metadata_json=metadata_json(body, "metadata", svc.settings.metadata_max_bytes),
+            person_id=body.person_id,
+            name=body.name or "",
+            image_url=body.image_url,
+            metadata_json=encode_metadata(body.metadata) if body.metadata is not None else "",
         ),
     )
     location = f"/v1/library/{quote(request.path_params['library_id'])}/person/{quote(face.person_id)}"
-    return created(request, _face_json(face), location)
+    return created(request, contract.ReferenceFaceReply, _face_json(face), location)
 
 
 async def list_persons(request: Request) -> Response:
     """GET /v1/library/{library_id}/persons?limit=&cursor=."""
     svc = services(request)
+    q = parse(Page, dict(request.query_params))
     page = await svc.call(
         svc.library.ListPersons,
         library_pb2.ListPersonsRequest(
-            account_id=account_id(request),
-            library_id=request.path_params["library_id"],
-            limit=list_limit(request.query_params.get("limit")),
-            cursor=request.query_params.get("cursor", ""),
+            account_id=account_id(request), library_id=request.path_params["library_id"], limit=q.limit, cursor=q.cursor
         ),
     )
     persons = [_person_json(p, with_faces=False) for p in page.persons]
-    return ok(request, {"persons": persons, "next_cursor": page.next_cursor or None})
+    return ok(request, contract.PersonList, {"persons": persons, "next_cursor": page.next_cursor or None})
 
 
 async def _person(request: Request) -> library_pb2.Person:
@@ -208,13 +167,14 @@ async def _person(request: Request) -> library_pb2.Person:
 
 async def get_person(request: Request) -> Response:
     """GET /v1/library/{library_id}/person/{person_id}."""
-    return ok(request, _person_json(await _person(request), with_faces=True))
+    return ok(request, contract.PersonWithFaces, _person_json(await _person(request), with_faces=True))
 
 
 async def list_faces(request: Request) -> Response:
     """GET /v1/library/{library_id}/person/{person_id}/faces."""
     person = await _person(request)
-    return ok(request, {"person_id": person.person_id, "faces": [_face_json(f) for f in person.faces]})
+    faces = [_face_json(f) for f in person.faces]
+    return ok(request, contract.PersonFaces, {"person_id": person.person_id, "faces": faces})
 
 
 async def delete_person(request: Request) -> Response:
@@ -227,7 +187,7 @@ async def delete_person(request: Request) -> Response:
             account_id=account_id(request), library_id=request.path_params["library_id"], person_id=person_id
         ),
     )
-    return ok(request, {"person_id": person_id, "deleted": True})
+    return ok(request, contract.PersonDeleted, {"person_id": person_id, "deleted": True})
 
 
 async def delete_face(request: Request) -> Response:
@@ -243,24 +203,24 @@ async def delete_face(request: Request) -> Response:
             face_id=face_id,
         ),
     )
-    return ok(request, {"face_id": face_id, "deleted": True})
+    return ok(request, contract.FaceDeleted, {"face_id": face_id, "deleted": True})
 
 
 async def compare(request: Request) -> Response:
     """POST /v1/compare {source_image_url, target_image_url}: the largest face of each image."""
     svc = services(request)
-    body = await json_body(request, svc.settings.max_body_bytes)
-    _no_unknown(body, COMPARE_FIELDS)
+    body = await read_body(request, contract.Compare, svc.settings.max_body_bytes)
     result = await svc.call(
         svc.library.Compare,
         library_pb2.CompareRequest(
             account_id=account_id(request),
-            source_image_url=http_url(require_str(body, "source_image_url", URL_MAX), "source_image_url"),
-            target_image_url=http_url(require_str(body, "target_image_url", URL_MAX), "target_image_url"),
+            source_image_url=body.source_image_url,
+            target_image_url=body.target_image_url,
         ),
     )
     return ok(
         request,
+        contract.Comparison,
         {
             "score": round(result.score, 3),
             "is_same_person": result.is_same_person,

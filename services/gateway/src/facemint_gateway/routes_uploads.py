@@ -25,9 +25,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from facemint_core.errors import InvalidRequest, ServiceUnavailable
+from facemint_core.errors import ServiceUnavailable
 from facemint_core.ids import new_id
-from facemint_gateway.http import account_id, created, json_body
+from facemint_gateway.contract.uploads import CreateUpload, UploadCreated
+from facemint_gateway.http import account_id, created, read_body
 from facemint_gateway.services import services
 from facemint_gateway.settings import ObjectStoreSettings
 
@@ -105,13 +106,7 @@ async def create_upload(request: Request) -> Response:
     store = svc.settings.object_store
     if not store.endpoint:
         raise ServiceUnavailable("signed uploads are not configured on this deployment")
-    body = await json_body(request, 4096)
-    kind = body.get("type", "image")
-    if not isinstance(kind, str) or kind not in CONTENT_TYPES:
-        raise InvalidRequest("'type' must be one of video, image, gif")
-    filename = body.get("filename", "")
-    if not isinstance(filename, str) or len(filename) > 200:
-        raise InvalidRequest("'filename' must be a string of at most 200 characters")
+    kind = (await read_body(request, CreateUpload, 4096)).type
     upload_id = new_id("upl")
     object_name = f"{account_id(request)}/{kind}/{upload_id}"
     max_bytes = store.max_bytes(kind)
@@ -121,6 +116,7 @@ async def create_upload(request: Request) -> Response:
         raise ServiceUnavailable(f"object store unavailable: {type(exc).__name__}") from None
     return created(
         request,
+        UploadCreated,
         {
             "upload_id": upload_id,
             "type": kind,

@@ -10,12 +10,9 @@ from starlette.routing import BaseRoute, Route
 
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint.webhook.v1 import webhook_pb2
-from facemint_core.errors import InvalidRequest
-from facemint_gateway.http import account_id, json_body, ok
-from facemint_gateway.openapi import documented_operation
+from facemint_gateway.contract import webhooks as contract
+from facemint_gateway.http import account_id, ok, read_body
 from facemint_gateway.services import services
-
-MAX_GRACE_SECONDS = 30 * 24 * 3600
 
 
 def delivery_view(delivery: webhook_pb2.Delivery) -> dict[str, Any]:
@@ -69,7 +66,8 @@ async def list_deliveries(request: Request) -> Response:
         svc.webhooks.ListDeliveries,
         webhook_pb2.ListDeliveriesRequest(account_id=account_id(request), task_id=task_id),
     )
-    return ok(request, {"task_id": task_id, "deliveries": [delivery_view(d) for d in reply.deliveries]})
+    deliveries = [delivery_view(d) for d in reply.deliveries]
+    return ok(request, contract.Deliveries, {"task_id": task_id, "deliveries": deliveries})
 
 
 async def redeliver(request: Request) -> Response:
@@ -80,7 +78,7 @@ async def redeliver(request: Request) -> Response:
     delivery = await svc.call(
         svc.webhooks.Redeliver, webhook_pb2.RedeliverRequest(account_id=account_id(request), task_id=task_id)
     )
-    return ok(request, {"task_id": task_id, "delivery": delivery_view(delivery)}, status=202)
+    return ok(request, contract.Redelivery, {"task_id": task_id, "delivery": delivery_view(delivery)}, status=202)
 
 
 async def get_secret(request: Request) -> Response:
@@ -89,7 +87,7 @@ async def get_secret(request: Request) -> Response:
     secret = await svc.call(
         svc.webhooks.GetWebhookSecret, webhook_pb2.GetWebhookSecretRequest(account_id=account_id(request))
     )
-    return ok(request, secret_view(secret))
+    return ok(request, contract.WebhookSecret, secret_view(secret))
 
 
 async def rotate_secret(request: Request) -> Response:
@@ -97,27 +95,15 @@ async def rotate_secret(request: Request) -> Response:
     svc = services(request)
     rotate = webhook_pb2.RotateWebhookSecretRequest(account_id=account_id(request))
     if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers:
-        body = await json_body(request, svc.settings.max_body_bytes)
-        unknown = sorted(set(body) - {"grace_seconds"})
-        if unknown:
-            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
-        grace = body.get("grace_seconds")
-        if grace is not None:
-            if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= MAX_GRACE_SECONDS:
-                raise InvalidRequest(f"'grace_seconds' must be an integer from 0 to {MAX_GRACE_SECONDS}")
-            rotate.grace_seconds = grace
+        body = await read_body(request, contract.RotateWebhookSecret, svc.settings.max_body_bytes)
+        if body.grace_seconds is not None:
+            rotate.grace_seconds = body.grace_seconds
     secret = await svc.call(svc.webhooks.RotateWebhookSecret, rotate)
-    return ok(request, secret_view(secret))
+    return ok(request, contract.WebhookSecret, secret_view(secret))
 
 
 def routes() -> list[BaseRoute]:
-    """The webhook routes (also registered in the OpenAPI document)."""
-    documented_operation("List a task's webhook deliveries", "GET", "/v1/task/{task_id}/deliveries", params=["task_id"])
-    documented_operation(
-        "Send a task's webhook again", "POST", "/v1/task/{task_id}/redeliver", params=["task_id"], status="202"
-    )
-    documented_operation("Get the webhook signing secret", "GET", "/v1/webhook-secret")
-    documented_operation("Rotate the webhook signing secret", "POST", "/v1/webhook-secret/rotate")
+    """The webhook routes."""
     return [
         Route("/v1/task/{task_id}/deliveries", list_deliveries, methods=["GET"]),
         Route("/v1/task/{task_id}/redeliver", redeliver, methods=["POST"]),
