@@ -801,8 +801,8 @@ export interface components {
              */
             created_at: string;
             expires_at: string | null;
-            /** @description The secret: send it as x-api-key. Shown once. */
-            key: string;
+            /** @description The secret: send it as x-api-key. Shown once: null in a replay of the request with the same Idempotency-Key (secrets are never stored). */
+            key: string | null;
             key_id: string;
             last_used_at: string | null;
             name: string;
@@ -1284,8 +1284,8 @@ export interface components {
              */
             created_at: string;
             expires_at: string | null;
-            /** @description The secret: send it as x-api-key. Shown once. */
-            key: string;
+            /** @description The secret: send it as x-api-key. Shown once: null in a replay of the request with the same Idempotency-Key (secrets are never stored). */
+            key: string | null;
             key_id: string;
             last_used_at: string | null;
             name: string;

@@ -67,7 +67,10 @@ class ApiKeyReply(Reply, ApiKey):
 class NewKey(ApiKey):
     """A new key with its secret, which is shown in this answer only."""
 
-    key: str = Field(description="The secret: send it as x-api-key. Shown once.")
+    key: str | None = Field(
+        description="The secret: send it as x-api-key. Shown once: null in a replay of the request with the same "
+        "Idempotency-Key (secrets are never stored)."
+    )
 
 
 class CreatedKey(Reply, NewKey):
