@@ -16,15 +16,18 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpcore
+import pydantic
 import pytest
 
 from facemint_core.netsafe import (
     BlockedAddress,
+    EndpointList,
     FetchFailed,
     FetchPolicy,
     FetchTimeout,
     InvalidUrl,
     IPAddress,
+    NetworkList,
     SafeHttpClient,
     TooLarge,
     TooManyRedirects,
@@ -231,6 +234,17 @@ def test_endpoint_entries_parse_as_address_and_port() -> None:
     for bad in ("127.0.0.3", "127.0.0.3:0", "127.0.0.3:http", "store.local:8333"):
         with pytest.raises(ValueError):
             parse_endpoints([bad])
+
+
+def test_allow_list_settings_fields_refuse_a_bad_entry_when_loaded() -> None:
+    class Policy(pydantic.BaseModel):
+        cidrs: NetworkList = []
+        endpoints: EndpointList = []
+
+    assert Policy(cidrs=["10.0.0.0/8"], endpoints=["127.0.0.1:80"]).endpoints == ["127.0.0.1:80"]
+    for bad in ({"cidrs": ["10.0.0.0/33"]}, {"endpoints": ["store.local:8333"]}):
+        with pytest.raises(pydantic.ValidationError):
+            Policy(**bad)
 
 
 async def test_an_allowed_endpoint_admits_its_port_only(http_server: tuple[_Server, str]) -> None:

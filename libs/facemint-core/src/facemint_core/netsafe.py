@@ -52,6 +52,7 @@ from dataclasses import dataclass
 
 import httpcore
 import httpx
+from pydantic import AfterValidator
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -132,6 +133,20 @@ def parse_endpoints(entries: Iterable[str]) -> tuple[Endpoint, ...]:
             raise ValueError(f"{entry!r} is not an address:port endpoint")
         endpoints.append((ipaddress.ip_address(host.removeprefix("[").removesuffix("]")), int(port)))
     return tuple(endpoints)
+
+
+def _checked(parse: Callable[[Iterable[str]], object]) -> AfterValidator:
+    def check(value: list[str]) -> list[str]:
+        parse(value)
+        return value
+
+    return AfterValidator(check)
+
+
+NetworkList = typing.Annotated[list[str], _checked(parse_networks)]
+"""A settings field of allow-list networks (``parse_networks`` entries), checked when the settings load."""
+EndpointList = typing.Annotated[list[str], _checked(parse_endpoints)]
+"""A settings field of allow-list endpoints (``parse_endpoints`` entries), checked when the settings load."""
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from facemint_core.netsafe import FetchPolicy, parse_endpoints, parse_networks
+from facemint_core.netsafe import EndpointList, FetchPolicy, NetworkList, parse_endpoints, parse_networks
 from facemint_core.settings import ServiceSettings
 from facemint_core.vocab import MAX_MEDIA_BYTES, MAX_MESSAGE_BYTES, MAX_PIXELS, MAX_SIDE, MIB
 from facemint_media_decoder.decode import DecodeLimits
@@ -24,11 +24,11 @@ from facemint_media_decoder.sniff import Kind
 class FetchSettings(BaseModel):
     """Outbound HTTP policy for media URLs (SSRF protection and timeouts)."""
 
-    allow_cidrs: list[str] = Field(
+    allow_cidrs: NetworkList = Field(
         default_factory=list,
         description="Non-public networks that may be fetched anyway, e.g. 10.0.0.0/8 for an in-cluster store",
     )
-    allow_endpoints: list[str] = Field(
+    allow_endpoints: EndpointList = Field(
         default_factory=list,
         description="Non-public address:port endpoints that may be fetched anyway, e.g. 127.0.0.1:8333 for the S3 "
         "port of a local object store (its other ports on that address stay refused)",
@@ -50,18 +50,6 @@ class FetchSettings(BaseModel):
         description="How long a refused or broken connection, or HTTP 502/503/504, is retried before the media fails "
         "(an object store or origin restarting)",
     )
-
-    @field_validator("allow_cidrs")
-    @classmethod
-    def _valid_networks(cls, value: list[str]) -> list[str]:
-        parse_networks(value)
-        return value
-
-    @field_validator("allow_endpoints")
-    @classmethod
-    def _valid_endpoints(cls, value: list[str]) -> list[str]:
-        parse_endpoints(value)
-        return value
 
     def policy(self) -> FetchPolicy:
         """The netsafe policy these settings describe."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
-from facemint_core.netsafe import parse_endpoints, parse_networks
+from facemint_core.netsafe import EndpointList, NetworkList
 from facemint_core.settings import DatabaseSettings, GrpcSettings, NatsSettings, ServiceSettings
 
 
@@ -51,8 +51,8 @@ class WebhookSettings(ServiceSettings):
     schedule: ScheduleSettings = ScheduleSettings()
     # Outbound HTTP.
     allow_http: bool = False
-    allow_cidrs: list[str] = Field(default_factory=list)
-    allow_endpoints: list[str] = Field(default_factory=list)
+    allow_cidrs: NetworkList = Field(default_factory=list)
+    allow_endpoints: EndpointList = Field(default_factory=list)
     timeout_seconds: float = Field(default=10.0, gt=0)
     max_response_bytes: int = Field(default=4096, ge=0)
     # The scheduler.
@@ -61,18 +61,6 @@ class WebhookSettings(ServiceSettings):
     lease_margin_seconds: float = Field(default=5.0, ge=0)
     # Secrets.
     rotation_grace_seconds: int = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
-
-    @field_validator("allow_cidrs")
-    @classmethod
-    def _valid_cidrs(cls, value: list[str]) -> list[str]:
-        parse_networks(value)
-        return value
-
-    @field_validator("allow_endpoints")
-    @classmethod
-    def _valid_endpoints(cls, value: list[str]) -> list[str]:
-        parse_endpoints(value)
-        return value
 
     @property
     def lease_seconds(self) -> float:
