@@ -24,8 +24,6 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from facemint_task_orchestrator.quota import meter
-
 if TYPE_CHECKING:
     from conftest import GatewayStack
 
@@ -94,8 +92,13 @@ async def _insert_result_task(dsn: str, account: str, media_url: str) -> str:
             json.dumps({"duration": None, "width": 640, "height": 480}),
             json.dumps(result),
         )
-        row = await conn.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
-        await meter(conn, row)  # as the orchestrator bills a task with its terminal state
+        await conn.execute(  # the orchestrator's bill of a succeeded image task: 1 second
+            """INSERT INTO usage_monthly AS u (account_id, month, seconds, tasks)
+               VALUES ($1, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 1, 1)
+               ON CONFLICT (account_id, month) DO UPDATE SET seconds = u.seconds + 1, tasks = u.tasks + 1""",
+            account,
+        )
+        await conn.execute("UPDATE tasks SET billed_seconds = 1 WHERE task_id = $1", task_id)
     finally:
         await conn.close()
     return task_id
