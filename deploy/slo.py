@@ -94,7 +94,7 @@ def _histogram_over(metric: str, selector: str, le: str) -> tuple[str, str]:
     return f"rate({count}[{{window}}])\n- ignoring (le)\nrate({bucket}[{{window}}])", f"rate({count}[{{window}}])"
 
 
-_TASK_BAD, _TASK_TOTAL = _histogram_over("facemint_task_orchestrator_task_seconds", 'type="image"', "5")
+_TASK_BAD, _TASK_TOTAL = _histogram_over("facemint_task_orchestrator_task_latency_seconds", 'type="image"', "5")
 _HOOK_BAD, _HOOK_TOTAL = _histogram_over("facemint_webhook_dispatcher_lag_seconds", "", "60")
 
 SLOS = (

@@ -210,6 +210,9 @@ def test_queue_and_delivery_metrics_after_real_tasks(
     )
     assert ran_cancelled == 1
     assert _value(orch, "facemint_task_orchestrator_queue_seconds_count", type="image") >= 3  # type: ignore[operator]
+    e2e = "facemint_task_orchestrator_task_latency_seconds_count"  # creation -> terminal, queue included
+    assert _value(orch, e2e, type="image", outcome="succeeded") >= 2  # type: ignore[operator]
+    assert _value(orch, e2e, type="image", outcome="failed") >= 1  # type: ignore[operator]
     for consumer in ("orchestrator-detect", "orchestrator-detect-image"):
         labels = {"stream": "FACEMINT_JOBS", "consumer": consumer}
         for gauge in ("pending", "ack_pending", "redelivered"):

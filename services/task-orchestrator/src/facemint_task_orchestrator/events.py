@@ -13,12 +13,13 @@ import logging
 import orjson
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from facemint.common.v1 import common_pb2
 from facemint.orchestrator.v1 import orchestrator_pb2
 from facemint_core import streams
 from facemint_core.jetstream import publish
+from facemint_core.metrics import LATENCY_BUCKETS
 from facemint_core.taskview import public_task, render_json
 from facemint_core.vocab import MEDIA_KIND_NAMES
 from facemint_task_orchestrator.completions import Completions
@@ -27,6 +28,12 @@ from facemint_task_orchestrator.store import TaskRow, TaskStore
 log = logging.getLogger(__name__)
 
 TASKS = Counter("facemint_task_orchestrator_tasks_total", "Tasks that reached a terminal state", ["status", "type"])
+LATENCY = Histogram(
+    "facemint_task_orchestrator_task_latency_seconds",
+    "Time from a task's creation to its terminal state (queue and run, what a client waits), by outcome",
+    ["type", "outcome"],
+    buckets=LATENCY_BUCKETS,
+)
 
 
 class TaskEvents:
@@ -82,6 +89,10 @@ class TaskEvents:
         then nothing happens."""
         if row is None:
             return
+        if row.completed_at is not None:  # both instants from PostgreSQL's clock
+            LATENCY.labels(MEDIA_KIND_NAMES[row.kind], row.status).observe(
+                (row.completed_at - row.created_at).total_seconds()
+            )
         self.completions.notify(row.task_id, row)
         await asyncio.sleep(0)  # let the woken long polls answer before the event is built
         try:
