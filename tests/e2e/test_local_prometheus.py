@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -23,9 +24,10 @@ SERVICES = ("gateway", "task-orchestrator", "media-decoder", "inference", "libra
 
 
 @pytest.fixture(scope="module")
-def prometheus(platform: RunningPlatform) -> httpx.Client:
+def prometheus(platform: RunningPlatform) -> Iterator[httpx.Client]:
     url = json.loads((platform.data_dir / "observability.json").read_text())["prometheus_url"]
-    return httpx.Client(base_url=url, timeout=10)
+    with httpx.Client(base_url=url, timeout=10) as client:
+        yield client
 
 
 def poll(what: str, probe: Any, timeout: float = 90) -> Any:

@@ -17,9 +17,10 @@ pytestmark = pytest.mark.integration
 async def stub_for(
     start_dispatcher: StartDispatcher, env: Env, **overrides: object
 ) -> webhook_pb2_grpc.WebhookServiceStub:
-    """Start a dispatcher and return a stub on its gRPC port."""
+    """Start a dispatcher and return a stub on its gRPC port (its channel closes when the dispatcher stops)."""
     runtime = await start_dispatcher(env.settings(**overrides))
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{runtime.grpc_port}")
+    runtime.on_stop("test channel", lambda _grace: channel.close())
     return webhook_pb2_grpc.WebhookServiceStub(channel)
 
 
