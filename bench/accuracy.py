@@ -9,7 +9,8 @@ Measures, with the service's own pipeline on ONNX Runtime:
   decision threshold (its calibrated score 0.70), TAR at FAR = 1e-2, largest face of each image;
 * **identification** rank-1 on per-person data (two galleries, see ``identification``);
 * **attributes** against the hand labels (``services/inference/tools/labels/attributes.json``): gender, age,
-  expression, glasses, and mask (bare faces, plus the same faces with surgical masks pasted on);
+  expression, glasses, and mask (bare faces, plus the same faces with synthetic masks of three styles drawn on,
+  ``bench/masks.py``: mask recall and glasses on masked faces);
 * **hard cases** of issue #18 (``bench/hard.py``): false faces on photos without people, tight grey face crops,
   and verification against degraded copies (blur, low resolution, low resolution + JPEG, noise, eye bar, grey crop).
 
@@ -27,10 +28,9 @@ import sys
 from collections import Counter, defaultdict
 from typing import Any
 
-import cv2
 import numpy as np
 
-from bench import hard, media
+from bench import hard, masks, media
 from bench.common import (
     BENCH_DATA,
     PACKS,
@@ -43,13 +43,11 @@ from bench.common import (
     pipeline,
     write_results,
 )
-from facemint_inference.align import ARCFACE_TEMPLATE, invert, umeyama, warp
+from facemint_inference.align import warp
 from facemint_inference.attributes import aligned_matrix
-from facemint_inference.detect import Detection
 from facemint_inference.glasses import ALIGNED_SIZE, default_model, has_glasses
 from facemint_inference.pipeline import AnalyzeOptions, Face, Pipeline
 from facemint_library.calibration import DECISION_THRESHOLD, Calibrations
-from facemint_local import testmedia
 
 DETECTION_COUNTS = BENCH_DATA / "detection_counts.json"
 DETECTION_CONFIDENCE = 0.5
@@ -100,42 +98,6 @@ def options(*attributes: str, embeddings: bool = False, confidence: float = DETE
 def largest(faces: list[Face]) -> Face | None:
     """The face with the largest box, if any."""
     return max(faces, key=lambda f: f.detection.width * f.detection.height, default=None)
-
-
-def _mask_outline() -> np.ndarray:
-    """Surgical-mask outline in ArcFace-aligned coordinates: a straight top edge just under the eyes (row 60; eyes
-    at ~52), cheek to cheek, and a rounded lower edge under the chin (the chin sits near row 128)."""
-    top = [(10.0, 60.0), (102.0, 60.0)]
-    angles = np.linspace(0.0, np.pi, 25)
-    bottom = [(56 + 46 * np.cos(a), 84 + 48 * np.sin(a)) for a in angles]
-    return np.array(top + bottom, dtype=np.float32)
-
-
-MASK_OUTLINE = _mask_outline()
-
-
-def paste_mask(image: np.ndarray, detection: Detection, texture: np.ndarray) -> None:
-    """Warp a surgical-mask texture over the lower face of one detection (in place).
-
-    The mask is drawn in the aligned-crop frame (``MASK_OUTLINE``, texture stretched over its bounding box) and
-    mapped into the image with the inverse of the face's similarity alignment, so it follows the face's position,
-    size and roll (not its yaw: turned faces get a flat mask).
-    """
-    x0, y0 = MASK_OUTLINE.min(axis=0)
-    x1, y1 = MASK_OUTLINE.max(axis=0)
-    scale = 4.0  # supersampling of the aligned frame, so that the mask stays sharp on large faces
-    size = (int(np.ceil(x1 * scale)) + 1, int(np.ceil(y1 * scale)) + 1)
-    h, w = texture.shape[:2]
-    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
-    box = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32) * scale
-    layer = cv2.warpPerspective(texture, cv2.getPerspectiveTransform(corners, box), size)
-    alpha = np.zeros(size[::-1], np.uint8)
-    cv2.fillPoly(alpha, [np.round(MASK_OUTLINE * scale).astype(np.int32)], 255)
-    to_image = invert(umeyama(detection.keypoints, ARCFACE_TEMPLATE * scale))
-    frame = (image.shape[1], image.shape[0])
-    layer = cv2.warpAffine(layer, to_image, frame, flags=cv2.INTER_AREA)
-    weight = cv2.warpAffine(alpha, to_image, frame, flags=cv2.INTER_LINEAR).astype(np.float32)[..., None] / 255
-    image[:] = (layer * weight + image * (1 - weight)).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -302,7 +264,7 @@ def _rate(numerator: int, denominator: int) -> float | None:
 
 
 def _binary(pairs: list[tuple[bool | None, bool]]) -> dict[str, Any]:
-    """Recall, specificity and accuracy of (predicted, true) pairs."""
+    """Recall, specificity, accuracy and precision of (predicted, true) pairs."""
     positives = [bool(p) for p, t in pairs if t]
     negatives = [bool(p) for p, t in pairs if not t]
     return {
@@ -311,11 +273,13 @@ def _binary(pairs: list[tuple[bool | None, bool]]) -> dict[str, Any]:
         "recall": _rate(sum(positives), len(positives)),
         "specificity": _rate(sum(not p for p in negatives), len(negatives)),
         "accuracy": _rate(sum(bool(p) == t for p, t in pairs), len(pairs)),
+        "precision": _rate(sum(positives), sum(positives) + sum(negatives)),
     }
 
 
-def _summarise(records: list[dict[str, Any]], masked: list[bool | None]) -> dict[str, Any]:
-    """Agreement of predicted attributes with the labels (``records`` pair a label with a predicted face)."""
+def _summarise(records: list[dict[str, Any]], masked: list[dict[str, Any]]) -> dict[str, Any]:
+    """Agreement of predicted attributes with the labels (``records`` pair a label with a predicted face; ``masked``
+    the same faces with a synthetic mask, ``mask`` and ``glasses`` None where the face was not found again)."""
     gender = [r for r in records if r["label"]["gender"]]
     decided = [r for r in gender if r["gender"] is not None]
     ages = [(r["age"], r["label"]["age"]) for r in records if r["label"]["age"] is not None and r["age"] is not None]
@@ -325,7 +289,8 @@ def _summarise(records: list[dict[str, Any]], masked: list[bool | None]) -> dict
     for r in expression:
         confusion[r["label"]["expression"]][r["emotion"]] += 1
     bare = [r["mask"] for r in records]
-    detected_masked = [m for m in masked if m is not None]
+    found = [m for m in masked if m["mask"] is not None]
+    labelled_masked = [m for m in found if m["label"] is not None]
     return {
         "gender": {
             "labelled": len(gender),
@@ -359,22 +324,34 @@ def _summarise(records: list[dict[str, Any]], masked: list[bool | None]) -> dict
         "glasses_classifier": _binary(
             [(r["classifier"], r["label"]["glasses"]) for r in records if r["label"]["glasses"] is not None]
         ),
+        "glasses_masked": _binary([(m["glasses"], m["label"]) for m in labelled_masked]),
+        "glasses_masked_by_style": {
+            style: _binary([(m["glasses"], m["label"]) for m in labelled_masked if m["style"] == style])
+            for style in masks.STYLES
+        },
         "mask": {
             "bare_faces": len(bare),
             "bare_specificity": _rate(sum(not m for m in bare), len(bare)),
             "synthetic_masked": len(masked),
-            "synthetic_detected": len(detected_masked),
-            "synthetic_recall": _rate(sum(bool(m) for m in detected_masked), len(detected_masked)),
+            "synthetic_detected": len(found),
+            "synthetic_recall": _rate(sum(bool(m["mask"]) for m in found), len(found)),
+            "recall_by_style": {
+                style: _rate(
+                    sum(bool(m["mask"]) for m in found if m["style"] == style),
+                    sum(m["style"] == style for m in found),
+                )
+                for style in masks.STYLES
+            },
         },
     }
 
 
 async def attributes(pipe: Pipeline, labels: dict[str, Any]) -> dict[str, Any]:
-    """Agreement of every attribute with the hand labels; mask also on synthetically masked copies of the faces."""
-    rng = np.random.default_rng(MASK_SEED)
-    textures = [media.load(key) for key in testmedia.MASKS]
+    """Agreement of every attribute with the hand labels; mask and glasses also on synthetically masked copies of
+    the faces, one copy per mask style of ``bench/masks.py``."""
+    maker = masks.MaskMaker(MASK_SEED)
     records: list[dict[str, Any]] = []
-    masked_results: list[bool | None] = []
+    masked_results: list[dict[str, Any]] = []
     labelled_faces = 0
     for key, labelled in labels.items():
         if not media.available(key):
@@ -396,13 +373,23 @@ async def attributes(pipe: Pipeline, labels: dict[str, Any]) -> dict[str, Any]:
                     "mask": face.mask,
                 }
             )
-        covered = [faces[di].detection for _, di in sorted(matches.items())]
-        masked = image.copy()
-        for det in covered:
-            paste_mask(masked, det, textures[int(rng.integers(len(textures)))])
-        again = (await pipe.analyze([masked], options("mask", confidence=LABEL_CONFIDENCE)))[0]
-        found = media.match([f.detection.box for f in again], [d.box.tolist() for d in covered])
-        masked_results += [again[found[i]].mask if i in found else None for i in range(len(covered))]
+        covered = [(labelled[li], faces[di].detection) for li, di in sorted(matches.items())]
+        for style in masks.STYLES:
+            masked = image.copy()
+            for _, det in covered:
+                maker.on_face(masked, det.keypoints, style)
+            again = (await pipe.analyze([masked], options("mask", "glasses", confidence=LABEL_CONFIDENCE)))[0]
+            found = media.match([f.detection.box for f in again], [d.box.tolist() for _, d in covered])
+            for i, (label, _) in enumerate(covered):
+                face = again[found[i]] if i in found else None
+                masked_results.append(
+                    {
+                        "style": style,
+                        "label": label["glasses"],
+                        "mask": None if face is None else face.mask,
+                        "glasses": None if face is None else face.glasses,
+                    }
+                )
     summary = _summarise(records, masked_results)
     summary["labelled_faces"] = labelled_faces
     summary["matched_faces"] = len(records)
@@ -500,9 +487,13 @@ SUMMARY_METRICS = (
     "age: MAE vs apparent-age label, years (bias)",
     "expression: agreement (happy / neutral labels)",
     "glasses (service output): recall / specificity",
+    "glasses (service output): accuracy / precision",
     "glasses (glasses.py classifier, in-sample): recall / specificity",
+    "glasses on synthetic masked faces: recall / specificity",
+    "glasses on synthetic masked faces: accuracy / precision",
     "mask: bare faces reported unmasked",
     "mask: synthetic masks caught (detected / pasted)",
+    "mask: caught by style, surgical / cloth / n95",
     "hard: false faces on 18 photos without people / 100 LFW non-face patches",
     "hard: 100 tight grey LFW face crops: no face / several faces",
     "hard: degraded pairs with no face found",
@@ -515,7 +506,7 @@ def _summary_cells(r: dict[str, Any]) -> list[str]:
     """One pack's column of the summary table, in the order of ``SUMMARY_METRICS``."""
     det, ver, ident, attr = r["detection"]["total"], r["verification"], r["identification"], r["attributes"]
     knn, deep = ident["knn_examples"], ident["deepface"]
-    gender, age, mask = attr["gender"], attr["age"], attr["mask"]
+    gender, age, mask, masked = attr["gender"], attr["age"], attr["mask"], attr["glasses_masked"]
     return [
         f"{det['found'] + det['partial_found']} / {det['visible']}",
         f"{det['found']} / {det['faces']}",
@@ -529,9 +520,13 @@ def _summary_cells(r: dict[str, Any]) -> list[str]:
         f"{fmt(age['mae'], 1)} ({age['bias'] or 0.0:+.1f})",
         f"{_pct(attr['emotion']['accuracy'])} of {attr['emotion']['labelled']}",
         f"{_pct(attr['glasses']['recall'])} / {_pct(attr['glasses']['specificity'])}",
+        f"{_pct(attr['glasses']['accuracy'])} / {_pct(attr['glasses']['precision'])}",
         f"{_pct(attr['glasses_classifier']['recall'])} / {_pct(attr['glasses_classifier']['specificity'])}",
+        f"{_pct(masked['recall'])} / {_pct(masked['specificity'])}",
+        f"{_pct(masked['accuracy'])} / {_pct(masked['precision'])}",
         _pct(mask["bare_specificity"]),
         f"{_pct(mask['synthetic_recall'])} ({mask['synthetic_detected']} / {mask['synthetic_masked']})",
+        " / ".join(_pct(mask["recall_by_style"][style]) for style in masks.STYLES),
         *_hard_cells(r["hard"]),
     ]
 
@@ -611,7 +606,14 @@ def report(data: dict[str, Any]) -> str:
             "The glasses classifier was trained on these same labelled faces, so its agreement above is in-sample. Its "
             f"honest figures are from grouped cross-validation by person (`{cv['protocol']}`): AUC {cv['auc']:.3f}, "
             f"accuracy {cv['accuracy']:.3f}, balanced accuracy {cv['balanced_accuracy']:.3f}, recall "
-            f"{cv['recall_glasses']:.3f}, specificity {cv['specificity_no_glasses']:.3f}.",
+            f"{cv['recall_glasses']:.3f}, specificity {cv['specificity_no_glasses']:.3f}"
+            + (
+                f"; with cloth and N95 masks drawn on the held-out faces (styles the training never saw): accuracy "
+                f"{cv['masked_accuracy']:.3f}, recall {cv['masked_recall_glasses']:.3f}, specificity "
+                f"{cv['masked_specificity_no_glasses']:.3f}."
+                if "masked_accuracy" in cv
+                else "."
+            ),
             "",
         ]
     cross = data.get("landmarks_and_pose")
@@ -735,14 +737,16 @@ def report(data: dict[str, Any]) -> str:
             f"age MAE {fmt(a['age']['mae'], 1)} years, bias {a['age']['bias']:+.1f}, "
             f"{_pct(a['age']['within_10'])} within 10 years; expression {emo}; "
             f"glasses {a['glasses']['with']} with / {a['glasses']['without']} without; "
-            f"masks: {a['mask']['bare_faces']} bare faces, {a['mask']['synthetic_masked']} synthetic masks.",
+            f"masks: {a['mask']['bare_faces']} bare faces, {a['mask']['synthetic_masked']} synthetic masks "
+            f"({len(masks.STYLES)} styles).",
         ]
     lines += [
         "",
         "Age labels are apparent ages estimated by eye (+-5 to 8 years), so an MAE near that is as good as this set "
         "can show. Expression labels exist only where obvious (happy or neutral). Gender is reported by the service "
-        "only above probability 0.6. Synthetic masks: one of insightface's four surgical-mask textures, warped over "
-        "the lower face of every labelled face (`paste_mask`), then the whole pipeline runs again on the edited image.",
+        "only above probability 0.6. Synthetic masks (`bench/masks.py`): every labelled face gets a mask of each "
+        "style (surgical: insightface's textures; cloth; n95) drawn over its lower face, then the whole pipeline runs "
+        "again on the edited image; the glasses figures on masked faces use the same faces' glasses labels.",
         "",
     ]
     return "\n".join(lines)

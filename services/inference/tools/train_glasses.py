@@ -5,17 +5,23 @@
 
 Data: every face of ``services/inference/tools/labels/attributes.json`` whose ``glasses`` label is true or false,
 found again by both packs' detectors (YuNet and SCRFD, matched to the labelled box by IoU), so each face gives two
-aligned 112 x 112 crops with slightly different keypoints. Needs ``make models`` and ``../shared/data``.
+aligned 112 x 112 crops with slightly different keypoints. Needs ``make models`` and
+``../shared/data``.
 
 Model: L2-regularised logistic regression (Newton's method, classes weighted to balance) on the eye-band HOG
-features of ``glasses.hog_features``; each training crop also enters mirrored (glasses are symmetric).
+features of ``glasses.hog_features``; each training crop also enters mirrored (glasses are symmetric), and again
+cut from a copy of its image with a synthetic surgical mask drawn on (``bench/masks.py``, insightface's textures)
+and the face detected again, mirrored too: a mask both covers the lower face and moves the detector's keypoints,
+and the model must learn that neither is glasses (issue #18).
 
 Evaluation: grouped cross-validation. Every person (``identity``; a face without one is its own group) falls
 wholly into one fold, and the few positive persons are spread over the folds, so a fold always tests people the
 model has not seen. The decision threshold is chosen inside each training fold (inner grouped cross-validation,
 maximising the accuracy expected when 30% of faces wear glasses, ``PREVALENCE``) and then applied to the held-out
-fold, so the reported accuracy includes the threshold choice. The shipped model is fitted on all faces, with the
-threshold chosen the same way on all of them.
+fold, so the reported accuracy includes the threshold choice (out-of-fold probabilities of the bare and the
+surgical-masked crops together). Each held-out fold is also scored on its faces with cloth and N95 masks drawn on
+and detected again (styles the training never saw): ``masked_*`` in the report. The shipped model is fitted on all
+faces, with the threshold chosen the same way on all of them.
 Everything is seeded: the same data gives the same weights.
 """
 
@@ -37,9 +43,18 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from bench import media  # noqa: E402
 from bench.common import PACKS, pipeline  # noqa: E402
+from bench.masks import MaskMaker  # noqa: E402
 from facemint_inference import attributes  # noqa: E402
 from facemint_inference.align import warp  # noqa: E402
-from facemint_inference.glasses import ALIGNED_SIZE, WEIGHTS_PATH, GlassesModel, HogParams, hog_features  # noqa: E402
+from facemint_inference.detect import Detection  # noqa: E402
+from facemint_inference.glasses import (  # noqa: E402
+    ALIGNED_SIZE,
+    WEIGHTS_PATH,
+    GlassesModel,
+    HogParams,
+    hog_features,
+)
+from facemint_inference.pipeline import Pipeline  # noqa: E402
 
 SEED = 20240603
 L2 = 3.0
@@ -50,27 +65,58 @@ REPEATS = 3
 PREVALENCE = 0.3
 """Share of faces with glasses assumed when choosing the threshold (this set has 7%, the world more): the threshold
 maximises ``0.3 * recall + 0.7 * specificity``."""
+TRAINING_MASKS = ("surgical",)
+"""Mask styles drawn on the training crops (``bench.masks``)."""
+HELD_OUT_MASKS = ("cloth", "n95")
+"""Mask styles drawn on the held-out crops only, to measure masked faces of a kind the model never saw."""
 DETECTION_THRESHOLD = 0.3
 """Low, so that hard labelled faces are still found; the label match decides which detection is the face."""
 
 
 @dataclass
 class Dataset:
-    """Aligned crops with their labels and cross-validation groups."""
+    """Aligned crops with their labels and cross-validation groups; ``masked[style]`` holds the same faces (same
+    order) cut from a copy of the image with a mask of that style drawn on and detected again."""
 
     crops: np.ndarray
+    masked: dict[str, np.ndarray]
     labels: np.ndarray
     groups: np.ndarray
     keys: list[str]
 
 
+async def _masked_crops(
+    pipe: Pipeline, image: np.ndarray, detections: list[Detection], style: str, maker: MaskMaker
+) -> list[np.ndarray]:
+    """Crops of ``detections`` after drawing a mask of ``style`` on each and detecting the faces again.
+
+    The mask moves the detector's keypoints (it hides the nose and mouth), and the crop must show what the service
+    will see. A face not found again gets the mask drawn on its bare crop instead.
+    """
+    masked = image.copy()
+    for detection in detections:
+        maker.on_face(masked, detection.keypoints, style)
+    again = (await pipe.detect([masked], DETECTION_THRESHOLD))[0]
+    found = media.match([d.box for d in again], [d.box.tolist() for d in detections])
+    crops = []
+    for i, detection in enumerate(detections):
+        if i in found:
+            crops.append(warp(masked, attributes.aligned_matrix(again[found[i]]), ALIGNED_SIZE))
+        else:
+            bare = warp(image, attributes.aligned_matrix(detection), ALIGNED_SIZE)
+            crops.append(maker.on_aligned(bare[None], [style])[0])
+    return crops
+
+
 async def collect() -> Dataset:
-    """Detect every labelled face with both packs and cut its ArcFace-aligned crop."""
+    """Detect every labelled face with both packs and cut its ArcFace-aligned crop, bare and with every mask style."""
     faces = media.load_labels()["faces"]
     crops: list[np.ndarray] = []
+    masked: dict[str, list[np.ndarray]] = {style: [] for style in (*TRAINING_MASKS, *HELD_OUT_MASKS)}
     labels: list[int] = []
     groups: list[str] = []
     keys: list[str] = []
+    maker = MaskMaker(SEED)
     for pack in PACKS:
         async with pipeline(pack) as pipe:
             for key, labelled in faces.items():
@@ -79,14 +125,20 @@ async def collect() -> Dataset:
                     continue
                 image = media.load(key)
                 detections = (await pipe.detect([image], DETECTION_THRESHOLD))[0]
-                matches = media.match([d.box for d in detections], [labelled[i]["box"] for i in wanted])
-                for li, di in sorted(matches.items()):
+                matches = sorted(media.match([d.box for d in detections], [labelled[i]["box"] for i in wanted]).items())
+                if not matches:
+                    continue
+                for li, di in matches:
                     face = labelled[wanted[li]]
                     crops.append(warp(image, attributes.aligned_matrix(detections[di]), ALIGNED_SIZE))
                     labels.append(int(face["glasses"]))
                     groups.append(face["identity"] or f"{key}#{wanted[li]}")
                     keys.append(f"{pack}:{key}#{wanted[li]}")
-    return Dataset(np.stack(crops), np.asarray(labels), np.asarray(groups), keys)
+                for style, out in masked.items():
+                    out += await _masked_crops(pipe, image, [detections[di] for _, di in matches], style, maker)
+    return Dataset(
+        np.stack(crops), {k: np.stack(v) for k, v in masked.items()}, np.asarray(labels), np.asarray(groups), keys
+    )
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
@@ -117,11 +169,6 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float) -> tuple[n
         if np.abs(step).max() < 1e-7:
             break
     return w / scale, float(b - (w / scale) @ mean)
-
-
-def with_mirrors(features: np.ndarray, mirrored: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stack the features of the crops and of their mirror images."""
-    return np.concatenate([features, mirrored]), np.concatenate([labels, labels])
 
 
 def assign_folds(labels: np.ndarray, groups: np.ndarray, folds: int, rng: np.random.Generator) -> np.ndarray:
@@ -157,28 +204,46 @@ class Trainer:
     """Cross-validation and the final fit on precomputed features."""
 
     def __init__(self, data: Dataset, params: HogParams, l2: float) -> None:
-        """Compute the features of every crop and of its mirror image once."""
+        """Compute the features of every crop, bare and masked, and of their mirror images once."""
         self.data = data
         self.l2 = l2
-        self.features = hog_features(data.crops, params).astype(np.float64)
-        self.mirrored = hog_features(np.ascontiguousarray(data.crops[:, :, ::-1]), params).astype(np.float64)
 
-    def _probabilities(self, train: np.ndarray, test: np.ndarray) -> np.ndarray:
-        x, y = with_mirrors(self.features[train], self.mirrored[train], self.data.labels[train])
-        w, b = fit_logistic(x, y, self.l2)
-        return np.asarray(1 / (1 + np.exp(-np.clip(self.features[test] @ w + b, -60, 60))))
+        def features(crops: np.ndarray) -> np.ndarray:
+            return hog_features(crops, params).astype(np.float64)
 
-    def out_of_fold(self, indices: np.ndarray, folds: int, rng: np.random.Generator) -> np.ndarray:
-        """Grouped cross-validated probabilities of the samples ``indices``."""
+        def mirrored(crops: np.ndarray) -> np.ndarray:
+            return features(np.ascontiguousarray(crops[:, :, ::-1]))
+
+        self.bare = features(data.crops)
+        self.masked = [features(data.masked[style]) for style in TRAINING_MASKS]
+        self.held_out = [features(data.masked[style]) for style in HELD_OUT_MASKS]
+        self.training = [self.bare, mirrored(data.crops)]
+        for style, masked in zip(TRAINING_MASKS, self.masked, strict=True):
+            self.training += [masked, mirrored(data.masked[style])]
+
+    def _fit(self, train: np.ndarray) -> tuple[np.ndarray, float]:
+        x = np.concatenate([f[train] for f in self.training])
+        y = np.tile(self.data.labels[train], len(self.training))
+        return fit_logistic(x, y, self.l2)
+
+    def out_of_fold(
+        self, indices: np.ndarray, folds: int, rng: np.random.Generator, features: list[np.ndarray]
+    ) -> list[np.ndarray]:
+        """Grouped cross-validated probabilities of the samples ``indices``, one array per feature set."""
         fold = assign_folds(self.data.labels[indices], self.data.groups[indices], folds, rng)
-        result = np.zeros(len(indices))
+        result = [np.zeros(len(indices)) for _ in features]
         for k in range(folds):
-            result[fold == k] = self._probabilities(indices[fold != k], indices[fold == k])
+            w, b = self._fit(indices[fold != k])
+            test = indices[fold == k]
+            for out, f in zip(result, features, strict=True):
+                out[fold == k] = _sigmoid(f[test] @ w + b)
         return result
 
     def threshold_for(self, indices: np.ndarray, rng: np.random.Generator) -> float:
-        """Threshold chosen by inner grouped cross-validation on ``indices`` only."""
-        return best_threshold(self.out_of_fold(indices, INNER_FOLDS, rng), self.data.labels[indices])
+        """Threshold chosen by inner grouped cross-validation on ``indices`` only (bare and masked crops)."""
+        probabilities = self.out_of_fold(indices, INNER_FOLDS, rng, [self.bare, *self.masked])
+        labels = np.tile(self.data.labels[indices], len(probabilities))
+        return best_threshold(np.concatenate(probabilities), labels)
 
     def cross_validate(self, repeats: int, seed: int) -> dict[str, Any]:
         """Repeated grouped cross-validation with the threshold chosen inside each training fold."""
@@ -190,13 +255,20 @@ class Trainer:
             rng = np.random.default_rng(seed + repeat)
             fold = assign_folds(labels, groups, FOLDS, rng)
             probabilities = np.zeros(len(labels))
-            decisions = np.zeros(len(labels), dtype=bool)
+            held_out = np.zeros((len(HELD_OUT_MASKS), len(labels)))
+            thresholds = np.zeros(len(labels))
             for k in range(FOLDS):
                 train, test = everything[fold != k], everything[fold == k]
-                threshold = self.threshold_for(train, rng)
-                probabilities[test] = self._probabilities(train, test)
-                decisions[test] = probabilities[test] > threshold
-            runs.append(_metrics(probabilities, decisions, labels))
+                thresholds[test] = self.threshold_for(train, rng)
+                w, b = self._fit(train)
+                probabilities[test] = _sigmoid(self.bare[test] @ w + b)
+                for row, features in zip(held_out, self.held_out, strict=True):
+                    row[test] = _sigmoid(features[test] @ w + b)
+            decisions = probabilities > thresholds
+            tiled = np.tile(labels, len(held_out)), np.tile(thresholds, len(held_out))
+            masked_metrics = _metrics(held_out.ravel(), held_out.ravel() > tiled[1], tiled[0])
+            masked = {f"masked_{k}": v for k, v in masked_metrics.items()}
+            runs.append({**_metrics(probabilities, decisions, labels), **masked})
             for group in np.unique(groups[labels == 1]):
                 per_person.setdefault(str(group), []).append(float(decisions[groups == group].mean()))
         summary: dict[str, Any] = {name: round(float(np.mean([r[name] for r in runs])), 3) for name in runs[0]}
@@ -212,20 +284,27 @@ class Trainer:
         """Weights on all crops and the threshold from grouped cross-validation on all of them."""
         everything = np.arange(len(self.data.labels))
         threshold = self.threshold_for(everything, np.random.default_rng(seed))
-        x, y = with_mirrors(self.features, self.mirrored, self.data.labels)
-        w, b = fit_logistic(x, y, self.l2)
+        w, b = self._fit(everything)
         return w, b, threshold
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return np.asarray(1 / (1 + np.exp(-np.clip(logits, -60, 60))))
 
 
 def _metrics(probabilities: np.ndarray, decisions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     tpr = float(decisions[labels == 1].mean())
     tnr = float((~decisions[labels == 0]).mean())
+    called = PREVALENCE * tpr + (1 - PREVALENCE) * (1 - tnr)
     return {
         "auc": roc_auc(probabilities, labels),
         "accuracy": float((decisions == labels.astype(bool)).mean()),
         "balanced_accuracy": (tpr + tnr) / 2,
         "recall_glasses": tpr,
         "specificity_no_glasses": tnr,
+        "precision": float(labels[decisions].mean()) if decisions.any() else 1.0,
+        f"accuracy_at_prevalence_{PREVALENCE}": PREVALENCE * tpr + (1 - PREVALENCE) * tnr,
+        f"precision_at_prevalence_{PREVALENCE}": PREVALENCE * tpr / called if called else 1.0,
     }
 
 
