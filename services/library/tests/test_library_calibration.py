@@ -52,6 +52,17 @@ def test_with_few_impostors_no_seen_impostor_passes_the_threshold() -> None:
     assert calibration.stats["false_accepts"] == 0 and calibration.stats["far_at_threshold"] == 0.0
 
 
+def test_with_enough_impostors_the_threshold_sits_at_the_empirical_tail() -> None:
+    # Heavy-tailed impostors (Student t, 4 degrees of freedom): a normal fit underestimates the tail, so a threshold
+    # at its 1e-4 point would accept many times more impostors than 1e-4 of them.
+    rng = np.random.default_rng(2)
+    impostor = np.clip(0.05 + 0.04 * rng.standard_t(4, 300_000), -1, 1)
+    calibration = Calibration.fit("m", "1", np.clip(rng.normal(0.6, 0.1, 2000), -1, 1), impostor, target_far=1e-4)
+    assert calibration.stats["threshold_placement"] == "empirical"
+    assert calibration.stats["false_accepts"] == 30  # floor(1e-4 * 300000): no more, and not stricter either
+    assert calibration.cosine_at_threshold > calibration.stats["cosine_normal_tail"]
+
+
 def test_json_round_trip_keeps_the_mapping() -> None:
     calibration = _fitted()
     again = Calibration.from_dict(json.loads(json.dumps(calibration.to_dict())))
