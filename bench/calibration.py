@@ -2,12 +2,16 @@
 
     .venv/bin/python -m bench.calibration [--pack open|insightface] [--write] [--calibrations DIR]
 
+``make calibrate`` runs it with ``--write``; ``make bench-accuracy`` runs the same measurements (``measure``) with
+the packaged calibrations. Writes ``bench/results/calibration-<date>.md`` and ``.json``.
+
 **Dev set.** Every face with an identity in the hand labels (``services/inference/tools/labels/attributes.json``:
 deepface portraits, the ``face_recognition`` and ``facenet_pytorch`` photos, frames of the two clips, registry
 photos), each in nine conditions: ``clean``, the six degradations of ``bench/hard.py`` (blur, low resolution,
 low resolution + JPEG 10, noise, eye bar, tight grey crop) and two more: ``grey`` (the whole image in grey, as TV
 stills) and ``jpeg`` (JPEG quality 20). A face is the detection that overlaps its label (a grey crop's largest
 face), of at least 20 px as compare and enrolment see it, analysed by the pack's own pipeline on ONNX Runtime.
+Labels that name one person twice are merged (``SAME_PERSON``).
 
 **Pairs.** Every clean face against every other face, clean (unordered) or degraded (ordered): *genuine* when both
 show the same person in different captures (two frames of one clip are one capture and are not paired),
@@ -20,7 +24,8 @@ per condition. ``make bench-accuracy`` measures with the packaged calibrations a
 threshold per condition and TAR at FAR 1e-4 and 1e-3 of the whole set.
 
 **Open-set identification.** Persons seen in at least two captures are enrolled; the others are strangers.
-*One template*: each person enrolled with its first capture, probes = its faces of the other captures.
+*One template*: each person enrolled with its first capture (stills before clips; a clip's first labelled frame),
+probes = its faces of the other captures.
 *Two templates*: persons with at least three captures, enrolled with their first two captures and probed with
 the rest (the same probes are also run against the first capture alone). A person's cosine to a probe is
 ``max(best template, centroid)``, as the library's search computes it; the probe is matched to the person of the
@@ -47,7 +52,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bench import hard, media
-from bench.common import PACKS, SHARED_DATA, fmt, markdown_table, pipeline
+from bench.common import PACKS, SHARED_DATA, fmt, machine, machine_line, markdown_table, now, pipeline, write_results
 from facemint_inference.pipeline import AnalyzeOptions, Pipeline
 from facemint_library.calibration import DECISION_THRESHOLD, PACKAGED_DIR, Calibration, Calibrations
 
@@ -56,6 +61,9 @@ TARGET_FAR = 1e-4
 REPORTED_FARS = (1e-4, 1e-3)
 GREY_JPEG_QUALITY = 20
 CONDITIONS = ("clean", *hard.DEGRADATIONS, "grey", "jpeg")
+SAME_PERSON = {"angelina_jolie": "deepface:img1"}
+"""Labels that name one person twice: deepface's ``img1`` cluster is Angelina Jolie (facenet_pytorch's photo of her
+scores cosine 0.64-0.80 against all eight of its photos with SFace; no pair of different people scores above 0.51)."""
 _PER_FACE = {"blur", "lowres", "lowres_jpeg", "eyebar", "grey_crop"}
 """Degradations that depend on the face's box (the others apply to the whole image once)."""
 
@@ -127,7 +135,8 @@ async def embed_dev_set(pipe: Pipeline) -> list[Sample]:
                     shared = shared if shared is not None else await _faces(pipe, degraded)
                     faces = shared
                 vector = _pick(faces, box)
-                samples.append(Sample(face["identity"], capture, f"{key}#{index}", condition, vector))
+                identity = SAME_PERSON.get(face["identity"], face["identity"])
+                samples.append(Sample(identity, capture, f"{key}#{index}", condition, vector))
     return samples
 
 
@@ -140,7 +149,7 @@ def pair_cosines(samples: list[Sample]) -> dict[str, dict[str, Any]]:
         genuine: list[float] = []
         impostor: list[float] = []
         no_face = pairs = 0
-        for i, a in enumerate(clean):
+        for a in clean:
             for b in others:
                 if b.face == a.face or (condition == "clean" and b.face <= a.face):
                     continue  # a face with itself; clean pairs once
@@ -272,28 +281,34 @@ def open_set(samples: list[Sample], calibration: Calibration) -> dict[str, Any]:
         for i in sorted(set(captures) - enrolled)
     ]
     strangers_degraded = [
-        s for s in samples if s.identity not in enrolled and s.condition != "clean" and s.face in {t.face for t in strangers}
+        s
+        for s in samples
+        if s.identity not in enrolled and s.condition != "clean" and s.face in {t.face for t in strangers}
     ]
 
+    def enrolled_with(sample: Sample, count: int) -> bool:
+        return sample.capture in captures[sample.identity][:count]
+
     def gallery(count: int, persons: set[str]) -> dict[str, list[Vector]]:
-        return {
-            i: [s.vector for s in samples if s.identity == i and s.condition == "clean" and s.capture in captures[i][:count]
-                and s.vector is not None]
-            for i in persons
-        }  # fmt: skip
+        """One template per enrolled capture: its first face (a clip's first labelled frame)."""
+        first: dict[tuple[str, str], Vector] = {}
+        for s in samples:
+            if s.identity in persons and s.condition == "clean" and s.vector is not None and enrolled_with(s, count):
+                first.setdefault((s.identity, s.capture), s.vector)
+        return {i: [v for (person, _), v in first.items() if person == i] for i in persons}
 
     def probes(count: int, persons: set[str], clean: bool) -> list[Sample]:
-        return [
-            s for s in samples
-            if s.identity in persons and s.capture not in captures[s.identity][:count] and (s.condition == "clean") == clean
-        ]  # fmt: skip
+        chosen = [s for s in samples if s.identity in persons and not enrolled_with(s, count)]
+        return [s for s in chosen if (s.condition == "clean") == clean]
 
     several = {i for i in enrolled if len(captures[i]) >= 3}
     result: dict[str, Any] = {}
     for clean in (True, False):
         kind = "clean" if clean else "degraded"
         others = strangers if clean else strangers_degraded
-        result[f"one_template_{kind}"] = _identify(gallery(1, enrolled), probes(1, enrolled, clean), others, calibration)
+        result[f"one_template_{kind}"] = _identify(
+            gallery(1, enrolled), probes(1, enrolled, clean), others, calibration
+        )
         two_probes = probes(2, several, clean)
         # Persons with fewer captures stay enrolled with one, as competitors.
         single = gallery(1, enrolled)
@@ -303,7 +318,9 @@ def open_set(samples: list[Sample], calibration: Calibration) -> dict[str, Any]:
     return result
 
 
-def _measurements(samples: list[Sample], cosines: dict[str, dict[str, Any]], calibration: Calibration) -> dict[str, Any]:
+def _measurements(
+    samples: list[Sample], cosines: dict[str, dict[str, Any]], calibration: Calibration
+) -> dict[str, Any]:
     return {
         "faces": len({s.face for s in samples}),
         "identities": len({s.identity for s in samples}),
@@ -394,11 +411,30 @@ def section(results: dict[str, Any]) -> list[str]:
                     f"{fmt(c['far_at_threshold'], 6)} ({c['false_accepts']})",
                 ]
             )
+    changes = []
+    for pack, r in results.items():
+        before = r["calibration"].get("before")
+        if before is None:
+            continue
+        for label, m in (("previous calibration", before), ("refitted calibration", r["calibration"])):
+            v, ids = m["verification"], m["identification"]
+            changes.append(
+                [
+                    f"{pack}, {label}",
+                    f"{v['threshold_cosine']:.3f}",
+                    f"{_pct(v['tar_at_threshold'])} / {v['far_at_threshold']:.1e}",
+                    _pct(v["by_condition"]["clean"]["tar_at_threshold"]),
+                    _id_cell(ids["one_template_clean"]),
+                    _id_cell(ids["one_template_degraded"]),
+                ]
+            )
+    header = ["pack, calibration", "cosine at 0.70", "TAR / FAR at 0.70", "clean TAR", "open set, clean", "degraded"]
     return [
         "## Calibration and open-set identification (`bench/calibration.py`)",
         "",
         markdown_table(["metric", *PACKS], summary_rows(results)),
         "",
+        *([markdown_table(header, changes), ""] if changes else []),
         markdown_table(["pack", "condition", "genuine / impostor", "no face", "TAR at 0.70", "FAR at 0.70"], rows),
         "",
         "Every identity-labelled face, clean and in eight degraded conditions; pairs of a clean face with a clean "
@@ -415,11 +451,17 @@ def section(results: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def fit(pipe: Pipeline, cosines: dict[str, dict[str, Any]], faces: int, identities: int) -> Calibration:
-    """The pack's calibration at ``TARGET_FAR`` on every scored pair, with per-condition TAR / FAR."""
+def fit(model: tuple[str, str, str], cosines: dict[str, dict[str, Any]], faces: int, identities: int) -> Calibration:
+    """A pack's calibration at ``TARGET_FAR`` on every scored pair, with per-condition TAR / FAR.
+
+    Args:
+        model: (embedding model id, its version, pack name).
+        cosines: :func:`pair_cosines` of the dev set.
+        faces: Faces of the dev set (for the file's note).
+        identities: Persons of the dev set (for the file's note).
+    """
     gen, imp = all_pairs(cosines)
-    model = pipe.pack.embedder
-    draft = Calibration.fit(model.model_id, model.model_version, gen, imp, TARGET_FAR)
+    draft = Calibration.fit(model[0], model[1], gen, imp, TARGET_FAR)
     per_condition = {
         condition: {
             "genuine_pairs": len(c["genuine"]),
@@ -433,45 +475,64 @@ def fit(pipe: Pipeline, cosines: dict[str, dict[str, Any]], faces: int, identiti
         "fitted_on": f"bench/calibration.py dev set: {faces} identity-labelled faces of {identities} persons, "
         f"clean and {len(CONDITIONS) - 1} degraded conditions ({', '.join(CONDITIONS[1:])}); clean face vs "
         "clean or degraded other face, frames of one clip not paired as genuine",
-        "pack": pipe.pack.name,
+        "pack": model[2],
         "by_condition": per_condition,
     }
     return Calibration(draft.model_id, draft.model_version, draft.anchors, {**draft.stats, **note})
 
 
-async def _run(pack: str, write: bool, calibrations: Calibrations, out: Path) -> dict[str, Any]:
+def evaluate(
+    model: tuple[str, str, str], samples: list[Sample], calibrations: Calibrations, out: Path | None
+) -> dict[str, Any]:
+    """Measure a pack's embedded dev set at its current calibration; with ``out``, refit, write and measure again
+    (the measurements at the previous calibration are kept under ``before``)."""
+    cosines = pair_cosines(samples)
+    previous = _measurements(samples, cosines, calibrations.get(model[0]))
+    if out is None:
+        return previous
+    fitted = fit(model, cosines, previous["faces"], previous["identities"])
+    path = out / f"{fitted.model_id}.json"
+    path.write_text(json.dumps(fitted.to_dict(), indent=2) + "\n")
+    print(f"{model[2]}: wrote {path} (cosine at 0.70 = {fitted.cosine_at_threshold:.4f})", flush=True)
+    return {**_measurements(samples, cosines, fitted), "before": previous}
+
+
+async def _embed(pack: str) -> tuple[tuple[str, str, str], list[Sample]]:
     async with pipeline(pack) as pipe:
-        samples = await embed_dev_set(pipe)
-        cosines = pair_cosines(samples)
-        previous = _measurements(samples, cosines, calibrations.get(pipe.pack.embedder.model_id))
-        if not write:
-            return previous
-        fitted = fit(pipe, cosines, len({s.face for s in samples}), len({s.identity for s in samples}))
-        path = out / f"{fitted.model_id}.json"
-        path.write_text(json.dumps(fitted.to_dict(), indent=2) + "\n")
-        print(f"{pack}: wrote {path} (cosine at 0.70 = {fitted.cosine_at_threshold:.4f})", flush=True)
-        return {**_measurements(samples, cosines, fitted), "before": previous}
+        embedder = pipe.pack.embedder
+        return (embedder.model_id, embedder.model_version, pack), await embed_dev_set(pipe)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Fit (``--write``) or measure the calibrations and print the summary."""
+    """Fit (``--write``) or measure the calibrations; print the summary and write ``bench/results/calibration-*``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pack", choices=PACKS, action="append", help="only this pack (repeatable)")
     parser.add_argument("--write", action="store_true", help="refit and write the packaged calibration files")
     parser.add_argument("--calibrations", default="", help="measure with the calibration files of this directory")
-    parser.add_argument("--json", type=Path, help="also write the measurements to this file")
     args = parser.parse_args(argv)
     if not (SHARED_DATA / "deepface").is_dir():
         print(f"calibration skipped: the development media are not at {SHARED_DATA}", file=sys.stderr)
         return 2
     calibrations = Calibrations.load(args.calibrations)
-    results = {
-        pack: {"calibration": asyncio.run(_run(pack, args.write, calibrations, PACKAGED_DIR))}
-        for pack in args.pack or PACKS
-    }
-    print("\n".join(section(results)))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    data: dict[str, Any] = {"date": now()[:10], "started": now(), "machine": machine(), "packs": {}}
+    for pack in args.pack or PACKS:
+        model, samples = asyncio.run(_embed(pack))
+        data["packs"][pack] = {
+            "calibration": evaluate(model, samples, calibrations, PACKAGED_DIR if args.write else None)
+        }
+    data["finished"] = now()
+    lines = [
+        f"# Calibration benchmark, {data['date']}",
+        "",
+        f"- **Machine:** {machine_line(data['machine'])}",
+        f"- **Run:** {data['started']} to {data['finished']} (UTC), `python -m bench.calibration"
+        + (" --write` (`make calibrate`)" if args.write else "`"),
+        "",
+        *section(data["packs"]),
+    ]
+    print("\n".join(lines))
+    md, js = write_results("calibration", "\n".join(lines), data)
+    print(f"wrote {md} and {js}")
     return 0
 
 
