@@ -59,7 +59,7 @@ from facemint_library.calibration import DECISION_THRESHOLD, PACKAGED_DIR, Calib
 TARGET_FAR = 1e-4
 """The false-accept rate that the decision threshold is placed at."""
 REPORTED_FARS = (1e-4, 1e-3)
-GREY_JPEG_QUALITY = 20
+JPEG_CONDITION_QUALITY = 20
 CONDITIONS = ("clean", *hard.DEGRADATIONS, "grey", "jpeg")
 SAME_PERSON = {"angelina_jolie": "deepface:img1"}
 """Labels that name one person twice: deepface's ``img1`` cluster is Angelina Jolie (facenet_pytorch's photo of her
@@ -90,7 +90,7 @@ def _condition_image(image: np.ndarray, box: list[float], condition: str) -> tup
     if condition == "grey":
         return cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR), box
     if condition == "jpeg":
-        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, GREY_JPEG_QUALITY])
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_CONDITION_QUALITY])
         assert ok
         return np.asarray(cv2.imdecode(encoded, cv2.IMREAD_COLOR)), box
     degraded = hard.degrade(image, box, condition)
