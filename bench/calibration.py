@@ -451,6 +451,13 @@ def section(results: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _rate_at_threshold(calibration: Calibration, cosines: np.ndarray) -> float | None:
+    """Share of the cosines scoring at least the decision threshold (None for a condition without pairs)."""
+    if not len(cosines):
+        return None
+    return round(float(np.mean(calibration.scores(cosines) >= DECISION_THRESHOLD)), 6)
+
+
 def fit(model: tuple[str, str, str], cosines: dict[str, dict[str, Any]], faces: int, identities: int) -> Calibration:
     """A pack's calibration at ``TARGET_FAR`` on every scored pair, with per-condition TAR / FAR.
 
@@ -466,8 +473,8 @@ def fit(model: tuple[str, str, str], cosines: dict[str, dict[str, Any]], faces: 
         condition: {
             "genuine_pairs": len(c["genuine"]),
             "impostor_pairs": len(c["impostor"]),
-            "tar": round(float(np.mean(draft.scores(c["genuine"]) >= DECISION_THRESHOLD)), 6),
-            "far": round(float(np.mean(draft.scores(c["impostor"]) >= DECISION_THRESHOLD)), 6),
+            "tar": _rate_at_threshold(draft, c["genuine"]),
+            "far": _rate_at_threshold(draft, c["impostor"]),
         }
         for condition, c in cosines.items()
     }
