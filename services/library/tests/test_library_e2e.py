@@ -40,6 +40,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PHOTOS = {
     "obama.jpg": testmedia.OBAMA[0],
     "obama2.jpg": testmedia.OBAMA[1],
+    "obama3.jpg": testmedia.OBAMA[2],
     "biden.jpg": testmedia.BIDEN,
     "ardern.jpg": testmedia.ARDERN[0],
     "group.jpg": testmedia.T1,
@@ -195,6 +196,51 @@ async def test_real_photos_enrol_search_and_compare(
         )
     )
     assert not other.is_same_person and other.score < 0.70
+
+
+async def test_a_person_of_several_photos_is_matched_on_the_best_of_them(
+    real_library: tuple[LibraryHarness, str], media_decoder: tuple[str, str]
+) -> None:
+    """Multi-template identification (issue #18): a third photo of a person enrolled with two is matched with a score
+    at least that of its best single photo (max of the best template and the centroid), never pulled down by the
+    other photo; a stranger stays unmatched."""
+    library, photos = real_library
+    stub = library.stub
+    await stub.CreateLibrary(library_pb2.CreateLibraryRequest(account_id="acc", library_id="multi"))
+    for person, image in (("obama", "obama.jpg"), ("obama", "obama2.jpg"), ("ardern", "ardern.jpg")):
+        await stub.EnrollFace(
+            library_pb2.EnrollFaceRequest(
+                account_id="acc", library_id="multi", person_id=person, image_url=f"{photos}/{image}"
+            )
+        )
+
+    async def compare(a: str, b: str) -> float:
+        answer = await stub.Compare(
+            library_pb2.CompareRequest(
+                account_id="acc", source_image_url=f"{photos}/{a}", target_image_url=f"{photos}/{b}"
+            )
+        )
+        return float(answer.score)
+
+    singles = [await compare("obama3.jpg", "obama.jpg"), await compare("obama3.jpg", "obama2.jpg")]
+    assert singles[0] != singles[1], "the two enrolled photos must differ for this test to mean anything"
+
+    async def search(image: str) -> library_pb2.FaceMatches:
+        [embedding] = await _embeddings(media_decoder[0], f"{photos}/{image}")
+        result = await stub.Search(
+            library_pb2.SearchRequest(
+                account_id="acc",
+                library_id="multi",
+                top_k=2,
+                groups=[library_pb2.QueryGroup(embeddings=[embedding])],
+            )
+        )
+        return result.groups[0].faces[0]
+
+    probe = await search("obama3.jpg")
+    assert [m.person_id for m in probe.matches] == ["obama"]
+    assert probe.matches[0].score >= max(singles) - 0.001  # scores are shown to 3 decimals
+    assert not (await search("biden.jpg")).matches, "a stranger matches no one"
 
 
 async def test_a_media_host_slower_than_the_callers_deadline_is_invalid_media(

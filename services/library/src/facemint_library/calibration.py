@@ -1,7 +1,7 @@
 """Calibrated match scores: a monotone map from raw cosine similarity to the API's 0-1 ``score``.
 
 Every embedding model has its own cosine distribution, so each gets its own mapping, fitted on labelled pairs by
-``services/library/tools/calibrate.py`` and shipped as ``calibration/<model_id>.json`` beside this module.
+``bench/calibration.py`` (``make calibrate``) and shipped as ``calibration/<model_id>.json`` beside this module.
 
 The mapping is piecewise linear through five anchors (cosine -> score), strictly increasing in both:
 
@@ -15,12 +15,13 @@ median genuine cosine        0.90
 1                            1.00
 ===========================  =====
 
-``t`` is where a normal distribution fitted to the impostor (different-person) cosines has an upper tail of
-``target_far`` (0.1% by default), raised to just above the highest impostor cosine seen when there are fewer than
-``1 / target_far`` impostor pairs: a few hundred pairs cannot resolve a 0.1% rate, and real impostor tails are
-heavier than normal ones. Conservative on purpose: in 1:N search every enrolled person is a chance of a false
-match, so the per-comparison false-accept rate must be small. The file also records the empirical FAR and TAR at
-``t`` on the pairs it was fitted on.
+``t`` is placed at a false-accept rate of ``target_far`` (1e-4 by default). With enough impostor (different-person)
+pairs to see that tail, at least ``MIN_TAIL_IMPOSTORS`` of them at the target rate, ``t`` is the empirical point:
+just above the impostor cosine that ``floor(target_far * n)`` impostors reach or exceed, so the fitted pairs'
+FAR is at most ``target_far``. With fewer, ``t`` is where a normal distribution fitted to the impostor cosines has
+an upper tail of ``target_far``, raised to just above the highest impostor cosine seen when there are fewer than
+``1 / target_far`` pairs (real impostor tails are heavier than normal ones). The file also records the empirical
+FAR and TAR at ``t`` on the pairs it was fitted on (``bench/calibration.py`` adds them per image condition).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ DECISION_THRESHOLD = 0.70
 """The API's decision threshold on calibrated scores (``is_same_person`` and search matches)."""
 
 PACKAGED_DIR = Path(__file__).with_name("calibration")
+
+MIN_TAIL_IMPOSTORS = 10
+"""Impostor pairs expected above the threshold at the target FAR from which the empirical tail places it."""
 
 _IMPOSTOR_MEAN_SCORE = 0.25
 _GENUINE_MEDIAN_SCORE = 0.90
@@ -111,7 +115,7 @@ class Calibration:
         model_version: str,
         genuine: npt.ArrayLike,
         impostor: npt.ArrayLike,
-        target_far: float = 1e-3,
+        target_far: float = 1e-4,
     ) -> Calibration:
         """Fit the mapping on the cosines of same-person (genuine) and different-person (impostor) pairs.
 
@@ -120,7 +124,8 @@ class Calibration:
             model_version: Its version as reported in embeddings.
             genuine: Cosine similarities of same-person pairs.
             impostor: Cosine similarities of different-person pairs.
-            target_far: The false-accept rate that the decision threshold is placed at (normal tail estimate).
+            target_far: The false-accept rate that the decision threshold is placed at (empirical with enough
+                impostor pairs, else a normal-tail estimate).
 
         Returns:
             The calibration, with the empirical FAR/TAR at the threshold and a few other operating points.
@@ -131,9 +136,17 @@ class Calibration:
             raise ValueError("at least two genuine and two impostor pairs are needed")
         mu, sigma = float(imp.mean()), float(imp.std(ddof=1))
         t_normal = mu + NormalDist().inv_cdf(1.0 - target_far) * max(sigma, 1e-6)
-        # Too few impostors to see a target_far tail: never let a seen impostor pass.
-        t_seen = float(imp[-1]) + 1e-4 if len(imp) * target_far < 1.0 else -1.0
-        t = min(max(t_normal, t_seen), 0.95)
+        allowed = int(np.floor(len(imp) * target_far))
+        if len(imp) * target_far >= MIN_TAIL_IMPOSTORS:
+            # The tail is seen: at most `allowed` impostors reach the threshold.
+            t = float(imp[len(imp) - allowed - 1]) + 1e-6
+            placement = "empirical"
+        else:
+            # Too few impostors to see a target_far tail: never let a seen impostor pass.
+            t_seen = float(imp[-1]) + 1e-4 if allowed < 1 else -1.0
+            t = max(t_normal, t_seen)
+            placement = "normal_tail" if t == t_normal else "highest_impostor"
+        t = min(t, 0.95)
         g_med = float(np.median(gen))
         if not t < g_med < 1.0:
             g_med = t + (1.0 - t) / 2.0
@@ -157,6 +170,7 @@ class Calibration:
             )
         stats = {
             "target_far": target_far,
+            "threshold_placement": placement,
             "cosine_normal_tail": round(t_normal, 6),
             "far_at_threshold": round(float(np.mean(imp_scores >= DECISION_THRESHOLD)), 6),
             "tar_at_threshold": round(float(np.mean(gen_scores >= DECISION_THRESHOLD)), 6),
