@@ -57,5 +57,7 @@ MAX_MEDIA_BYTES: dict[str, int] = {"video": 2048 * MIB, "image": 50 * MIB, "gif"
 MAX_SIDE = 7680
 #: Pixels of the largest image or video frame (8K UHD, 7680 x 4320).
 MAX_PIXELS = MAX_SIDE * 4320
+#: The longest grace period of a webhook signing-secret rotation (deliveries also signed with the old secret).
+MAX_WEBHOOK_SECRET_GRACE_SECONDS = 30 * 24 * 3600
 #: The largest gRPC message any service sends or receives (frames travel in batches up to it).
 MAX_MESSAGE_BYTES = 64 * MIB

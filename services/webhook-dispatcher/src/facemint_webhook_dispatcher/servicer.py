@@ -6,13 +6,12 @@ import grpc
 
 from facemint.webhook.v1 import webhook_pb2, webhook_pb2_grpc
 from facemint_core.errors import InvalidRequest
+from facemint_core.vocab import MAX_WEBHOOK_SECRET_GRACE_SECONDS
 from facemint_webhook_dispatcher.schedule import draw_delays
 from facemint_webhook_dispatcher.scheduler import Scheduler
 from facemint_webhook_dispatcher.settings import WebhookSettings
 from facemint_webhook_dispatcher.signing import generate_secret
 from facemint_webhook_dispatcher.store import DeliveryStore
-
-MAX_GRACE_SECONDS = 30 * 24 * 3600
 
 
 def _require(**fields: str) -> None:
@@ -59,6 +58,6 @@ class WebhookService(webhook_pb2_grpc.WebhookServiceServicer):  # type: ignore[m
         """Generate a new secret; the old one keeps signing for the grace period."""
         _require(account_id=request.account_id)
         grace = request.grace_seconds if request.HasField("grace_seconds") else self.settings.rotation_grace_seconds
-        if not 0 <= grace <= MAX_GRACE_SECONDS:
-            raise InvalidRequest(f"'grace_seconds' must be from 0 to {MAX_GRACE_SECONDS}")
+        if not 0 <= grace <= MAX_WEBHOOK_SECRET_GRACE_SECONDS:
+            raise InvalidRequest(f"'grace_seconds' must be from 0 to {MAX_WEBHOOK_SECRET_GRACE_SECONDS}")
         return await self.store.rotate_secret(request.account_id, generate_secret(), grace)

@@ -7,6 +7,7 @@ from pydantic_settings import SettingsConfigDict
 
 from facemint_core.netsafe import EndpointList, NetworkList
 from facemint_core.settings import DatabaseSettings, GrpcSettings, NatsSettings, ServiceSettings
+from facemint_core.vocab import MAX_WEBHOOK_SECRET_GRACE_SECONDS
 
 
 class ScheduleSettings(BaseModel):
@@ -60,7 +61,7 @@ class WebhookSettings(ServiceSettings):
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     lease_margin_seconds: float = Field(default=5.0, ge=0)
     # Secrets.
-    rotation_grace_seconds: int = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
+    rotation_grace_seconds: int = Field(default=24 * 3600, ge=0, le=MAX_WEBHOOK_SECRET_GRACE_SECONDS)
 
     @property
     def lease_seconds(self) -> float:

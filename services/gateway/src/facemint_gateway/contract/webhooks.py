@@ -6,16 +6,18 @@ from typing import Literal
 
 from pydantic import Field
 
+from facemint_core.vocab import MAX_WEBHOOK_SECRET_GRACE_SECONDS
 from facemint_gateway.contract.base import Reply, ReplyModel, RequestModel, Timestamp
-
-MAX_GRACE_SECONDS = 30 * 24 * 3600
 
 
 class RotateWebhookSecret(RequestModel):
     """The body of ``POST /v1/webhook-secret/rotate`` (may be empty)."""
 
     grace_seconds: int | None = Field(
-        None, ge=0, le=MAX_GRACE_SECONDS, description="How long deliveries are also signed with the old secret."
+        None,
+        ge=0,
+        le=MAX_WEBHOOK_SECRET_GRACE_SECONDS,
+        description="How long deliveries are also signed with the old secret.",
     )
 
     examples = [{"grace_seconds": 86400}]
