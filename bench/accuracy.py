@@ -44,6 +44,7 @@ from bench.common import (
     markdown_table,
     now,
     pipeline,
+    tar_at_far,
     write_results,
 )
 from facemint_inference.align import warp
@@ -72,18 +73,6 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve (ties count half)."""
     positives, negatives = scores[labels], scores[~labels]
     return float((positives[:, None] > negatives).mean() + 0.5 * (positives[:, None] == negatives).mean())
-
-
-def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> tuple[float, float]:
-    """True-accept rate at the smallest threshold whose false-accept rate is at most ``far``.
-
-    Returns:
-        (TAR, threshold). With ``k`` impostor pairs FAR moves in steps of ``1 / k``.
-    """
-    ordered = np.sort(impostor)[::-1]
-    allowed = int(np.floor(far * len(impostor)))
-    threshold = float(ordered[allowed]) if allowed < len(ordered) else float(ordered[-1])
-    return float(np.mean(genuine > threshold)), threshold
 
 
 # --------------------------------------------------------------------------------------------------------------

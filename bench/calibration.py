@@ -52,7 +52,18 @@ import numpy as np
 import numpy.typing as npt
 
 from bench import hard, media
-from bench.common import PACKS, SHARED_DATA, fmt, machine, machine_line, markdown_table, now, pipeline, write_results
+from bench.common import (
+    PACKS,
+    SHARED_DATA,
+    fmt,
+    machine,
+    machine_line,
+    markdown_table,
+    now,
+    pipeline,
+    tar_at_far,
+    write_results,
+)
 from facemint_inference.pipeline import AnalyzeOptions, Pipeline
 from facemint_library.calibration import DECISION_THRESHOLD, PACKAGED_DIR, Calibration, Calibrations
 
@@ -178,14 +189,6 @@ def all_pairs(cosines: dict[str, dict[str, Any]]) -> tuple[np.ndarray, np.ndarra
         np.concatenate([c["genuine"] for c in cosines.values()]),
         np.concatenate([c["impostor"] for c in cosines.values()]),
     )
-
-
-def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> tuple[float, float]:
-    """(TAR, cosine) at the lowest threshold at which at most ``floor(far * n)`` impostors reach it."""
-    ordered = np.sort(impostor)
-    allowed = int(np.floor(far * len(ordered)))
-    threshold = float(ordered[len(ordered) - allowed - 1]) + 1e-6
-    return float(np.mean(genuine >= threshold)), threshold
 
 
 def verification(cosines: dict[str, dict[str, Any]], calibration: Calibration) -> dict[str, Any]:

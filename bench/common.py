@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnxruntime
 
 from facemint_inference.engine import Engine, create_runner
@@ -142,3 +143,15 @@ async def pipeline(
             yield engine.pipeline
         finally:
             await engine.runner.close()
+
+
+def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> tuple[float, float]:
+    """True-accept rate at the smallest threshold whose false-accept rate is at most ``far``.
+
+    Returns:
+        (TAR, threshold). With ``k`` impostor pairs FAR moves in steps of ``1 / k``.
+    """
+    ordered = np.sort(impostor)[::-1]
+    allowed = int(np.floor(far * len(impostor)))
+    threshold = float(ordered[allowed]) if allowed < len(ordered) else float(ordered[-1])
+    return float(np.mean(genuine > threshold)), threshold

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from bench import media
-from bench.common import SHARED_DATA
+from bench.common import SHARED_DATA, tar_at_far
 from facemint_inference.pipeline import AnalyzeOptions, Pipeline
 from facemint_library.calibration import DECISION_THRESHOLD, Calibration
 from facemint_local import testmedia
@@ -93,12 +93,6 @@ def degrade(image: np.ndarray, box: list[float], kind: str) -> np.ndarray:
 
 def _auc(genuine: np.ndarray, impostor: np.ndarray) -> float:
     return float((genuine[:, None] > impostor).mean() + 0.5 * (genuine[:, None] == impostor).mean())
-
-
-def _tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> float:
-    ordered = np.sort(impostor)[::-1]
-    allowed = int(np.floor(far * len(impostor)))
-    return float(np.mean(genuine > ordered[min(allowed, len(ordered) - 1)]))
 
 
 async def _largest_embedding(pipe: Pipeline, image: np.ndarray) -> np.ndarray | None:
@@ -187,7 +181,7 @@ async def degraded_pairs(pipe: Pipeline, calibration: Calibration) -> dict[str, 
             "images_without_face": sum(v is None for v in degraded.values()),
             "no_face_pairs": missing / pairs,
             "auc": _auc(gen, imp),
-            "tar_at_far_1e-2": _tar_at_far(gen, imp, 1e-2),
+            "tar_at_far_1e-2": tar_at_far(gen, imp, 1e-2)[0],
         }
         all_gen += genuine
         all_imp += impostor
@@ -201,7 +195,7 @@ async def degraded_pairs(pipe: Pipeline, calibration: Calibration) -> dict[str, 
         "impostor": len(imp),
         "no_face_pairs": missing_total / pairs_total,
         "auc": _auc(gen, imp),
-        "tar_at_far_1e-2": _tar_at_far(gen, imp, 1e-2),
+        "tar_at_far_1e-2": tar_at_far(gen, imp, 1e-2)[0],
         "genuine_below_threshold": float(np.mean(scores_gen < DECISION_THRESHOLD)) if len(scores_gen) else None,
         "impostor_at_or_above_threshold": float(np.mean(scores_imp >= DECISION_THRESHOLD)) if len(scores_imp) else None,
     }
