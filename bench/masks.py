@@ -4,12 +4,14 @@ The development media hold no real masked face, so masks are drawn onto real fac
 the 112 x 112 ArcFace-aligned crop (eyes at row ~52, nose tip ~72, mouth ~92, chin ~125) and mapped into the image
 with the inverse of the face's similarity alignment: they follow the face's position, size and roll, not its yaw.
 
-Three styles, each with its own outline and textures:
+Four styles, each with its own outline and textures:
 
 * ``surgical``: insightface's four surgical-mask photos (black, blue, green, white), straight top edge at row 60;
 * ``cloth``: a plain or striped fabric of a colour from ``CLOTH_COLOURS``, top edge rising from the cheeks
   (row 64) to the nose bridge (row 56), shaded darker towards the sides;
-* ``n95``: a white or grey cup with a centre seam, pointed top at row 55 and sides at row 66.
+* ``n95``: a white or grey cup with a centre seam, pointed top at row 55 and sides at row 66;
+* ``dark``: a plain dark fabric (``DARK_COLOURS``: navy, black, charcoal) from mid-nose (row 62) down past the chin,
+  cheek to cheek, like the pasted navy mask of the inference tests, the style the mask model found hardest.
 
 Textures other than insightface's are generated from a seeded random generator, so the set is the same every run.
 Flat masks on frontal geometry are easier than real ones (no folds, straps, shadows or turned heads), so figures on
@@ -27,7 +29,7 @@ from bench import media
 from facemint_inference.align import ARCFACE_TEMPLATE, invert, umeyama
 from facemint_local import testmedia
 
-STYLES = ("surgical", "cloth", "n95")
+STYLES = ("surgical", "cloth", "n95", "dark")
 SUPERSAMPLE = 4.0
 """Supersampling of the aligned frame, so that a mask stays sharp on large faces."""
 CLOTH_COLOURS = (
@@ -42,6 +44,12 @@ CLOTH_COLOURS = (
     (60, 100, 60),  # olive
 )
 """BGR fabric colours of the ``cloth`` style."""
+DARK_COLOURS = (
+    (60, 40, 30),  # navy
+    (25, 25, 25),  # black
+    (65, 65, 65),  # charcoal
+)
+"""BGR fabric colours of the ``dark`` style."""
 
 
 def _arc(cx: float, cy: float, rx: float, ry: float, start: float, stop: float) -> list[tuple[float, float]]:
@@ -54,7 +62,8 @@ def _outlines() -> dict[str, np.ndarray]:
     top = [(10.0 + 92.0 * t, 64.0 - 8.0 * np.sin(np.pi * t) ** 0.7) for t in np.linspace(0.0, 1.0, 15)]
     cloth = [*top, *_arc(56, 86, 46, 44, 0.0, np.pi)[1:-1]]
     n95 = [(14.0, 66.0), (56.0, 55.0), (98.0, 66.0), *_arc(56, 80, 42, 40, 0.0, np.pi)]
-    shapes = (surgical, cloth, n95)
+    dark = [(6.0, 62.0), (106.0, 62.0), *_arc(56, 84, 50, 44, 0.0, np.pi)]
+    shapes = (surgical, cloth, n95, dark)
     return {name: np.array(points, dtype=np.float32) for name, points in zip(STYLES, shapes, strict=True)}
 
 
@@ -83,6 +92,13 @@ def cloth_texture(rng: np.random.Generator) -> np.ndarray:
     return _shade(np.clip(texture, 0, 255).astype(np.uint8), float(rng.uniform(0.2, 0.45)))
 
 
+def dark_texture(rng: np.random.Generator) -> np.ndarray:
+    """A plain dark fabric with faint weave noise and little shading."""
+    colour = np.array(DARK_COLOURS[int(rng.integers(len(DARK_COLOURS)))], dtype=np.float32)
+    texture = np.broadcast_to(colour, (120, 200, 3)) + rng.normal(0.0, 3.0, (120, 200, 1))
+    return _shade(np.clip(texture, 0, 255).astype(np.uint8), float(rng.uniform(0.0, 0.25)))
+
+
 def n95_texture(rng: np.random.Generator) -> np.ndarray:
     """A white or light grey respirator with a darker vertical centre seam."""
     height, width = 120, 200
@@ -109,6 +125,8 @@ class MaskMaker:
             return cloth_texture(self.rng)
         if style == "n95":
             return n95_texture(self.rng)
+        if style == "dark":
+            return dark_texture(self.rng)
         raise ValueError(f"unknown mask style {style!r}")
 
     def on_face(self, image: np.ndarray, keypoints: np.ndarray, style: str) -> None:

@@ -78,3 +78,28 @@ def test_degradations_are_deterministic_and_follow_the_face_box() -> None:
     assert grey.shape == (150, 150, 3) and (grey[..., 0] == grey[..., 2]).all()
     barred = degrade(image, box, "eyebar")
     assert (barred[80:100, 50:150] == 0).all() and np.array_equal(barred[:70], image[:70])
+
+
+def test_drawn_glasses_are_seeded_and_stay_on_the_eye_band() -> None:
+    from bench.eyewear import GlassesMaker
+
+    crops = np.random.default_rng(3).integers(90, 160, (6, 112, 112, 3), dtype=np.uint8)
+    drawn = GlassesMaker(5).on_aligned(crops)
+    assert np.array_equal(drawn, GlassesMaker(5).on_aligned(crops))
+    change = np.abs(drawn.astype(np.int16) - crops).max(axis=-1)
+    for face in change:
+        assert face[42:62, 25:50].mean() > 3 * face[85:].mean(), "the frame is around the eyes, not on the mouth"
+        assert (face[85:] <= 6).all(), "below the nose only sensor noise is added"
+    # A masked crop whose frame is shifted: the glasses follow the map, here 6 px down.
+    shifted = GlassesMaker(5).on_aligned(crops, np.tile(np.array([[1.0, 0, 0], [0, 1.0, 6.0]]), (6, 1, 1)))
+    moved = np.abs(shifted.astype(np.int16) - crops).max(axis=-1)
+    assert moved[:, 48:68, 25:50].mean() > moved[:, 36:42, 25:50].mean()
+
+
+def test_dark_mask_covers_the_face_from_mid_nose_down() -> None:
+    from bench.masks import MaskMaker
+
+    crops = np.full((1, 112, 112, 3), 200, np.uint8)
+    masked = MaskMaker(0).on_aligned(crops, ["dark"])[0]
+    assert (masked[70:110, 20:92] < 90).all(), "dark fabric over the mouth and chin"
+    assert (masked[:58] == 200).all(), "eyes and forehead untouched"

@@ -2,6 +2,7 @@
 
     .venv/bin/python services/inference/tools/train_glasses.py            # train, cross-validate, write the weights
     .venv/bin/python services/inference/tools/train_glasses.py --dry-run  # cross-validate only
+    ... --crops /tmp/glasses-crops.npz   # keep the detected crops between runs (detection takes minutes)
 
 Data: every face of ``services/inference/tools/labels/attributes.json`` whose ``glasses`` label is true or false,
 found again by both packs' detectors (YuNet and SCRFD, matched to the labelled box by IoU), so each face gives two
@@ -12,15 +13,21 @@ Model: L2-regularised logistic regression (Newton's method, classes weighted to 
 features of ``glasses.hog_features``; each training crop also enters mirrored (glasses are symmetric), and again
 cut from a copy of its image with a synthetic surgical mask drawn on (``bench/masks.py``, insightface's textures)
 and the face detected again, mirrored too: a mask both covers the lower face and moves the detector's keypoints,
-and the model must learn that neither is glasses (issue #18).
+and the model must learn that neither is glasses (issue #18). Only 7 persons wear glasses in the labels, so every
+crop without glasses also enters ``SYNTHETIC_COPIES`` times wearing drawn glasses (``bench/eyewear.py``: random
+frame shapes, rims, lenses and arms), bare and surgical-masked (drawn on the masked crop through the map from the
+bare crop's frame, so the glasses stay on the eyes the mask moved), mirrored too, as positives: the positives then
+come from about a hundred persons instead of seven (ADR 0024).
 
 Evaluation: grouped cross-validation. Every person (``identity``; a face without one is its own group) falls
 wholly into one fold, and the few positive persons are spread over the folds, so a fold always tests people the
 model has not seen. The decision threshold is chosen inside each training fold (inner grouped cross-validation,
 maximising the accuracy expected when 30% of faces wear glasses, ``PREVALENCE``) and then applied to the held-out
 fold, so the reported accuracy includes the threshold choice (out-of-fold probabilities of the bare and the
-surgical-masked crops together). Each held-out fold is also scored on its faces with cloth and N95 masks drawn on
-and detected again (styles the training never saw): ``masked_*`` in the report. The shipped model is fitted on all
+surgical-masked crops together, real crops only). Drawn glasses only ever train: a held-out fold is scored on its
+real crops, and the drawn copies of its persons stay out of the training folds. Each held-out fold is also scored
+on its faces with cloth and N95 masks drawn on and detected again (styles the training never saw): ``masked_*`` in
+the report. The shipped model is fitted on all
 faces, with the threshold chosen the same way on all of them.
 Everything is seeded: the same data gives the same weights.
 """
@@ -43,9 +50,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from bench import media  # noqa: E402
 from bench.common import PACKS, pipeline  # noqa: E402
+from bench.eyewear import GlassesMaker  # noqa: E402
 from bench.masks import MaskMaker  # noqa: E402
 from facemint_inference import attributes  # noqa: E402
-from facemint_inference.align import warp  # noqa: E402
+from facemint_inference.align import invert, warp  # noqa: E402
 from facemint_inference.detect import Detection  # noqa: E402
 from facemint_inference.glasses import (  # noqa: E402
     ALIGNED_SIZE,
@@ -69,6 +77,8 @@ TRAINING_MASKS = ("surgical",)
 """Mask styles drawn on the training crops (``bench.masks``)."""
 HELD_OUT_MASKS = ("cloth", "n95")
 """Mask styles drawn on the held-out crops only, to measure masked faces of a kind the model never saw."""
+SYNTHETIC_COPIES = 2
+"""Copies with drawn glasses (``bench.eyewear``) of every crop without glasses, bare and surgical-masked."""
 DETECTION_THRESHOLD = 0.3
 """Low, so that hard labelled faces are still found; the label match decides which detection is the face."""
 
@@ -80,6 +90,8 @@ class Dataset:
 
     crops: np.ndarray
     masked: dict[str, np.ndarray]
+    frames: dict[str, np.ndarray]
+    """Per style, ``[N, 2, 3]`` maps from the bare crop's frame to the masked crop's (the mask moved the keypoints)."""
     labels: np.ndarray
     groups: np.ndarray
     keys: list[str]
@@ -87,8 +99,9 @@ class Dataset:
 
 async def _masked_crops(
     pipe: Pipeline, image: np.ndarray, detections: list[Detection], style: str, maker: MaskMaker
-) -> list[np.ndarray]:
-    """Crops of ``detections`` after drawing a mask of ``style`` on each and detecting the faces again.
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Crops of ``detections`` after drawing a mask of ``style`` on each and detecting the faces again, and the map
+    from each bare crop's frame to its masked crop's.
 
     The mask moves the detector's keypoints (it hides the nose and mouth), and the crop must show what the service
     will see. A face not found again gets the mask drawn on its bare crop instead.
@@ -98,14 +111,22 @@ async def _masked_crops(
         maker.on_face(masked, detection.keypoints, style)
     again = (await pipe.detect([masked], DETECTION_THRESHOLD))[0]
     found = media.match([d.box for d in again], [d.box.tolist() for d in detections])
-    crops = []
+    crops, frames = [], []
     for i, detection in enumerate(detections):
+        bare_matrix = attributes.aligned_matrix(detection)
         if i in found:
-            crops.append(warp(masked, attributes.aligned_matrix(again[found[i]]), ALIGNED_SIZE))
+            matrix = attributes.aligned_matrix(again[found[i]])
+            crops.append(warp(masked, matrix, ALIGNED_SIZE))
+            frames.append(compose(matrix, invert(bare_matrix)))
         else:
-            bare = warp(image, attributes.aligned_matrix(detection), ALIGNED_SIZE)
-            crops.append(maker.on_aligned(bare[None], [style])[0])
-    return crops
+            crops.append(maker.on_aligned(warp(image, bare_matrix, ALIGNED_SIZE)[None], [style])[0])
+            frames.append(np.eye(2, 3))
+    return crops, frames
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2x3 affine map ``outer(inner(x))``."""
+    return np.concatenate([outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]], axis=1)
 
 
 async def collect() -> Dataset:
@@ -113,6 +134,7 @@ async def collect() -> Dataset:
     faces = media.load_labels()["faces"]
     crops: list[np.ndarray] = []
     masked: dict[str, list[np.ndarray]] = {style: [] for style in (*TRAINING_MASKS, *HELD_OUT_MASKS)}
+    frames: dict[str, list[np.ndarray]] = {style: [] for style in masked}
     labels: list[int] = []
     groups: list[str] = []
     keys: list[str] = []
@@ -135,10 +157,40 @@ async def collect() -> Dataset:
                     groups.append(face["identity"] or f"{key}#{wanted[li]}")
                     keys.append(f"{pack}:{key}#{wanted[li]}")
                 for style, out in masked.items():
-                    out += await _masked_crops(pipe, image, [detections[di] for _, di in matches], style, maker)
+                    found = [detections[di] for _, di in matches]
+                    style_crops, style_frames = await _masked_crops(pipe, image, found, style, maker)
+                    out += style_crops
+                    frames[style] += style_frames
     return Dataset(
-        np.stack(crops), {k: np.stack(v) for k, v in masked.items()}, np.asarray(labels), np.asarray(groups), keys
+        np.stack(crops),
+        {k: np.stack(v) for k, v in masked.items()},
+        {k: np.stack(v) for k, v in frames.items()},
+        np.asarray(labels),
+        np.asarray(groups),
+        keys,
     )
+
+
+def save(data: Dataset, path: Path) -> None:
+    """Write the collected crops (detection takes minutes; the crops make cross-validation runs repeatable)."""
+    masked = {f"masked_{style}": crops for style, crops in data.masked.items()}
+    frames = {f"frames_{style}": maps for style, maps in data.frames.items()}
+    keys = np.asarray(data.keys)
+    np.savez_compressed(path, crops=data.crops, labels=data.labels, groups=data.groups, keys=keys, **masked, **frames)
+
+
+def load(path: Path) -> Dataset:
+    """Read crops written by :func:`save`."""
+    with np.load(path) as stored:
+        styles = (*TRAINING_MASKS, *HELD_OUT_MASKS)
+        return Dataset(
+            stored["crops"],
+            {style: stored[f"masked_{style}"] for style in styles},
+            {style: stored[f"frames_{style}"] for style in styles},
+            stored["labels"],
+            stored["groups"],
+            [str(key) for key in stored["keys"]],
+        )
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
@@ -203,8 +255,15 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 class Trainer:
     """Cross-validation and the final fit on precomputed features."""
 
-    def __init__(self, data: Dataset, params: HogParams, l2: float) -> None:
-        """Compute the features of every crop, bare and masked, and of their mirror images once."""
+    def __init__(
+        self,
+        data: Dataset,
+        params: HogParams,
+        l2: float,
+        synthetic: int = SYNTHETIC_COPIES,
+    ) -> None:
+        """Compute the features of every crop, bare and masked, of their mirror images and of ``synthetic`` copies
+        with drawn glasses of every crop without glasses, once."""
         self.data = data
         self.l2 = l2
 
@@ -217,13 +276,25 @@ class Trainer:
         self.bare = features(data.crops)
         self.masked = [features(data.masked[style]) for style in TRAINING_MASKS]
         self.held_out = [features(data.masked[style]) for style in HELD_OUT_MASKS]
-        self.training = [self.bare, mirrored(data.crops)]
+        everyone = np.ones(len(data.labels), dtype=bool)
+        self.training = [(self.bare, data.labels, everyone), (mirrored(data.crops), data.labels, everyone)]
         for style, masked in zip(TRAINING_MASKS, self.masked, strict=True):
-            self.training += [masked, mirrored(data.masked[style])]
+            self.training += [(masked, data.labels, everyone), (mirrored(data.masked[style]), data.labels, everyone)]
+        # Drawn glasses: the faces without glasses become positives, bare and masked (the masked crops keep the
+        # glasses on the eyes through the frame maps), so the model sees glasses on ~30 times more persons.
+        maker = GlassesMaker(SEED)
+        without = data.labels == 0
+        wearing = np.ones(len(data.labels), dtype=int)
+        for _ in range(synthetic):
+            drawn = [maker.on_aligned(data.crops)]
+            drawn += [maker.on_aligned(data.masked[style], data.frames[style]) for style in TRAINING_MASKS]
+            for crops in drawn:
+                self.training += [(features(crops), wearing, without), (mirrored(crops), wearing, without)]
 
     def _fit(self, train: np.ndarray) -> tuple[np.ndarray, float]:
-        x = np.concatenate([f[train] for f in self.training])
-        y = np.tile(self.data.labels[train], len(self.training))
+        chosen = [train[rows[train]] for _, _, rows in self.training]
+        x = np.concatenate([f[c] for (f, _, _), c in zip(self.training, chosen, strict=True)])
+        y = np.concatenate([labels[c] for (_, labels, _), c in zip(self.training, chosen, strict=True)])
         return fit_logistic(x, y, self.l2)
 
     def out_of_fold(
@@ -327,9 +398,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=REPEATS, help="cross-validation repeats (fold shuffles)")
     parser.add_argument("--l2", type=float, default=L2, help="ridge strength on standardised features")
     parser.add_argument("--dry-run", action="store_true", help="cross-validate only; write nothing")
+    parser.add_argument(
+        "--crops", type=Path, help="an .npz of the collected crops: read it if it exists, else collect and write it"
+    )
     args = parser.parse_args(argv)
 
-    data = asyncio.run(collect())
+    data = load(args.crops) if args.crops and args.crops.exists() else asyncio.run(collect())
+    if args.crops and not args.crops.exists():
+        save(data, args.crops)
     counts = describe(data)
     print("data:", json.dumps(counts))
     params = HogParams()
@@ -349,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             "trained_by": "services/inference/tools/train_glasses.py",
             "labels": "services/inference/tools/labels/attributes.json",
             "l2": args.l2,
+            "synthetic_glasses_per_crop": SYNTHETIC_COPIES,
             "seed": SEED,
             "training_data": counts,
             "cross_validation": {
