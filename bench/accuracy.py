@@ -9,7 +9,7 @@ Measures, with the service's own pipeline on ONNX Runtime:
   decision threshold (its calibrated score 0.70), TAR at FAR = 1e-2, largest face of each image;
 * **identification** rank-1 on per-person data (two galleries, see ``identification``);
 * **attributes** against the hand labels (``services/inference/tools/labels/attributes.json``): gender, age,
-  expression, glasses, and mask (bare faces, plus the same faces with synthetic masks of three styles drawn on,
+  expression, glasses, and mask (bare faces, plus the same faces with synthetic masks of four styles drawn on,
   ``bench/masks.py``: mask recall and glasses on masked faces);
 * **hard cases** of issue #18 (``bench/hard.py``): false faces on photos without people, tight grey face crops,
   and verification against degraded copies (blur, low resolution, low resolution + JPEG, noise, eye bar, grey crop).
@@ -734,8 +734,9 @@ def report(data: dict[str, Any]) -> str:
         "Age labels are apparent ages estimated by eye (+-5 to 8 years), so an MAE near that is as good as this set "
         "can show. Expression labels exist only where obvious (happy or neutral). Gender is reported by the service "
         "only above probability 0.6. Synthetic masks (`bench/masks.py`): every labelled face gets a mask of each "
-        "style (surgical: insightface's textures; cloth; n95) drawn over its lower face, then the whole pipeline runs "
-        "again on the edited image; the glasses figures on masked faces use the same faces' glasses labels.",
+        "style (surgical: insightface's textures; cloth; n95; dark) drawn over its lower face, then the whole "
+        "pipeline runs again on the edited image; the glasses figures on masked faces use the same faces' glasses "
+        "labels.",
         "",
     ]
     return "\n".join(lines)

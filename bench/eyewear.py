@@ -102,11 +102,11 @@ class GlassesMaker:
             alpha += (1 - alpha) * opacity
             if lens_kind == "clear" and rng.random() < 0.4:
                 # A light streak of reflection across the lens.
-                glare = np.zeros((size, size), np.uint8)
+                streak = np.zeros((size, size), np.uint8)
                 a = (cx - half_width * 0.5, cy - half_height * rng.uniform(0.1, 0.6))
                 b = (cx + half_width * 0.2, cy + half_height * rng.uniform(-0.4, 0.2))
-                cv2.line(glare, _pt(a), _pt(b), 255, int(SUPERSAMPLE * rng.uniform(1.0, 3.0)), cv2.LINE_AA, 4)
-                glare = np.minimum(glare, fill).astype(np.float32) / 255 * rng.uniform(0.15, 0.4)
+                cv2.line(streak, _pt(a), _pt(b), 255, int(SUPERSAMPLE * rng.uniform(1.0, 3.0)), cv2.LINE_AA, 4)
+                glare = np.minimum(streak, fill).astype(np.float32) / 255 * rng.uniform(0.15, 0.4)
                 colour += (np.float32(235) - colour) * glare[..., None]
                 alpha += (1 - alpha) * glare
         strokes = np.zeros((size, size), np.uint8)
@@ -138,12 +138,12 @@ class GlassesMaker:
         alpha += (1 - alpha) * opacity
         # Whole frame: small rotation and scale about the eyes' midpoint, back to crop size.
         centre = tuple(float(v) * SUPERSAMPLE for v in ARCFACE_TEMPLATE[:2].mean(axis=0))
-        turn = cv2.getRotationMatrix2D(centre, rng.uniform(-4.0, 4.0), rng.uniform(0.93, 1.07))
-        turn[:, 2] /= SUPERSAMPLE
-        turn[:, :2] /= SUPERSAMPLE
-        colour = cv2.warpAffine(colour, turn, (CROP, CROP), flags=cv2.INTER_AREA)
-        alpha = cv2.warpAffine(alpha, turn, (CROP, CROP), flags=cv2.INTER_AREA)
-        return colour, alpha
+        turn = (
+            np.asarray(cv2.getRotationMatrix2D(centre, rng.uniform(-4.0, 4.0), rng.uniform(0.93, 1.07))) / SUPERSAMPLE
+        )
+        small_colour = np.asarray(cv2.warpAffine(colour, turn, (CROP, CROP), flags=cv2.INTER_AREA), np.float32)
+        small_alpha = np.asarray(cv2.warpAffine(alpha, turn, (CROP, CROP), flags=cv2.INTER_AREA), np.float32)
+        return small_colour, small_alpha
 
     def on_aligned(self, crops: np.ndarray, frames: np.ndarray | None = None) -> np.ndarray:
         """Copies of ``[N, 112, 112, 3]`` aligned BGR crops, each wearing its own random glasses.

@@ -27,8 +27,7 @@ fold, so the reported accuracy includes the threshold choice (out-of-fold probab
 surgical-masked crops together, real crops only). Drawn glasses only ever train: a held-out fold is scored on its
 real crops, and the drawn copies of its persons stay out of the training folds. Each held-out fold is also scored
 on its faces with cloth and N95 masks drawn on and detected again (styles the training never saw): ``masked_*`` in
-the report. The shipped model is fitted on all
-faces, with the threshold chosen the same way on all of them.
+the report. The shipped model is fitted on all faces, with the threshold chosen the same way on all of them.
 Everything is seeded: the same data gives the same weights.
 """
 

@@ -2,8 +2,10 @@
 
 No glasses model with weights exists in the package registries, so Facemint trains its own small one on hand
 labelled real faces (``services/inference/tools/train_glasses.py``; labels in
-``services/inference/tools/labels/attributes.json``). The input is the ArcFace-aligned crop that the embedding
-also uses (eyes at rows ~52), so glasses cost no extra crop and well under a millisecond per face.
+``services/inference/tools/labels/attributes.json``), with glasses also drawn onto the faces without them
+(``bench/eyewear.py``) because only seven labelled persons wear glasses (ADR 0024). The input is the
+ArcFace-aligned crop that the embedding also uses (eyes at rows ~52), so glasses cost no extra crop and well under
+a millisecond per face.
 
 Features: histograms of oriented gradients (unsigned, ``bins`` orientations with bilinear voting) in
 ``cell`` x ``cell`` pixel cells over ``rows`` x ``cols`` of the grey crop, normalised per 2 x 2 block of cells
