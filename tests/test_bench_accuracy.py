@@ -73,7 +73,8 @@ def test_degradations_are_deterministic_and_follow_the_face_box() -> None:
     box = [50.0, 40.0, 150.0, 160.0]
     for kind in DEGRADATIONS:
         assert np.array_equal(degrade(image, box, kind), degrade(image, box, kind)), kind
-    assert degrade(image, box, "lowres").shape[1] == round(300 * LOWRES_FACE_PX / 100)
+    for kind in ("lowres", "lowres_24", "lowres_32"):
+        assert degrade(image, box, kind).shape[1] == round(300 * LOWRES_FACE_PX[kind] / 100), kind
     grey = degrade(image, box, "grey_crop")
     assert grey.shape == (150, 150, 3) and (grey[..., 0] == grey[..., 2]).all()
     barred = degrade(image, box, "eyebar")

@@ -361,6 +361,16 @@ async def test_compare_scores_the_largest_faces(library: LibraryHarness, people:
         library_pb2.CompareRequest(account_id=A, source_image_url="a", target_image_url="c")
     )
     assert not other.is_same_person and other.score < 0.70
+    # Compare and enrolment ask for faces of at least detect_min_face_size, or the largest smaller one of an image
+    # without one (a 16 px face is compared, not reported as no face).
+    assert {(r.options.min_face_size, r.options.largest_face_fallback) for r in library.decoder.requests} == {
+        (20, True)
+    }
+    library.decoder.images["tiny"] = [make_face(around(rng, people[:1])[0], TEST_MODEL, bbox=(5, 5, 16, 16))]
+    tiny = await library.stub.Compare(
+        library_pb2.CompareRequest(account_id=A, source_image_url="b", target_image_url="tiny")
+    )
+    assert tiny.is_same_person
     await expect_error(
         library.stub.Compare(library_pb2.CompareRequest(account_id=A, source_image_url="a", target_image_url="empty")),
         grpc.StatusCode.FAILED_PRECONDITION,

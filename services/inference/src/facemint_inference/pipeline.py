@@ -78,6 +78,8 @@ class AnalyzeOptions:
     want_embeddings: bool = False
     single_pass: bool = False
     """No second detection pass on frames where the first finds no face (``second_pass``; video frames)."""
+    largest_face_fallback: bool = False
+    """A frame without a face of at least ``min_face_size`` keeps its largest smaller face (compare, enrolment)."""
 
     @classmethod
     def create(
@@ -88,6 +90,7 @@ class AnalyzeOptions:
         attributes: Sequence[str] = (),
         want_embeddings: bool = False,
         single_pass: bool = False,
+        largest_face_fallback: bool = False,
     ) -> AnalyzeOptions:
         """Validate request options, applying the defaults (``min_face_size`` 0 means 40).
 
@@ -108,6 +111,7 @@ class AnalyzeOptions:
             attributes=frozenset(attributes),
             want_embeddings=want_embeddings,
             single_pass=single_pass,
+            largest_face_fallback=largest_face_fallback,
         )
 
 
@@ -169,6 +173,20 @@ _ATTRIBUTE_DECODERS: dict[str, Callable[[NDArray[Any]], Sequence[Any]]] = {
     "emotion": attributes.decode_emotion,
     "mask": attributes.decode_mask,
 }
+
+
+def _large(detections: list[Detection], min_face_size: int) -> list[Detection]:
+    """The detections whose shorter box side is at least ``min_face_size``."""
+    return [d for d in detections if min(d.width, d.height) >= min_face_size]
+
+
+def _kept(detections: list[Detection], options: AnalyzeOptions) -> list[Detection]:
+    """The faces of one frame that the analysis describes: those of at least ``min_face_size``, or with
+    ``largest_face_fallback`` and none that large, the largest smaller one."""
+    large = _large(detections, options.min_face_size)
+    if large or not options.largest_face_fallback or not detections:
+        return large
+    return [max(detections, key=lambda d: d.width * d.height)]
 
 
 class Pipeline:
@@ -511,20 +529,16 @@ class Pipeline:
         if not images:
             return []
         detections = await self.detect(images, options.confidence_threshold)
-        empty = [
-            i
-            for i, found in enumerate(detections)
-            if not any(min(d.width, d.height) >= options.min_face_size for d in found)
-        ]
+        empty = [i for i, found in enumerate(detections) if not _large(found, options.min_face_size)]
         if empty and not options.single_pass:  # a second look only where the first found nothing
             retried = await self.detect_padded([images[i] for i in empty], options.confidence_threshold)
             for i, found in zip(empty, retried, strict=True):
-                detections[i] = found
+                # Small faces of both passes stay candidates for the fallback; the floor drops them otherwise.
+                detections[i] = found if _large(found, options.min_face_size) else detections[i] + found
         faces = [
             Face(frame=i, detection=d)
             for i, frame_detections in enumerate(detections)
-            for d in frame_detections
-            if min(d.width, d.height) >= options.min_face_size
+            for d in _kept(frame_detections, options)
         ]
         if faces:
             await self.describe(images, faces, options)
