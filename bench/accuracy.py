@@ -491,6 +491,7 @@ SUMMARY_METRICS = (
     "hard: degraded pairs with no face found",
     "hard: degraded pairs AUC / TAR at FAR = 1e-2",
     "hard: degraded genuine pairs below score 0.70 / impostors at or above",
+    "hard: degraded pairs accepted at 0.70, genuine (no face: rejected) / impostor pairs",
 )
 
 
@@ -531,13 +532,14 @@ def _hard_cells(h: dict[str, Any]) -> list[str]:
         f"{crops['no_face']} / {crops['several']}",
     ]
     if pairs is None:
-        return [*cells, "-", "-", "-"]
+        return [*cells, "-", "-", "-", "-"]
     every = pairs["all"]
     return [
         *cells,
         _pct(every["no_face_pairs"]),
         f"{fmt(every['auc'])} / {_pct(every['tar_at_far_1e-2'])}",
         f"{_pct(every['genuine_below_threshold'])} / {_pct(every['impostor_at_or_above_threshold'])}",
+        f"{_pct(every['genuine_accepted'])} / {every['impostors_accepted']} of {every['impostor']}",
     ]
 
 
@@ -563,8 +565,8 @@ def _hard_section(results: dict[str, Any]) -> list[str]:
             "",
             f"Every ordered pair of the {first['genuine'] + first['impostor']} (clean portrait, degraded copy of "
             f"another portrait) per degradation, {first['genuine']} genuine and {first['impostor']} impostor pairs in "
-            "all; the largest face of at least 20 px, as compare and enrolment take it; no face found scores as a "
-            "non-match.",
+            "all; the largest face as compare and enrolment take it (faces of at least 20 px, or the largest smaller "
+            "one of an image without one); no face found scores as a non-match.",
             "",
         ]
     for pack, r in results.items():

@@ -210,6 +210,9 @@ async def degraded_pairs(embed: Embed, calibration: Calibration) -> dict[str, An
         "tar_at_far_1e-2": tar_at_far(gen, imp, 1e-2)[0],
         "genuine_below_threshold": float(np.mean(scores_gen < DECISION_THRESHOLD)) if len(scores_gen) else None,
         "impostor_at_or_above_threshold": float(np.mean(scores_imp >= DECISION_THRESHOLD)) if len(scores_imp) else None,
+        # Over all pairs, a degraded image without a face being a rejection: not moved by how many pairs get a face.
+        "genuine_accepted": float(np.mean(scores_gen >= DECISION_THRESHOLD)) * len(scores_gen) / len(gen),
+        "impostors_accepted": int(np.sum(scores_imp >= DECISION_THRESHOLD)),
     }
     return result
 
