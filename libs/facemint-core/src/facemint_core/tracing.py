@@ -159,22 +159,32 @@ def resumed(traceparent: str | None) -> Iterator[None]:
         otel_context.detach(token)
 
 
+def _not_health_checks() -> Any:
+    """The gRPC instrumentation's filter that leaves out the health service: readiness probes between services run
+    every few seconds, each would be a trace of its own (as ``OPS_PATHS`` are on HTTP)."""
+    from opentelemetry.instrumentation.grpc import filters
+
+    return filters.negate(filters.health_check())
+
+
 def grpc_client_interceptors() -> list[Any] | None:
-    """OpenTelemetry's gRPC aio client interceptors (a client span per call, context in the metadata); None off."""
+    """OpenTelemetry's gRPC aio client interceptors (a client span per call, context in the metadata; health
+    checks untraced); None off."""
     if not _enabled:
         return None
     from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
-    return list(aio_client_interceptors())  # type: ignore[no-untyped-call]
+    return list(aio_client_interceptors(filter_=_not_health_checks()))  # type: ignore[no-untyped-call]
 
 
 def grpc_server_interceptors() -> list[Any]:
-    """OpenTelemetry's gRPC aio server interceptor (a server span per call, parent from the metadata); [] off."""
+    """OpenTelemetry's gRPC aio server interceptor (a server span per call, parent from the metadata; health checks
+    untraced); [] off."""
     if not _enabled:
         return []
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-    return [aio_server_interceptor()]  # type: ignore[no-untyped-call]
+    return [aio_server_interceptor(filter_=_not_health_checks())]  # type: ignore[no-untyped-call]
 
 
 def instrument_asgi(app: Any) -> Any:
