@@ -32,6 +32,17 @@ the rest (the same probes are also run against the first capture alone). A perso
 highest calibrated score if it reaches 0.70: *rank-1* (the right person), *wrong person*, or *no match*.
 Strangers (one face each) must not match anyone. Clean probes and degraded probes are counted apart.
 
+**Margin rule** (``facemint_library.identification``): the search also matches a probe's best person below 0.70
+when their score reaches a floor and stands a margin above the second-best person, with at least ``MIN_COHORT``
+other persons scored. It is fitted (``fit_margin_rule``) on the trials of both galleries (one and two templates):
+every probe of an enrolled person, clean and degraded; every stranger, clean and degraded; and each enrolled
+person's probe against the gallery without that person (a stranger trial with a real cohort). The rule kept is the
+one with the most correct matches such that, ``GUARD`` looser, it gives no more wrong-person and no more stranger
+matches than 0.70 alone. *Held out*: the persons (enrolled and strangers) are split in two halves by name; the rule
+fitted on one half's trials is measured on the other half's probes and strangers, and the two halves are added up.
+``--write`` stores the rule fitted on all trials in the calibration file (``identification``); the report gives it
+in-sample too.
+
 The calibration is fitted on this same set, so its figures are in-sample; the per-condition rows show where
 it is strict or loose.
 """
