@@ -11,7 +11,9 @@ when
 * at least ``min_cohort`` other persons were scored for that face (the search's candidates).
 
 The second condition is a per-probe normalisation: a probe that resembles many persons (an impostor) has a close
-second; a probe of an enrolled person usually stands out. With fewer than ``min_cohort`` other persons the second
+second; a probe of an enrolled person usually stands out. So does a stranger who resembles exactly one enrolled
+person (a lookalike): only the floor keeps them out, which is why the packaged floors sit close to 0.70 (ADR 0027).
+With fewer than ``min_cohort`` other persons the second
 best says little (a library of one or two persons has no cohort), and only the 0.70 rule applies. Only the best
 person can be accepted this way; every other match still needs 0.70. Returned scores are unchanged: the calibrated
 similarity, the same scale as compare's.
