@@ -169,10 +169,10 @@ async def detection(pipe: Pipeline) -> dict[str, Any]:
     total |= {k: sum(r[k] for r in rows) for k in ("loose", "no_face")}
     total["distractor_false_faces"] = sum(len(v) for v in distractors.values())
     hits = total["found"] + total["partial_found"]
-    false_faces = total["loose"] + total["no_face"] + total["distractor_false_faces"]
+    false_count = total["loose"] + total["no_face"] + total["distractor_false_faces"]
     total["recall"] = hits / max(1, total["visible"])
     total["recall_full"] = total["found"] / max(1, total["faces"])
-    total["precision"] = hits / max(1, hits + false_faces)
+    total["precision"] = hits / max(1, hits + false_count)
     total["precision_group_photos"] = hits / max(1, hits + total["loose"] + total["no_face"])
     return {
         "images": rows,
