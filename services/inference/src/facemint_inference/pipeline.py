@@ -36,13 +36,19 @@ from facemint_core.tracing import span
 from facemint_inference import attributes, glasses, landmarks, second_pass
 from facemint_inference.align import to_tensor, warp_batch
 from facemint_inference.detect import (
+    REDRAW_THRESHOLD,
     Decoder,
     Detection,
+    Tile,
     decode_scrfd,
     decode_yunet,
     detector_canvas,
+    fit,
     letterbox,
+    needs_redraw,
+    redraw,
     suppress,
+    tile_mosaic,
 )
 from facemint_inference.mesh106 import MESH_TO_106, POSE_106, REFERENCE_106
 from facemint_inference.packs import AGE, EMOTION, GENDER, MASK, Model, Pack
@@ -297,8 +303,39 @@ class Pipeline:
         }
         return [[d for d in frame if id(d) not in rejected] for frame in found]
 
+    def _lay_tiles(
+        self, images: list[NDArray[Any]], found: list[list[Detection]]
+    ) -> list[tuple[list[int], list[NDArray[Any]], list[Tile]]]:
+        """Per frame: the detections too small at the detector input, and their mosaics and tiles."""
+        laid = []
+        for image, detections in zip(images, found, strict=True):
+            scale = fit(image.shape, self.detection_size)[0]
+            chosen = [i for i, d in enumerate(detections) if needs_redraw(d, scale)]
+            mosaics, tiles = tile_mosaic(image, [detections[i] for i in chosen], self.detection_size)
+            laid.append((chosen, mosaics, tiles))
+        return laid
+
+    def _redraw_all(
+        self,
+        images: list[NDArray[Any]],
+        found: list[list[Detection]],
+        laid: list[tuple[list[int], list[NDArray[Any]], list[Tile]]],
+        on_tiles: list[list[Detection]],
+    ) -> list[list[Detection]]:
+        out = []
+        start = 0
+        for image, detections, (chosen, mosaics, tiles) in zip(images, found, laid, strict=True):
+            mine = on_tiles[start : start + len(mosaics)]
+            start += len(mosaics)
+            out.append(redraw(detections, chosen, tiles, mine, image.shape) if chosen else detections)
+        return out
+
     async def detect(self, images: list[NDArray[Any]], threshold: float) -> list[list[Detection]]:
-        """Detect faces in every frame with one batched detector call.
+        """Detect faces in every frame with one batched detector call, and one more where boxes are small.
+
+        Detections under ``detect.REDRAW_BELOW`` detector pixels get their box redrawn by the detector on zoomed
+        tiles (``detect.tile_mosaic``; ADR 0025): one further batched call for all of them, only on frames that
+        have such detections.
 
         Args:
             images: ``[H, W, 3]`` uint8 BGR frames (any size).
@@ -307,7 +344,13 @@ class Pipeline:
         Returns:
             Per frame, detections by descending confidence in source pixels.
         """
-        return await self._detect_once(images, threshold)
+        found = await self._detect_once(images, threshold)
+        laid = await self._cpu(self._lay_tiles, images, found)
+        mosaics = [mosaic for _, frame_mosaics, _ in laid for mosaic in frame_mosaics]
+        if not mosaics:
+            return found
+        on_tiles = await self._detect_once(mosaics, REDRAW_THRESHOLD)
+        return await self._cpu(self._redraw_all, images, found, laid, on_tiles)
 
     async def detect_padded(self, images: list[NDArray[Any]], threshold: float) -> list[list[Detection]]:
         """The second detection pass (``second_pass``): every frame on a padded grey canvas; with a presence
