@@ -31,6 +31,7 @@ import sys
 from collections import Counter, defaultdict
 from typing import Any
 
+import cv2
 import numpy as np
 
 from bench import calibration, hard, masks, media
@@ -183,6 +184,49 @@ async def detection(pipe: Pipeline) -> dict[str, Any]:
         "iou": DETECTION_IOU,
         "min_face_px": min_px,
     }
+
+
+SMALL_FACE_PX = (12, 16, 20, 24)
+"""Face widths of the small-face set (``small_faces``)."""
+SMALL_FACE_CANVAS = (1024, 768)
+"""Grey canvas the shrunk photo is laid on: the detector then sees it at 0.625 x, like a crowd photo of that width."""
+SMALL_FACE_SOURCES = ("face-api-1.7.15:package/demo/", "insightface-2.1:insightface/data/images/t1.jpg")
+
+
+async def small_faces(pipe: Pipeline) -> dict[str, Any]:
+    """Box quality on small faces: the labelled group photos with large faces (the six face-api samples and
+    ``t1.jpg``), shrunk so that their median face is 12-24 px wide and laid on a 1024 x 768 grey canvas.
+
+    Returns:
+        Per face width: faces, found (a detection at IoU >= 0.1 with the shrunk label box), those whose best box
+        reaches IoU >= ``DETECTION_IOU`` and the median IoU of the found ones.
+    """
+    truth = json.loads(DETECTION_COUNTS.read_text())["images"]
+    keys = [key for key in truth if key.startswith(SMALL_FACE_SOURCES)]
+    out = {}
+    for px in SMALL_FACE_PX:
+        overlaps: list[float] = []
+        faces = 0
+        for key in keys:
+            image, labelled = media.load(key), truth[key]["faces"]
+            scale = px / float(np.median([b[2] - b[0] for b in labelled]))
+            small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            canvas = np.full((SMALL_FACE_CANVAS[1], SMALL_FACE_CANVAS[0], 3), 127, np.uint8)
+            canvas[: small.shape[0], : small.shape[1]] = small
+            found = (await pipe.detect([canvas], DETECTION_CONFIDENCE))[0]
+            for box in labelled:
+                faces += 1
+                best = max((media.iou(d.box, [v * scale for v in box]) for d in found), default=0.0)
+                if best >= 0.1:
+                    overlaps.append(best)
+        iou = np.array(overlaps)
+        out[str(px)] = {
+            "faces": faces,
+            "found": len(iou),
+            "iou_ok": int((iou >= DETECTION_IOU).sum()),
+            "median_iou": float(np.median(iou)) if len(iou) else None,
+        }
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -518,6 +562,7 @@ SUMMARY_METRICS = (
     "detection: fully visible faces found",
     "detection: precision / recall at IoU 0.5 (group photos + photos without people)",
     "detection: false faces, loose box on a face / no face / on photos without people",
+    "small faces 12 / 16 / 20 / 24 px: box at IoU >= 0.5 / faces",
     "verification AUC (master.csv, 300 pairs)",
     "verification accuracy at the library threshold",
     "TAR at FAR = 1e-2",
@@ -552,6 +597,7 @@ def _summary_cells(r: dict[str, Any]) -> list[str]:
         f"{det['found']} / {det['faces']}",
         f"{fmt(det['precision'])} / {fmt(det['recall'])}",
         f"{det['loose']} / {det['no_face']} / {det['distractor_false_faces']}",
+        " / ".join(f"{v['iou_ok']}" for v in r["small_faces"].values()) + f" of {r['small_faces']['12']['faces']} each",
         fmt(ver["auc"]),
         f"{_pct(ver['accuracy_at_threshold'])} (cosine {ver['threshold_cosine']:.3f})",
         _pct(ver["tar_at_far_1e-2"]),
@@ -718,7 +764,16 @@ def report(data: dict[str, Any]) -> str:
                  for f in row["false_faces"]]  # fmt: skip
         where += [f"{name} {f['box']} ({f['score']})" for name, found in det["distractors"].items() for f in found]
         lines.append(f"- **{pack}** false faces: " + ("; ".join(where) or "none"))
+    lines += ["", "Small faces (`small_faces`): the 28 faces of the six face-api samples and `t1.jpg`, photos shrunk "
+              "so that the median face is 12-24 px wide, on a 1024 x 768 grey canvas (the detector sees them at "
+              "0.625 x); label boxes shrunk alike.", ""]  # fmt: skip
+    small_rows = [
+        [pack, px, f"{v['found']} / {v['faces']}", f"{v['iou_ok']} / {v['faces']}", fmt(v["median_iou"], 2)]
+        for pack, r in results.items()
+        for px, v in r["small_faces"].items()
+    ]
     lines += [
+        markdown_table(["pack", "face px", "found (IoU >= 0.1)", "box at IoU >= 0.5", "median IoU"], small_rows),
         "",
         "## Verification (deepface/master.csv)",
         "",
@@ -817,7 +872,7 @@ async def run(packs: list[str]) -> dict[str, Any]:
     for pack in packs:
         async with pipeline(pack) as pipe:
             print(f"{pack}: detection", flush=True)
-            result = {"detection": await detection(pipe)}
+            result = {"detection": await detection(pipe), "small_faces": await small_faces(pipe)}
             print(f"{pack}: verification", flush=True)
             result["verification"] = await verification(pipe, calibrations)
             print(f"{pack}: identification", flush=True)
