@@ -303,28 +303,31 @@ class Pipeline:
         }
         return [[d for d in frame if id(d) not in rejected] for frame in found]
 
+    def _small(self, images: list[NDArray[Any]], found: list[list[Detection]]) -> list[list[int]]:
+        """Per frame, the indices of the detections too small at the detector input to keep their box."""
+        scales = [fit(image.shape, self.detection_size)[0] for image in images]
+        return [[i for i, d in enumerate(ds) if needs_redraw(d, s)] for ds, s in zip(found, scales, strict=True)]
+
     def _lay_tiles(
-        self, images: list[NDArray[Any]], found: list[list[Detection]]
-    ) -> list[tuple[list[int], list[NDArray[Any]], list[Tile]]]:
-        """Per frame: the detections too small at the detector input, and their mosaics and tiles."""
-        laid = []
-        for image, detections in zip(images, found, strict=True):
-            scale = fit(image.shape, self.detection_size)[0]
-            chosen = [i for i, d in enumerate(detections) if needs_redraw(d, scale)]
-            mosaics, tiles = tile_mosaic(image, [detections[i] for i in chosen], self.detection_size)
-            laid.append((chosen, mosaics, tiles))
-        return laid
+        self, images: list[NDArray[Any]], found: list[list[Detection]], small: list[list[int]]
+    ) -> list[tuple[list[NDArray[Any]], list[Tile]]]:
+        """Per frame, the mosaics and tiles of its small detections."""
+        return [
+            tile_mosaic(image, [detections[i] for i in chosen], self.detection_size)
+            for image, detections, chosen in zip(images, found, small, strict=True)
+        ]
 
     def _redraw_all(
         self,
         images: list[NDArray[Any]],
         found: list[list[Detection]],
-        laid: list[tuple[list[int], list[NDArray[Any]], list[Tile]]],
+        small: list[list[int]],
+        laid: list[tuple[list[NDArray[Any]], list[Tile]]],
         on_tiles: list[list[Detection]],
     ) -> list[list[Detection]]:
         out = []
         start = 0
-        for image, detections, (chosen, mosaics, tiles) in zip(images, found, laid, strict=True):
+        for image, detections, chosen, (mosaics, tiles) in zip(images, found, small, laid, strict=True):
             mine = on_tiles[start : start + len(mosaics)]
             start += len(mosaics)
             out.append(redraw(detections, chosen, tiles, mine, image.shape) if chosen else detections)
@@ -345,12 +348,12 @@ class Pipeline:
             Per frame, detections by descending confidence in source pixels.
         """
         found = await self._detect_once(images, threshold)
-        laid = await self._cpu(self._lay_tiles, images, found)
-        mosaics = [mosaic for _, frame_mosaics, _ in laid for mosaic in frame_mosaics]
-        if not mosaics:
+        small = self._small(images, found)  # a few multiplications: no executor round trip for frames without any
+        if not any(small):
             return found
-        on_tiles = await self._detect_once(mosaics, REDRAW_THRESHOLD)
-        return await self._cpu(self._redraw_all, images, found, laid, on_tiles)
+        laid = await self._cpu(self._lay_tiles, images, found, small)
+        on_tiles = await self._detect_once([mosaic for mosaics, _ in laid for mosaic in mosaics], REDRAW_THRESHOLD)
+        return await self._cpu(self._redraw_all, images, found, small, laid, on_tiles)
 
     async def detect_padded(self, images: list[NDArray[Any]], threshold: float) -> list[list[Detection]]:
         """The second detection pass (``second_pass``): every frame on a padded grey canvas; with a presence
