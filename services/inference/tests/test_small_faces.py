@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from recording import RecordingRunner
 
 from facemint_inference.detect import TILE, TILE_CONTEXT, Detection, redraw, tile_mosaic
-from facemint_inference.pipeline import Pipeline
+from facemint_inference.pipeline import AnalyzeOptions, Pipeline
 from facemint_local.testmedia import T1, bgr
 
 FACE_PX = 16
@@ -54,8 +54,12 @@ async def test_boxes_are_redrawn_only_on_frames_with_small_detections(
     full = (await pipeline.detect([bgr(T1)], 0.5))[0]
     assert recording.models().count(detector) == 1
     recording.calls.clear()
-    await pipeline.detect([shrunk_t1(FACE_PX / float(np.median([d.width for d in full])))], 0.5)
+    shrunk = shrunk_t1(FACE_PX / float(np.median([d.width for d in full])))
+    await pipeline.detect([shrunk], 0.5)
     assert recording.models().count(detector) == 2
+    recording.calls.clear()
+    await pipeline.analyze([shrunk], AnalyzeOptions.create(min_face_size=1, single_pass=True))
+    assert recording.models().count(detector) == 1, "video frames (single_pass) keep the first boxes"
 
 
 def _detection(box: list[float], score: float) -> Detection:

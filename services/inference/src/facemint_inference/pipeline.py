@@ -83,7 +83,8 @@ class AnalyzeOptions:
     attributes: frozenset[str] = frozenset()
     want_embeddings: bool = False
     single_pass: bool = False
-    """No second detection pass on frames where the first finds no face (``second_pass``; video frames)."""
+    """No second detection pass on frames where the first finds no face (``second_pass``) and no redrawing of small
+    boxes (``detect.redraw``): video frames."""
 
     @classmethod
     def create(
@@ -333,7 +334,9 @@ class Pipeline:
             out.append(redraw(detections, chosen, tiles, mine, image.shape) if chosen else detections)
         return out
 
-    async def detect(self, images: list[NDArray[Any]], threshold: float) -> list[list[Detection]]:
+    async def detect(
+        self, images: list[NDArray[Any]], threshold: float, redraw_small: bool = True
+    ) -> list[list[Detection]]:
         """Detect faces in every frame with one batched detector call, and one more where boxes are small.
 
         Detections under ``detect.REDRAW_BELOW`` detector pixels get their box redrawn by the detector on zoomed
@@ -343,11 +346,14 @@ class Pipeline:
         Args:
             images: ``[H, W, 3]`` uint8 BGR frames (any size).
             threshold: Minimum detection confidence.
+            redraw_small: Redraw small boxes (False for video frames, like the second pass: ``single_pass``).
 
         Returns:
             Per frame, detections by descending confidence in source pixels.
         """
         found = await self._detect_once(images, threshold)
+        if not redraw_small:
+            return found
         small = self._small(images, found)  # a few multiplications: no executor round trip for frames without any
         if not any(small):
             return found
@@ -556,7 +562,7 @@ class Pipeline:
         """
         if not images:
             return []
-        detections = await self.detect(images, options.confidence_threshold)
+        detections = await self.detect(images, options.confidence_threshold, redraw_small=not options.single_pass)
         empty = [
             i
             for i, found in enumerate(detections)
