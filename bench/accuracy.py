@@ -4,7 +4,9 @@
 
 Measures, with the service's own pipeline on ONNX Runtime:
 
-* **detection** on group photos: faces found vs the faces visible (``bench/data/detection_counts.json``);
+* **detection** on group photos: faces found vs the faces visible (``bench/data/detection_counts.json``), and
+  precision and recall at IoU 0.5 with false faces at any size, on them and on photos without people; box quality
+  on small faces (the group photos shrunk, ``small_faces``);
 * **verification** on the 300 labelled pairs of ``deepface/master.csv``: ROC AUC, accuracy at the library's
   decision threshold (its calibrated score 0.70), TAR at FAR = 1e-2, largest face of each image;
 * **identification** rank-1 on per-person data (two galleries, see ``identification``);
