@@ -39,7 +39,8 @@ import numpy.typing as npt
 from bench.common import SHARED_DATA, fmt, machine, machine_line, markdown_table, now, write_results
 from facemint_inference.packs import PACKS
 from facemint_library.assignment import rank_matches
-from facemint_library.calibration import DECISION_THRESHOLD, Calibrations
+from facemint_library.calibration import Calibrations
+from facemint_library.identification import eligible
 from facemint_library.settings import HnswSettings
 from facemint_library.store import EdgeStore, Scope, Space, VectorPoint
 from facemint_library.synthetic import around, identity_samples, unit_rows
@@ -261,7 +262,9 @@ async def identification(pack: str, calibrations: Calibrations) -> dict[str, Any
             if truth:
                 total += 1
                 rank1 += persons[int(np.argmax(cos[row]))] in truth
-        for matches in rank_matches(calibration.scores(cos), DECISION_THRESHOLD, 1):
+        scores = calibration.scores(cos)
+        cohort = [len(persons) - 1] * len(q)  # every person is scored: the others are each face's cohort
+        for matches in rank_matches(scores, eligible(scores, cohort, calibration.identification), 1):
             name = persons[matches[0][0]] if matches else None
             if not truth:
                 strangers += 1

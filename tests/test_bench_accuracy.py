@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from bench import media
-from bench.accuracy import DETECTION_COUNTS, roc_auc, tar_at_far
+from bench.accuracy import DETECTION_COUNTS, false_faces, roc_auc, tar_at_far
+from facemint_inference.detect import Detection
 from facemint_local import testmedia
 
 GENDERS = {"female", "male", None}
@@ -64,6 +65,26 @@ def test_visible_face_counts_are_consistent() -> None:
     for entry in counts["images"].values():
         assert entry["visible"] == len(entry["faces"]) + len(entry["partial"])
         assert all(len(box) == 4 for box in entry["faces"] + entry["partial"] + entry["ignore"])
+        assert isinstance(entry["crowd"], bool)
+
+
+def _detection(x1: float, y1: float, x2: float, y2: float) -> Detection:
+    return Detection(box=np.array([x1, y1, x2, y2], np.float32), score=0.6, keypoints=np.zeros((5, 2), np.float32))
+
+
+@pytest.mark.parametrize("crowd", [False, True])
+def test_false_faces_split_loose_boxes_from_no_face_at_every_size(crowd: bool) -> None:
+    entry = {"faces": [[100, 100, 200, 220]], "partial": [], "ignore": [[400, 0, 500, 100]], "crowd": crowd}
+    found = [
+        _detection(100, 100, 200, 220),  # the face (used)
+        _detection(90, 120, 230, 260),  # a second, loose box centred on the face
+        _detection(300, 300, 310, 312),  # 10 px, on no face: a false face unless in a crowd photo
+        _detection(600, 300, 700, 400),  # large, on no face
+        _detection(420, 20, 440, 40),  # in an ignore region
+    ]
+    loose, no_face = false_faces(found, {0}, entry, min_px=32)
+    assert loose == [found[1]]
+    assert no_face == ([found[3]] if crowd else [found[2], found[3]])
 
 
 def test_degradations_are_deterministic_and_follow_the_face_box() -> None:
@@ -73,7 +94,8 @@ def test_degradations_are_deterministic_and_follow_the_face_box() -> None:
     box = [50.0, 40.0, 150.0, 160.0]
     for kind in DEGRADATIONS:
         assert np.array_equal(degrade(image, box, kind), degrade(image, box, kind)), kind
-    assert degrade(image, box, "lowres").shape[1] == round(300 * LOWRES_FACE_PX / 100)
+    for kind in ("lowres", "lowres_24", "lowres_32"):
+        assert degrade(image, box, kind).shape[1] == round(300 * LOWRES_FACE_PX[kind] / 100), kind
     grey = degrade(image, box, "grey_crop")
     assert grey.shape == (150, 150, 3) and (grey[..., 0] == grey[..., 2]).all()
     barred = degrade(image, box, "eyebar")

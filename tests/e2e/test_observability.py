@@ -175,6 +175,8 @@ def test_one_trace_follows_a_video_task_from_the_post_to_its_webhook(
     event = next(s for s in spans if s["service"] == "webhook-dispatcher" and s["kind"] == "consumer")
     assert event["name"] == "process facemint.events.task.succeeded" and parent(event) == job
     assert parent(attempt) == event and attempt["attributes"]["http.response.status_code"] == 204
+    # the services' readiness probes of each other (gRPC health checks, every few seconds) are not traced
+    assert not [s for s in receiver.spans if "grpc.health" in s["name"]]
 
 
 def test_queue_and_delivery_metrics_after_real_tasks(

@@ -286,34 +286,33 @@ def target(
     unlimited = {"requests_per_minute": 10**6, "concurrent_tasks": 10**6, "monthly_minutes": 10**6}
     _, key, _ = gateway_stack.new_account("scale", **unlimited)
     other_account, _, other_key = gateway_stack.new_account("free")
-    api = httpx.Client(base_url=url, headers={"x-api-key": key}, timeout=60)
-    assert api.post("/v1/library", json={"library_id": "fuzz-lib"}).status_code == 201
-    enrolled = api.post("/v1/library/fuzz-lib/face", json={"person_id": "p1", "image_url": ENROLLED_IMAGE})
-    assert enrolled.status_code == 201, enrolled.text
-    task = api.post("/v1/create-detection-task", json=VALID_BODIES[("POST", "/v1/create-detection-task")])
-    assert task.status_code == 201, task.text
-    ids = {  # the fuzzing account's own key and account are left alone, so that it keeps working
-        "library_id": ["fuzz-lib", "nope"],
-        "person_id": ["p1", "nope"],
-        "face_id": [enrolled.json()["face_id"], "face_nope"],
-        "task_id": [task.json()["task_id"], "task_nope"],
-        "account_id": [other_account, "acct_nope"],
-        "key_id": [other_key, "key_nope"],
-        "name": ["index.html", "app.js", "../etc/passwd"],
-    }
-    loop = asyncio.new_event_loop()
-    conn = loop.run_until_complete(asyncpg.connect(gateway_stack.dsn))
+    with httpx.Client(base_url=url, headers={"x-api-key": key}, timeout=60) as api:
+        assert api.post("/v1/library", json={"library_id": "fuzz-lib"}).status_code == 201
+        enrolled = api.post("/v1/library/fuzz-lib/face", json={"person_id": "p1", "image_url": ENROLLED_IMAGE})
+        assert enrolled.status_code == 201, enrolled.text
+        task = api.post("/v1/create-detection-task", json=VALID_BODIES[("POST", "/v1/create-detection-task")])
+        assert task.status_code == 201, task.text
+        ids = {  # the fuzzing account's own key and account are left alone, so that it keeps working
+            "library_id": ["fuzz-lib", "nope"],
+            "person_id": ["p1", "nope"],
+            "face_id": [enrolled.json()["face_id"], "face_nope"],
+            "task_id": [task.json()["task_id"], "task_nope"],
+            "account_id": [other_account, "acct_nope"],
+            "key_id": [other_key, "key_nope"],
+            "name": ["index.html", "app.js", "../etc/passwd"],
+        }
+        loop = asyncio.new_event_loop()
+        conn = loop.run_until_complete(asyncpg.connect(gateway_stack.dsn))
 
-    def stored() -> tuple[int, ...]:
-        return tuple(loop.run_until_complete(conn.fetchrow(ROWS_SQL)) or ())
+        def stored() -> tuple[int, ...]:
+            return tuple(loop.run_until_complete(conn.fetchrow(ROWS_SQL)) or ())
 
-    try:
-        admin = {"authorization": f"Bearer {gateway_stack.admin_token}"}
-        yield Target(url, api, admin, ids, stored, gateway_stack.logs)
-    finally:
-        loop.run_until_complete(conn.close())
-        loop.close()
-        api.close()
+        try:
+            admin = {"authorization": f"Bearer {gateway_stack.admin_token}"}
+            yield Target(url, api, admin, ids, stored, gateway_stack.logs)
+        finally:
+            loop.run_until_complete(conn.close())
+            loop.close()
 
 
 FUZZ_SETTINGS = settings(deadline=None, database=None, suppress_health_check=list(HealthCheck))

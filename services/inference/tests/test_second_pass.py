@@ -1,7 +1,9 @@
-"""Duplicate boxes, false faces and the second detection pass, on real images through the real models.
+"""Duplicate boxes, false faces, the second detection pass and the size floor's fallback, on real images through
+the real models.
 
-The images come from scikit-image's wheel (pinned in ``facemint_local.testmedia``): tight grey face crops of
-``lfw_subset.npy`` (a face filling the whole image, the case where the first pass finds nothing or two boxes).
+The images come from pinned registry packages (``facemint_local.testmedia``): tight grey face crops of
+scikit-image's ``lfw_subset.npy`` (a face filling the whole image, the case where the first pass finds nothing or
+two boxes), its astronaut portrait shrunk until the face is 16 px wide, and insightface's group photo.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from recording import RecordingRunner
 from facemint_inference.detect import Detection, contained_suppression
 from facemint_inference.pipeline import AnalyzeOptions, Pipeline
 from facemint_inference.second_pass import pad_frame, unpad
-from facemint_local.testmedia import LFW_SUBSET, T1, bgr, path
+from facemint_local.testmedia import ASTRONAUT, LFW_SUBSET, T1, bgr, path
 
+COMPARE_FLOOR = 20
+"""The library's ``detect_min_face_size``, with which compare and enrolment ask for the faces of an image."""
 NO_FIRST_PASS_FACE = 1
 """LFW face crop on which neither pack's first pass finds a face."""
 TWO_BOXES = 98
@@ -60,6 +64,43 @@ async def test_second_pass_runs_only_when_the_first_finds_nothing(recorded: tupl
     (faces,) = await pipeline.analyze([lfw_face(NO_FIRST_PASS_FACE)], AnalyzeOptions.create(single_pass=True))
     assert recording.models().count(detector) == 1, "video frames (single_pass) are detected once"
     assert faces == []
+
+
+def _area(detection: Detection) -> float:
+    return detection.width * detection.height
+
+
+async def test_a_face_below_the_floor_is_kept_only_with_the_fallback(pipeline: Pipeline) -> None:
+    clean = bgr(ASTRONAUT)
+    (face,) = (await pipeline.detect([clean], 0.5))[0]
+    scale = 16 / face.width  # the face is 16 px wide, as bench/hard.py's ``lowres`` degradation makes it
+    small = cv2.resize(clean, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    floor = {"min_face_size": COMPARE_FLOOR, "want_embeddings": True}
+    (none,) = await pipeline.analyze([small], AnalyzeOptions.create(**floor))
+    assert none == [], "the floor drops the only face"
+    (faces,) = await pipeline.analyze([small], AnalyzeOptions.create(**floor, largest_face_fallback=True))
+    assert len(faces) == 1 and faces[0].embedding is not None
+    assert faces[0].detection.width < COMPARE_FLOOR
+    assert np.abs(faces[0].detection.box - face.box * scale).max() < 4, "the face of the clean portrait, scaled"
+
+
+async def test_the_fallback_takes_the_largest_face_of_both_passes(pipeline: Pipeline) -> None:
+    image = bgr(T1)
+    found = (await pipeline.detect([image], 0.5))[0] + (await pipeline.detect_padded([image], 0.5))[0]
+    floor = round(max(max(d.width, d.height) for d in found)) + 1  # every face of the group photo is below it
+    options = AnalyzeOptions.create(min_face_size=floor, largest_face_fallback=True)
+    (faces,) = await pipeline.analyze([image], options)
+    assert len(faces) == 1
+    assert faces[0].detection.box.tolist() == max(found, key=_area).box.tolist()
+
+
+async def test_the_fallback_changes_nothing_where_a_face_reaches_the_floor(pipeline: Pipeline) -> None:
+    image = bgr(T1)
+    options = {"min_face_size": COMPARE_FLOOR}
+    (plain,) = await pipeline.analyze([image], AnalyzeOptions.create(**options))
+    (fallback,) = await pipeline.analyze([image], AnalyzeOptions.create(**options, largest_face_fallback=True))
+    assert len(plain) == 6
+    assert [f.detection.box.tolist() for f in fallback] == [f.detection.box.tolist() for f in plain]
 
 
 def test_containment_keeps_the_better_of_nested_boxes_and_both_of_neighbours() -> None:

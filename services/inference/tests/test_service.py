@@ -121,6 +121,19 @@ async def test_everything_requested(service: Service) -> None:
         assert face.embedding.raw_norm > 0
 
 
+async def test_the_largest_face_fallback_reaches_the_pipeline(service: Service) -> None:
+    image = bgr(T1)[:400, :400]  # t1.jpg's faces are 60-110 px wide, all below a floor of 200 px
+    frame = inference_pb2.Frame(
+        data=image.tobytes(), format=inference_pb2.PIXEL_FORMAT_BGR24, width=image.shape[1], height=image.shape[0]
+    )
+    counts = []
+    for fallback in (False, True):
+        options = common_pb2.AnalyzeOptions(min_face_size=200, largest_face_fallback=fallback)
+        response = await service.stub.AnalyzeFrames(inference_pb2.AnalyzeFramesRequest(frames=[frame], options=options))
+        counts.append(len(response.frames[0].faces))
+    assert counts == [0, 1]
+
+
 async def test_stream_answers_each_batch_in_order(service: Service) -> None:
     async def requests() -> AsyncIterator[inference_pb2.AnalyzeFramesRequest]:
         for index in range(3):

@@ -155,6 +155,47 @@ async def test_top_k_returns_several_matches_above_the_threshold_best_first(
     )
 
 
+def probe_of(centres: np.ndarray, cosines: dict[int, float], rng: np.random.Generator) -> np.ndarray:
+    """A unit vector at the given cosines to some of the centres, random in the directions orthogonal to them."""
+    chosen = centres[list(cosines)]
+    known = np.linalg.lstsq(chosen, np.array(list(cosines.values())), rcond=None)[0]  # in the centres' span
+    basis, _ = np.linalg.qr(chosen.T)
+    rest = rng.standard_normal(centres.shape[1])
+    rest -= basis @ (basis.T @ rest)
+    rest *= np.sqrt(1.0 - float(known @ known)) / np.linalg.norm(rest)
+    return (known + rest).astype(np.float32)
+
+
+async def test_a_best_person_below_the_threshold_is_matched_only_with_a_clear_margin_over_a_cohort(
+    library: LibraryHarness,
+) -> None:
+    rng = np.random.default_rng(7)
+    centres = identity_centres(rng, 8, 512)  # 512-d: unrelated persons score cosine 0 +- 0.045
+    rule = library.service.calibrations.get(TEST_MODEL).identification
+    assert rule is not None and rule.min_cohort == 5
+    await create(library, "big")
+    for i in range(6):
+        await enrol(library, centres[i], f"p{i}", library_id="big")
+    await create(library, "small")
+    for i in range(2):
+        await enrol(library, centres[i], f"p{i}", library_id="small")
+    clear = probe_of(centres, {0: 0.33}, rng)  # score 0.62: below 0.70, far above everyone else
+    close = probe_of(centres, {0: 0.33, 1: 0.25}, rng)  # score 0.62, second 0.53: too close
+    faint = probe_of(centres, {0: 0.24}, rng)  # score 0.52: below the floor
+    stranger = centres[7]
+    [[clear_big, close_big, faint_big, stranger_big]] = await search(
+        library, [[clear, close, faint, stranger]], library_id="big", top_k=3
+    )
+    assert [p for p, _ in clear_big] == ["p0"] and 0.60 <= clear_big[0][1] < 0.70
+    assert close_big == faint_big == stranger_big == []
+    # A library of two persons has no cohort: only 0.70 counts.
+    [[clear_small]] = await search(library, [[clear]], library_id="small")
+    assert clear_small == []
+    # A stronger face of p0 in the same frame takes p0; the weak one is then left without a match.
+    [[strong, weak]] = await search(library, [[around(rng, centres[:1], 0.9)[0], clear]], library_id="big")
+    assert strong[0][0] == "p0" and strong[0][1] >= 0.70 and weak == []
+
+
 async def test_other_accounts_get_not_found_on_every_rpc(library: LibraryHarness, people: np.ndarray) -> None:
     await create(library)
     await enrol(library, people[0], "alice")
@@ -361,6 +402,16 @@ async def test_compare_scores_the_largest_faces(library: LibraryHarness, people:
         library_pb2.CompareRequest(account_id=A, source_image_url="a", target_image_url="c")
     )
     assert not other.is_same_person and other.score < 0.70
+    # Compare and enrolment ask for faces of at least detect_min_face_size, or the largest smaller one of an image
+    # without one (a 16 px face is compared, not reported as no face).
+    assert {(r.options.min_face_size, r.options.largest_face_fallback) for r in library.decoder.requests} == {
+        (20, True)
+    }
+    library.decoder.images["tiny"] = [make_face(around(rng, people[:1])[0], TEST_MODEL, bbox=(5, 5, 16, 16))]
+    tiny = await library.stub.Compare(
+        library_pb2.CompareRequest(account_id=A, source_image_url="b", target_image_url="tiny")
+    )
+    assert tiny.is_same_person
     await expect_error(
         library.stub.Compare(library_pb2.CompareRequest(account_id=A, source_image_url="a", target_image_url="empty")),
         grpc.StatusCode.FAILED_PRECONDITION,

@@ -32,7 +32,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from facemint_core.settings import TracingSettings
 
 _PROPAGATOR = TraceContextTextMapPropagator()
-_TRACER = trace.get_tracer("facemint")
+_TRACER: trace.Tracer = trace.get_tracer("facemint")
+"""A proxy until :func:`setup_tracing` replaces it with the provider's own tracer (one indirection less per span)."""
 _NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
 _enabled = False
 
@@ -53,7 +54,7 @@ def setup_tracing(service: str, settings: TracingSettings) -> TracerProvider | N
         settings: Endpoint, TLS or plain gRPC, headers (e.g. a collector's API key) and the sampling ratio of
             root spans (a span whose caller sampled it is always sampled: parent-based).
     """
-    global _enabled
+    global _enabled, _TRACER
     if not settings.otlp_endpoint:
         return None
     import grpc
@@ -78,6 +79,7 @@ def setup_tracing(service: str, settings: TracingSettings) -> TracerProvider | N
     )
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    _TRACER = provider.get_tracer("facemint")
     _enabled = True
     return provider
 
@@ -157,22 +159,32 @@ def resumed(traceparent: str | None) -> Iterator[None]:
         otel_context.detach(token)
 
 
+def _not_health_checks() -> Any:
+    """The gRPC instrumentation's filter that leaves out the health service: readiness probes between services run
+    every few seconds, each would be a trace of its own (as ``OPS_PATHS`` are on HTTP)."""
+    from opentelemetry.instrumentation.grpc import filters
+
+    return filters.negate(filters.health_check())
+
+
 def grpc_client_interceptors() -> list[Any] | None:
-    """OpenTelemetry's gRPC aio client interceptors (a client span per call, context in the metadata); None off."""
+    """OpenTelemetry's gRPC aio client interceptors (a client span per call, context in the metadata; health
+    checks untraced); None off."""
     if not _enabled:
         return None
     from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
-    return list(aio_client_interceptors())  # type: ignore[no-untyped-call]
+    return list(aio_client_interceptors(filter_=_not_health_checks()))  # type: ignore[no-untyped-call]
 
 
 def grpc_server_interceptors() -> list[Any]:
-    """OpenTelemetry's gRPC aio server interceptor (a server span per call, parent from the metadata); [] off."""
+    """OpenTelemetry's gRPC aio server interceptor (a server span per call, parent from the metadata; health checks
+    untraced); [] off."""
     if not _enabled:
         return []
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-    return [aio_server_interceptor()]  # type: ignore[no-untyped-call]
+    return [aio_server_interceptor(filter_=_not_health_checks())]  # type: ignore[no-untyped-call]
 
 
 def instrument_asgi(app: Any) -> Any:

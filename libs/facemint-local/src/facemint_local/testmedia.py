@@ -95,6 +95,12 @@ PACKAGES: dict[str, Package] = {
         "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
         "MIT",
     ),
+    "ultralytics-8.3.0": Package(
+        "pypi",
+        "ultralytics==8.3.0",
+        "3137c4921c18c8ddf610f64f1badc2dad2a9fd182e10218c2bbb29caee308b9e",
+        "AGPL-3.0 (the package; its two sample photos are used as test data only, nothing of its code)",
+    ),
 }
 """Every package test media come from, by the name that starts a media key."""
 
@@ -162,6 +168,13 @@ MEMBERS: dict[str, str] = {
     "face-api-1.7.15:package/demo/sample4.jpg": "729efa5923061d40eb4ed5f267a18cc7b8ba6f852bb2757b16d8b7e4937476fc",
     "face-api-1.7.15:package/demo/sample5.jpg": "6d45095ebb182d8f975c0790e0e4eefd86fbb40609cf4b271776d92e12662938",
     "face-api-1.7.15:package/demo/sample6.jpg": "9baad80f9d5e306fb9b8c0913d44445f1e95848df317530efb03d0934c57ba87",
+    **{
+        f"ultralytics-8.3.0:ultralytics/assets/{name}": digest
+        for name, digest in (
+            ("bus.jpg", "c02019c4979c191eb739ddd944445ef408dad5679acab6fd520ef9d434bfbc63"),
+            ("zidane.jpg", "16d73869e3267a7d4ed00de8e860833bd1657c1b252e94c0c348277adc7b6edb"),
+        )
+    },
 }
 """Every member used, by media key, with its sha256."""
 

@@ -36,13 +36,19 @@ from facemint_core.tracing import span
 from facemint_inference import attributes, glasses, landmarks, second_pass
 from facemint_inference.align import to_tensor, warp_batch
 from facemint_inference.detect import (
+    REDRAW_THRESHOLD,
     Decoder,
     Detection,
+    Tile,
     decode_scrfd,
     decode_yunet,
     detector_canvas,
+    fit,
     letterbox,
+    needs_redraw,
+    redraw,
     suppress,
+    tile_mosaic,
 )
 from facemint_inference.mesh106 import MESH_TO_106, POSE_106, REFERENCE_106
 from facemint_inference.packs import AGE, EMOTION, GENDER, MASK, Model, Pack
@@ -77,7 +83,10 @@ class AnalyzeOptions:
     attributes: frozenset[str] = frozenset()
     want_embeddings: bool = False
     single_pass: bool = False
-    """No second detection pass on frames where the first finds no face (``second_pass``; video frames)."""
+    """No second detection pass on frames where the first finds no face (``second_pass``) and no redrawing of small
+    boxes (``detect.redraw``): video frames."""
+    largest_face_fallback: bool = False
+    """A frame without a face of at least ``min_face_size`` keeps its largest smaller face (compare, enrolment)."""
 
     @classmethod
     def create(
@@ -88,6 +97,7 @@ class AnalyzeOptions:
         attributes: Sequence[str] = (),
         want_embeddings: bool = False,
         single_pass: bool = False,
+        largest_face_fallback: bool = False,
     ) -> AnalyzeOptions:
         """Validate request options, applying the defaults (``min_face_size`` 0 means 40).
 
@@ -108,6 +118,7 @@ class AnalyzeOptions:
             attributes=frozenset(attributes),
             want_embeddings=want_embeddings,
             single_pass=single_pass,
+            largest_face_fallback=largest_face_fallback,
         )
 
 
@@ -169,6 +180,20 @@ _ATTRIBUTE_DECODERS: dict[str, Callable[[NDArray[Any]], Sequence[Any]]] = {
     "emotion": attributes.decode_emotion,
     "mask": attributes.decode_mask,
 }
+
+
+def _large(detections: list[Detection], min_face_size: int) -> list[Detection]:
+    """The detections whose shorter box side is at least ``min_face_size``."""
+    return [d for d in detections if min(d.width, d.height) >= min_face_size]
+
+
+def _kept(detections: list[Detection], options: AnalyzeOptions) -> list[Detection]:
+    """The faces of one frame that the analysis describes: those of at least ``min_face_size``, or with
+    ``largest_face_fallback`` and none that large, the largest smaller one."""
+    large = _large(detections, options.min_face_size)
+    if large or not options.largest_face_fallback or not detections:
+        return large
+    return [max(detections, key=lambda d: d.width * d.height)]
 
 
 class Pipeline:
@@ -297,17 +322,62 @@ class Pipeline:
         }
         return [[d for d in frame if id(d) not in rejected] for frame in found]
 
-    async def detect(self, images: list[NDArray[Any]], threshold: float) -> list[list[Detection]]:
-        """Detect faces in every frame with one batched detector call.
+    def _small(self, images: list[NDArray[Any]], found: list[list[Detection]]) -> list[list[int]]:
+        """Per frame, the indices of the detections too small at the detector input to keep their box."""
+        scales = [fit(image.shape, self.detection_size)[0] for image in images]
+        return [[i for i, d in enumerate(ds) if needs_redraw(d, s)] for ds, s in zip(found, scales, strict=True)]
+
+    def _lay_tiles(
+        self, images: list[NDArray[Any]], found: list[list[Detection]], small: list[list[int]]
+    ) -> list[tuple[list[NDArray[Any]], list[Tile]]]:
+        """Per frame, the mosaics and tiles of its small detections."""
+        return [
+            tile_mosaic(image, [detections[i] for i in chosen], self.detection_size)
+            for image, detections, chosen in zip(images, found, small, strict=True)
+        ]
+
+    def _redraw_all(
+        self,
+        images: list[NDArray[Any]],
+        found: list[list[Detection]],
+        small: list[list[int]],
+        laid: list[tuple[list[NDArray[Any]], list[Tile]]],
+        on_tiles: list[list[Detection]],
+    ) -> list[list[Detection]]:
+        out = []
+        start = 0
+        for image, detections, chosen, (mosaics, tiles) in zip(images, found, small, laid, strict=True):
+            mine = on_tiles[start : start + len(mosaics)]
+            start += len(mosaics)
+            out.append(redraw(detections, chosen, tiles, mine, image.shape) if chosen else detections)
+        return out
+
+    async def detect(
+        self, images: list[NDArray[Any]], threshold: float, redraw_small: bool = True
+    ) -> list[list[Detection]]:
+        """Detect faces in every frame with one batched detector call, and one more where boxes are small.
+
+        Detections under ``detect.REDRAW_BELOW`` detector pixels get their box redrawn by the detector on zoomed
+        tiles (``detect.tile_mosaic``; ADR 0025): one further batched call for all of them, only on frames that
+        have such detections.
 
         Args:
             images: ``[H, W, 3]`` uint8 BGR frames (any size).
             threshold: Minimum detection confidence.
+            redraw_small: Redraw small boxes (False for video frames, like the second pass: ``single_pass``).
 
         Returns:
             Per frame, detections by descending confidence in source pixels.
         """
-        return await self._detect_once(images, threshold)
+        found = await self._detect_once(images, threshold)
+        if not redraw_small:
+            return found
+        small = self._small(images, found)  # a few multiplications: no executor round trip for frames without any
+        if not any(small):
+            return found
+        laid = await self._cpu(self._lay_tiles, images, found, small)
+        on_tiles = await self._detect_once([mosaic for mosaics, _ in laid for mosaic in mosaics], REDRAW_THRESHOLD)
+        return await self._cpu(self._redraw_all, images, found, small, laid, on_tiles)
 
     async def detect_padded(self, images: list[NDArray[Any]], threshold: float) -> list[list[Detection]]:
         """The second detection pass (``second_pass``): every frame on a padded grey canvas; with a presence
@@ -510,21 +580,17 @@ class Pipeline:
         """
         if not images:
             return []
-        detections = await self.detect(images, options.confidence_threshold)
-        empty = [
-            i
-            for i, found in enumerate(detections)
-            if not any(min(d.width, d.height) >= options.min_face_size for d in found)
-        ]
+        detections = await self.detect(images, options.confidence_threshold, redraw_small=not options.single_pass)
+        empty = [i for i, found in enumerate(detections) if not _large(found, options.min_face_size)]
         if empty and not options.single_pass:  # a second look only where the first found nothing
             retried = await self.detect_padded([images[i] for i in empty], options.confidence_threshold)
             for i, found in zip(empty, retried, strict=True):
-                detections[i] = found
+                # Small faces of both passes stay candidates for the fallback; the floor drops them otherwise.
+                detections[i] = found if _large(found, options.min_face_size) else detections[i] + found
         faces = [
             Face(frame=i, detection=d)
             for i, frame_detections in enumerate(detections)
-            for d in frame_detections
-            if min(d.width, d.height) >= options.min_face_size
+            for d in _kept(frame_detections, options)
         ]
         if faces:
             await self.describe(images, faces, options)

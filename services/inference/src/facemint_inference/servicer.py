@@ -34,6 +34,7 @@ def options_from_proto(options: common_pb2.AnalyzeOptions) -> AnalyzeOptions:
         attributes=list(options.attributes),
         want_embeddings=options.want_embeddings,
         single_pass=options.single_pass,
+        largest_face_fallback=options.largest_face_fallback,
     )
 
 

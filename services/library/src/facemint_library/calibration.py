@@ -38,11 +38,9 @@ import numpy as np
 import numpy.typing as npt
 
 from facemint_core.errors import Conflict
+from facemint_library.identification import DECISION_THRESHOLD, MarginRule
 
 log = logging.getLogger(__name__)
-
-DECISION_THRESHOLD = 0.70
-"""The API's decision threshold on calibrated scores (``is_same_person`` and search matches)."""
 
 PACKAGED_DIR = Path(__file__).with_name("calibration")
 
@@ -61,6 +59,8 @@ class Calibration:
     model_version: str
     anchors: tuple[tuple[float, float], ...]
     stats: dict[str, Any] = field(default_factory=dict)
+    identification: MarginRule | None = None
+    """The open-set margin rule of search (:mod:`facemint_library.identification`); None: 0.70 alone."""
 
     def __post_init__(self) -> None:
         xs = [a[0] for a in self.anchors]
@@ -98,15 +98,25 @@ class Calibration:
             "anchors": [{"cosine": round(x, 6), "score": y} for x, y in self.anchors],
             "cosine_at_threshold": round(self.cosine_at_threshold, 6),
             **self.stats,
+            **({"identification": self.identification.to_dict()} if self.identification else {}),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibration:
         """Parse the JSON form."""
         anchors = tuple((float(a["cosine"]), float(a["score"])) for a in data["anchors"])
-        known = {"model_id", "model_version", "decision_threshold", "mapping", "anchors", "cosine_at_threshold"}
+        known = {
+            "model_id",
+            "model_version",
+            "decision_threshold",
+            "mapping",
+            "anchors",
+            "cosine_at_threshold",
+            "identification",
+        }
         stats = {k: v for k, v in data.items() if k not in known}
-        return cls(str(data["model_id"]), str(data.get("model_version", "")), anchors, stats)
+        rule = MarginRule.from_dict(data["identification"]) if "identification" in data else None
+        return cls(str(data["model_id"]), str(data.get("model_version", "")), anchors, stats, rule)
 
     @classmethod
     def fit(

@@ -22,11 +22,12 @@ class MediaAnalyzer:
     async def image_faces(
         self, url: str, min_face_size: int = 1, caller_remaining: float | None = None
     ) -> list[common_pb2.Face]:
-        """Every face of the image at ``url``, with embedding and quality.
+        """The faces of the image at ``url``, with embedding and quality.
 
         Args:
             url: The image URL (fetched by the media-decoder, which guards against SSRF and oversized media).
-            min_face_size: Faces with a smaller box side are not reported by the analysis.
+            min_face_size: Faces with a smaller box side are not reported by the analysis, unless the image has no
+                larger face: then its largest face is reported whatever its size (``largest_face_fallback``).
             caller_remaining: Seconds left of the caller's deadline: the media-decoder's deadline ends
                 :data:`DEADLINE_MARGIN_SECONDS` before it, so that each hop's deadline exceeds the next one's and a
                 slow media host is reported by the media-decoder (``invalid_media``), not as the caller's deadline.
@@ -38,7 +39,10 @@ class MediaAnalyzer:
             media_url=url,
             kind=common_pb2.MEDIA_KIND_IMAGE,
             options=common_pb2.AnalyzeOptions(
-                min_face_size=min_face_size, attributes=list(ENROL_ATTRIBUTES), want_embeddings=True
+                min_face_size=min_face_size,
+                attributes=list(ENROL_ATTRIBUTES),
+                want_embeddings=True,
+                largest_face_fallback=True,
             ),
         )
         faces: list[common_pb2.Face] = []

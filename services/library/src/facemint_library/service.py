@@ -4,7 +4,9 @@ Representation of a person: every reference face is kept as its own vector (a *t
 one *centroid* vector, the re-normalised mean of its templates, rewritten whenever a face is added or deleted. A
 query face's cosine to a person is the maximum over the person's templates and centroid, so one good reference is
 enough to match, and several references of varied pose and light pull the centroid towards the person's identity.
-That cosine is mapped to the API's score by the model's calibration (:mod:`facemint_library.calibration`).
+That cosine is mapped to the API's score by the model's calibration (:mod:`facemint_library.calibration`); a person
+is a match at 0.70, or below it when the model's margin rule accepts a face's best person
+(:mod:`facemint_library.identification`).
 
 Consistency: metadata lives in PostgreSQL, vectors in the vector store. Writes to the store happen inside the
 database transaction that changes the metadata (vectors first, then commit), so a failed write leaves the metadata
@@ -35,6 +37,7 @@ from facemint_core.tracing import span
 from facemint_library import repository as repo
 from facemint_library.assignment import rank_matches
 from facemint_library.calibration import DECISION_THRESHOLD, Calibrations
+from facemint_library.identification import eligible
 from facemint_library.media import MediaAnalyzer
 from facemint_library.metrics import ENROL_TOTAL, SEARCH_FACES, SEARCH_SECONDS, VECTORS
 from facemint_library.settings import LibrarySettings
@@ -479,7 +482,10 @@ class LibraryService(library_pb2_grpc.LibraryServiceServicer):  # type: ignore[m
             for i, per_person in enumerate(group_best):
                 for j, person in enumerate(persons):
                     cosines[i, j] = per_person.get(person, -1.0)
-            ranked = rank_matches(calibration.scores(cosines), DECISION_THRESHOLD, top_k)
+            scores = calibration.scores(cosines)
+            # The cohort of a face: the other persons among its candidates (its best one excluded).
+            cohort = [max(0, sum(p in names for p in per_person) - 1) for per_person in group_best]
+            ranked = rank_matches(scores, eligible(scores, cohort, calibration.identification), top_k)
             out = response.groups.add()
             for matches in ranked:
                 face = out.faces.add()

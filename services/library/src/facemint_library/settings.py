@@ -100,8 +100,9 @@ class LibrarySettings(ServiceSettings):
     hnsw: HnswSettings = HnswSettings()
     enrol: EnrolSettings = EnrolSettings()
     calibration: CalibrationSettings = CalibrationSettings()
-    # Smallest face side (px) that the analysis reports for enrolment and compare. Enrolment then applies
-    # enrol.min_face_size, so that a small face is refused as too small rather than reported as no face at all.
+    # Smallest face side (px) that the analysis reports for enrolment and compare where the image has such a face;
+    # an image without one still yields its largest smaller face (AnalyzeOptions.largest_face_fallback), which
+    # compare scores and enrolment refuses as too small (enrol.min_face_size) rather than as no face at all.
     detect_min_face_size: int = Field(default=20, ge=1)
     # Nearest points fetched per query face before they are grouped by person (templates and centroids).
     search_candidates: int = Field(default=64, ge=10, le=1000)

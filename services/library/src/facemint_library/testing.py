@@ -27,6 +27,7 @@ from facemint_core.grpcutil import ServerInterceptor, open_channel
 from facemint_core.metrics import RpcMetrics
 from facemint_core.settings import DatabaseSettings
 from facemint_library.calibration import Calibration, Calibrations
+from facemint_library.identification import MarginRule
 from facemint_library.media import MediaAnalyzer
 from facemint_library.service import LibraryService
 from facemint_library.settings import LibrarySettings, QdrantSettings
@@ -34,10 +35,18 @@ from facemint_library.store import VectorStore, make_store
 
 TEST_MODEL = "test-model"
 OTHER_TEST_MODEL = "other-model"
+TEST_MARGIN_RULE = MarginRule(floor=0.55, margin=0.15, min_cohort=5)
+"""The test model's open-set rule: a best person from score 0.55 (cosine 0.267) when 0.15 above the second best and
+at least five other persons were scored."""
 # Cosine 0.4 is the decision threshold (score 0.70) of both test models.
 TEST_CALIBRATIONS = Calibrations(
     [
-        Calibration(model, "1", ((-1.0, 0.0), (0.0, 0.25), (0.4, 0.70), (0.7, 0.90), (1.0, 1.0)))
+        Calibration(
+            model,
+            "1",
+            ((-1.0, 0.0), (0.0, 0.25), (0.4, 0.70), (0.7, 0.90), (1.0, 1.0)),
+            identification=TEST_MARGIN_RULE if model == TEST_MODEL else None,
+        )
         for model in (TEST_MODEL, OTHER_TEST_MODEL)
     ]
 )

@@ -304,6 +304,7 @@ class AnalyzeOptions(_message.Message):
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     WANT_EMBEDDINGS_FIELD_NUMBER: _builtins.int
     SINGLE_PASS_FIELD_NUMBER: _builtins.int
+    LARGEST_FACE_FALLBACK_FIELD_NUMBER: _builtins.int
     min_face_size: _builtins.int
     """Minimum face side in source pixels (default 40 when 0)."""
     confidence_threshold: _builtins.float
@@ -313,6 +314,11 @@ class AnalyzeOptions(_message.Message):
     """Detect once: no second, padded detection pass on a frame where the first finds no face. The media-decoder sets
     it for the frames of videos and animations (a frame without anyone in it is common there, and the second pass
     is for a photo that should hold a face).
+    """
+    largest_face_fallback: _builtins.bool
+    """Where no face of at least min_face_size is found (after both passes), report the largest smaller face instead
+    of none. Compare and enrolment set it: they expect one face, and a small face is better compared, or refused as
+    too small, than reported as missing; the floor still keeps small background faces out of the analysis.
     """
     @_builtins.property
     def attributes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -326,10 +332,11 @@ class AnalyzeOptions(_message.Message):
         attributes: _abc.Iterable[_builtins.str] | None = ...,
         want_embeddings: _builtins.bool = ...,
         single_pass: _builtins.bool = ...,
+        largest_face_fallback: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_confidence_threshold", b"_confidence_threshold", "confidence_threshold", b"confidence_threshold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confidence_threshold", b"_confidence_threshold", "attributes", b"attributes", "confidence_threshold", b"confidence_threshold", "min_face_size", b"min_face_size", "single_pass", b"single_pass", "want_embeddings", b"want_embeddings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confidence_threshold", b"_confidence_threshold", "attributes", b"attributes", "confidence_threshold", b"confidence_threshold", "largest_face_fallback", b"largest_face_fallback", "min_face_size", b"min_face_size", "single_pass", b"single_pass", "want_embeddings", b"want_embeddings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__confidence_threshold: _TypeAlias = _typing.Literal["confidence_threshold"]  # noqa: Y015
     _WhichOneofArgType__confidence_threshold: _TypeAlias = _typing.Literal["_confidence_threshold", b"_confidence_threshold"]  # noqa: Y015
