@@ -13,7 +13,7 @@ JS_STAMP := $(JS_SDK)/node_modules/.installed
 .DEFAULT_GOAL := help
 .PHONY: help setup crd-schemas proto proto-check buf-lint buf-breaking models system-deps testmedia run test test-unit test-e2e \
         lint typecheck check calibrate bench bench-inference bench-accuracy bench-tasks bench-tracing bench-fairness bench-library \
-        bench-webhooks bench-gateway bench-recovery helm-lint manifests image-deps images test-images clean-images clean \
+        bench-webhooks bench-gateway bench-recovery bench-insightface helm-lint manifests image-deps images test-images clean-images clean \
         sdk sdk-check js-deps
 
 help: ## List every target with a line each
@@ -92,7 +92,7 @@ typecheck: setup ## mypy over libs, services and the model tool
 
 check: lint typecheck proto-check sdk-check ## Everything CI checks besides the tests
 
-bench: bench-inference bench-accuracy bench-tasks bench-tracing bench-fairness bench-library bench-webhooks bench-gateway bench-recovery ## Run every benchmark (writes bench/results/)
+bench: bench-inference bench-accuracy bench-insightface bench-tasks bench-tracing bench-fairness bench-library bench-webhooks bench-gateway bench-recovery ## Run every benchmark (writes bench/results/)
 
 bench-inference: setup models testmedia ## Inference speed: ms per frame / face, images/s (ONNX Runtime and Triton)
 	$(PY) -m bench.inference
@@ -123,6 +123,12 @@ bench-gateway: setup ## Authenticated GET /v1/task/{id} req/s and p99 under wrk 
 
 bench-recovery: setup models testmedia ## Recovery time after SIGKILL of PostgreSQL, NATS, the object store (tasks in flight)
 	$(PY) -m bench.recovery
+
+IFREF := .cache/insightface-reference
+bench-insightface: setup models testmedia ## insightface 2.1's own FaceAnalysis on bench/hard.py's degraded pairs (its packages in .cache, not the project's)
+	test -d $(IFREF)/insightface || $(PY) -m pip install -q --target $(IFREF) --no-deps insightface==2.1 tqdm==4.70.1 \
+	    scikit-image==0.25.2 lazy-loader==0.6 imageio==2.38.2 tifffile==2026.3.3 networkx==3.6.1
+	PYTHONPATH=$(IFREF) $(PY) -m bench.insightface_reference --det-size auto --det-size 640
 
 helm-lint: setup crd-schemas ## Lint and render the Helm chart, validate manifests
 	$(PY) -m deploy.validate

