@@ -131,6 +131,22 @@ def _box(d: Detection) -> list[float]:
     return [round(float(v), 1) for v in d.box]
 
 
+def detection_total(rows: list[dict[str, Any]], distractor_false_faces: int) -> dict[str, Any]:
+    """Counts, recall and precision over some group photos' rows (and the false faces on photos without people)."""
+    total: dict[str, Any] = {
+        k: sum(r[k] for r in rows)
+        for k in ("visible", "faces", "found", "partial", "partial_found", "loose", "no_face")
+    }
+    total["distractor_false_faces"] = distractor_false_faces
+    hits = total["found"] + total["partial_found"]
+    false_count = total["loose"] + total["no_face"] + distractor_false_faces
+    total["recall"] = hits / max(1, total["visible"])
+    total["recall_full"] = total["found"] / max(1, total["faces"])
+    total["precision"] = hits / max(1, hits + false_count)
+    total["precision_group_photos"] = hits / max(1, hits + total["loose"] + total["no_face"])
+    return total
+
+
 async def detection(pipe: Pipeline) -> dict[str, Any]:
     """Faces found on the group photos against the hand counts, and false faces there and on photos without people.
 
@@ -162,26 +178,20 @@ async def detection(pipe: Pipeline) -> dict[str, Any]:
                 "no_face": len(no_face),
                 "false_faces": [{"box": _box(d), "score": round(d.score, 3)} for d in loose + no_face],
                 "detections": len(found),
+                "crowd": entry["crowd"],
             }
         )
     distractors = {}
     for key in testmedia.DISTRACTORS:
         found = (await pipe.detect([testmedia.bgr(key)], DETECTION_CONFIDENCE))[0]
         distractors[key.rsplit("/", 1)[1]] = [{"box": _box(d), "score": round(d.score, 3)} for d in found]
-    total = {k: sum(r[k] for r in rows) for k in ("visible", "faces", "found", "partial", "partial_found")}
-    total |= {k: sum(r[k] for r in rows) for k in ("loose", "no_face")}
-    total["distractor_false_faces"] = sum(len(v) for v in distractors.values())
-    hits = total["found"] + total["partial_found"]
-    false_count = total["loose"] + total["no_face"] + total["distractor_false_faces"]
-    total["recall"] = hits / max(1, total["visible"])
-    total["recall_full"] = total["found"] / max(1, total["faces"])
-    total["precision"] = hits / max(1, hits + false_count)
-    total["precision_group_photos"] = hits / max(1, hits + total["loose"] + total["no_face"])
+    total = detection_total(rows, sum(len(v) for v in distractors.values()))
     return {
         "images": rows,
         "distractors": {k: v for k, v in distractors.items() if v},
         "distractor_photos": len(distractors),
         "total": total,
+        "crowd": detection_total([r for r in rows if r["crowd"]], 0),
         "confidence_threshold": DETECTION_CONFIDENCE,
         "iou": DETECTION_IOU,
         "min_face_px": min_px,
@@ -564,6 +574,7 @@ SUMMARY_METRICS = (
     "detection: fully visible faces found",
     "detection: precision / recall at IoU 0.5 (group photos + photos without people)",
     "detection: false faces, loose box on a face / no face / on photos without people",
+    "detection, crowd photos only: precision / recall at IoU 0.5 (faces)",
     "small faces 12 / 16 / 20 / 24 px: box at IoU >= 0.5 / faces",
     "verification AUC (master.csv, 300 pairs)",
     "verification accuracy at the library threshold",
@@ -592,7 +603,8 @@ SUMMARY_METRICS = (
 
 def _summary_cells(r: dict[str, Any]) -> list[str]:
     """One pack's column of the summary table, in the order of ``SUMMARY_METRICS``."""
-    det, ver, ident, attr = r["detection"]["total"], r["verification"], r["identification"], r["attributes"]
+    det, crowd = r["detection"]["total"], r["detection"]["crowd"]
+    ver, ident, attr = r["verification"], r["identification"], r["attributes"]
     knn, deep = ident["knn_examples"], ident["deepface"]
     gender, age, mask, masked = attr["gender"], attr["age"], attr["mask"], attr["glasses_masked"]
     return [
@@ -600,6 +612,7 @@ def _summary_cells(r: dict[str, Any]) -> list[str]:
         f"{det['found']} / {det['faces']}",
         f"{fmt(det['precision'])} / {fmt(det['recall'])}",
         f"{det['loose']} / {det['no_face']} / {det['distractor_false_faces']}",
+        f"{fmt(crowd['precision'])} / {fmt(crowd['recall'])} ({crowd['visible']})",
         " / ".join(f"{v['iou_ok']}" for v in r["small_faces"].values()) + f" of {r['small_faces']['12']['faces']} each",
         fmt(ver["auc"]),
         f"{_pct(ver['accuracy_at_threshold'])} (cosine {ver['threshold_cosine']:.3f})",

@@ -55,6 +55,7 @@ def load(key: str) -> np.ndarray:
     head = key.split("/", 1)[0]
     if ":" in head:
         return testmedia.bgr(key)
+    image: np.ndarray | None
     if "@" in key:
         name, index = key.rsplit("@", 1)
         image = _video_frame(SHARED_DATA / name, int(index))
