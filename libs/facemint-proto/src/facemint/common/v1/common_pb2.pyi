@@ -311,9 +311,10 @@ class AnalyzeOptions(_message.Message):
     """Detection confidence threshold 0-1 (default 0.5 when unset)."""
     want_embeddings: _builtins.bool
     single_pass: _builtins.bool
-    """Detect once: no second, padded detection pass on a frame where the first finds no face. The media-decoder sets
-    it for the frames of videos and animations (a frame without anyone in it is common there, and the second pass
-    is for a photo that should hold a face).
+    """Detect once: no second, padded detection pass on a frame where the first finds no face, and no redrawing of
+    small boxes on zoomed tiles. The media-decoder sets it for the frames of videos and animations (a frame without
+    anyone in it is common there, the second pass is for a photo that should hold a face, and a redraw would add a
+    detector call to every frame of a crowd).
     """
     largest_face_fallback: _builtins.bool
     """Where no face of at least min_face_size is found (after both passes), report the largest smaller face instead
