@@ -181,8 +181,8 @@ def fit_margin_rule(trials: Trials, min_cohort: int, guard: float = GUARD) -> Ma
     Every (floor, margin) of a grid (``FLOOR_GRID`` 0.40-0.69, ``MARGIN_GRID`` 0.05-0.40) is tried. A rule
     qualifies when the rule ``guard`` looser in both (floor and margin each ``guard`` lower) still gives no more
     wrong-person matches and no more stranger matches than the decision threshold alone: no trial that would be a
-    wrong or stranger match lies within ``guard`` of the rule. Among the qualifying rules with the most correct matches, the strictest is chosen
-    (highest margin, then highest floor).
+    wrong or stranger match lies within ``guard`` of the rule. Among the qualifying rules with the most correct
+    matches, the strictest is chosen (highest margin, then highest floor).
 
     Returns:
         The rule, or None when none matches more genuine trials than the threshold alone.
