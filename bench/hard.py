@@ -33,6 +33,7 @@ from bench import media
 from bench.common import SHARED_DATA, tar_at_far
 from facemint_inference.pipeline import AnalyzeOptions, Pipeline
 from facemint_library.calibration import DECISION_THRESHOLD, Calibration
+from facemint_library.settings import LibrarySettings
 from facemint_local import testmedia
 
 LFW_UPSCALE = 6
@@ -45,7 +46,7 @@ JPEG_QUALITY = 10
 NOISE_SIGMA = 50
 """Gaussian noise, grey levels."""
 DEGRADATIONS = ("blur", "lowres", "lowres_24", "lowres_32", "lowres_jpeg", "noise", "eyebar", "grey_crop")
-COMPARE_MIN_FACE = 20
+COMPARE_MIN_FACE: int = LibrarySettings.model_fields["detect_min_face_size"].default
 """The library's ``detect_min_face_size``: compare and enrolment see faces of at least this many pixels, or the
 largest smaller face of an image without one."""
 DETECTION_CONFIDENCE = 0.5
