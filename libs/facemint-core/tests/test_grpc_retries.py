@@ -102,6 +102,10 @@ class _Counting(webhook_pb2_grpc.WebhookServiceServicer):
         self.calls += 1
         return webhook_pb2.WebhookSecret(secret="s")
 
+    async def RotateWebhookSecret(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        self.calls += 1
+        return webhook_pb2.WebhookSecret(secret="s")
+
 
 @pytest.mark.integration
 async def test_a_target_listing_replicas_spreads_calls_and_skips_a_stopped_one() -> None:
@@ -129,3 +133,33 @@ async def test_a_target_listing_replicas_spreads_calls_and_skips_a_stopped_one()
         await channel.close()
         for server in servers:
             await server.stop(None)
+
+
+@pytest.mark.integration
+async def test_a_new_channel_reaches_a_server_started_on_an_address_whose_last_server_failed() -> None:
+    """A channel to a port whose former server stopped (a restarted peer, a test server on a reused port) connects
+    at once: it does not inherit another channel's failed connection and its reconnect backoff."""
+    first = grpc.aio.server()
+    webhook_pb2_grpc.add_WebhookServiceServicer_to_server(_Counting(), first)
+    port = first.add_insecure_port("127.0.0.1:0")
+    await first.start()
+    old = open_channel(f"127.0.0.1:{port}", typed_errors=False)
+    request = webhook_pb2.GetWebhookSecretRequest(account_id="a")
+    await webhook_pb2_grpc.WebhookServiceStub(old).GetWebhookSecret(request, timeout=5)
+    await first.stop(None)
+    with pytest.raises(grpc.aio.AioRpcError):  # the old channel's connection fails and backs off
+        await webhook_pb2_grpc.WebhookServiceStub(old).GetWebhookSecret(request, timeout=5)
+    second, servicer = grpc.aio.server(), _Counting()
+    webhook_pb2_grpc.add_WebhookServiceServicer_to_server(servicer, second)
+    assert second.add_insecure_port(f"127.0.0.1:{port}") == port
+    await second.start()
+    new = open_channel(f"127.0.0.1:{port}", typed_errors=False)
+    try:  # a write sent once: no retry hides a refused connection
+        await webhook_pb2_grpc.WebhookServiceStub(new).RotateWebhookSecret(
+            webhook_pb2.RotateWebhookSecretRequest(account_id="a"), timeout=5
+        )
+        assert servicer.calls == 1
+    finally:
+        await new.close()
+        await old.close()
+        await second.stop(None)

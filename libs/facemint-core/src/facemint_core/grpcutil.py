@@ -99,8 +99,15 @@ _RETRY_SERVICE_CONFIG = json.dumps(
 
 def channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, Any]]:
     """Channel options: message size limits, round robin over the target's addresses, retries on UNAVAILABLE of
-    the retry-safe RPCs, keepalive."""
+    the retry-safe RPCs, keepalive, and connections of its own.
+
+    gRPC shares connections (subchannels) between every channel of a process that has the same address and options.
+    A shared one that failed waits out its reconnect backoff (up to two minutes), so a new channel to a server that
+    has just started on that address, a restarted peer or a test server on a reused port, failed at once with
+    "connections to all backends failing". Each service opens one channel per peer, so sharing saved nothing.
+    """
     return [
+        ("grpc.use_local_subchannel_pool", 1),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.enable_retries", 1),
