@@ -159,12 +159,17 @@ def resumed(traceparent: str | None) -> Iterator[None]:
         otel_context.detach(token)
 
 
-def _not_health_checks() -> Any:
-    """The gRPC instrumentation's filter that leaves out the health service: readiness probes between services run
-    every few seconds, each would be a trace of its own (as ``OPS_PATHS`` are on HTTP)."""
-    from opentelemetry.instrumentation.grpc import filters
+_HEALTH_PREFIXES = ("/grpc.health.v1.Health/", b"/grpc.health.v1.Health/")
 
-    return filters.negate(filters.health_check())
+
+def _not_health_check(details: Any) -> bool:
+    """The gRPC instrumentation's filter: trace every call but the health service's (readiness probes between
+    services run every few seconds, each would be a trace of its own, as ``OPS_PATHS`` would on HTTP).
+
+    The instrumentation's own ``filters.health_check()`` gives the same answer at ~35 us a call (its isinstance
+    checks against gRPC's abstract classes); this reads the method name (``bytes`` on an aio client) in ~0.3 us.
+    """
+    return not details.method.startswith(_HEALTH_PREFIXES[isinstance(details.method, bytes)])
 
 
 def grpc_client_interceptors() -> list[Any] | None:
@@ -174,7 +179,7 @@ def grpc_client_interceptors() -> list[Any] | None:
         return None
     from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
-    return list(aio_client_interceptors(filter_=_not_health_checks()))  # type: ignore[no-untyped-call]
+    return list(aio_client_interceptors(filter_=_not_health_check))  # type: ignore[no-untyped-call]
 
 
 def grpc_server_interceptors() -> list[Any]:
@@ -184,7 +189,7 @@ def grpc_server_interceptors() -> list[Any]:
         return []
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-    return [aio_server_interceptor(filter_=_not_health_checks())]  # type: ignore[no-untyped-call]
+    return [aio_server_interceptor(filter_=_not_health_check)]  # type: ignore[no-untyped-call]
 
 
 def instrument_asgi(app: Any) -> Any:
