@@ -86,9 +86,9 @@ lint: setup ## ruff check and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: setup ## mypy over libs, services and the model tool
+typecheck: setup ## mypy over libs, services, the model tool and the benchmarks
 	$(VENV)/bin/mypy libs/facemint-core/src libs/facemint-local/src libs/facemint-sdk/src $(foreach s,$(wildcard services/*),$(s)/src) \
-	    services/inference/tools/facemint_models services/inference/tools/make_models.py
+	    services/inference/tools/facemint_models services/inference/tools/make_models.py bench
 
 check: lint typecheck proto-check sdk-check ## Everything CI checks besides the tests
 

@@ -476,13 +476,13 @@ async def attributes(pipe: Pipeline, labels: dict[str, Any]) -> dict[str, Any]:
             again = (await pipe.analyze([masked], options("mask", "glasses", confidence=LABEL_CONFIDENCE)))[0]
             found = media.match([f.detection.box for f in again], [d.box.tolist() for _, d in covered])
             for i, (label, _) in enumerate(covered):
-                face = again[found[i]] if i in found else None
+                seen = again[found[i]] if i in found else None
                 masked_results.append(
                     {
                         "style": style,
                         "label": label["glasses"],
-                        "mask": None if face is None else face.mask,
-                        "glasses": None if face is None else face.glasses,
+                        "mask": None if seen is None else seen.mask,
+                        "glasses": None if seen is None else seen.glasses,
                     }
                 )
     summary = _summarise(records, masked_results)

@@ -229,7 +229,9 @@ async def identification(pack: str, calibrations: Calibrations) -> dict[str, Any
         async with pipeline(pack) as pipe:
 
             async def faces(path: Path) -> list[npt.NDArray[np.float32]]:
-                [found] = await pipe.analyze([cv2.imread(str(path), cv2.IMREAD_COLOR)], options)
+                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                assert image is not None, path
+                [found] = await pipe.analyze([image], options)
                 found = sorted(found, key=lambda f: f.detection.width * f.detection.height, reverse=True)
                 return [f.embedding.values.astype(np.float32) for f in found if f.embedding is not None]
 

@@ -23,8 +23,8 @@ import av
 import cv2
 import numpy as np
 
+import facemint_local.testmedia as testmedia
 from bench.common import REPO_ROOT, SHARED_DATA
-from facemint_local import testmedia
 
 LABELS_PATH = REPO_ROOT / "services" / "inference" / "tools" / "labels" / "attributes.json"
 

@@ -69,7 +69,9 @@ class Bare:
     def run(self) -> float:
         """JPEG decode + pipeline, ms."""
         start = time.perf_counter()
-        self.loop.run_until_complete(self.pipe.analyze([cv2.imdecode(self.data, cv2.IMREAD_COLOR)], self.options))
+        image = cv2.imdecode(self.data, cv2.IMREAD_COLOR)
+        assert image is not None
+        self.loop.run_until_complete(self.pipe.analyze([image], self.options))
         return (time.perf_counter() - start) * 1000
 
     def close(self) -> None:
