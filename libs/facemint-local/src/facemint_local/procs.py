@@ -8,6 +8,7 @@ import random
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -32,22 +33,35 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now.
+    """Return a TCP port on 127.0.0.1 that is free right now and that this process has not handed out before.
 
     Ports are drawn at random below the kernel's ephemeral range, so that the port cannot be handed to an
-    outgoing connection in the time between this call and the server binding it.
+    outgoing connection in the time between this call and the server binding it. A platform picks all its
+    services' ports before it starts them, so a port is remembered once handed out: two picks that happened to
+    draw the same port (a few percent per platform start, ~25 ports out of ~12 000) made one service fail to bind.
     """
     low, _ = _ephemeral_range()
+    span = range(20000, max(20001, min(low, 32768)))
     rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randrange(20000, max(20001, min(low, 32768)))
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
+    with _handed_out_lock:
+        if len(_handed_out) > len(span) // 2:  # a long-lived process has used half the range: start over
+            _handed_out.clear()
+        for _ in range(200):
+            port = rng.choice(span)
+            if port in _handed_out:
                 continue
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
             return port
     raise RuntimeError("no free port found")
 
