@@ -10,4 +10,3 @@ def test_free_port_never_hands_out_the_same_port_twice() -> None:
     # bind (a few percent per platform start). 1,000 random draws from ~12,000 ports repeat ~40 times without it.
     ports = [free_port() for _ in range(1000)]
     assert len(set(ports)) == len(ports)
-
