@@ -139,7 +139,7 @@ def main() -> None:
         help="which platform starts first; both = one run each way (cancels a start-order bias)",
     )
     parser.add_argument(
-        "--repeats", type=int, default=2, help="times the order(s) run; one run's ratio moves by about 2 points"
+        "--repeats", type=int, default=2, help="times the order(s) run; one run's ratio moves by 2-3 points"
     )
     args = parser.parse_args()
     jpeg = encode(photo_1080p(), "JPEG", quality=92)

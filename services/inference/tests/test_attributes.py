@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from recording import RecordingRunner
 
 from facemint_inference import attributes, glasses
-from facemint_inference.align import to_tensor, warp
+from facemint_inference.align import warp
 from facemint_inference.detect import Detection
 from facemint_inference.packs import MASK
 from facemint_inference.pipeline import ATTRIBUTES, AnalyzeOptions, Face, Pipeline
@@ -184,7 +184,7 @@ async def test_a_borderline_mask_is_decided_by_the_mean_with_the_mirror_image(
         pytest.fail("no blend of the dark mask gave a borderline mask probability")
     assert [call.batch for call in recording.calls if call.model == "mask"] == [1, 1]
     crop = warp(blended, attributes.mask_matrix(face.detection), attributes.MASK_SIZE)[None]
-    tensor = to_tensor(crop, mean=127.5, scale=1 / 127.5, channels_first=False)
+    tensor = attributes.mask_tensor(crop)
     first = (await recording.inner.infer(MASK.name, {MASK.input: tensor}))[MASK.output][0, 0]
     mirrored = (await recording.inner.infer(MASK.name, {MASK.input: tensor[:, :, ::-1].copy()}))[MASK.output][0, 0]
     assert 2 * attributes.MASK_THRESHOLD - 1 < first <= attributes.MASK_THRESHOLD

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from facemint_inference.align import ARCFACE_TEMPLATE, rect_matrix, square_matrix, umeyama
+from facemint_inference.align import ARCFACE_TEMPLATE, rect_matrix, square_matrix, to_tensor, umeyama
 from facemint_inference.detect import Detection
 
 AGE_SIZE = 64
@@ -76,6 +76,11 @@ def mask_matrix(detection: Detection) -> NDArray[Any]:
     """The box enlarged ``MASK_BOX_SCALE`` times about its centre, stretched to ``MASK_SIZE`` square."""
     width, height = MASK_BOX_SCALE * detection.width, MASK_BOX_SCALE * detection.height
     return rect_matrix(box_centre(detection), width, height, MASK_SIZE)
+
+
+def mask_tensor(crops: NDArray[Any]) -> NDArray[Any]:
+    """``[N, 160, 160, 3]`` BGR crops to the mask model's NHWC RGB input in [-1, 1]."""
+    return to_tensor(crops, mean=127.5, scale=1 / 127.5, channels_first=False)
 
 
 def grey_tensor(crops: NDArray[Any]) -> NDArray[Any]:

@@ -432,7 +432,7 @@ class Pipeline:
                 MASK,
                 attributes.mask_matrix,
                 attributes.MASK_SIZE,
-                functools.partial(to_tensor, mean=127.5, scale=1 / 127.5, channels_first=False),
+                attributes.mask_tensor,
                 "mask" in wanted,
             ),
             _FaceInput(
