@@ -118,7 +118,8 @@ bench-library: setup ## Vector search latency/recall at 10k, 100k, 1M
 bench-webhooks: setup ## Webhook deliveries/s and terminal-state -> first-attempt lag
 	$(PY) -m bench.webhooks
 
-bench-gateway: setup ## Authenticated GET /v1/task/{id} req/s and p99 under wrk (needs Debian wrk)
+bench-gateway: setup ## Authenticated GET /v1/task/{id} req/s and p99 under wrk (installs Debian wrk if missing)
+	scripts/system-deps.sh wrk=wrk
 	$(PY) -m bench.gateway
 
 bench-recovery: setup models testmedia ## Recovery time after SIGKILL of PostgreSQL, NATS, the object store (tasks in flight)

@@ -5,12 +5,20 @@
 #   chromium  (Debian `chromium`)    the dashboard browser test (services/gateway/tests/test_dashboard_browser.py)
 #   node, npm (Debian `nodejs`, `npm`) the same test's Playwright script and its pinned npm packages
 #   openssl   (Debian `openssl`)     the throw-away CA of the TLS fetch tests (libs/facemint-core/tests/test_netsafe.py)
+# With arguments `TOOL=PACKAGE ...` it checks those instead (a benchmark's tools: `make bench-gateway` needs wrk).
 # Installs what is missing with apt-get when run as root on Debian; otherwise prints the exact command and fails.
 set -euo pipefail
 
 declare -A PACKAGE=([promtool]=prometheus [prometheus]=prometheus [/usr/bin/chromium]=chromium [node]=nodejs [npm]=npm [openssl]=openssl)
+tools=(promtool prometheus /usr/bin/chromium node npm openssl)
+if [ $# -gt 0 ]; then
+  PACKAGE=() tools=()
+  for pair in "$@"; do
+    tools+=("${pair%%=*}") PACKAGE[${pair%%=*}]="${pair#*=}"
+  done
+fi
 missing=()
-for tool in promtool prometheus /usr/bin/chromium node npm openssl; do
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || missing+=("${PACKAGE[$tool]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
