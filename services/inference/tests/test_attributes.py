@@ -10,7 +10,7 @@ import pytest
 from numpy.typing import NDArray
 from recording import RecordingRunner
 
-from facemint_inference import attributes, glasses
+from facemint_inference import attributes
 from facemint_inference.align import warp
 from facemint_inference.detect import Detection
 from facemint_inference.packs import MASK
@@ -201,18 +201,6 @@ async def test_masked_face_without_glasses_is_not_called_glasses(pipeline: Pipel
     masked_image = paste_mask(image, bare.detection, cloth if texture == "plain dark cloth" else bgr(texture))
     masked = await one_face(pipeline, masked_image, AnalyzeOptions.create(attributes=["glasses"]))
     assert masked.glasses is False
-
-
-async def test_glasses_classifier_separates_drawn_glasses_from_a_bare_face(pipeline: Pipeline) -> None:
-    image = bgr(ASTRONAUT)
-    face = await one_face(pipeline, image, AnalyzeOptions.create(attributes=["glasses"]))
-    assert face.glasses is False
-    aligned = warp(image, attributes.aligned_matrix(face.detection), 112)
-    with_glasses = aligned.copy()
-    for centre in ((38, 52), (74, 52)):
-        cv2.ellipse(with_glasses, centre, (15, 11), 0, 0, 360, (20, 20, 20), 2)
-    cv2.line(with_glasses, (53, 49), (59, 49), (20, 20, 20), 2)
-    assert glasses.has_glasses(np.stack([aligned, with_glasses])) == [False, True]
 
 
 async def test_quality_is_higher_for_sharper_and_bigger_faces(pipeline: Pipeline) -> None:

@@ -9,15 +9,16 @@ found again by both packs' detectors (YuNet and SCRFD, matched to the labelled b
 aligned 112 x 112 crops with slightly different keypoints. Needs ``make models`` and
 ``../shared/data``.
 
-Model: L2-regularised logistic regression (Newton's method, classes weighted to balance) on the eye-band HOG
-features of ``glasses.hog_features``; each training crop also enters mirrored (glasses are symmetric), and again
-cut from a copy of its image with a synthetic surgical mask drawn on (``bench/masks.py``, insightface's textures)
-and the face detected again, mirrored too: a mask both covers the lower face and moves the detector's keypoints,
-and the model must learn that neither is glasses (issue #18). Only 7 persons wear glasses in the labels, so every
-crop without glasses also enters ``SYNTHETIC_COPIES`` times wearing drawn glasses (``bench/eyewear.py``: random
-frame shapes, rims, lenses and arms), bare and surgical-masked (drawn on the masked crop through the map from the
-bare crop's frame, so the glasses stay on the eyes the mask moved), mirrored too, as positives: the positives then
-come from about a hundred persons instead of seven (ADR 0024).
+Model: per pack, L2-regularised logistic regression (Newton's method, classes weighted to balance) on the
+unit-length recognition embedding of the aligned crop (SFace for the open pack, w600k_mbf for the insightface pack,
+computed by the pack's own pipeline: ``Pipeline.embed_aligned``; ADR 0029). Each training crop also enters
+mirrored (glasses are symmetric), and again cut from a copy of its image with a synthetic surgical mask drawn on
+(``bench/masks.py``, insightface's textures) and the face detected again, mirrored too: a mask both covers the
+lower face and moves the detector's keypoints, and the model must learn that neither is glasses (issue #18). Only 7
+persons wear glasses in the labels, so every crop without glasses also enters ``SYNTHETIC_COPIES`` times wearing
+drawn glasses (``bench/eyewear.py``: random frame shapes, rims, lenses and arms), bare and surgical-masked (drawn on
+the masked crop through the map from the bare crop's frame, so the glasses stay on the eyes the mask moved),
+mirrored too, as positives: the positives then come from about a hundred persons instead of seven (ADR 0024).
 
 Evaluation: grouped cross-validation. Every person (``identity``; a face without one is its own group) falls
 wholly into one fold, and the few positive persons are spread over the folds, so a fold always tests people the
@@ -28,7 +29,7 @@ surgical-masked crops together, real crops only). Drawn glasses only ever train:
 real crops, and the drawn copies of its persons stay out of the training folds. Each held-out fold is also scored
 on its faces with cloth and N95 masks drawn on and detected again (styles the training never saw): ``masked_*`` in
 the report. The shipped model is fitted on all faces, with the threshold chosen the same way on all of them.
-Everything is seeded: the same data gives the same weights.
+Everything is seeded: the same data and models give the same weights.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import asyncio
 import datetime as dt
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,18 +56,14 @@ from bench.masks import MaskMaker  # noqa: E402
 from facemint_inference import attributes  # noqa: E402
 from facemint_inference.align import invert, warp  # noqa: E402
 from facemint_inference.detect import Detection  # noqa: E402
-from facemint_inference.glasses import (  # noqa: E402
-    ALIGNED_SIZE,
-    WEIGHTS_PATH,
-    GlassesModel,
-    HogParams,
-    hog_features,
-)
-from facemint_inference.pipeline import Pipeline  # noqa: E402
+from facemint_inference.glasses import WEIGHTS_PATH, GlassesHead, GlassesModel  # noqa: E402
+from facemint_inference.packs import PACKS as PACK_DEFINITIONS  # noqa: E402
+from facemint_inference.pipeline import ALIGNED_SIZE, Pipeline  # noqa: E402
 
 SEED = 20240603
-L2 = 3.0
-"""Ridge strength on standardised features (chosen by grouped cross-validation AUC over 0.003-3 on this set)."""
+L2 = {"sface-2021dec": 0.03, "arcface-w600k-mbf": 0.03}
+"""Ridge strength on standardised features per embedding model (chosen by grouped cross-validation AUC over
+0.01-1 on this set: 0.03 is the best or within 0.001 of it for both models)."""
 FOLDS = 7
 INNER_FOLDS = 4
 REPEATS = 3
@@ -251,44 +249,65 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(greater + 0.5 * ties)
 
 
+Embed = Callable[[np.ndarray], Awaitable[np.ndarray]]
+"""Raw embeddings of ArcFace-aligned crops (``Pipeline.embed_aligned`` of one pack)."""
+
+
+@dataclass
+class Features:
+    """Unit-length embeddings of every crop, bare and masked, of their mirror images and of ``synthetic`` copies
+    with drawn glasses of every crop without glasses; ``training`` lists (features, labels, rows that may train)."""
+
+    bare: np.ndarray
+    masked: list[np.ndarray]
+    held_out: list[np.ndarray]
+    training: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+async def featurize(data: Dataset, embed: Embed, synthetic: int = SYNTHETIC_COPIES) -> Features:
+    """Embed every crop the training and the evaluation need, once."""
+
+    async def features(crops: np.ndarray) -> np.ndarray:
+        raw = (await embed(crops)).astype(np.float64)
+        return raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+
+    async def mirrored(crops: np.ndarray) -> np.ndarray:
+        return await features(np.ascontiguousarray(crops[:, :, ::-1]))
+
+    bare = await features(data.crops)
+    masked = [await features(data.masked[style]) for style in TRAINING_MASKS]
+    held_out = [await features(data.masked[style]) for style in HELD_OUT_MASKS]
+    everyone = np.ones(len(data.labels), dtype=bool)
+    training = [(bare, data.labels, everyone), (await mirrored(data.crops), data.labels, everyone)]
+    for style, features_of_style in zip(TRAINING_MASKS, masked, strict=True):
+        training += [
+            (features_of_style, data.labels, everyone),
+            (await mirrored(data.masked[style]), data.labels, everyone),
+        ]
+    # Drawn glasses: the faces without glasses become positives, bare and masked (the masked crops keep the
+    # glasses on the eyes through the frame maps), so the model sees glasses on ~30 times more persons.
+    maker = GlassesMaker(SEED)
+    without = data.labels == 0
+    wearing = np.ones(len(data.labels), dtype=int)
+    for _ in range(synthetic):
+        drawn = [maker.on_aligned(data.crops)]
+        drawn += [maker.on_aligned(data.masked[style], data.frames[style]) for style in TRAINING_MASKS]
+        for crops in drawn:
+            training += [(await features(crops), wearing, without), (await mirrored(crops), wearing, without)]
+    return Features(bare, masked, held_out, training)
+
+
 class Trainer:
     """Cross-validation and the final fit on precomputed features."""
 
-    def __init__(
-        self,
-        data: Dataset,
-        params: HogParams,
-        l2: float,
-        synthetic: int = SYNTHETIC_COPIES,
-    ) -> None:
-        """Compute the features of every crop, bare and masked, of their mirror images and of ``synthetic`` copies
-        with drawn glasses of every crop without glasses, once."""
+    def __init__(self, data: Dataset, features: Features, l2: float) -> None:
+        """Train on ``features`` of ``data`` with ridge strength ``l2`` on standardised features."""
         self.data = data
         self.l2 = l2
-
-        def features(crops: np.ndarray) -> np.ndarray:
-            return hog_features(crops, params).astype(np.float64)
-
-        def mirrored(crops: np.ndarray) -> np.ndarray:
-            return features(np.ascontiguousarray(crops[:, :, ::-1]))
-
-        self.bare = features(data.crops)
-        self.masked = [features(data.masked[style]) for style in TRAINING_MASKS]
-        self.held_out = [features(data.masked[style]) for style in HELD_OUT_MASKS]
-        everyone = np.ones(len(data.labels), dtype=bool)
-        self.training = [(self.bare, data.labels, everyone), (mirrored(data.crops), data.labels, everyone)]
-        for style, masked in zip(TRAINING_MASKS, self.masked, strict=True):
-            self.training += [(masked, data.labels, everyone), (mirrored(data.masked[style]), data.labels, everyone)]
-        # Drawn glasses: the faces without glasses become positives, bare and masked (the masked crops keep the
-        # glasses on the eyes through the frame maps), so the model sees glasses on ~30 times more persons.
-        maker = GlassesMaker(SEED)
-        without = data.labels == 0
-        wearing = np.ones(len(data.labels), dtype=int)
-        for _ in range(synthetic):
-            drawn = [maker.on_aligned(data.crops)]
-            drawn += [maker.on_aligned(data.masked[style], data.frames[style]) for style in TRAINING_MASKS]
-            for crops in drawn:
-                self.training += [(features(crops), wearing, without), (mirrored(crops), wearing, without)]
+        self.bare = features.bare
+        self.masked = features.masked
+        self.held_out = features.held_out
+        self.training = features.training
 
     def _fit(self, train: np.ndarray) -> tuple[np.ndarray, float]:
         chosen = [train[rows[train]] for _, _, rows in self.training]
@@ -390,12 +409,34 @@ def describe(data: Dataset) -> dict[str, Any]:
     }
 
 
+async def train(data: Dataset, l2: float | None, repeats: int, dry_run: bool) -> dict[str, GlassesHead]:
+    """Cross-validate a head on each pack's embeddings and, unless ``dry_run``, fit it on every crop."""
+    heads = {}
+    for pack in PACKS:
+        model_id = PACK_DEFINITIONS[pack].embedder.model_id
+        strength = L2[model_id] if l2 is None else l2
+        async with pipeline(pack) as pipe:
+            trainer = Trainer(data, await featurize(data, pipe.embed_aligned), strength)
+        cv = trainer.cross_validate(repeats, SEED)
+        print(f"{model_id}: grouped cross-validation:", json.dumps(cv, indent=1))
+        if dry_run:
+            continue
+        w, b, threshold = trainer.fit_final(SEED)
+        protocol = (
+            f"{FOLDS}-fold grouped by person, {repeats} repeats; threshold chosen inside each training fold by "
+            f"{INNER_FOLDS}-fold inner grouped CV (max {PREVALENCE} * recall + {1 - PREVALENCE:.1f} * specificity)"
+        )
+        metadata = {"pack": pack, "l2": strength, "cross_validation": {"protocol": protocol, **cv}}
+        heads[model_id] = GlassesHead(coef=w, intercept=b, threshold=threshold, metadata=metadata)
+    return heads
+
+
 def main(argv: list[str] | None = None) -> int:
     """Collect, cross-validate, fit and write the weights file (unless ``--dry-run``)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=WEIGHTS_PATH, help="weights file to write")
     parser.add_argument("--repeats", type=int, default=REPEATS, help="cross-validation repeats (fold shuffles)")
-    parser.add_argument("--l2", type=float, default=L2, help="ridge strength on standardised features")
+    parser.add_argument("--l2", type=float, help="ridge strength on standardised features (default: L2 per model)")
     parser.add_argument("--dry-run", action="store_true", help="cross-validate only; write nothing")
     parser.add_argument(
         "--crops", type=Path, help="an .npz of the collected crops: read it if it exists, else collect and write it"
@@ -407,39 +448,24 @@ def main(argv: list[str] | None = None) -> int:
         save(data, args.crops)
     counts = describe(data)
     print("data:", json.dumps(counts))
-    params = HogParams()
-    trainer = Trainer(data, params, args.l2)
-    cv = trainer.cross_validate(args.repeats, SEED)
-    print("grouped cross-validation:", json.dumps(cv, indent=1))
+    heads = asyncio.run(train(data, args.l2, args.repeats, args.dry_run))
     if args.dry_run:
         return 0
-    w, b, threshold = trainer.fit_final(SEED)
     model = GlassesModel(
-        params=params,
-        coef=w,
-        intercept=b,
-        threshold=threshold,
+        heads=heads,
         metadata={
             "trained": dt.date.today().isoformat(),
             "trained_by": "services/inference/tools/train_glasses.py",
             "labels": "services/inference/tools/labels/attributes.json",
-            "l2": args.l2,
             "synthetic_glasses_per_crop": SYNTHETIC_COPIES,
             "seed": SEED,
             "training_data": counts,
-            "cross_validation": {
-                "protocol": (
-                    f"{FOLDS}-fold grouped by person, {args.repeats} repeats; threshold chosen inside each "
-                    f"training fold by {INNER_FOLDS}-fold inner grouped CV (max {PREVALENCE} * recall + "
-                    f"{1 - PREVALENCE:.1f} * specificity)"
-                ),
-                **cv,
-            },
         },
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(model.to_dict(), indent=1) + "\n")
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes), threshold {threshold:.3f}")
+    thresholds = ", ".join(f"{k} {h.threshold:.3f}" for k, h in heads.items())
+    print(f"wrote {args.out} ({args.out.stat().st_size} bytes), thresholds {thresholds}")
     return 0
 
 

@@ -9,7 +9,7 @@ embedding model's two halves run on both cores at once instead of one core finis
 What each output needs::
 
     embedding  -> aligned 112 crop -> embedding model
-    glasses    -> aligned 112 crop (shared with the embedding)
+    glasses    -> embedding model (a linear head on the embedding)
     quality    -> embedding model (raw norm) + detection
     landmarks  -> landmark model (2d106det, or face mesh mapped to 106 points)
     pose       -> landmark model + solvePnP
@@ -160,17 +160,13 @@ class _FaceInput:
     size: int
     prepare: Prepare
     needed: bool
-    keep_crops: bool = False
-    """Keep the uint8 crops (the aligned crops also feed the glasses classifier)."""
-    run_model: bool = True
 
 
 @dataclass(frozen=True)
 class _Built:
     item: _FaceInput
-    tensor: NDArray[Any] | None
+    tensor: NDArray[Any]
     matrices: list[NDArray[Any]]
-    crops: NDArray[Any] | None
 
 
 _DECODERS: dict[str, Decoder] = {"scrfd": decode_scrfd, "yunet": decode_yunet}
@@ -413,7 +409,6 @@ class Pipeline:
     def _face_inputs(self, wanted: frozenset[str], need_embedding: bool) -> list[_FaceInput]:
         """The model inputs a request needs, heaviest model first."""
         pack = self.pack
-        norm = pack.embedder.normalisation
         chip = functools.partial(to_tensor, mean=attributes.CHIP_MEAN, scale=attributes.CHIP_SCALE)
         mesh = pack.landmark_kind == "mesh"
         candidates = [
@@ -422,10 +417,8 @@ class Pipeline:
                 pack.embedder.model,
                 attributes.aligned_matrix,
                 ALIGNED_SIZE,
-                functools.partial(to_tensor, mean=norm.mean, scale=norm.scale, rgb=norm.rgb),
+                self._embedding_tensor,
                 need_embedding or "glasses" in wanted,
-                keep_crops="glasses" in wanted,
-                run_model=need_embedding,
             ),
             _FaceInput(
                 "mask",
@@ -467,8 +460,7 @@ class Pipeline:
         built = []
         for item in items:
             crops, matrices = self._crops(images, faces, item.matrix_fn, item.size)
-            tensor = item.prepare(crops) if item.run_model else None
-            built.append(_Built(item, tensor, matrices, crops if item.keep_crops else None))
+            built.append(_Built(item, item.prepare(crops), matrices))
         return built
 
     async def _prepare(self, images: list[NDArray[Any]], faces: list[Face], items: list[_FaceInput]) -> list[_Built]:
@@ -480,6 +472,16 @@ class Pipeline:
 
     def _chip_matrix(self, size: int) -> MatrixFn:
         return functools.partial(attributes.chip_matrix, template=self.pack.chip_template, size=size)
+
+    def _embedding_tensor(self, crops: NDArray[Any]) -> NDArray[Any]:
+        norm = self.pack.embedder.normalisation
+        return to_tensor(crops, mean=norm.mean, scale=norm.scale, rgb=norm.rgb)
+
+    async def embed_aligned(self, crops: NDArray[Any]) -> NDArray[Any]:
+        """Raw (not normalised) embeddings, ``[N, dim]``, of ``[N, 112, 112, 3]`` BGR crops already aligned to the
+        ArcFace template (``attributes.aligned_matrix``), as :meth:`describe` computes them (training tools)."""
+        model = self.pack.embedder.model
+        return (await self._infer(model, await self._cpu(self._embedding_tensor, crops)))[model.output]
 
     def _set_embeddings(self, faces: list[Face], raw: NDArray[Any]) -> None:
         embedder = self.pack.embedder
@@ -512,7 +514,6 @@ class Pipeline:
             ``[N, 468, 2]`` for the face mesh, ``[N, 106, 2]`` for 2d106det.
         """
         (built,) = await self._prepare(images, faces, self._face_inputs(frozenset({"landmarks"}), False))
-        assert built.tensor is not None
         raw = (await self._infer(built.item.model, built.tensor))[built.item.model.output]
         return self._decode_landmarks(raw, built.matrices)
 
@@ -523,6 +524,9 @@ class Pipeline:
         name = built.item.name
         if name == "embedding":
             self._set_embeddings(faces, raw)
+            if "glasses" in wanted:
+                for face, decision in zip(faces, glasses.has_glasses(raw, self.pack.embedder.model_id), strict=True):
+                    face.glasses = decision
         elif name == "landmarks":
             points = self._decode_landmarks(raw, built.matrices)
             if "landmarks" in wanted:
@@ -556,14 +560,10 @@ class Pipeline:
         return raw
 
     async def _run(self, images: list[NDArray[Any]], faces: list[Face], wanted: frozenset[str], built: _Built) -> None:
-        if built.tensor is not None:
-            raw = (await self._infer(built.item.model, built.tensor))[built.item.model.output]
-            if built.item.name == "mask":
-                raw = await self._mask_second_look(built.tensor, raw)
-            await self._apply(images, faces, wanted, built, raw)
-        if built.crops is not None:  # glasses read the aligned crops
-            for face, decision in zip(faces, await self._cpu(glasses.has_glasses, built.crops), strict=True):
-                face.glasses = decision
+        raw = (await self._infer(built.item.model, built.tensor))[built.item.model.output]
+        if built.item.name == "mask":
+            raw = await self._mask_second_look(built.tensor, raw)
+        await self._apply(images, faces, wanted, built, raw)
 
     async def describe(self, images: list[NDArray[Any]], faces: list[Face], options: AnalyzeOptions) -> None:
         """Fill in the requested outputs of every face; models that nothing requested are not run."""
