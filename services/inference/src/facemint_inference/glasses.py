@@ -9,9 +9,9 @@ The input is the unit-length embedding of the ArcFace-aligned 112 x 112 crop, th
 recognition (ADR 0029). A network trained on millions of faces keeps eyewear in its embedding, so a linear head on
 it learns glasses from far fewer labelled persons than one on hand-made eye-band features did (grouped
 cross-validated AUC 0.975 against 0.864, open pack), and it finds glasses under a mask without taking the mask for
-a rim (on faces with unseen mask styles recall 0.807 against 0.359, specificity 0.922 against 0.915). Each pack's embedding model gets its own head, keyed by the embedding's
-``model_id``: a request that asks for glasses runs the recognition model even when it does not want the
-embedding, and a request that wants both pays for one call.
+a rim (on faces with unseen mask styles recall 0.807 against 0.359, specificity 0.922 against 0.915). Each pack's
+embedding model gets its own head, keyed by the embedding's ``model_id``: a request that asks for glasses runs the
+recognition model even when it does not want the embedding, and a request that wants both pays for one call.
 
 The weights file (``data/glasses.json``, a few KB) holds per head the coefficients with the training
 standardisation folded in, the decision threshold and the cross-validated accuracy.
