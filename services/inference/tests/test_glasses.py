@@ -9,7 +9,7 @@ from recording import RecordingRunner
 
 from facemint_inference import attributes
 from facemint_inference.align import warp
-from facemint_inference.glasses import WEIGHTS_PATH, GlassesModel, default_model, glasses_probabilities, has_glasses
+from facemint_inference.glasses import WEIGHTS_PATH, GlassesModel, default_model, has_glasses
 from facemint_inference.packs import PACKS
 from facemint_inference.pipeline import AnalyzeOptions, Pipeline
 from facemint_local.testmedia import ASTRONAUT, bgr
@@ -28,7 +28,7 @@ def test_packaged_weights_hold_a_head_for_every_packs_embedding_and_round_trip()
     again = GlassesModel.from_dict(model.to_dict())
     vectors = np.random.default_rng(2).normal(size=(3, PACKS["open"].embedder.dim))
     np.testing.assert_allclose(again.head(SFACE).probabilities(vectors), model.head(SFACE).probabilities(vectors))
-    assert glasses_probabilities(vectors[:0], SFACE).shape == (0,)
+    assert model.head(SFACE).probabilities(vectors[:0]).shape == (0,)
 
 
 def test_a_head_takes_only_its_own_models_embeddings_at_any_length() -> None:
@@ -37,7 +37,8 @@ def test_a_head_takes_only_its_own_models_embeddings_at_any_length() -> None:
     with pytest.raises(ValueError, match="128-dimensional"):
         has_glasses(np.ones((1, 512)), SFACE)
     vectors = np.random.default_rng(3).normal(size=(4, 128))
-    np.testing.assert_allclose(glasses_probabilities(vectors * 9.5, SFACE), glasses_probabilities(vectors, SFACE))
+    head = default_model().head(SFACE)
+    np.testing.assert_allclose(head.probabilities(vectors * 9.5), head.probabilities(vectors))
 
 
 async def test_bare_face_is_not_glasses_and_drawn_rims_are(pipeline: Pipeline) -> None:
@@ -51,7 +52,7 @@ async def test_bare_face_is_not_glasses_and_drawn_rims_are(pipeline: Pipeline) -
     cv2.line(drawn, (53, 49), (59, 49), (20, 20, 20), 2)
     raw = await pipeline.embed_aligned(np.stack([aligned, drawn]))
     model_id = pipeline.pack.embedder.model_id
-    bare_p, drawn_p = glasses_probabilities(raw, model_id)
+    bare_p, drawn_p = default_model().head(model_id).probabilities(raw)
     assert drawn_p > bare_p
     assert has_glasses(raw, model_id) == [False, True]
 

@@ -56,8 +56,7 @@ from bench.masks import MaskMaker  # noqa: E402
 from facemint_inference import attributes  # noqa: E402
 from facemint_inference.align import invert, warp  # noqa: E402
 from facemint_inference.detect import Detection  # noqa: E402
-from facemint_inference.glasses import WEIGHTS_PATH, GlassesHead, GlassesModel  # noqa: E402
-from facemint_inference.packs import PACKS as PACK_DEFINITIONS  # noqa: E402
+from facemint_inference.glasses import WEIGHTS_PATH, GlassesHead, GlassesModel, unit_rows  # noqa: E402
 from facemint_inference.pipeline import ALIGNED_SIZE, Pipeline  # noqa: E402
 
 SEED = 20240603
@@ -268,8 +267,7 @@ async def featurize(data: Dataset, embed: Embed, synthetic: int = SYNTHETIC_COPI
     """Embed every crop the training and the evaluation need, once."""
 
     async def features(crops: np.ndarray) -> np.ndarray:
-        raw = (await embed(crops)).astype(np.float64)
-        return raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+        return unit_rows(await embed(crops))
 
     async def mirrored(crops: np.ndarray) -> np.ndarray:
         return await features(np.ascontiguousarray(crops[:, :, ::-1]))
@@ -303,16 +301,13 @@ class Trainer:
     def __init__(self, data: Dataset, features: Features, l2: float) -> None:
         """Train on ``features`` of ``data`` with ridge strength ``l2`` on standardised features."""
         self.data = data
+        self.features = features
         self.l2 = l2
-        self.bare = features.bare
-        self.masked = features.masked
-        self.held_out = features.held_out
-        self.training = features.training
 
     def _fit(self, train: np.ndarray) -> tuple[np.ndarray, float]:
-        chosen = [train[rows[train]] for _, _, rows in self.training]
-        x = np.concatenate([f[c] for (f, _, _), c in zip(self.training, chosen, strict=True)])
-        y = np.concatenate([labels[c] for (_, labels, _), c in zip(self.training, chosen, strict=True)])
+        chosen = [train[rows[train]] for _, _, rows in self.features.training]
+        x = np.concatenate([f[c] for (f, _, _), c in zip(self.features.training, chosen, strict=True)])
+        y = np.concatenate([labels[c] for (_, labels, _), c in zip(self.features.training, chosen, strict=True)])
         return fit_logistic(x, y, self.l2)
 
     def out_of_fold(
@@ -330,7 +325,7 @@ class Trainer:
 
     def threshold_for(self, indices: np.ndarray, rng: np.random.Generator) -> float:
         """Threshold chosen by inner grouped cross-validation on ``indices`` only (bare and masked crops)."""
-        probabilities = self.out_of_fold(indices, INNER_FOLDS, rng, [self.bare, *self.masked])
+        probabilities = self.out_of_fold(indices, INNER_FOLDS, rng, [self.features.bare, *self.features.masked])
         labels = np.tile(self.data.labels[indices], len(probabilities))
         return best_threshold(np.concatenate(probabilities), labels)
 
@@ -350,8 +345,8 @@ class Trainer:
                 train, test = everything[fold != k], everything[fold == k]
                 thresholds[test] = self.threshold_for(train, rng)
                 w, b = self._fit(train)
-                probabilities[test] = _sigmoid(self.bare[test] @ w + b)
-                for row, features in zip(held_out, self.held_out, strict=True):
+                probabilities[test] = _sigmoid(self.features.bare[test] @ w + b)
+                for row, features in zip(held_out, self.features.held_out, strict=True):
                     row[test] = _sigmoid(features[test] @ w + b)
             decisions = probabilities > thresholds
             tiled = np.tile(labels, len(held_out)), np.tile(thresholds, len(held_out))
@@ -413,9 +408,9 @@ async def train(data: Dataset, l2: float | None, repeats: int, dry_run: bool) ->
     """Cross-validate a head on each pack's embeddings and, unless ``dry_run``, fit it on every crop."""
     heads = {}
     for pack in PACKS:
-        model_id = PACK_DEFINITIONS[pack].embedder.model_id
-        strength = L2[model_id] if l2 is None else l2
         async with pipeline(pack) as pipe:
+            model_id = pipe.pack.embedder.model_id
+            strength = L2[model_id] if l2 is None else l2
             trainer = Trainer(data, await featurize(data, pipe.embed_aligned), strength)
         cv = trainer.cross_validate(repeats, SEED)
         print(f"{model_id}: grouped cross-validation:", json.dumps(cv, indent=1))

@@ -13,7 +13,7 @@ a rim (on faces with unseen mask styles recall 0.807 against 0.359, specificity 
 embedding model gets its own head, keyed by the embedding's ``model_id``: a request that asks for glasses runs the
 recognition model even when it does not want the embedding, and a request that wants both pays for one call.
 
-The weights file (``data/glasses.json``, a few KB) holds per head the coefficients with the training
+The weights file (``data/glasses.json``, about 14 KB) holds per head the coefficients with the training
 standardisation folded in, the decision threshold and the cross-validated accuracy.
 """
 
@@ -28,6 +28,12 @@ from typing import Any
 import numpy as np
 
 WEIGHTS_PATH = Path(__file__).with_name("data") / "glasses.json"
+
+
+def unit_rows(embeddings: np.ndarray) -> np.ndarray:
+    """``[N, dim]`` embeddings scaled to unit length (float64): what a head reads and is trained on."""
+    vectors = embeddings.astype(np.float64)
+    return np.asarray(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12))
 
 
 @dataclass(frozen=True)
@@ -47,9 +53,7 @@ class GlassesHead:
             return np.zeros(0)
         if embeddings.shape[1] != len(self.coef):
             raise ValueError(f"glasses head takes {len(self.coef)}-dimensional embeddings, got {embeddings.shape[1]}")
-        vectors = embeddings.astype(np.float64)
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        logits = vectors @ self.coef + self.intercept
+        logits = unit_rows(embeddings) @ self.coef + self.intercept
         return np.asarray(1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0))))
 
     def predict(self, embeddings: np.ndarray) -> list[bool]:
@@ -117,11 +121,6 @@ class GlassesModel:
 def default_model() -> GlassesModel:
     """The packaged model (``data/glasses.json``), read once."""
     return GlassesModel.load()
-
-
-def glasses_probabilities(embeddings: np.ndarray, model_id: str) -> np.ndarray:
-    """Probability of glasses for ``[N, dim]`` embeddings of ``model_id``, with the packaged head."""
-    return default_model().head(model_id).probabilities(embeddings)
 
 
 def has_glasses(embeddings: np.ndarray, model_id: str) -> list[bool]:
