@@ -52,7 +52,6 @@ from bench.common import (
 )
 from facemint_inference.detect import Detection
 from facemint_inference.glasses import default_model
-from facemint_inference.packs import PACKS as PACK_DEFINITIONS
 from facemint_inference.pipeline import AnalyzeOptions, Face, Pipeline
 from facemint_library.calibration import DECISION_THRESHOLD, Calibrations
 from facemint_local import testmedia
@@ -897,13 +896,11 @@ async def run(packs: list[str]) -> dict[str, Any]:
     labels = media.load_labels()["faces"]
     calibrations = Calibrations.load()
     data: dict[str, Any] = {"date": now()[:10], "started": now(), "machine": machine(), "packs": {}}
-    glasses_heads = default_model()
-    data["glasses_cross_validation"] = {
-        pack: glasses_heads.head(PACK_DEFINITIONS[pack].embedder.model_id).metadata["cross_validation"]
-        for pack in packs
-    }
+    data["glasses_cross_validation"] = {}
     for pack in packs:
         async with pipeline(pack) as pipe:
+            glasses_head = default_model().head(pipe.pack.embedder.model_id)
+            data["glasses_cross_validation"][pack] = glasses_head.metadata["cross_validation"]
             print(f"{pack}: detection", flush=True)
             result = {"detection": await detection(pipe), "small_faces": await small_faces(pipe)}
             print(f"{pack}: verification", flush=True)
